@@ -1,0 +1,5 @@
+import sys
+
+from workload_eval.cli import main
+
+sys.exit(main())

@@ -1,0 +1,81 @@
+"""The ``workload-eval`` command: thin. Each subcommand lives in ``commands/<name>.py``.
+
+Subcommands are imported lazily so ``--help`` and light commands never pay for heavy
+imports (matplotlib, vLLM). User mistakes (:class:`UserError`) print one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from workload_eval import __version__
+from workload_eval.errors import UserError
+
+# name -> (module under workload_eval.commands, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "workloads": ("workloads", "List, describe and plot the workloads."),
+    "run": ("run", "Run one workload and schedule on an engine."),
+    "models": ("models", "Model utilities (tiny random-weight models for smoke tests)."),
+    "profile": ("profile", "Measure a real engine's step times for the simulator."),
+    "sweep": ("sweep", "Run every point of an experiment spec; resumes."),
+    "capacity": ("capacity", "Find the highest request rate that meets SLOs."),
+    "report": ("report", "Render figures and the HTML report from stored results."),
+    "reproduce": ("reproduce", "Reproduce the paper's whole study on the simulator."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in SUBCOMMANDS if self._available(name)]
+
+    @staticmethod
+    def _available(name: str) -> bool:
+        module, _ = SUBCOMMANDS[name]
+        return importlib.util.find_spec(f"workload_eval.commands.{module}") is not None
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in SUBCOMMANDS or not self._available(name):
+            return None
+        module, _ = SUBCOMMANDS[name]
+        cmd = importlib.import_module(f"workload_eval.commands.{module}").command
+        cmd.name = name
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(n, SUBCOMMANDS[n][1]) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="workload-eval")
+def cli() -> None:
+    """Evaluate LLM inference systems under realistic use-case workloads."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user mistakes become one line on stderr and exit code 2."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except UserError as e:
+        click.echo(f"error: {e}", err=True)
+        return UserError.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    return 0
+
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
