@@ -1,0 +1,342 @@
+"""Arrival schedules: when each request of a workload is sent, deterministic for a seed.
+
+Specs are pydantic models discriminated by ``kind`` (GuideLLM style) so a YAML/JSON spec
+deserializes to the right class with field-level errors. Times are seconds from run start.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from workload_eval.contracts import Request, Schedule, ScheduledRequest
+from workload_eval.errors import UserError
+
+# The seed's Poisson process (cacheflow/vLLM-fork ``benchmark/trace.py``): arrival counts
+# drawn per 10 ms quantum from ``np.random.seed(seed); np.random.poisson(rate * 0.01)``.
+QUANTUM_MS = 10
+
+RateKind = Literal["poisson", "poisson-exp", "gamma", "constant"]
+
+_Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+_PositiveOpt = Annotated[float | None, Field(default=None, gt=0, allow_inf_nan=False)]
+_CountOpt = Annotated[int | None, Field(default=None, gt=0)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OfflineSchedule(_Spec):
+    """Every request at t=0 (the seed's offline experiments); None = the whole workload."""
+
+    kind: Literal["offline"] = "offline"
+    num_requests: _CountOpt = None
+
+
+class _RateSchedule(_Spec):
+    rate: _Positive
+    duration: _PositiveOpt = None
+    num_requests: _CountOpt = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> _RateSchedule:
+        if self.duration is None and self.num_requests is None:
+            raise ValueError(f"schedule {self.kind!r} needs a duration or num_requests")
+        return self
+
+
+class PoissonSchedule(_RateSchedule):
+    """The seed's process: Poisson arrival counts per 10 ms quantum."""
+
+    kind: Literal["poisson"] = "poisson"
+
+
+class PoissonExpSchedule(_RateSchedule):
+    """A Poisson process with continuous exponential gaps (vLLM benchmark_serving)."""
+
+    kind: Literal["poisson-exp"] = "poisson-exp"
+
+
+class GammaSchedule(_RateSchedule):
+    """Gamma gaps, shape = burstiness, scale = 1/(rate*burstiness): < 1 burstier, 1 = Poisson."""
+
+    kind: Literal["gamma"] = "gamma"
+    burstiness: _Positive = 1.0
+
+
+class ConstantSchedule(_RateSchedule):
+    """Evenly spaced arrivals, 1/rate apart."""
+
+    kind: Literal["constant"] = "constant"
+
+
+class TraceSchedule(_Spec):
+    """Replay the workload's own ``arrival_time``; time_scale 2 replays twice as fast."""
+
+    kind: Literal["trace"] = "trace"
+    time_scale: _Positive = 1.0
+    duration: _PositiveOpt = None  # keep arrivals before this (after scaling)
+    num_requests: _CountOpt = None
+
+
+class SessionsSchedule(_Spec):
+    """Multi-turn sessions: first turns arrive per a rate process, later turns after a reply.
+
+    A follow-up turn is sent ``think_time`` seconds (fixed, or exponential with that mean)
+    after the previous turn of its session finishes.
+    """
+
+    kind: Literal["sessions"] = "sessions"
+    rate: _Positive  # sessions per second
+    arrival: RateKind = "poisson-exp"
+    burstiness: _Positive = 1.0
+    think_time: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    think_time_dist: Literal["fixed", "exponential"] = "fixed"
+    duration: _PositiveOpt = None  # keep sessions starting before this
+    num_requests: _CountOpt = None  # turns to load from the workload (whole sessions, cut)
+
+
+ScheduleSpec = Annotated[
+    OfflineSchedule
+    | PoissonSchedule
+    | PoissonExpSchedule
+    | GammaSchedule
+    | ConstantSchedule
+    | TraceSchedule
+    | SessionsSchedule,
+    Field(discriminator="kind"),
+]
+SCHEDULE_KINDS: tuple[str, ...] = (
+    "offline", "poisson", "poisson-exp", "gamma", "constant", "trace", "sessions",
+)
+_ADAPTER: TypeAdapter[Any] = TypeAdapter(ScheduleSpec)
+
+
+def parse_schedule(data: dict[str, Any], *, where: str = "schedule") -> ScheduleSpec:
+    """A schedule spec from plain data (YAML/JSON); bad fields become one-line UserErrors."""
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as e:
+        raise UserError(f"{where}: {validation_message(e)}") from None
+
+
+def validation_message(e: ValidationError) -> str:
+    """The first error of a schedule validation as ``field: message (got value)``."""
+    err = e.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    if loc and loc[0] in SCHEDULE_KINDS:
+        loc = loc[1:]
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"].startswith("union_tag") or (err["type"] == "missing" and not loc):
+        return f"kind: {msg}"
+    if not loc:
+        return msg
+    if err["type"] == "missing":
+        return f"{'.'.join(loc)}: field required"
+    return f"{'.'.join(loc)}: {msg} (got {err.get('input')!r})"
+
+
+# ---------------------------------------------------------------- arrival processes
+
+
+def _seed_poisson(rate: float, duration: float | None, n: int | None, seed: int) -> np.ndarray:
+    """Exactly the seed's arrivals: quantum i holds Poisson(rate*0.01) requests at i*0.01 s."""
+    rs = np.random.RandomState(seed)  # the stream of np.random.seed(seed)
+    lam = rate * (QUANTUM_MS / 1000)
+    quantums_per_sec = 1000 / QUANTUM_MS
+    if duration is not None:
+        counts = rs.poisson(lam=lam, size=int(duration * quantums_per_sec))
+    else:  # legacy draws are sequential: drawing in chunks gives the same stream
+        assert n is not None
+        chunks: list[np.ndarray] = []
+        total = 0
+        while total < n:
+            c = rs.poisson(lam=lam, size=max(1024, int(1.2 * (n - total) / lam) + 1))
+            chunks.append(c)
+            total += int(c.sum())
+        counts = np.concatenate(chunks)
+    times = np.repeat(np.arange(len(counts)) * (QUANTUM_MS / 1000), counts)
+    return times if n is None else times[:n]
+
+
+def _gap_arrivals(
+    kind: RateKind, rate: float, burstiness: float, duration: float | None, n: int | None,
+    seed: int,
+) -> np.ndarray:
+    """First arrival at t=0, then cumulative gaps (vLLM benchmark_serving's convention)."""
+    rng = np.random.default_rng(seed)
+
+    def gaps(size: int) -> np.ndarray:
+        if kind == "constant":
+            return np.full(size, 1.0 / rate)
+        if kind == "poisson-exp":
+            return rng.exponential(1.0 / rate, size)
+        return rng.gamma(shape=burstiness, scale=1.0 / (rate * burstiness), size=size)
+
+    if kind == "constant":  # exact multiples, no accumulated rounding
+        count = n if duration is None else int(np.ceil(duration * rate - 1e-9))
+        if n is not None:
+            count = min(count, n)
+        times = np.arange(count) / rate
+        return times[times < duration] if duration is not None else times
+    parts = [np.zeros(1)]
+    last, total = 0.0, 1
+    want = n if duration is None else int(rate * duration * 1.2) + 16
+    while (n is None or total < n) and (duration is None or last < duration):
+        t = last + np.cumsum(gaps(max(16, want - total if n is not None else want)))
+        parts.append(t)
+        last, total = float(t[-1]), total + len(t)
+    times = np.concatenate(parts)
+    if duration is not None:
+        times = times[times < duration]
+    return times if n is None else times[:n]
+
+
+def _rate_arrivals(
+    kind: RateKind, rate: float, burstiness: float, duration: float | None, n: int | None,
+    seed: int,
+) -> np.ndarray:
+    if kind == "poisson":
+        return _seed_poisson(rate, duration, n, seed)
+    return _gap_arrivals(kind, rate, burstiness, duration, n, seed)
+
+
+def arrival_times(spec: ScheduleSpec, seed: int) -> np.ndarray | None:
+    """Intended send times, or None when the workload decides the count (trace, sessions)."""
+    if isinstance(spec, OfflineSchedule):
+        return None if spec.num_requests is None else np.zeros(spec.num_requests)
+    if isinstance(spec, TraceSchedule | SessionsSchedule):
+        return None
+    times = _rate_arrivals(
+        spec.kind, spec.rate, getattr(spec, "burstiness", 1.0), spec.duration,
+        spec.num_requests, seed,
+    )
+    if len(times) == 0:
+        raise UserError(
+            f"schedule {spec.kind}: rate {spec.rate}/s over {spec.duration} s produced no "
+            "arrivals (raise --request-rate or --duration)"
+        )
+    return times
+
+
+def request_count(spec: ScheduleSpec, seed: int) -> int | None:
+    """How many requests to load from the workload; None = all it has."""
+    times = arrival_times(spec, seed)
+    if times is not None:
+        return len(times)
+    return spec.num_requests
+
+
+# ---------------------------------------------------------------- schedules
+
+
+def _requests(df: pd.DataFrame) -> list[Request]:
+    from workload_eval.workloads import to_requests
+
+    return to_requests(df)
+
+
+def build_schedule(spec: ScheduleSpec, df: pd.DataFrame, seed: int = 0) -> Schedule:
+    """Pair the workload's requests (in row order) with the schedule's arrival times."""
+    if len(df) == 0:
+        raise UserError("schedule: the workload has no requests")
+    params = {**spec.model_dump(mode="json"), "seed": seed}
+    if isinstance(spec, TraceSchedule):
+        items = _trace_items(spec, df)
+    elif isinstance(spec, SessionsSchedule):
+        items = _session_items(spec, df, seed)
+    else:
+        times = arrival_times(spec, seed)
+        if times is None:  # offline over the whole workload
+            times = np.zeros(len(df))
+        if len(df) < len(times):
+            raise UserError(
+                f"schedule {spec.kind}: needs {len(times)} requests but the workload has "
+                f"{len(df)} (load it with num_requests={len(times)})"
+            )
+        reqs = _requests(df.iloc[: len(times)])
+        items = [ScheduledRequest(r, float(t)) for r, t in zip(reqs, times, strict=True)]
+    return Schedule(kind=spec.kind, items=items, params=params)
+
+
+def _trace_items(spec: TraceSchedule, df: pd.DataFrame) -> list[ScheduledRequest]:
+    if "arrival_time" not in df.columns:
+        workload = df.attrs.get("workload", "this workload")
+        raise UserError(
+            f"schedule trace: {workload} has no arrival times (expected a trace workload "
+            "such as azure_conv, azure_code or mooncake)"
+        )
+    t = df["arrival_time"].to_numpy(dtype=float)
+    order = np.argsort(t, kind="stable")
+    times = (t[order] - t[order[0]]) / spec.time_scale
+    keep = np.ones(len(times), dtype=bool) if spec.duration is None else times < spec.duration
+    order, times = order[keep], times[keep]
+    if spec.num_requests is not None:
+        order, times = order[: spec.num_requests], times[: spec.num_requests]
+    reqs = _requests(df.iloc[order])
+    return [ScheduledRequest(r, float(x)) for r, x in zip(reqs, times, strict=True)]
+
+
+def _session_items(spec: SessionsSchedule, df: pd.DataFrame, seed: int) -> list[ScheduledRequest]:
+    missing = [c for c in ("session_id", "turn") if c not in df.columns]
+    if missing:
+        workload = df.attrs.get("workload", "this workload")
+        raise UserError(
+            f"schedule sessions: {workload} has no {' / '.join(missing)} column (expected a "
+            "multi-turn workload such as sharegpt_chat)"
+        )
+    frame = df.reset_index(drop=True)
+    if spec.num_requests is not None:
+        frame = frame.iloc[: spec.num_requests]
+    # sessions in order of first appearance, turns in turn order
+    first_pos = frame.groupby("session_id", sort=False).cumcount() == 0
+    session_order = frame.loc[first_pos, "session_id"].tolist()
+    rank = {s: i for i, s in enumerate(session_order)}
+    frame = frame.assign(_rank=frame["session_id"].map(rank))
+    frame = frame.sort_values(["_rank", "turn"], kind="stable").drop(columns="_rank")
+    starts = _rate_arrivals(
+        spec.arrival, spec.rate, spec.burstiness, spec.duration, len(session_order), seed
+    )
+    n_sessions = len(starts)
+    if n_sessions == 0:
+        raise UserError(f"schedule sessions: no session starts within duration {spec.duration} s")
+    frame = frame[frame["session_id"].map(rank) < n_sessions]
+    reqs = _requests(frame)
+    think_rng = np.random.default_rng([seed, 1])  # its own stream: arrivals stay unchanged
+    items: list[ScheduledRequest] = []
+    prev_session, prev_id, start = None, None, 0.0
+    for r, sid in zip(reqs, frame["session_id"].tolist(), strict=True):
+        if sid != prev_session:
+            start = float(starts[rank[sid]])
+            items.append(ScheduledRequest(r, start))
+        else:
+            think = (
+                spec.think_time
+                if spec.think_time_dist == "fixed" or spec.think_time == 0
+                else float(think_rng.exponential(spec.think_time))
+            )
+            items.append(ScheduledRequest(r, start, depends_on=prev_id, think_time=think))
+        prev_session, prev_id = sid, r.request_id
+    items.sort(key=lambda it: it.arrival_time)  # stable: a session's turns stay in order
+    return items
+
+
+__all__ = [
+    "SCHEDULE_KINDS",
+    "ConstantSchedule",
+    "GammaSchedule",
+    "OfflineSchedule",
+    "PoissonExpSchedule",
+    "PoissonSchedule",
+    "ScheduleSpec",
+    "SessionsSchedule",
+    "TraceSchedule",
+    "arrival_times",
+    "build_schedule",
+    "parse_schedule",
+    "request_count",
+]
