@@ -1,0 +1,153 @@
+"""Performance model: monotone in work, GPU and model size; closed forms; profile fitting."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import pytest
+
+from workload_eval.engines.sim.hardware import resolve_gpu
+from workload_eval.engines.sim.perf_model import (
+    ProfilePerfModel,
+    RooflinePerfModel,
+    build_perf_model,
+)
+from workload_eval.errors import UserError
+from workload_eval.models import resolve_model
+
+OPT13 = resolve_model("opt-13b")
+A100 = resolve_gpu("a100-40gb")
+
+
+def roofline(model: str = "opt-13b", gpu: str = "a100-40gb") -> RooflinePerfModel:
+    return RooflinePerfModel(resolve_model(model), resolve_gpu(gpu))
+
+
+def test_more_tokens_never_faster():
+    pm = roofline()
+    prev = 0.0
+    for tokens in [1, 16, 64, 256, 1024, 2560]:
+        t = pm.prefill_time(1, tokens, tokens * tokens)
+        assert t >= prev
+        prev = t
+    assert pm.prefill_time(4, 2048, 4 * 512**2) >= pm.prefill_time(4, 1024, 4 * 256**2)
+    assert pm.mixed_time(512, 512**2, 8, 4000) >= pm.mixed_time(256, 256**2, 8, 4000)
+
+
+def test_bigger_batch_or_context_never_faster():
+    pm = roofline()
+    for ctx in [0, 1000, 20000, 100000]:
+        times = [pm.decode_time(b, ctx) for b in [1, 2, 8, 32, 95, 128, 256, 512, 2048]]
+        assert times == sorted(times)
+    for b in [1, 64, 512]:
+        times = [pm.decode_time(b, c) for c in [0, 100, 5000, 50000, 500000]]
+        assert times == sorted(times)
+        assert times[-1] > times[0]
+
+
+def test_bigger_gpu_never_slower_and_bigger_model_never_faster():
+    cases = [(1, 128, 128**2), (8, 2048, 8 * 256**2)]
+    decodes = [(1, 100), (64, 20000), (256, 80000)]
+    # Each GPU has at least the bandwidth and FLOP/s of the one before (the L40S has more
+    # FLOP/s but less bandwidth than an A100, so it is in no such order with it).
+    order = ["a100-40gb", "a100-80gb", "h100", "h200"]
+    for model in ["opt-13b", "llama-2-7b", "llama-3-8b"]:
+        pms = [roofline(model, g) for g in order]
+        for slow, fast in itertools.pairwise(pms):
+            for c in cases:
+                assert fast.prefill_time(*c) <= slow.prefill_time(*c)
+            for d in decodes:
+                assert fast.decode_time(*d) <= slow.decode_time(*d)
+    small, big = roofline("opt-6.7b"), roofline("opt-13b")
+    for c in cases:
+        assert big.prefill_time(*c) > small.prefill_time(*c)
+    for d in decodes:
+        assert big.decode_time(*d) > small.decode_time(*d)
+
+
+def test_matches_distserve_fit_on_a100_80gb():
+    """The published OPT-13B/A100-80GB fit the constants were derived from, within 5%."""
+    pm = roofline("opt-13b", "a100-80gb")
+    for L in [128, 512, 2048]:
+        ref = (22.05 + 0.1405 * L + 8.08e-6 * L * L) / 1e3
+        assert pm.prefill_time(1, L, L * L) == pytest.approx(ref, rel=0.05)
+    for b, c in [(1, 500), (32, 10000), (80, 40000)]:
+        ref = (23.48 + 5.93e-4 * c + 0.0607 * b) / 1e3
+        assert pm.decode_time(b, c) == pytest.approx(ref, rel=0.05)
+
+
+@pytest.mark.parametrize("batch,ctx,steps", [(1, 10, 1), (50, 1000, 300), (300, 500, 1000),
+                                             (2000, 0, 50), (7, 90000, 17)])
+def test_decode_run_time_equals_the_sum_of_steps(batch, ctx, steps):
+    pm = roofline()
+    expect = sum(pm.decode_time(batch, ctx + k * batch) for k in range(steps))
+    assert pm.decode_run_time(batch, ctx, steps) == pytest.approx(expect, rel=1e-9)
+    assert pm.decode_run_time(batch, ctx, 0) == 0.0
+
+
+def _write_profile(tmp_path, coef_pre, coef_dec, with_mixed=True):
+    a0, a1, a2, a3 = coef_pre
+    b0, b1, b2 = coef_dec
+    prefill = []
+    for s in [1, 2, 4, 8]:
+        for L in [32, 128, 512]:
+            tokens, sq = s * L, s * L * L
+            prefill.append({"num_seqs": s, "tokens": tokens, "sum_sq_tokens": sq,
+                            "time_s": a0 + a1 * s + a2 * tokens + a3 * sq})
+    decode = [{"batch_size": b, "context_tokens": c, "time_s": b0 + b1 * b + b2 * c}
+              for b in [1, 4, 16, 64] for c in [b * 16, b * 256, b * 1024]]
+    mixed = [{"prefill_tokens": p, "prefill_sum_sq": p * p, "decode_seqs": d,
+              "decode_context_tokens": d * 300,
+              "time_s": 0.01 + 2e-5 * p + 1e-9 * p * p + 3e-5 * d + 2e-7 * d * 300}
+             for p in [64, 256, 1024] for d in [1, 8, 32]]
+    doc = {"format": "workload-eval-perf-profile/1", "model": "opt-125m", "device": "cpu",
+           "engine": "vllm 0.32.0", "block_size": 32, "prefill": prefill, "decode": decode}
+    if with_mixed:
+        doc["mixed"] = mixed
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_profile_model_recovers_a_known_linear_model(tmp_path):
+    pre, dec = (0.012, 0.0005, 2e-5, 3e-9), (0.005, 1e-4, 4e-7)
+    pm = build_perf_model(OPT13, A100, profile=_write_profile(tmp_path, pre, dec))
+    assert isinstance(pm, ProfilePerfModel)
+    assert pm.prefill_coef == pytest.approx(pre, rel=1e-6)
+    assert pm.decode_break is None
+    assert pm.decode_coef[0] == pytest.approx(dec, rel=1e-6)
+    assert pm.prefill_time(3, 300, 30000) == pytest.approx(
+        0.012 + 0.0015 + 2e-5 * 300 + 3e-9 * 30000)
+    assert pm.mixed_time(100, 10000, 4, 1200) == pytest.approx(
+        0.01 + 2e-5 * 100 + 1e-9 * 1e4 + 3e-5 * 4 + 2e-7 * 1200, rel=1e-6)
+    expect = sum(pm.decode_time(8, 100 + 8 * k) for k in range(40))
+    assert pm.decode_run_time(8, 100, 40) == pytest.approx(expect)
+
+
+def test_profile_without_mixed_points_composes_prefill_and_decode(tmp_path):
+    pm = ProfilePerfModel.from_file(_write_profile(tmp_path, (0.01, 0, 1e-5, 0), (0.004, 1e-4, 0),
+                                                   with_mixed=False))
+    t = pm.mixed_time(200, 40000, 10, 5000)
+    assert t == pytest.approx(0.01 + 1e-5 * 200 + 1e-4 * 10)
+    assert t > pm.prefill_time(1, 200, 40000)
+
+
+def test_bad_profiles_are_user_errors(tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        ProfilePerfModel.from_file(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "workload-eval-perf-profile/1", "prefill": [], "decode": []}')
+    with pytest.raises(UserError, match=r"bad\.json: field prefill"):
+        ProfilePerfModel.from_file(bad)
+    bad.write_text("{not json")
+    with pytest.raises(UserError, match="line 1"):
+        ProfilePerfModel.from_file(bad)
+
+
+def test_step_times_are_finite_and_positive_everywhere():
+    for gpu in ["a100-40gb", "h200", "l40s"]:
+        pm = roofline("llama-3-8b", gpu)
+        for v in [pm.prefill_time(1, 1, 1), pm.decode_time(1, 0), pm.mixed_time(0, 0, 1, 0)]:
+            assert math.isfinite(v) and v > 0
