@@ -1,0 +1,186 @@
+"""Turn raw dataset records into request texts (or lengths), one function per builder kind.
+
+Texts are joined exactly as the seed did (``instruction + input`` with no separator).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workload_eval.errors import UserError
+from workload_eval.workloads.catalog import WorkloadSpec
+
+USER_ROLES = {"human", "user", "prompter"}
+ASSISTANT_ROLES = {"gpt", "assistant", "chatgpt", "bing", "bard", "model", "bot"}
+
+
+def resolve_column(
+    raw: pd.DataFrame,
+    role: str,
+    candidates: tuple[str, ...],
+    where: str,
+    override: str | None = None,
+    required: bool = True,
+) -> str | None:
+    """The column that plays ``role``: the user's mapping, else the first known name present."""
+    names = (override,) if override else candidates
+    for name in names:
+        if name in raw.columns:
+            return name
+    if not required:
+        return None
+    found = ", ".join(map(str, raw.columns[:12])) or "none"
+    expected = " or ".join(repr(n) for n in names)
+    raise UserError(
+        f"{where}: missing field {expected} (for {role}; found fields: {found}); "
+        f"map it with --field {role}=COLUMN"
+    )
+
+
+def _text(col: pd.Series) -> list[str]:
+    return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in col]
+
+
+def build(
+    spec: WorkloadSpec, raw: pd.DataFrame, where: str, fields: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Dispatch on the spec's builder; ``where`` names the source in error messages."""
+    fields = dict(fields or {})
+    unknown = set(fields) - set(spec.fields)
+    if unknown:
+        raise UserError(
+            f"--field {sorted(unknown)[0]}: not a field of workload {spec.name!r} "
+            f"(expected one of {', '.join(spec.fields)})"
+        )
+    if raw.empty:
+        raise UserError(f"{where}: no records")
+
+    def col(role: str, required: bool = True) -> str | None:
+        return resolve_column(raw, role, spec.fields[role], where, fields.get(role), required)
+
+    if spec.builder == "instruction":
+        return _build_instruction(spec, raw, col)
+    if spec.builder == "prompt_output":
+        return pd.DataFrame({"prompt_text": _text(raw[col("prompt")]),
+                             "output_text": _text(raw[col("output")])})
+    if spec.builder == "first_turn":
+        return _build_first_turn(raw[col("conversations")], where)
+    if spec.builder == "chat":
+        return _build_chat(raw[col("conversations")], where)
+    return _build_lengths(spec, raw, col, where)
+
+
+def _build_instruction(spec: WorkloadSpec, raw: pd.DataFrame, col: Any) -> pd.DataFrame:
+    if spec.category_contains is not None:
+        cat = raw[col("category")].astype(str)
+        raw = raw[cat.str.contains(spec.category_contains, regex=False)]
+    instr = _text(raw[col("instruction")])
+    inp_col = col("input", required=False)
+    inp = _text(raw[inp_col]) if inp_col else [""] * len(instr)
+    return pd.DataFrame({"prompt_text": [a + b for a, b in zip(instr, inp, strict=True)],
+                         "output_text": _text(raw[col("output")])})
+
+
+def _messages(conv: Any, where: str, row: int) -> list[tuple[str, str]]:
+    """(role, text) pairs with roles normalised to user / assistant / system."""
+    if isinstance(conv, str):
+        raise UserError(f"{where}: record {row}: conversation is a string (expected a list of "
+                        "messages with from/value or role/content)")
+    out: list[tuple[str, str]] = []
+    for msg in [] if conv is None else list(conv):
+        if not isinstance(msg, Mapping):
+            raise UserError(f"{where}: record {row}: expected message objects in the conversation")
+        role = str(msg.get("from", msg.get("role", ""))).lower()
+        text = msg.get("value", msg.get("content"))
+        if text is None:
+            raise UserError(f"{where}: record {row}: message without 'value' or 'content'")
+        if role in USER_ROLES:
+            out.append(("user", str(text)))
+        elif role in ASSISTANT_ROLES:
+            out.append(("assistant", str(text)))
+        elif role == "system":
+            out.append(("system", str(text)))
+    return out
+
+
+def _turns(msgs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(user, reply) pairs in order; system text prefixes the next user turn."""
+    turns: list[tuple[str, str]] = []
+    pending: str | None = None
+    system = ""
+    for role, text in msgs:
+        if role == "system":
+            system = f"{system}{text}\n\n"
+        elif role == "user":
+            text = system + text
+            system = ""
+            pending = text if pending is None else f"{pending}\n{text}"
+        elif pending is not None:
+            turns.append((pending, text))
+            pending = None
+        elif turns:  # a reply continued over two messages
+            turns[-1] = (turns[-1][0], f"{turns[-1][1]}\n{text}")
+    return turns
+
+
+def _build_first_turn(convs: pd.Series, where: str) -> pd.DataFrame:
+    prompts, outputs = [], []
+    for i, conv in enumerate(convs):
+        turns = _turns(_messages(conv, where, i))
+        if turns:
+            prompts.append(turns[0][0])
+            outputs.append(turns[0][1])
+    return pd.DataFrame({"prompt_text": prompts, "output_text": outputs})
+
+
+def _build_chat(convs: pd.Series, where: str) -> pd.DataFrame:
+    rows: list[tuple[int, int, str, str]] = []
+    session = 0
+    for i, conv in enumerate(convs):
+        turns = _turns(_messages(conv, where, i))
+        if not turns:
+            continue
+        rows.extend((session, t, u, r) for t, (u, r) in enumerate(turns))
+        session += 1
+    return pd.DataFrame(rows, columns=["session_id", "turn", "prompt_text", "output_text"])
+
+
+def _ints(raw: pd.DataFrame, name: str, where: str) -> np.ndarray:
+    vals = pd.to_numeric(raw[name], errors="coerce")
+    bad = vals.isna() | (vals < 0) | (vals != np.floor(vals))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"{where}: record {row}: field {name!r} = {raw[name].iloc[row]!r} "
+                        "(expected a non-negative integer)")
+    return vals.to_numpy(dtype=np.int64)
+
+
+def _build_lengths(spec: WorkloadSpec, raw: pd.DataFrame, col: Any, where: str) -> pd.DataFrame:
+    out = pd.DataFrame({"prompt_len": _ints(raw, col("prompt_len"), where),
+                        "output_len": _ints(raw, col("output_len"), where)})
+    arrival = col("arrival", required=False) if "arrival" in spec.fields else None
+    if arrival is not None:
+        if spec.arrival_unit_s is None:
+            t = pd.to_datetime(raw[arrival], errors="coerce")
+            if t.isna().any():
+                row = int(np.flatnonzero(t.isna().to_numpy())[0])
+                raise UserError(f"{where}: record {row}: field {arrival!r} = "
+                                f"{raw[arrival].iloc[row]!r} (expected a date-time)")
+            secs = (t - t.min()).dt.total_seconds().to_numpy()
+        else:
+            v = pd.to_numeric(raw[arrival], errors="coerce")
+            if v.isna().any():
+                row = int(np.flatnonzero(v.isna().to_numpy())[0])
+                raise UserError(f"{where}: record {row}: field {arrival!r} = "
+                                f"{raw[arrival].iloc[row]!r} (expected a number)")
+            secs = (v - v.min()).to_numpy(dtype=float) * spec.arrival_unit_s
+        out["arrival_time"] = secs.astype(float)
+    if "hash_ids" in spec.fields:
+        hcol = col("hash_ids", required=False)
+        if hcol is not None:
+            out["hash_ids"] = [list(map(int, h)) if h is not None else [] for h in raw[hcol]]
+    return out

@@ -1,0 +1,61 @@
+"""On-disk cache of prepared (built + tokenized) workloads: Parquet + a JSON sidecar.
+
+Keyed by the source's identity (path, size, mtime; or the hub fingerprint), the
+tokenizer's identity, the workload definition and field mapping. Selection (length
+filter, N, seed) runs on top of the cached table, so it never needs a key of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workload_eval.storage import atomic_write_json, atomic_write_parquet
+
+CACHE_DIR_ENV = "WORKLOAD_EVAL_CACHE_DIR"
+PREP_VERSION = 1  # bump when building or tokenizing changes
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "workload-eval")
+
+
+def file_identity(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def cache_key(**parts: Any) -> str:
+    blob = json.dumps({"v": PREP_VERSION, **parts}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _paths(key: str) -> tuple[Path, Path]:
+    d = cache_dir() / "prepared"
+    return d / f"{key}.parquet", d / f"{key}.json"
+
+
+def read_cached(key: str) -> tuple[pd.DataFrame, dict[str, Any]] | None:
+    """The cached table and its metadata, or None (a damaged entry counts as a miss)."""
+    data, meta = _paths(key)
+    if not (data.is_file() and meta.is_file()):
+        return None
+    try:
+        return pd.read_parquet(data), json.loads(meta.read_text())
+    except Exception:
+        return None
+
+
+def write_cached(key: str, df: pd.DataFrame, meta: dict[str, Any]) -> None:
+    """Best effort: a read-only home must not stop a run."""
+    data, meta_path = _paths(key)
+    try:
+        atomic_write_parquet(data, df)
+        atomic_write_json(meta_path, meta)
+    except OSError:
+        pass

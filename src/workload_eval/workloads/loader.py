@@ -1,0 +1,281 @@
+"""``load_workload``: find the data (file, hub, or shipped profile), prepare it once, select.
+
+Preparing (building texts and tokenizing) is cached on disk; selection runs every call.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from workload_eval.contracts import Request
+from workload_eval.errors import UserError
+from workload_eval.models import ModelSpec, resolve_model
+from workload_eval.workloads import cache, profiles
+from workload_eval.workloads.builders import build
+from workload_eval.workloads.catalog import CUSTOM_FIELDS, WORKLOADS, WorkloadSpec, get_workload
+from workload_eval.workloads.hub import hub_available, load_hub_records
+from workload_eval.workloads.readers import read_table
+from workload_eval.workloads.selection import Sampling, select_pairs, select_sessions, select_trace
+from workload_eval.workloads.tokenizers import Tokenizer, get_tokenizer
+
+DATA_DIR_ENV = "WORKLOAD_EVAL_DATA_DIR"
+Source = Literal["auto", "hub", "local", "profile"]
+
+
+def data_dir(path: str | Path | None = None) -> Path | None:
+    """The folder laid out like ../shared/datasets: argument, then env, else none."""
+    p = path or os.environ.get(DATA_DIR_ENV)
+    return Path(p) if p else None
+
+
+def find_local_file(spec: WorkloadSpec, ddir: Path | None) -> Path | None:
+    """The first file under ``ddir`` matching the spec's patterns, in pattern order."""
+    if ddir is None or not ddir.is_dir():
+        return None
+    for pattern in spec.local:
+        hits = sorted(p for p in ddir.glob(pattern) if p.is_file() and not p.name.startswith("."))
+        if hits:
+            return hits[0]
+    return None
+
+
+def _custom_spec(path: Path) -> WorkloadSpec:
+    return WorkloadSpec(name=path.stem.split(".")[0], use_case="user dataset",
+                        builds="prompt -> output", builder="prompt_output",
+                        fields=CUSTOM_FIELDS, local=(path.name,))
+
+
+def _profile_family(mspec: ModelSpec) -> str:
+    return mspec.profile_family if mspec.tokenizer == "hub" else mspec.tokenizer
+
+
+def _tokenize(built: pd.DataFrame, tok: Tokenizer, chat: bool) -> pd.DataFrame:
+    prompts = built["prompt_text"].tolist()
+    outputs = built["output_text"].tolist()
+    o_len = np.asarray(tok.count_batch(outputs), dtype=np.int64)
+    if not chat:
+        p_ids = tok.encode_batch(prompts)
+        p_len = np.fromiter((len(x) for x in p_ids), dtype=np.int64, count=len(p_ids))
+        return pd.DataFrame({"prompt_len": p_len, "output_len": o_len,
+                             "prompt_token_ids": p_ids})
+    p_len = np.asarray(tok.count_batch(prompts), dtype=np.int64)
+    # A turn's prompt is the whole history (every earlier message, each encoded as the
+    # seed did) plus this turn's message; prompt_text is this turn's message only.
+    sess = built["session_id"].to_numpy()
+    per_turn = p_len + o_len
+    history = pd.Series(per_turn).groupby(sess).cumsum().to_numpy() - per_turn
+    return pd.DataFrame({"session_id": sess, "turn": built["turn"].to_numpy(),
+                         "prompt_len": history + p_len, "output_len": o_len,
+                         "prompt_text": prompts})
+
+
+def _prepare_text(
+    spec: WorkloadSpec, raw_loader: Any, source_id: str, where: str, mspec: ModelSpec,
+    tokenizer_dir: str | Path | None, fields: Mapping[str, str] | None, use_cache: bool,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    tok = get_tokenizer(mspec, tokenizer_dir) if spec.tokenized else None
+    key = cache.cache_key(workload=spec.model_dump(), source=source_id,
+                          tokenizer=tok.identity if tok else None, fields=dict(fields or {}))
+    if use_cache and (hit := cache.read_cached(key)) is not None:
+        df, meta = hit
+        return df, {**meta, "cached": True}
+    t0 = time.perf_counter()
+    built = build(spec, raw_loader(), where, fields)
+    if tok is not None:
+        prepared = _tokenize(built, tok, chat=spec.builder == "chat")
+        tname = tok.name
+    else:
+        prepared = built
+        tname = spec.lengths_tokenizer or "precomputed"
+    meta = {"tokenizer": tname, "source_id": source_id, "where": where,
+            "prepare_s": round(time.perf_counter() - t0, 3)}
+    if use_cache:
+        cache.write_cached(key, prepared, meta)
+    return prepared, {**meta, "cached": False}
+
+
+def prepare(
+    spec: WorkloadSpec, mspec: ModelSpec, *, source: Source = "auto",
+    data_dir_: str | Path | None = None, tokenizer_dir: str | Path | None = None,
+    data_file: str | Path | None = None, fields: Mapping[str, str] | None = None,
+    use_cache: bool = True,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The whole workload, built and tokenized, before selection; and where it came from."""
+    if source not in ("auto", "hub", "local", "profile"):
+        raise UserError(f"--source {source!r}: expected auto, hub, local or profile")
+    ddir = data_dir(data_dir_)
+    local = Path(data_file) if data_file is not None else find_local_file(spec, ddir)
+    if data_file is not None and not local.is_file():
+        raise UserError(f"{local}: no such file (given as the data file of {spec.name!r})")
+    if source == "auto":
+        if local is not None:
+            source = "local"
+        elif spec.hub is not None and hub_available():
+            source = "hub"
+        elif spec.profiled:
+            source = "profile"
+        else:
+            looked = f"{ddir}/{spec.local[0]}" if ddir else f"--data-dir (or ${DATA_DIR_ENV})"
+            raise UserError(
+                f"workload {spec.name!r}: no data found (looked for {looked}"
+                f"{'; hub offline' if spec.hub else ''}; no shipped profile)"
+            )
+    if source == "local":
+        if local is None:
+            where = f"{ddir}" if ddir else f"no data dir (--data-dir or ${DATA_DIR_ENV})"
+            raise UserError(f"workload {spec.name!r}: no local file matching "
+                            f"{', '.join(spec.local)} under {where}")
+        prepared, meta = _prepare_text(spec, lambda: read_table(local),
+                                       cache.file_identity(local), str(local), mspec,
+                                       tokenizer_dir, fields, use_cache)
+        return prepared, {**meta, "source": "local", "path": str(local)}
+    if source == "hub":
+        if spec.hub is None:
+            raise UserError(f"workload {spec.name!r} has no hub dataset (use --source local)")
+        if not hub_available():
+            raise UserError(f"workload {spec.name!r}: the Hugging Face hub is not reachable "
+                            "(offline); use --source local or --source profile")
+        hub = spec.hub
+        try:
+            records, fingerprint = load_hub_records(hub.id, hub.config, hub.split)
+        except Exception as e:
+            raise UserError(f"hub dataset {hub.id!r}: cannot load ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        raw = pd.DataFrame.from_records(records)
+        prepared, meta = _prepare_text(spec, lambda: raw, fingerprint, f"hub:{hub.id}", mspec,
+                                       tokenizer_dir, fields, use_cache)
+        return prepared, {**meta, "source": "hub"}
+    family = _profile_family(mspec)
+    if mspec.tokenizer == "hub":
+        warnings.warn(f"{mspec.name}: using the shipped {family} length profile", stacklevel=3)
+    df = profiles.load_profile(spec.name, family)
+    return df, {"source": "profile", "tokenizer": family, "cached": False,
+                "where": str(profiles.profile_path(spec.name, family))}
+
+
+def _check_args(num_requests: int | None, max_model_len: int, sampling: str) -> None:
+    if num_requests is not None and (not isinstance(num_requests, int | np.integer)
+                                     or num_requests < 1):
+        raise UserError(f"--num-requests {num_requests!r}: expected a positive integer")
+    if max_model_len < 2:
+        raise UserError(f"--max-model-len {max_model_len!r}: expected an integer >= 2")
+    if sampling not in ("first", "random"):
+        raise UserError(f"--sampling {sampling!r}: expected first or random")
+
+
+def resolve_spec(name: str, data_file: str | Path | None = None) -> WorkloadSpec:
+    """A catalog entry; a file path (or a non-catalog name with a data file) is custom."""
+    key = name.strip().lower().replace("-", "_")
+    if key in WORKLOADS:
+        return WORKLOADS[key]
+    if data_file is not None:
+        return _custom_spec(Path(data_file)).model_copy(update={"name": name})
+    if Path(name).is_file():
+        return _custom_spec(Path(name))
+    return get_workload(name)  # raises, listing the known names
+
+
+def load_workload(
+    name: str,
+    model: str,
+    *,
+    num_requests: int | None = None,
+    max_model_len: int = 2048,
+    seed: int = 0,
+    sampling: Sampling = "first",
+    data_dir: str | Path | None = None,
+    tokenizer_dir: str | Path | None = None,
+    source: Source = "auto",
+    data_file: str | Path | None = None,
+    fields: Mapping[str, str] | None = None,
+    use_cache: bool = True,
+) -> pd.DataFrame:
+    """Requests of a named workload (or a user's file) for ``model``, selected as the seed did.
+
+    ``num_requests=None`` keeps every request that passes the length filter.
+    ``data_file`` replaces the catalog's file; ``fields`` maps roles to its column names.
+    """
+    _check_args(num_requests, max_model_len, sampling)
+    if data_file is None and Path(name).is_file() and name not in WORKLOADS:
+        data_file = name
+    spec = resolve_spec(name, data_file)
+    mspec = resolve_model(model)
+    prepared, meta = prepare(spec, mspec, source=source, data_dir_=data_dir,
+                             tokenizer_dir=tokenizer_dir, data_file=data_file, fields=fields,
+                             use_cache=use_cache)
+    min_out = 1 if spec.tokenized else 0  # tokenized outputs carry a BOS: 1 token = empty
+    kwargs = dict(num_requests=num_requests, max_model_len=max_model_len, seed=seed,
+                  sampling=sampling, min_output_len=min_out,
+                  where=f"workload {spec.name!r} ({meta['where']})")
+    if spec.builder == "chat":
+        df = select_sessions(prepared, **kwargs)
+    elif "arrival_time" in prepared.columns:
+        df = select_trace(prepared, **kwargs)
+    else:
+        df = select_pairs(prepared, **kwargs)
+    df["workload"] = spec.name
+    df.attrs = {"workload": spec.name, "model": mspec.name, "tokenizer": meta["tokenizer"],
+                "source": meta["source"], "where": meta["where"], "cached": meta["cached"],
+                "max_model_len": max_model_len, "seed": seed, "sampling": sampling}
+    return df
+
+
+def to_requests(df: pd.DataFrame) -> list[Request]:
+    """contracts.Request objects, one per row, ids in row order."""
+    cols = set(df.columns)
+    ids = df["prompt_token_ids"].tolist() if "prompt_token_ids" in cols else None
+    sess = df["session_id"].tolist() if "session_id" in cols else None
+    turns = df["turn"].tolist() if "turn" in cols else None
+    hashes = df["hash_ids"].tolist() if "hash_ids" in cols else None
+    texts = df["prompt_text"].tolist() if "prompt_text" in cols else None
+    wl = df["workload"].tolist() if "workload" in cols else [df.attrs.get("workload", "")] * len(df)
+    out = []
+    for i, (p, o) in enumerate(zip(df["prompt_len"].tolist(), df["output_len"].tolist(),
+                                   strict=True)):
+        out.append(Request(
+            request_id=i, prompt_len=int(p), output_len=int(o),
+            prompt_token_ids=None if ids is None else np.asarray(ids[i], dtype=np.int64).tolist(),
+            workload=str(wl[i]),
+            session_id=int(sess[i]) if sess is not None else None,
+            turn=int(turns[i]) if turns is not None else 0,
+            prefix_hash_ids=tuple(int(h) for h in hashes[i]) if hashes is not None else (),
+            prompt_text=texts[i] if texts is not None else None,
+        ))
+    return out
+
+
+def count_records(spec: WorkloadSpec, data_dir_: str | Path | None = None) -> int | None:
+    """Requests the workload builds from its local file (before length filtering), or the
+    shipped profile's count; None when neither is there."""
+    local = find_local_file(spec, data_dir(data_dir_))
+    if local is not None:
+        key = cache.cache_key(count=spec.model_dump(), source=cache.file_identity(local))
+        if (hit := cache.read_cached(key)) is not None:
+            return int(hit[1]["records"])
+        n = len(build(spec, read_table(local), str(local)))
+        cache.write_cached(key, pd.DataFrame({"records": [n]}), {"records": n})
+        return n
+    for family in profiles.FAMILIES:
+        if profiles.has_profile(spec.name, family):
+            return len(profiles.load_profile(spec.name, family))
+    return None
+
+
+def list_workloads(data_dir: str | Path | None = None) -> pd.DataFrame:
+    """The catalog: name, use case, source, records (None if unknown offline), how built."""
+    rows = []
+    for spec in WORKLOADS.values():
+        rows.append({"name": spec.name, "use_case": spec.use_case, "source": spec.source,
+                     "records": count_records(spec, data_dir), "builds": spec.builds,
+                     "arrivals": spec.has_arrivals, "profile": spec.profiled})
+    df = pd.DataFrame(rows)
+    df["records"] = df["records"].astype("Int64")
+    return df

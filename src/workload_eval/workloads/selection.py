@@ -1,0 +1,129 @@
+"""Which requests a run gets: the seed's filter, first-N-then-shuffle, or uniform sampling.
+
+The seed (benchmarks/trace.py of its vLLM fork) kept pairs with ``input + output <
+max_seq_len``, repeated the kept list until it had N, cut it at N and then called
+``random.shuffle`` after ``random.seed(seed)``; ``random.Random(seed).shuffle`` on the
+indices gives the same permutation.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from workload_eval.errors import UserError
+
+Sampling = Literal["first", "random"]
+
+
+def keep_mask(df: pd.DataFrame, max_model_len: int, min_output_len: int) -> np.ndarray:
+    """Pairs that fit the context window and have a non-empty output."""
+    p = df["prompt_len"].to_numpy()
+    o = df["output_len"].to_numpy()
+    return (p + o < max_model_len) & (o > min_output_len)
+
+
+def _repeat_first(n_avail: int, n: int) -> np.ndarray:
+    reps = -(-n // n_avail)
+    return np.tile(np.arange(n_avail), reps)[:n]
+
+
+def _empty(where: str, max_model_len: int, total: int) -> UserError:
+    return UserError(
+        f"{where}: no request left after dropping pairs with prompt + output >= "
+        f"max_model_len={max_model_len} or an empty output ({total} records before; "
+        "raise --max-model-len)"
+    )
+
+
+def select_pairs(
+    df: pd.DataFrame, *, num_requests: int | None, max_model_len: int, seed: int,
+    sampling: Sampling, min_output_len: int, where: str,
+) -> pd.DataFrame:
+    """Independent requests (text pairs or lengths without arrival times)."""
+    kept = df[keep_mask(df, max_model_len, min_output_len)].reset_index(drop=True)
+    if kept.empty:
+        raise _empty(where, max_model_len, len(df))
+    n = len(kept) if num_requests is None else num_requests
+    if sampling == "random":
+        idx = np.random.default_rng(seed).choice(len(kept), size=n, replace=n > len(kept))
+    else:
+        order = _repeat_first(len(kept), n).tolist()
+        random.Random(seed).shuffle(order)
+        idx = np.asarray(order, dtype=np.int64)
+    return kept.iloc[idx].reset_index(drop=True)
+
+
+def select_trace(
+    df: pd.DataFrame, *, num_requests: int | None, max_model_len: int, seed: int,
+    sampling: Sampling, min_output_len: int, where: str,
+) -> pd.DataFrame:
+    """Trace requests stay in arrival order; repeating a trace shifts it by its span."""
+    kept = df[keep_mask(df, max_model_len, min_output_len)].reset_index(drop=True)
+    if kept.empty:
+        raise _empty(where, max_model_len, len(df))
+    n = len(kept) if num_requests is None else num_requests
+    if sampling == "random":
+        idx = np.sort(np.random.default_rng(seed).choice(len(kept), size=n, replace=n > len(kept)))
+        return kept.iloc[idx].reset_index(drop=True)
+    idx = _repeat_first(len(kept), n)
+    out = kept.iloc[idx].reset_index(drop=True)
+    if n > len(kept) and "arrival_time" in out:
+        t = kept["arrival_time"].to_numpy()
+        gap = float(np.mean(np.diff(t))) if len(t) > 1 else 1.0
+        span = float(t[-1] - t[0]) + gap
+        out["arrival_time"] = out["arrival_time"].to_numpy() + (np.arange(n) // len(kept)) * span
+    return out
+
+
+def select_sessions(
+    df: pd.DataFrame, *, num_requests: int | None, max_model_len: int, seed: int,
+    sampling: Sampling, min_output_len: int, where: str,
+) -> pd.DataFrame:
+    """Whole sessions (cut at their first turn that does not fit) until N turns.
+
+    Sessions keep their turn order; the order of sessions is shuffled with the seed
+    (``first``) or drawn uniformly (``random``). Repeats get new session ids.
+    """
+    ok = keep_mask(df, max_model_len, min_output_len)
+    # a session ends at its first bad turn: later turns carry a longer history anyway
+    bad_before = pd.Series(~ok).groupby(df["session_id"].to_numpy()).cumsum().to_numpy()
+    kept = df[bad_before == 0].reset_index(drop=True)
+    if kept.empty:
+        raise _empty(where, max_model_len, len(df))
+    starts = np.flatnonzero(np.r_[True, kept["session_id"].to_numpy()[1:]
+                                  != kept["session_id"].to_numpy()[:-1]])
+    bounds = list(zip(starts, np.r_[starts[1:], len(kept)], strict=True))
+    n = len(kept) if num_requests is None else num_requests
+    if sampling == "random":
+        rng = np.random.default_rng(seed)
+        order: list[int] = []
+        total = 0
+        while total < n:
+            for s in rng.permutation(len(bounds)).tolist():
+                order.append(s)
+                total += bounds[s][1] - bounds[s][0]
+                if total >= n:
+                    break
+    else:
+        order, total, s = [], 0, 0
+        while total < n:
+            order.append(s % len(bounds))
+            total += bounds[s % len(bounds)][1] - bounds[s % len(bounds)][0]
+            s += 1
+        random.Random(seed).shuffle(order)
+    pieces, sess_ids, remaining = [], [], n
+    for new_id, s in enumerate(order):
+        a, b = bounds[s]
+        take = min(b - a, remaining)
+        pieces.append(np.arange(a, a + take))
+        sess_ids.append(np.full(take, new_id))
+        remaining -= take
+        if remaining == 0:
+            break
+    out = kept.iloc[np.concatenate(pieces)].reset_index(drop=True)
+    out["session_id"] = np.concatenate(sess_ids)
+    return out
