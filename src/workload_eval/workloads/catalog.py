@@ -39,8 +39,8 @@ class WorkloadSpec(BaseModel):
 
     @property
     def source(self) -> str:
-        parts = [f"hub:{self.hub.id}"] if self.hub else []
-        return " | ".join([*parts, f"local:{self.local[0]}"])
+        folder = self.local[0].split("/")[0]
+        return f"hub {self.hub.id}, local {folder}/" if self.hub else f"local {folder}/"
 
     @property
     def tokenized(self) -> bool:
