@@ -1,0 +1,109 @@
+"""One look for every figure: the seed's workload colours, labels, hatches, and saving."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+# The seed's display names (analysis.ipynb); other workloads get a title-cased name.
+_WORKLOAD_LABELS = {"alpaca": "Alpaca", "cnn_dailymail": "CNN DailyMail", "dolly": "Dolly",
+                    "sharegpt": "ShareGPT", "sharegpt_chat": "ShareGPT chat"}
+# The seed's workload order in its figures (alphabetical); others follow, sorted.
+_FALLBACK_COLORS = ["#8E6BB8", "#F29E4C", "#6C757D", "#4CB5F5", "#B5651D", "#2E8B57"]
+# The seed's Figure 3 blues, from 1x to 4x KV blocks.
+KV_BLUES = ["#cae6f4", "#9ad5f5", "#64c1f4", "#3fa7e7", "#1f78b4", "#08519c"]
+HATCHES = ["", "//", "..", "xx", "\\\\", "oo", "++", "--"]
+EDGE = "#141414"
+P = ParamSpec("P")
+R = TypeVar("R")
+MODEL_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02"]
+
+RC = {
+    "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
+    "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.spines.top": False,
+    "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "grid.linestyle": ":",
+    "pdf.fonttype": 42, "ps.fonttype": 42, "hatch.linewidth": 1.2, "hatch.color": EDGE,
+    "svg.hashsalt": "workload-eval",
+}
+
+
+def _catalog_colors() -> dict[str, str]:
+    try:
+        from workload_eval.workloads.catalog import WORKLOADS
+    except ImportError:  # the workloads package is optional for reading stored results
+        return {}
+    return {name: spec.color for name, spec in WORKLOADS.items() if spec.color}
+
+
+def workload_color(name: str, order: list[str] | None = None) -> str:
+    """The seed's colour for its workloads (from the catalog); a stable fallback otherwise."""
+    colors = _catalog_colors()
+    if name in colors:
+        return colors[name]
+    seed = {"alpaca": "#F8DE4B", "dolly": "#57B593", "cnn_dailymail": "#E16F65",
+            "sharegpt": "#577FBC"}
+    if name in seed:
+        return seed[name]
+    others = sorted(order or [name])
+    idx = others.index(name) if name in others else 0
+    return _FALLBACK_COLORS[idx % len(_FALLBACK_COLORS)]
+
+
+def workload_label(name: str) -> str:
+    return _WORKLOAD_LABELS.get(name, name.replace("_", " ").title() if name else "?")
+
+
+def model_label(name: str) -> str:
+    """``opt-13b`` -> ``OPT-13B``, ``llama-2-7b`` -> ``Llama-2-7B`` (the paper's spelling)."""
+    if name.startswith("opt-"):
+        return "OPT-" + name[4:].upper()
+    if name.startswith("llama-"):
+        return "Llama-" + name[6:].upper()
+    return name
+
+
+def model_sort_key(name: str) -> tuple:
+    """OPT before Llama-2, smaller before bigger, as the paper lists them."""
+    family = 0 if name.startswith("opt") else 1 if name.startswith("llama") else 2
+    size = name.rsplit("-", 1)[-1].lower().rstrip("b")
+    try:
+        params = float(size)
+    except ValueError:
+        params = 0.0
+    return family, params, name
+
+
+def workload_order(names) -> list[str]:
+    seed = ["alpaca", "cnn_dailymail", "dolly", "sharegpt"]
+    present = [n for n in seed if n in set(names)]
+    return present + sorted(set(names) - set(seed))
+
+
+def styled(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run a figure function under the house style (fonts, spines, grid, hatches)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with plt.rc_context(RC):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def save(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
+    """PNG (for the page) and PDF (for a paper), written atomically enough: then closed."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=150, metadata={"Software": None})
+    fig.savefig(paths[1], metadata={"Creator": None, "Producer": None, "CreationDate": None})
+    plt.close(fig)
+    return paths
