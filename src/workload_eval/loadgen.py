@@ -1,0 +1,290 @@
+"""Open-loop load generation for OpenAI-compatible servers: the schedule is kept under load.
+
+Requests leave at *absolute* times measured from one monotonic run start (never "sleep the gap
+since the last send", which lets lateness accumulate); every request is its own task over one
+shared connection pool, so a slow answer never delays the next send. The lag between the
+scheduled and the actual send is recorded per request; latencies are taken from the scheduled
+time by the caller (no coordinated omission).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+
+perf = time.perf_counter
+
+
+@dataclass(slots=True)
+class Job:
+    """When to send: at ``scheduled`` (s from run start), or ``think_time`` after its parent."""
+
+    scheduled: float | None
+    depends_on: int | None = None  # index of the job whose end triggers this one
+    think_time: float = 0.0
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one request; times are ``perf_counter()`` values, NaN when never reached.
+
+    Filled in place while the request runs, so an interrupted run still has its partial state.
+    """
+
+    send_time: float = math.nan
+    first_token_time: float = math.nan
+    finish_time: float = math.nan
+    token_times: list[float] = field(default_factory=list)
+    pieces: list[str] = field(default_factory=list)  # streamed text, for session history
+    prompt_tokens: int | None = None  # from the server's usage
+    completion_tokens: int | None = None
+    status: str = "pending"  # pending | running | ok | failed
+    error: str = ""
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+@dataclass
+class LoadResult:
+    """Outcomes in job order (None: never sent), each job's scheduled time, and the run start."""
+
+    t0: float
+    outcomes: list[Outcome | None]
+    scheduled: list[float]  # s from t0; NaN for a follow-up that was never scheduled
+    interrupted: bool = False
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+
+SendFn = Callable[[int, Outcome], Awaitable[None]]
+
+
+async def _sleep_until(deadline: float) -> None:
+    """Sleep to an absolute perf_counter() time; loops because timers have ~1 ms granularity."""
+    while (d := deadline - perf()) > 0:
+        await asyncio.sleep(d)
+
+
+async def run_open_loop(
+    jobs: Sequence[Job],
+    send: SendFn,
+    *,
+    max_concurrency: int | None = None,
+    lead: float = 0.02,
+    on_done: Callable[[int, Outcome], None] | None = None,
+    on_start: Callable[[float], None] | None = None,
+) -> LoadResult:
+    """Send every job at its time through ``send`` (which fills the Outcome and never raises).
+
+    A follow-up job is scheduled when its parent ends (plus think time); when the parent failed it
+    is not sent and is recorded as failed. Cancellation (Ctrl-C) returns what was gathered.
+    """
+    n = len(jobs)
+    outcomes: list[Outcome | None] = [None] * n
+    scheduled = [math.nan] * n
+    children: dict[int, list[int]] = defaultdict(list)
+    roots = []
+    for i, job in enumerate(jobs):
+        if job.depends_on is None:
+            roots.append(i)
+            scheduled[i] = float(job.scheduled or 0.0)
+        else:
+            children[job.depends_on].append(i)
+    roots.sort(key=scheduled.__getitem__)
+    sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+    tasks: set[asyncio.Task] = set()
+    remaining = n
+    all_done = asyncio.Event()
+    cpu0, wall0 = time.process_time(), perf()
+    t0 = perf() + lead
+    if on_start is not None:
+        on_start(t0)
+
+    def finish(i: int, out: Outcome) -> None:
+        nonlocal remaining
+        outcomes[i] = out
+        remaining -= 1
+        if on_done is not None:
+            on_done(i, out)
+        for c in children.get(i, ()):
+            if out.status == "ok":
+                scheduled[c] = out.finish_time - t0 + jobs[c].think_time
+                spawn(c, wait=True)
+            else:
+                finish(c, Outcome(status="failed", error=f"not sent: the turn before it "
+                                  f"(job {i}) failed"))
+        if remaining == 0:
+            all_done.set()
+
+    async def one(i: int, wait: bool) -> None:
+        if wait:
+            await _sleep_until(t0 + scheduled[i])
+        out = Outcome(status="running")
+        outcomes[i] = out
+        try:
+            if sem is None:
+                await send(i, out)
+            else:
+                async with sem:
+                    await send(i, out)
+        except Exception as e:  # a bug in send must not hang the run or lose the record
+            out.status, out.error = "failed", f"client error: {type(e).__name__}: {e}"[:300]
+        finish(i, out)
+
+    def spawn(i: int, wait: bool) -> None:
+        task = asyncio.create_task(one(i, wait))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    interrupted = False
+    try:
+        for i in roots:
+            await _sleep_until(t0 + scheduled[i])
+            spawn(i, wait=False)
+        if remaining:
+            await all_done.wait()
+    except asyncio.CancelledError:
+        interrupted = True
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for out in outcomes:
+            if out is not None and out.status in ("pending", "running"):
+                out.status, out.error = "failed", "interrupted (run cancelled)"
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+    return LoadResult(t0, outcomes, scheduled, interrupted, perf() - wall0,
+                      time.process_time() - cpu0)
+
+
+def _piece(choice: dict, chat: bool) -> str | None:
+    """The text a streamed choice carries; None when it carries no token (e.g. the role chunk)."""
+    if not chat:
+        return choice.get("text")
+    delta = choice.get("delta") or {}
+    content = delta.get("content") or delta.get("reasoning_content")
+    return content or None
+
+
+async def stream_request(
+    session: aiohttp.ClientSession,
+    url: str,
+    body: bytes,
+    out: Outcome,
+    *,
+    chat: bool,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """POST one OpenAI (chat) completion and stream it into ``out``; failures become its error.
+
+    One timestamp per received network chunk, given to every token event inside it (the way
+    vLLM's own benchmark client measures TTFT and ITL).
+    """
+    out.send_time = perf()
+    saw_done = saw_finish = False
+    try:
+        async with session.post(url, data=body, headers=headers) as resp:
+            if resp.status != 200:
+                text = (await resp.text(errors="replace"))[:300]
+                out.finish_time = perf()
+                out.status, out.error = "failed", f"HTTP {resp.status}: {text}"
+                return
+            if not resp.content_type.startswith("text/event-stream"):
+                _read_whole(await resp.read(), out, chat)
+                return
+            buf = b""
+            async for data in resp.content.iter_any():
+                now = perf()
+                buf += data
+                if b"\n\n" not in buf:
+                    if b"\r\n\r\n" not in buf:
+                        continue
+                    buf = buf.replace(b"\r\n", b"\n")
+                *events, buf = buf.split(b"\n\n")
+                for event in events:
+                    for line in event.split(b"\n"):
+                        if not line.startswith(b"data:"):
+                            continue  # SSE comments / pings / event names
+                        payload = line[5:].strip()
+                        if payload == b"[DONE]":
+                            saw_done = True
+                            continue
+                        obj = json.loads(payload)
+                        if (usage := obj.get("usage")) is not None:
+                            out.prompt_tokens = usage.get("prompt_tokens")
+                            out.completion_tokens = usage.get("completion_tokens")
+                        if choices := obj.get("choices"):
+                            c = choices[0]
+                            if (piece := _piece(c, chat)) is not None:
+                                if not out.token_times:
+                                    out.first_token_time = now
+                                out.token_times.append(now)
+                                out.pieces.append(piece)
+                            if c.get("finish_reason"):
+                                saw_finish = True
+                        elif "error" in obj:
+                            raise _StreamError(f"server error in stream: {obj['error']}")
+        out.finish_time = perf()
+        if saw_done or saw_finish:
+            out.status = "ok"
+        else:
+            out.status, out.error = "failed", "stream ended before [DONE] (connection closed?)"
+    except asyncio.CancelledError:
+        raise
+    except TimeoutError:
+        out.finish_time = perf()
+        out.status, out.error = "failed", "timeout"
+    except Exception as e:  # never lose a record: any failure is this request's error
+        out.finish_time = perf()
+        out.status = "failed"
+        out.error = f"{type(e).__name__}: {e}"[:300]
+
+
+class _StreamError(Exception):
+    pass
+
+
+def _read_whole(raw: bytes, out: Outcome, chat: bool) -> None:
+    """A non-streamed answer: one token time (the end), text and usage from the JSON body."""
+    now = perf()
+    obj = json.loads(raw)
+    usage = obj.get("usage") or {}
+    out.prompt_tokens = usage.get("prompt_tokens")
+    out.completion_tokens = usage.get("completion_tokens")
+    choice = (obj.get("choices") or [{}])[0]
+    text = (choice.get("message") or {}).get("content") if chat else choice.get("text")
+    out.pieces.append(text or "")
+    out.first_token_time = out.finish_time = now
+    out.token_times.append(now)
+    out.status = "ok"
+
+
+def make_session(max_concurrency: int | None, timeout: float) -> aiohttp.ClientSession:
+    """One keep-alive pool for the whole run; unlimited connections unless a cap is asked."""
+    connector = aiohttp.TCPConnector(limit=max_concurrency or 0, keepalive_timeout=60,
+                                     ttl_dns_cache=300)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent",),
+    )
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (less CPU per request), else the standard loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

@@ -1,0 +1,91 @@
+"""Samples a server's Prometheus ``/metrics`` into step-timeline rows (vLLM's metric names).
+
+Only the few lines we need are parsed, so a sample costs little CPU inside the load generator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from workload_eval.contracts import STEP_COLUMNS
+
+# vLLM's names (v1 first, then the v0 spellings); other servers simply leave NaN.
+RUNNING = ("vllm:num_requests_running",)
+WAITING = ("vllm:num_requests_waiting",)
+KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
+PREEMPTIONS = ("vllm:num_preemptions_total", "vllm:num_preemptions")
+CACHE_INFO = ("vllm:cache_config_info",)
+WANTED = RUNNING + WAITING + KV_USAGE + PREEMPTIONS + CACHE_INFO
+_PREFIXES = tuple(n.encode() for n in WANTED)
+
+
+@dataclass
+class MetricsSample:
+    """The values of one scrape; NaN where the server does not export them."""
+
+    running: float = math.nan
+    waiting: float = math.nan
+    kv_usage: float = math.nan  # fraction 0..1
+    preemptions_total: float = math.nan
+    kv_blocks_total: float = math.nan
+    block_size: float = math.nan
+
+
+def parse_metrics(text: bytes | str) -> MetricsSample:
+    """Sum each wanted metric over its label sets (several engines/models add up)."""
+    raw = text.encode() if isinstance(text, str) else text
+    lines = [ln for ln in raw.splitlines() if ln.startswith(_PREFIXES)]
+    sums: dict[str, float] = {}
+    info: dict[str, str] = {}
+    body = b"\n".join(lines).decode("utf-8", "replace") + "\n"
+    for family in text_string_to_metric_families(body):
+        for s in family.samples:
+            if s.name in CACHE_INFO:
+                info = dict(s.labels)
+            elif s.name in WANTED:
+                sums[s.name] = sums.get(s.name, 0.0) + float(s.value)
+
+    def first(names: tuple[str, ...]) -> float:
+        return next((sums[n] for n in names if n in sums), math.nan)
+
+    out = MetricsSample(first(RUNNING), first(WAITING), first(KV_USAGE), first(PREEMPTIONS))
+    for key, attr in (("num_gpu_blocks", "kv_blocks_total"), ("block_size", "block_size")):
+        with contextlib.suppress(KeyError, ValueError):
+            setattr(out, attr, float(info[key]))
+    return out
+
+
+@dataclass
+class Timeline:
+    """Scrapes turned into STEP_COLUMNS rows; preemptions become per-interval deltas."""
+
+    kv_blocks_total: float = math.nan  # from the run's config when the server does not say
+    rows: list[dict[str, float | str]] = field(default_factory=list)
+    _last_preempt: float = math.nan
+    _first_preempt: float = math.nan
+
+    def add(self, t: float, s: MetricsSample, duration: float = math.nan) -> None:
+        total = s.kv_blocks_total if not math.isnan(s.kv_blocks_total) else self.kv_blocks_total
+        preempted = math.nan
+        if not math.isnan(s.preemptions_total):
+            if math.isnan(self._first_preempt):
+                self._first_preempt = s.preemptions_total
+            prev = self._last_preempt
+            preempted = 0.0 if math.isnan(prev) else max(0.0, s.preemptions_total - prev)
+            self._last_preempt = s.preemptions_total
+        used = round(s.kv_usage * total) if not math.isnan(total + s.kv_usage) else math.nan
+        physical = used * s.block_size if not math.isnan(used + s.block_size) else math.nan
+        row: dict[str, float | str] = dict.fromkeys(STEP_COLUMNS, math.nan)
+        row.update(time=t, duration=duration, kind="sample", num_running=s.running,
+                   num_waiting=s.waiting, num_preempted=preempted, kv_blocks_used=used,
+                   kv_blocks_total=total, physical_tokens=physical)
+        self.rows.append(row)
+
+    @property
+    def preemptions(self) -> float:
+        """Preemptions the server counted during the sampled window (NaN if not exported)."""
+        return self._last_preempt - self._first_preempt

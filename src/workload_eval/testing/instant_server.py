@@ -1,0 +1,271 @@
+"""A minimal OpenAI-compatible server that answers instantly, so load generators can be measured.
+
+Completions and chat, streaming (SSE) and not, ``max_tokens`` honoured, ``usage`` returned, a
+vLLM-like ``/metrics``. Faults can be injected for failure tests: HTTP 500s, a delay before the
+answer, a pause between tokens, and streams closed mid-way.
+
+Run it: ``python -m workload_eval.testing.instant_server --port 8000 [--fail-every 5 ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+DEFAULT_MAX_TOKENS = 16
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Which faults to inject; every counter is over requests in arrival order (1-based)."""
+
+    fail_every: int = 0  # every Nth request answers HTTP 500
+    drop_every: int = 0  # every Nth streamed request closes the connection mid-stream
+    delay: float = 0.0  # seconds before answering (response headers)
+    token_interval: float = 0.0  # seconds between streamed tokens
+    api_key: str | None = None  # when set, requests need "Authorization: Bearer <key>"
+
+
+class _State:
+    """Counters shared by the handlers; exported on /metrics."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.running = 0
+        self.max_running = 0
+        self.completed = 0
+
+
+def _prompt_tokens(body: dict[str, Any], chat: bool) -> int:
+    """Token ids count as themselves; text counts one token per whitespace-separated word."""
+    if chat:
+        return sum(len(str(m.get("content") or "").split()) for m in body.get("messages") or [])
+    prompt = body.get("prompt")
+    if isinstance(prompt, list):
+        if prompt and isinstance(prompt[0], list):
+            prompt = prompt[0]
+        if not prompt or isinstance(prompt[0], int):
+            return len(prompt)
+        return len(str(prompt[0]).split())
+    return len(str(prompt or "").split())
+
+
+def _chunk(rid: str, model: str, chat: bool, finish: str | None) -> bytes:
+    if chat:
+        choice: dict[str, Any] = {"index": 0, "delta": {"content": " tok"}, "finish_reason": finish}
+        obj = "chat.completion.chunk"
+    else:
+        choice = {"index": 0, "text": " tok", "logprobs": None, "finish_reason": finish}
+        obj = "text_completion"
+    data = {"id": rid, "object": obj, "created": int(time.time()), "model": model,
+            "choices": [choice]}
+    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+def build_app(faults: FaultConfig | None = None) -> web.Application:
+    """The aiohttp application; tests may also serve it in-process."""
+    faults = faults or FaultConfig()
+    state = _State()
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+
+    async def generate(request: web.Request, chat: bool) -> web.StreamResponse:
+        state.count += 1
+        n = state.count
+        if faults.api_key is not None and (
+            request.headers.get("Authorization") != f"Bearer {faults.api_key}"
+        ):
+            return web.json_response({"error": {"message": "bad api key"}}, status=401)
+        body = await request.json()
+        state.running += 1
+        state.max_running = max(state.max_running, state.running)
+        try:
+            if faults.delay > 0:
+                await asyncio.sleep(faults.delay)
+            if faults.fail_every and n % faults.fail_every == 0:
+                return web.json_response(
+                    {"error": {"message": f"injected failure of request {n}"}}, status=500
+                )
+            return await _answer(request, body, chat, n)
+        finally:
+            state.running -= 1
+            state.completed += 1
+
+    async def _answer(
+        request: web.Request, body: dict[str, Any], chat: bool, n: int
+    ) -> web.StreamResponse:
+        model = str(body.get("model", ""))
+        max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or
+                         DEFAULT_MAX_TOKENS)
+        usage = {"prompt_tokens": _prompt_tokens(body, chat), "completion_tokens": max_tokens,
+                 "total_tokens": 0}
+        usage["total_tokens"] = usage["prompt_tokens"] + max_tokens
+        rid = f"{'chatcmpl' if chat else 'cmpl'}-{n}"
+        if not body.get("stream"):
+            text = " tok" * max_tokens
+            choice: dict[str, Any] = (
+                {"index": 0, "message": {"role": "assistant", "content": text},
+                 "finish_reason": "length"} if chat else
+                {"index": 0, "text": text, "logprobs": None, "finish_reason": "length"}
+            )
+            return web.json_response({"id": rid, "object": "chat.completion" if chat else
+                                      "text_completion", "created": int(time.time()),
+                                      "model": model, "choices": [choice], "usage": usage})
+        tokens = [_chunk(rid, model, chat, None)] * (max_tokens - 1)
+        tokens.append(_chunk(rid, model, chat, "length"))
+        tail = b""
+        if (body.get("stream_options") or {}).get("include_usage"):
+            tail = b"data: " + json.dumps(
+                {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion",
+                 "created": int(time.time()), "model": model, "choices": [], "usage": usage},
+                separators=(",", ":")).encode() + b"\n\n"
+        tail += DONE
+        drop = bool(faults.drop_every and n % faults.drop_every == 0)
+        if faults.token_interval <= 0 and not drop:
+            return web.Response(body=b"".join(tokens) + tail, content_type="text/event-stream")
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for i, tok in enumerate(tokens):
+            if drop and i >= len(tokens) // 2:
+                assert request.transport is not None
+                request.transport.close()  # the server "dies" for this stream
+                return resp
+            await resp.write(tok)
+            if faults.token_interval > 0:
+                await asyncio.sleep(faults.token_interval)
+        await resp.write(tail)
+        await resp.write_eof()
+        return resp
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        return await generate(request, chat=False)
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        return await generate(request, chat=True)
+
+    async def health(_: web.Request) -> web.Response:
+        return web.Response(text="")
+
+    async def models(_: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "instant", "object": "model"}]})
+
+    async def metrics(_: web.Request) -> web.Response:
+        lines = [
+            f'vllm:num_requests_running{{model_name="instant"}} {state.running}',
+            'vllm:num_requests_waiting{model_name="instant"} 0',
+            'vllm:kv_cache_usage_perc{model_name="instant"} 0.0',
+            'vllm:num_preemptions_total{model_name="instant"} 0',
+            'vllm:cache_config_info{block_size="32",num_gpu_blocks="100"} 1',
+            f"instant:requests_total {state.count}",
+            f"instant:max_running {state.max_running}",
+        ]
+        return web.Response(text="\n".join(lines) + "\n")
+
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/health", health)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+def free_port() -> int:
+    """A free localhost TCP port (racy by nature; fine for tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    """Poll ``url`` until it answers 200; raise if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+
+
+class InstantServerProcess:
+    """The instant server in a child process (its own CPU), as a context manager."""
+
+    def __init__(self, faults: FaultConfig | None = None, port: int | None = None) -> None:
+        self.faults = faults or FaultConfig()
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> InstantServerProcess:
+        f = self.faults
+        cmd = [sys.executable, "-m", "workload_eval.testing.instant_server",
+               "--port", str(self.port), "--fail-every", str(f.fail_every),
+               "--drop-every", str(f.drop_every), "--delay", str(f.delay),
+               "--token-interval", str(f.token_interval)]
+        env = dict(os.environ)
+        if f.api_key is not None:
+            env["INSTANT_SERVER_API_KEY"] = f.api_key
+        self.proc = subprocess.Popen(cmd, env=env)
+        try:
+            wait_healthy(self.base_url + "/health", 30, self.proc)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--fail-every", type=int, default=0)
+    p.add_argument("--drop-every", type=int, default=0)
+    p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--token-interval", type=float, default=0.0)
+    a = p.parse_args(argv)
+    faults = FaultConfig(fail_every=a.fail_every, drop_every=a.drop_every, delay=a.delay,
+                         token_interval=a.token_interval,
+                         api_key=os.environ.get("INSTANT_SERVER_API_KEY"))
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    web.run_app(build_app(faults), host=a.host, port=a.port, access_log=None, print=None,
+                backlog=4096)
+
+
+if __name__ == "__main__":
+    main()
