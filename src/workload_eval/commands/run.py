@@ -1,0 +1,217 @@
+"""``workload-eval run``: one workload and schedule on one engine; writes a run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from workload_eval.errors import UserError
+from workload_eval.metrics import SLO_KEYS
+
+# pydantic field -> the CLI option that set it, so errors name what the user typed
+_OPTION_OF = {
+    "rate": "--request-rate",
+    "think_time": "--think-time",
+    "think_time_dist": "--think-time-dist",
+    "arrival": "--session-arrival",
+    "kind": "--schedule",
+}
+SCHEDULE_CHOICES = ("offline", "poisson", "poisson-exp", "gamma", "constant", "trace", "sessions")
+RATE_KINDS = ("poisson", "poisson-exp", "gamma", "constant")
+
+
+def _option(field: str) -> str:
+    return _OPTION_OF.get(field, "--" + field.replace("_", "-"))
+
+
+def _validation_error(e: ValidationError) -> UserError:
+    err = e.errors()[0]
+    loc = [str(p) for p in err["loc"] if str(p) not in SCHEDULE_CHOICES]
+    msg = err["msg"].removeprefix("Value error, ")
+    if not loc:
+        return UserError(msg)
+    return UserError(f"{_option(loc[-1])}: {msg} (got {err.get('input')!r})")
+
+
+def parse_slo(items: tuple[str, ...]) -> dict[str, float] | None:
+    """``KEY<=SECONDS`` pairs -> {key: bound}."""
+    slo: dict[str, float] = {}
+    for item in items:
+        key, sep, value = item.partition("<=")
+        key = key.strip()
+        try:
+            bound = float(value)
+        except ValueError:
+            bound = float("nan")
+        if not sep or key not in SLO_KEYS or not bound > 0:
+            raise UserError(
+                f"--slo {item!r}: expected KEY<=SECONDS with KEY one of {', '.join(SLO_KEYS)} "
+                "and a positive bound"
+            )
+        slo[key] = bound
+    return slo or None
+
+
+def schedule_from_options(
+    kind: str | None, *, num_requests: int | None, request_rate: float | None,
+    duration: float | None, burstiness: float | None, time_scale: float | None,
+    think_time: float | None, think_time_dist: str, session_arrival: str,
+) -> dict[str, Any]:
+    """The schedule spec the options describe; inconsistent combinations are UserErrors."""
+    if kind is None:
+        if request_rate is not None:
+            kind = "gamma" if burstiness is not None else "poisson"
+        elif time_scale is not None:
+            kind = "trace"
+        else:
+            kind = "offline"
+    given = {
+        "--request-rate": request_rate, "--duration": duration, "--burstiness": burstiness,
+        "--time-scale": time_scale, "--think-time": think_time,
+    }
+    allowed = {
+        "offline": set(),
+        "trace": {"--time-scale", "--duration"},
+        "sessions": {"--request-rate", "--duration", "--burstiness", "--think-time"},
+        "gamma": {"--request-rate", "--duration", "--burstiness"},
+    }.get(kind, {"--request-rate", "--duration"})
+    for opt, value in given.items():
+        if value is not None and opt not in allowed:
+            raise UserError(f"{opt} does not apply to --schedule {kind}")
+    if kind in (*RATE_KINDS, "sessions") and request_rate is None:
+        raise UserError(f"--schedule {kind} needs --request-rate")
+    if kind in RATE_KINDS and duration is None and num_requests is None:
+        raise UserError("--request-rate needs --duration SECONDS (or --num-requests N)")
+    spec: dict[str, Any] = {"kind": kind, "num_requests": num_requests}
+    if kind in RATE_KINDS or kind == "sessions":
+        spec.update(rate=request_rate, duration=duration)
+    if kind == "trace":
+        spec.update(duration=duration, time_scale=1.0 if time_scale is None else time_scale)
+    if burstiness is not None:
+        spec["burstiness"] = burstiness
+    if kind == "sessions":
+        spec.update(think_time=think_time or 0.0, think_time_dist=think_time_dist,
+                    arrival=session_arrival)
+    return spec
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--engine", default="sim", show_default=True, help="sim | vllm | openai.")
+@click.option("--model", required=True, help="Model name, hub id or config.json path.")
+@click.option("--gpu", default="a100-40gb", show_default=True, help="GPU (sim).")
+@click.option("--kv-blocks", type=int, help="KV-cache blocks (exact).")
+@click.option("--gpu-memory-utilization", type=float, help="Or: KV size from GPU memory share.")
+@click.option("--workload", required=True, help="Workload name (see `workloads list`).")
+@click.option("--schedule", "schedule_kind", type=click.Choice(SCHEDULE_CHOICES),
+              help="Arrival schedule [default: offline, or poisson with --request-rate].")
+@click.option("--num-requests", type=int, help="Requests (offline) or a cap on arrivals.")
+@click.option("--request-rate", type=float,
+              help="Requests per second (sessions per second with --schedule sessions).")
+@click.option("--duration", type=float, help="Seconds of arrivals (online).")
+@click.option("--burstiness", type=float, help="Gamma shape: <1 burstier, 1 = Poisson.")
+@click.option("--time-scale", type=float, help="Trace replay speed-up (2 = twice as fast).")
+@click.option("--think-time", type=float, help="Sessions: seconds between reply and next turn.")
+@click.option("--think-time-dist", type=click.Choice(["fixed", "exponential"]), default="fixed",
+              show_default=True, help="Sessions: think time fixed, or exponential with that mean.")
+@click.option("--session-arrival", type=click.Choice(RATE_KINDS), default="poisson-exp",
+              show_default=True, help="Sessions: process of first-turn arrivals.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--block-size", type=int, default=16, show_default=True)
+@click.option("--max-num-batched-tokens", type=int, default=2560, show_default=True)
+@click.option("--max-num-seqs", type=int, default=2048, show_default=True)
+@click.option("--max-model-len", type=int, default=2048, show_default=True)
+@click.option("--policy", type=click.Choice(["vllm-0.2", "vllm-v1"]), default="vllm-0.2",
+              show_default=True, help="Sim scheduler policy.")
+@click.option("--n", "n", type=int, default=1, show_default=True, help="Parallel samples.")
+@click.option("--sampling", type=click.Choice(["first", "random"]), default="first",
+              show_default=True, help="First N then shuffle (seed), or uniform random.")
+@click.option("--workload-source", type=click.Choice(["auto", "hub", "local", "profile"]),
+              default="auto", show_default=True)
+@click.option("--data-dir", help="Datasets folder (else $WORKLOAD_EVAL_DATA_DIR).")
+@click.option("--tokenizer-dir", help="Tokenizers folder (else $WORKLOAD_EVAL_TOKENIZER_DIR).")
+@click.option("--perf-profile", help="Measured step-time profile JSON for the sim.")
+@click.option("--slo", multiple=True, metavar="KEY<=SECONDS",
+              help=f"Per-request SLO for goodput; KEY in {', '.join(SLO_KEYS)}. Repeatable.")
+@click.option("--base-url", help="openai: server URL.")
+@click.option("--api-key-env", help="openai: env var holding the API key.")
+@click.option("--max-concurrency", type=int, help="openai/vllm: requests in flight at most.")
+@click.option("--device", help="vllm: cuda | cpu.")
+@click.option("--dtype", help="vllm: weights dtype.")
+@click.option("--enable-chunked-prefill/--no-enable-chunked-prefill", default=None,
+              help="Chunked prefill [default: the policy's].")
+@click.option("--enable-prefix-caching", is_flag=True, default=False)
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar [default: when stderr is a terminal].")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Run folder: summary.json, requests.parquet, steps.parquet.")
+def command(**o: Any) -> None:
+    """Run one workload and schedule on an engine; write DIR and print a table.
+
+    \b
+    Offline, the seed's N requests at t=0:
+      workload-eval run --model opt-13b --gpu a100-40gb --kv-blocks 643 \\
+        --workload alpaca --num-requests 1000 --out runs/alpaca-offline
+    Online, the seed's Poisson process (10 ms quanta):
+      workload-eval run --model opt-13b --kv-blocks 643 --workload alpaca \\
+        --request-rate 28 --duration 600 --out runs/alpaca-28
+    """
+    from workload_eval.console import print_summary, progress_default, stderr_console
+    from workload_eval.runner import execute, save_run
+
+    spec = build_spec(o)
+    progress = progress_default() if o["progress"] is None else o["progress"]
+    result = execute(spec, progress=progress)
+    save_run(result, o["out"])
+    title = f"{spec.engine} · {spec.workload} · {spec.schedule.kind} · {spec.engine_config.model}"
+    print_summary(result.summary, title=title)
+    click.echo(f"wrote {Path(o['out']) / 'summary.json'}, requests.parquet, steps.parquet")
+    if result.interrupted:
+        stderr_console().print("interrupted: the results gathered so far were saved")
+        raise click.exceptions.Exit(130)
+
+
+def build_spec(o: dict[str, Any]) -> Any:
+    """A RunSpec from the parsed options (one clear UserError for bad combinations)."""
+    from workload_eval.engines.base import EngineConfig
+    from workload_eval.runner import RunSpec
+
+    if o["kv_blocks"] is not None and o["gpu_memory_utilization"] is not None:
+        raise UserError("use either --kv-blocks or --gpu-memory-utilization, not both")
+    if o["engine"] == "sim" and o["kv_blocks"] is None and o["gpu_memory_utilization"] is None:
+        raise UserError("--engine sim needs --kv-blocks B or --gpu-memory-utilization U")
+    schedule = schedule_from_options(
+        o["schedule_kind"], num_requests=o["num_requests"], request_rate=o["request_rate"],
+        duration=o["duration"], burstiness=o["burstiness"], time_scale=o["time_scale"],
+        think_time=o["think_time"], think_time_dist=o["think_time_dist"],
+        session_arrival=o["session_arrival"],
+    )
+    options: dict[str, Any] = {
+        k: o[k] for k in ("base_url", "api_key_env", "max_concurrency", "device", "dtype")
+        if o[k] is not None
+    }
+    if o["perf_profile"] is not None:
+        path = Path(o["perf_profile"])
+        if not path.is_file():
+            raise UserError(f"--perf-profile {path}: no such file")
+        options["perf_profile"] = str(path.resolve())
+    try:
+        engine_config = EngineConfig(
+            model=o["model"], gpu=o["gpu"], kv_blocks=o["kv_blocks"],
+            gpu_memory_utilization=o["gpu_memory_utilization"], block_size=o["block_size"],
+            max_num_batched_tokens=o["max_num_batched_tokens"], max_num_seqs=o["max_num_seqs"],
+            max_model_len=o["max_model_len"], policy=o["policy"],
+            enable_chunked_prefill=o["enable_chunked_prefill"],
+            enable_prefix_caching=o["enable_prefix_caching"], n=o["n"], seed=o["seed"],
+            options=options,
+        )
+        return RunSpec(
+            engine=o["engine"], engine_config=engine_config, workload=o["workload"],
+            schedule=schedule, seed=o["seed"], sampling=o["sampling"],
+            source=o["workload_source"], data_dir=o["data_dir"],
+            tokenizer_dir=o["tokenizer_dir"], slo=parse_slo(o["slo"]),
+        )
+    except ValidationError as e:
+        raise _validation_error(e) from None

@@ -1,0 +1,136 @@
+import importlib
+import importlib.util
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, RunRecords
+from workload_eval.engines.base import EngineConfig
+from workload_eval.errors import UserError
+from workload_eval.metrics import summarize
+from workload_eval.runner import RunResult, RunSpec, execute, load_run, save_run
+from workload_eval.schedules import GammaSchedule, OfflineSchedule, PoissonSchedule
+
+
+def _has_sim() -> bool:
+    if importlib.util.find_spec("workload_eval.engines.sim") is None:
+        return False
+    return hasattr(importlib.import_module("workload_eval.engines.sim"), "SimEngine")
+
+
+HAS_SIM = _has_sim()
+needs_sim = pytest.mark.skipif(not HAS_SIM, reason="simulator engine not in the tree yet")
+
+SEED_WORKLOADS = ("alpaca", "dolly", "cnn_dailymail", "sharegpt", "sharegpt_chat")
+
+
+def _hand_result() -> RunResult:
+    req = pd.DataFrame([
+        {"request_id": 0, "workload": "w", "session_id": None, "turn": 0, "arrival_time": 0.0,
+         "send_time": 0.0, "first_token_time": 0.5, "finish_time": 2.0, "prompt_tokens": 10,
+         "generated_tokens": 4, "expected_output_tokens": 4, "num_preemptions": 0,
+         "status": "ok", "error": "", "token_times": [0.5, 1.0, 1.5, 2.0]},
+        {"request_id": 1, "workload": "w", "session_id": 3, "turn": 1, "arrival_time": 1.0,
+         "send_time": 1.0, "first_token_time": math.nan, "finish_time": math.nan,
+         "prompt_tokens": 9000, "generated_tokens": 0, "expected_output_tokens": 4,
+         "num_preemptions": 0, "status": "ignored", "error": "prompt too long",
+         "token_times": []},
+    ], columns=list(REQUEST_COLUMNS))
+    steps = pd.DataFrame([[0.0, 0.5, "prefill", 10, 1, 0, 0, 1, 100, 10, 16]],
+                         columns=list(STEP_COLUMNS))
+    records = RunRecords(requests=req, steps=steps, config={"engine": "hand"})
+    return RunResult(records=records, summary=summarize(records))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    result = _hand_result()
+    save_run(result, tmp_path / "run")
+    names = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert names == ["requests.parquet", "steps.parquet", "summary.json"]
+    back = load_run(tmp_path / "run")
+    assert back.summary == json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert back.summary["num_completed"] == 1 and back.summary["num_failed"] == 1
+    assert list(back.records.requests.columns) == list(REQUEST_COLUMNS)
+    assert list(back.records.requests["token_times"].iloc[0]) == [0.5, 1.0, 1.5, 2.0]
+    assert back.records.steps["kind"].tolist() == ["prefill"]
+    assert back.records.config == {"engine": "hand"}
+
+
+def test_save_adds_missing_contract_columns(tmp_path):
+    result = _hand_result()
+    result.records.steps = pd.DataFrame({"time": [0.0], "kind": ["decode"]})
+    save_run(result, tmp_path)
+    steps = pd.read_parquet(tmp_path / "steps.parquet")
+    assert list(steps.columns) == list(STEP_COLUMNS)
+
+
+def test_load_run_names_the_missing_file(tmp_path):
+    with pytest.raises(UserError, match=r"summary\.json: not found"):
+        load_run(tmp_path)
+    save_run(_hand_result(), tmp_path)
+    (tmp_path / "steps.parquet").unlink()
+    with pytest.raises(UserError, match=r"steps\.parquet: not found"):
+        load_run(tmp_path)
+
+
+def test_run_spec_round_trips_through_json_with_the_schedule_kind():
+    spec = RunSpec(engine_config=EngineConfig(model="opt-13b", kv_blocks=643), workload="alpaca",
+                   schedule=GammaSchedule(rate=3, duration=60, burstiness=0.5), seed=2,
+                   slo={"ttft": 1.0})
+    back = RunSpec.model_validate_json(spec.model_dump_json())
+    assert back == spec and isinstance(back.schedule, GammaSchedule)
+    from_dict = RunSpec.model_validate(
+        {"engine_config": {"model": "opt-13b", "kv_blocks": 10}, "workload": "dolly",
+         "schedule": {"kind": "poisson", "rate": 2, "duration": 5}})
+    assert isinstance(from_dict.schedule, PoissonSchedule)
+    assert isinstance(RunSpec(engine_config=EngineConfig(model="x"), workload="w").schedule,
+                      OfflineSchedule)
+
+
+def test_run_spec_rejects_unknown_slo_keys():
+    with pytest.raises(ValueError, match="unknown key"):
+        RunSpec(engine_config=EngineConfig(model="opt-13b"), workload="alpaca", slo={"foo": 1})
+
+
+def test_unknown_engine_fails_before_loading_anything():
+    spec = RunSpec(engine="nope", engine_config=EngineConfig(model="opt-13b", kv_blocks=10),
+                   workload="alpaca")
+    with pytest.raises(UserError, match="unknown engine 'nope'"):
+        execute(spec)
+
+
+@needs_sim
+@pytest.mark.parametrize("workload", SEED_WORKLOADS)
+def test_sim_offline_runs_every_seed_workload(workload, data_dir, tokenizer_dir, tmp_path):
+    spec = RunSpec(engine_config=EngineConfig(model="opt-13b", kv_blocks=643), workload=workload,
+                   schedule=OfflineSchedule(num_requests=40), data_dir=str(data_dir),
+                   tokenizer_dir=str(tokenizer_dir))
+    result = execute(spec)
+    s = result.summary
+    assert s["num_requests"] == 40
+    assert s["num_completed"] + s["num_failed"] == 40
+    assert s["num_completed"] > 0 and s["request_throughput"] > 0
+    assert s["token_throughput"] > s["output_token_throughput"] > 0
+    assert s["config"]["workload"] == workload and s["config"]["kv_blocks"] == 643
+    assert (result.records.requests["arrival_time"] == 0).all()
+    save_run(result, tmp_path)
+    assert load_run(tmp_path).summary == json.loads((tmp_path / "summary.json").read_text())
+
+
+@needs_sim
+def test_sim_online_poisson_uses_one_request_per_arrival(data_dir, tokenizer_dir):
+    spec = RunSpec(engine_config=EngineConfig(model="opt-13b", kv_blocks=643), workload="alpaca",
+                   schedule=PoissonSchedule(rate=5, duration=10), data_dir=str(data_dir),
+                   tokenizer_dir=str(tokenizer_dir))
+    result = execute(spec)
+    from workload_eval.schedules import arrival_times
+
+    expected = arrival_times(spec.schedule, 0)
+    req = result.records.requests.sort_values("request_id")
+    assert len(req) == len(expected) == result.summary["num_requests"]
+    assert sorted(req["arrival_time"].tolist()) == pytest.approx(expected.tolist())
+    assert result.summary["ttft_mean"] > 0 and result.summary["normalized_latency_p95"] > 0
+    again = execute(spec)  # same spec and seed: same numbers
+    assert again.summary["e2e_latency_mean"] == result.summary["e2e_latency_mean"]
