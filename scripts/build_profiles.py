@@ -44,19 +44,28 @@ def main() -> None:
         spec = WORKLOADS[name]
         for family, model in FAMILY_MODELS.items():
             t0 = time.perf_counter()
-            df, meta = prepare(spec, resolve_model(model), source=args.source,
-                               data_dir_=args.data_dir, tokenizer_dir=args.tokenizer_dir,
-                               use_cache=False)
+            df, meta = prepare(
+                spec,
+                resolve_model(model),
+                source=args.source,
+                data_dir_=args.data_dir,
+                tokenizer_dir=args.tokenizer_dir,
+                use_cache=False,
+            )
             cols = ["session_id", "turn"] if spec.builder == "chat" else []
             out = df[[*cols, "prompt_len", "output_len"]].astype("int32")
             path = args.out / f"{name}.{family}.parquet"
             atomic_write_parquet(path, out)
             src = Path(meta["where"])
             manifest[f"{name}.{family}"] = {
-                "workload": name, "tokenizer_family": family, "rows": len(out),
-                "source": meta["source"], "source_file": src.name,
+                "workload": name,
+                "tokenizer_family": family,
+                "rows": len(out),
+                "source": meta["source"],
+                "source_file": src.name,
                 "source_sha256": _sha256(src) if src.is_file() else meta["source_id"],
-                "columns": list(out.columns), "script": "scripts/build_profiles.py",
+                "columns": list(out.columns),
+                "script": "scripts/build_profiles.py",
             }
             print(f"{path.name}: {len(out)} rows in {time.perf_counter() - t0:.1f}s")
     atomic_write_json(manifest_path, manifest)

@@ -27,6 +27,7 @@ def _parse_fields(items: tuple[str, ...]) -> dict[str, str]:
 @contextmanager
 def _warnings_as_lines() -> Iterator[None]:
     """Warnings become one 'warning: ...' line on stderr, never a source excerpt."""
+
     def show(message: Any, category: Any, filename: str, lineno: int, *a: Any, **k: Any) -> None:
         click.echo(f"warning: {message}", err=True)
 
@@ -37,22 +38,40 @@ def _warnings_as_lines() -> Iterator[None]:
 
 
 def _data_options(f: Any) -> Any:
-    for opt in reversed([
-        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-                     help="Folder laid out like ../shared/datasets [env WORKLOAD_EVAL_DATA_DIR]."),
-        click.option("--tokenizer-dir", type=click.Path(file_okay=False, path_type=Path),
-                     help="Folder laid out like ../shared/tokenizers "
-                          "[env WORKLOAD_EVAL_TOKENIZER_DIR]."),
-        click.option("--source", type=click.Choice(["auto", "hub", "local", "profile"]),
-                     default="auto", show_default=True,
-                     help="auto: local files, else the hub, else shipped length profiles."),
-        click.option("--data-file", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Your own dataset file (JSON, JSONL, CSV, Parquet, .gz) for the "
-                          "workload's builder."),
-        click.option("--field", "fields", multiple=True, metavar="ROLE=COLUMN",
-                     help="Map a role of the workload to a column of your file "
-                          "(e.g. output=response)."),
-    ]):
+    for opt in reversed(
+        [
+            click.option(
+                "--data-dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                help="Folder laid out like ../shared/datasets [env WORKLOAD_EVAL_DATA_DIR].",
+            ),
+            click.option(
+                "--tokenizer-dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                help="Folder laid out like ../shared/tokenizers [env WORKLOAD_EVAL_TOKENIZER_DIR].",
+            ),
+            click.option(
+                "--source",
+                type=click.Choice(["auto", "hub", "local", "profile"]),
+                default="auto",
+                show_default=True,
+                help="auto: local files, else the hub, else shipped length profiles.",
+            ),
+            click.option(
+                "--data-file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="Your own dataset file (JSON, JSONL, CSV, Parquet, .gz) for the "
+                "workload's builder.",
+            ),
+            click.option(
+                "--field",
+                "fields",
+                multiple=True,
+                metavar="ROLE=COLUMN",
+                help="Map a role of the workload to a column of your file (e.g. output=response).",
+            ),
+        ]
+    ):
         f = opt(f)
     return f
 
@@ -63,8 +82,11 @@ def command() -> None:
 
 
 @command.command("list")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder laid out like ../shared/datasets [env WORKLOAD_EVAL_DATA_DIR].")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder laid out like ../shared/datasets [env WORKLOAD_EVAL_DATA_DIR].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
 def list_cmd(data_dir: Path | None, as_json: bool) -> None:
     """Name, use case, source and record count of every workload."""
@@ -105,72 +127,154 @@ def _load(name: str, model: str, **kw: Any) -> Any:
 @command.command("describe")
 @click.argument("name")
 @click.option("--model", "-m", required=True, help="Model name or hub id (e.g. opt-13b).")
-@click.option("--num-requests", "-n", type=click.IntRange(min=1),
-              help="Select N requests as the seed did (default: every request that fits).")
+@click.option(
+    "--num-requests",
+    "-n",
+    type=click.IntRange(min=1),
+    help="Select N requests as the seed did (default: every request that fits).",
+)
 @click.option("--max-model-len", type=click.IntRange(min=2), default=2048, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--sampling", type=click.Choice(["first", "random"]), default="first",
-              show_default=True, help="first: first N then shuffle (seed); random: uniform.")
+@click.option(
+    "--sampling",
+    type=click.Choice(["first", "random"]),
+    default="first",
+    show_default=True,
+    help="first: first N then shuffle (seed); random: uniform.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_data_options
-def describe_cmd(name: str, model: str, num_requests: int | None, max_model_len: int,
-                 seed: int, sampling: str, as_json: bool, data_dir: Path | None,
-                 tokenizer_dir: Path | None, source: str, data_file: Path | None,
-                 fields: tuple[str, ...]) -> None:
+def describe_cmd(
+    name: str,
+    model: str,
+    num_requests: int | None,
+    max_model_len: int,
+    seed: int,
+    sampling: str,
+    as_json: bool,
+    data_dir: Path | None,
+    tokenizer_dir: Path | None,
+    source: str,
+    data_file: Path | None,
+    fields: tuple[str, ...],
+) -> None:
     """Input/output token statistics of a workload for a model."""
     from workload_eval.workloads import length_stats
 
     with _warnings_as_lines():
-        df = _load(name, model, num_requests=num_requests, max_model_len=max_model_len,
-                   seed=seed, sampling=sampling, data_dir=data_dir, tokenizer_dir=tokenizer_dir,
-                   source=source, data_file=data_file, fields=_parse_fields(fields))
+        df = _load(
+            name,
+            model,
+            num_requests=num_requests,
+            max_model_len=max_model_len,
+            seed=seed,
+            sampling=sampling,
+            data_dir=data_dir,
+            tokenizer_dir=tokenizer_dir,
+            source=source,
+            data_file=data_file,
+            fields=_parse_fields(fields),
+        )
     stats = length_stats(df)
     if as_json:
-        click.echo(json.dumps({"workload": df.attrs["workload"], "model": df.attrs["model"],
-                               "num_requests": len(df), **stats}))
+        click.echo(
+            json.dumps(
+                {
+                    "workload": df.attrs["workload"],
+                    "model": df.attrs["model"],
+                    "num_requests": len(df),
+                    **stats,
+                }
+            )
+        )
         return
     from rich.table import Table
 
     a = df.attrs
-    table = Table(title=f"{a['workload']} · {a['model']} · {len(df):,} requests",
-                  caption=f"source: {a['source']} ({Path(a['where']).name}); tokenizer: {a['tokenizer']}; "
-                          f"max_model_len {max_model_len}")
+    table = Table(
+        title=f"{a['workload']} · {a['model']} · {len(df):,} requests",
+        caption=f"source: {a['source']} ({Path(a['where']).name}); "
+        f"tokenizer: {a['tokenizer']}; max_model_len {max_model_len}",
+    )
     table.add_column("tokens")
     for key in ("mean", "p50", "p90", "p99", "max", "count"):
         table.add_column(key, justify="right")
     for label, key in (("input", "input_len"), ("output", "output_len")):
         s = stats[key]
-        table.add_row(label, f"{s['mean']:.1f}", f"{s['p50']:.0f}", f"{s['p90']:.0f}",
-                      f"{s['p99']:.0f}", f"{s['max']}", f"{s['count']}")
+        table.add_row(
+            label,
+            f"{s['mean']:.1f}",
+            f"{s['p50']:.0f}",
+            f"{s['p90']:.0f}",
+            f"{s['p99']:.0f}",
+            f"{s['max']}",
+            f"{s['count']}",
+        )
     _console().print(table)
 
 
 @command.command("plot")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--model", "-m", required=True, help="Model name or hub id (e.g. opt-13b).")
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output file: .png or .pdf.")
-@click.option("--num-requests", "-n", type=click.IntRange(min=1),
-              help="Requests per workload (default: all that fit, as the seed's Figure 1).")
-@click.option("--max-model-len", type=click.IntRange(min=2), default=4096, show_default=True,
-              help="The seed's Figure 1 kept pairs with input + output < 4096.")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output file: .png or .pdf.",
+)
+@click.option(
+    "--num-requests",
+    "-n",
+    type=click.IntRange(min=1),
+    help="Requests per workload (default: all that fit, as the seed's Figure 1).",
+)
+@click.option(
+    "--max-model-len",
+    type=click.IntRange(min=2),
+    default=4096,
+    show_default=True,
+    help="The seed's Figure 1 kept pairs with input + output < 4096.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--tokenizer-dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--source", type=click.Choice(["auto", "hub", "local", "profile"]),
-              default="auto", show_default=True)
-def plot_cmd(names: tuple[str, ...], model: str, out: Path, num_requests: int | None,
-             max_model_len: int, seed: int, data_dir: Path | None, tokenizer_dir: Path | None,
-             source: str) -> None:
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "hub", "local", "profile"]),
+    default="auto",
+    show_default=True,
+)
+def plot_cmd(
+    names: tuple[str, ...],
+    model: str,
+    out: Path,
+    num_requests: int | None,
+    max_model_len: int,
+    seed: int,
+    data_dir: Path | None,
+    tokenizer_dir: Path | None,
+    source: str,
+) -> None:
     """The seed's Figure 1: CDFs of input and output lengths (log x, mean marked)."""
     from workload_eval.workloads import plot_length_cdfs
 
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise UserError(f"--out {out}: expected a .png or .pdf file name")
     with _warnings_as_lines():
-        frames = {n: _load(n, model, num_requests=num_requests, max_model_len=max_model_len,
-                           seed=seed, data_dir=data_dir, tokenizer_dir=tokenizer_dir,
-                           source=source) for n in names}
+        frames = {
+            n: _load(
+                n,
+                model,
+                num_requests=num_requests,
+                max_model_len=max_model_len,
+                seed=seed,
+                data_dir=data_dir,
+                tokenizer_dir=tokenizer_dir,
+                source=source,
+            )
+            for n in names
+        }
     frames = {df.attrs["workload"]: df for df in frames.values()}
     plot_length_cdfs(frames, out)
     click.echo(f"wrote {out}")

@@ -65,8 +65,9 @@ def build(
     if spec.builder == "instruction":
         return _build_instruction(spec, raw, col)
     if spec.builder == "prompt_output":
-        return pd.DataFrame({"prompt_text": _text(raw[col("prompt")]),
-                             "output_text": _text(raw[col("output")])})
+        return pd.DataFrame(
+            {"prompt_text": _text(raw[col("prompt")]), "output_text": _text(raw[col("output")])}
+        )
     if spec.builder == "first_turn":
         return _build_first_turn(raw[col("conversations")], where)
     if spec.builder == "chat":
@@ -81,15 +82,21 @@ def _build_instruction(spec: WorkloadSpec, raw: pd.DataFrame, col: Any) -> pd.Da
     instr = _text(raw[col("instruction")])
     inp_col = col("input", required=False)
     inp = _text(raw[inp_col]) if inp_col else [""] * len(instr)
-    return pd.DataFrame({"prompt_text": [a + b for a, b in zip(instr, inp, strict=True)],
-                         "output_text": _text(raw[col("output")])})
+    return pd.DataFrame(
+        {
+            "prompt_text": [a + b for a, b in zip(instr, inp, strict=True)],
+            "output_text": _text(raw[col("output")]),
+        }
+    )
 
 
 def _messages(conv: Any, where: str, row: int) -> list[tuple[str, str]]:
     """(role, text) pairs with roles normalised to user / assistant / system."""
     if isinstance(conv, str):
-        raise UserError(f"{where}: record {row}: conversation is a string (expected a list of "
-                        "messages with from/value or role/content)")
+        raise UserError(
+            f"{where}: record {row}: conversation is a string (expected a list of "
+            "messages with from/value or role/content)"
+        )
     out: list[tuple[str, str]] = []
     for msg in [] if conv is None else list(conv):
         if not isinstance(msg, Mapping):
@@ -154,29 +161,39 @@ def _ints(raw: pd.DataFrame, name: str, where: str) -> np.ndarray:
     bad = vals.isna() | (vals < 0) | (vals != np.floor(vals))
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise UserError(f"{where}: record {row}: field {name!r} = {raw[name].iloc[row]!r} "
-                        "(expected a non-negative integer)")
+        raise UserError(
+            f"{where}: record {row}: field {name!r} = {raw[name].iloc[row]!r} "
+            "(expected a non-negative integer)"
+        )
     return vals.to_numpy(dtype=np.int64)
 
 
 def _build_lengths(spec: WorkloadSpec, raw: pd.DataFrame, col: Any, where: str) -> pd.DataFrame:
-    out = pd.DataFrame({"prompt_len": _ints(raw, col("prompt_len"), where),
-                        "output_len": _ints(raw, col("output_len"), where)})
+    out = pd.DataFrame(
+        {
+            "prompt_len": _ints(raw, col("prompt_len"), where),
+            "output_len": _ints(raw, col("output_len"), where),
+        }
+    )
     arrival = col("arrival", required=False) if "arrival" in spec.fields else None
     if arrival is not None:
         if spec.arrival_unit_s is None:
             t = pd.to_datetime(raw[arrival], errors="coerce")
             if t.isna().any():
                 row = int(np.flatnonzero(t.isna().to_numpy())[0])
-                raise UserError(f"{where}: record {row}: field {arrival!r} = "
-                                f"{raw[arrival].iloc[row]!r} (expected a date-time)")
+                raise UserError(
+                    f"{where}: record {row}: field {arrival!r} = "
+                    f"{raw[arrival].iloc[row]!r} (expected a date-time)"
+                )
             secs = (t - t.min()).dt.total_seconds().to_numpy()
         else:
             v = pd.to_numeric(raw[arrival], errors="coerce")
             if v.isna().any():
                 row = int(np.flatnonzero(v.isna().to_numpy())[0])
-                raise UserError(f"{where}: record {row}: field {arrival!r} = "
-                                f"{raw[arrival].iloc[row]!r} (expected a number)")
+                raise UserError(
+                    f"{where}: record {row}: field {arrival!r} = "
+                    f"{raw[arrival].iloc[row]!r} (expected a number)"
+                )
             secs = (v - v.min()).to_numpy(dtype=float) * spec.arrival_unit_s
         out["arrival_time"] = secs.astype(float)
     if "hash_ids" in spec.fields:

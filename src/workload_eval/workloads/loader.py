@@ -48,9 +48,14 @@ def find_local_file(spec: WorkloadSpec, ddir: Path | None) -> Path | None:
 
 
 def _custom_spec(path: Path) -> WorkloadSpec:
-    return WorkloadSpec(name=path.stem.split(".")[0], use_case="user dataset",
-                        builds="prompt -> output", builder="prompt_output",
-                        fields=CUSTOM_FIELDS, local=(path.name,))
+    return WorkloadSpec(
+        name=path.stem.split(".")[0],
+        use_case="user dataset",
+        builds="prompt -> output",
+        builder="prompt_output",
+        fields=CUSTOM_FIELDS,
+        local=(path.name,),
+    )
 
 
 def _profile_family(mspec: ModelSpec) -> str:
@@ -64,26 +69,41 @@ def _tokenize(built: pd.DataFrame, tok: Tokenizer, chat: bool) -> pd.DataFrame:
     if not chat:
         p_ids = tok.encode_batch(prompts)
         p_len = np.fromiter((len(x) for x in p_ids), dtype=np.int64, count=len(p_ids))
-        return pd.DataFrame({"prompt_len": p_len, "output_len": o_len,
-                             "prompt_token_ids": p_ids})
+        return pd.DataFrame({"prompt_len": p_len, "output_len": o_len, "prompt_token_ids": p_ids})
     p_len = np.asarray(tok.count_batch(prompts), dtype=np.int64)
     # A turn's prompt is the whole history (every earlier message, each encoded as the
     # seed did) plus this turn's message; prompt_text is this turn's message only.
     sess = built["session_id"].to_numpy()
     per_turn = p_len + o_len
     history = pd.Series(per_turn).groupby(sess).cumsum().to_numpy() - per_turn
-    return pd.DataFrame({"session_id": sess, "turn": built["turn"].to_numpy(),
-                         "prompt_len": history + p_len, "output_len": o_len,
-                         "prompt_text": prompts})
+    return pd.DataFrame(
+        {
+            "session_id": sess,
+            "turn": built["turn"].to_numpy(),
+            "prompt_len": history + p_len,
+            "output_len": o_len,
+            "prompt_text": prompts,
+        }
+    )
 
 
 def _prepare_text(
-    spec: WorkloadSpec, raw_loader: Any, source_id: str, where: str, mspec: ModelSpec,
-    tokenizer_dir: str | Path | None, fields: Mapping[str, str] | None, use_cache: bool,
+    spec: WorkloadSpec,
+    raw_loader: Any,
+    source_id: str,
+    where: str,
+    mspec: ModelSpec,
+    tokenizer_dir: str | Path | None,
+    fields: Mapping[str, str] | None,
+    use_cache: bool,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     tok = get_tokenizer(mspec, tokenizer_dir) if spec.tokenized else None
-    key = cache.cache_key(workload=spec.model_dump(), source=source_id,
-                          tokenizer=tok.identity if tok else None, fields=dict(fields or {}))
+    key = cache.cache_key(
+        workload=spec.model_dump(),
+        source=source_id,
+        tokenizer=tok.identity if tok else None,
+        fields=dict(fields or {}),
+    )
     if use_cache and (hit := cache.read_cached(key)) is not None:
         df, meta = hit
         return df, {**meta, "cached": True}
@@ -95,17 +115,26 @@ def _prepare_text(
     else:
         prepared = built
         tname = spec.lengths_tokenizer or "precomputed"
-    meta = {"tokenizer": tname, "source_id": source_id, "where": where,
-            "prepare_s": round(time.perf_counter() - t0, 3)}
+    meta = {
+        "tokenizer": tname,
+        "source_id": source_id,
+        "where": where,
+        "prepare_s": round(time.perf_counter() - t0, 3),
+    }
     if use_cache:
         cache.write_cached(key, prepared, meta)
     return prepared, {**meta, "cached": False}
 
 
 def prepare(
-    spec: WorkloadSpec, mspec: ModelSpec, *, source: Source = "auto",
-    data_dir_: str | Path | None = None, tokenizer_dir: str | Path | None = None,
-    data_file: str | Path | None = None, fields: Mapping[str, str] | None = None,
+    spec: WorkloadSpec,
+    mspec: ModelSpec,
+    *,
+    source: Source = "auto",
+    data_dir_: str | Path | None = None,
+    tokenizer_dir: str | Path | None = None,
+    data_file: str | Path | None = None,
+    fields: Mapping[str, str] | None = None,
     use_cache: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The whole workload, built and tokenized, before selection; and where it came from."""
@@ -131,39 +160,58 @@ def prepare(
     if source == "local":
         if local is None:
             where = f"{ddir}" if ddir else f"no data dir (--data-dir or ${DATA_DIR_ENV})"
-            raise UserError(f"workload {spec.name!r}: no local file matching "
-                            f"{', '.join(spec.local)} under {where}")
-        prepared, meta = _prepare_text(spec, lambda: read_table(local),
-                                       cache.file_identity(local), str(local), mspec,
-                                       tokenizer_dir, fields, use_cache)
+            raise UserError(
+                f"workload {spec.name!r}: no local file matching "
+                f"{', '.join(spec.local)} under {where}"
+            )
+        prepared, meta = _prepare_text(
+            spec,
+            lambda: read_table(local),
+            cache.file_identity(local),
+            str(local),
+            mspec,
+            tokenizer_dir,
+            fields,
+            use_cache,
+        )
         return prepared, {**meta, "source": "local", "path": str(local)}
     if source == "hub":
         if spec.hub is None:
             raise UserError(f"workload {spec.name!r} has no hub dataset (use --source local)")
         if not hub_available():
-            raise UserError(f"workload {spec.name!r}: the Hugging Face hub is not reachable "
-                            "(offline); use --source local or --source profile")
+            raise UserError(
+                f"workload {spec.name!r}: the Hugging Face hub is not reachable "
+                "(offline); use --source local or --source profile"
+            )
         hub = spec.hub
         try:
             records, fingerprint = load_hub_records(hub.id, hub.config, hub.split)
         except Exception as e:
-            raise UserError(f"hub dataset {hub.id!r}: cannot load ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0] if str(e) else ''})") from None
+            raise UserError(
+                f"hub dataset {hub.id!r}: cannot load ({type(e).__name__}: "
+                f"{str(e).splitlines()[0] if str(e) else ''})"
+            ) from None
         raw = pd.DataFrame.from_records(records)
-        prepared, meta = _prepare_text(spec, lambda: raw, fingerprint, f"hub:{hub.id}", mspec,
-                                       tokenizer_dir, fields, use_cache)
+        prepared, meta = _prepare_text(
+            spec, lambda: raw, fingerprint, f"hub:{hub.id}", mspec, tokenizer_dir, fields, use_cache
+        )
         return prepared, {**meta, "source": "hub"}
     family = _profile_family(mspec)
     if mspec.tokenizer == "hub":
         warnings.warn(f"{mspec.name}: using the shipped {family} length profile", stacklevel=3)
     df = profiles.load_profile(spec.name, family)
-    return df, {"source": "profile", "tokenizer": family, "cached": False,
-                "where": str(profiles.profile_path(spec.name, family))}
+    return df, {
+        "source": "profile",
+        "tokenizer": family,
+        "cached": False,
+        "where": str(profiles.profile_path(spec.name, family)),
+    }
 
 
 def _check_args(num_requests: int | None, max_model_len: int, sampling: str) -> None:
-    if num_requests is not None and (not isinstance(num_requests, int | np.integer)
-                                     or num_requests < 1):
+    if num_requests is not None and (
+        not isinstance(num_requests, int | np.integer) or num_requests < 1
+    ):
         raise UserError(f"--num-requests {num_requests!r}: expected a positive integer")
     if max_model_len < 2:
         raise UserError(f"--max-model-len {max_model_len!r}: expected an integer >= 2")
@@ -208,13 +256,25 @@ def load_workload(
         data_file = name
     spec = resolve_spec(name, data_file)
     mspec = resolve_model(model)
-    prepared, meta = prepare(spec, mspec, source=source, data_dir_=data_dir,
-                             tokenizer_dir=tokenizer_dir, data_file=data_file, fields=fields,
-                             use_cache=use_cache)
+    prepared, meta = prepare(
+        spec,
+        mspec,
+        source=source,
+        data_dir_=data_dir,
+        tokenizer_dir=tokenizer_dir,
+        data_file=data_file,
+        fields=fields,
+        use_cache=use_cache,
+    )
     min_out = 1 if spec.tokenized else 0  # tokenized outputs carry a BOS: 1 token = empty
-    kwargs = dict(num_requests=num_requests, max_model_len=max_model_len, seed=seed,
-                  sampling=sampling, min_output_len=min_out,
-                  where=f"workload {spec.name!r} ({meta['where']})")
+    kwargs = dict(
+        num_requests=num_requests,
+        max_model_len=max_model_len,
+        seed=seed,
+        sampling=sampling,
+        min_output_len=min_out,
+        where=f"workload {spec.name!r} ({meta['where']})",
+    )
     if spec.builder == "chat":
         df = select_sessions(prepared, **kwargs)
     elif "arrival_time" in prepared.columns:
@@ -222,9 +282,17 @@ def load_workload(
     else:
         df = select_pairs(prepared, **kwargs)
     df["workload"] = spec.name
-    df.attrs = {"workload": spec.name, "model": mspec.name, "tokenizer": meta["tokenizer"],
-                "source": meta["source"], "where": meta["where"], "cached": meta["cached"],
-                "max_model_len": max_model_len, "seed": seed, "sampling": sampling}
+    df.attrs = {
+        "workload": spec.name,
+        "model": mspec.name,
+        "tokenizer": meta["tokenizer"],
+        "source": meta["source"],
+        "where": meta["where"],
+        "cached": meta["cached"],
+        "max_model_len": max_model_len,
+        "seed": seed,
+        "sampling": sampling,
+    }
     return df
 
 
@@ -238,17 +306,24 @@ def to_requests(df: pd.DataFrame) -> list[Request]:
     texts = df["prompt_text"].tolist() if "prompt_text" in cols else None
     wl = df["workload"].tolist() if "workload" in cols else [df.attrs.get("workload", "")] * len(df)
     out = []
-    for i, (p, o) in enumerate(zip(df["prompt_len"].tolist(), df["output_len"].tolist(),
-                                   strict=True)):
-        out.append(Request(
-            request_id=i, prompt_len=int(p), output_len=int(o),
-            prompt_token_ids=None if ids is None else np.asarray(ids[i], dtype=np.int64).tolist(),
-            workload=str(wl[i]),
-            session_id=int(sess[i]) if sess is not None else None,
-            turn=int(turns[i]) if turns is not None else 0,
-            prefix_hash_ids=tuple(int(h) for h in hashes[i]) if hashes is not None else (),
-            prompt_text=texts[i] if texts is not None else None,
-        ))
+    for i, (p, o) in enumerate(
+        zip(df["prompt_len"].tolist(), df["output_len"].tolist(), strict=True)
+    ):
+        out.append(
+            Request(
+                request_id=i,
+                prompt_len=int(p),
+                output_len=int(o),
+                prompt_token_ids=None
+                if ids is None
+                else np.asarray(ids[i], dtype=np.int64).tolist(),
+                workload=str(wl[i]),
+                session_id=int(sess[i]) if sess is not None else None,
+                turn=int(turns[i]) if turns is not None else 0,
+                prefix_hash_ids=tuple(int(h) for h in hashes[i]) if hashes is not None else (),
+                prompt_text=texts[i] if texts is not None else None,
+            )
+        )
     return out
 
 
@@ -273,9 +348,17 @@ def list_workloads(data_dir: str | Path | None = None) -> pd.DataFrame:
     """The catalog: name, use case, source, records (None if unknown offline), how built."""
     rows = []
     for spec in WORKLOADS.values():
-        rows.append({"name": spec.name, "use_case": spec.use_case, "source": spec.source,
-                     "records": count_records(spec, data_dir), "builds": spec.builds,
-                     "arrivals": spec.has_arrivals, "profile": spec.profiled})
+        rows.append(
+            {
+                "name": spec.name,
+                "use_case": spec.use_case,
+                "source": spec.source,
+                "records": count_records(spec, data_dir),
+                "builds": spec.builds,
+                "arrivals": spec.has_arrivals,
+                "profile": spec.profiled,
+            }
+        )
     df = pd.DataFrame(rows)
     df["records"] = df["records"].astype("Int64")
     return df

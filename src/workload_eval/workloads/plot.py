@@ -14,8 +14,13 @@ import pandas as pd
 from workload_eval.errors import UserError
 from workload_eval.workloads.catalog import WORKLOADS
 
-LABELS = {"alpaca": "Alpaca", "cnn_dailymail": "CNN DailyMail", "dolly": "Dolly",
-          "sharegpt": "ShareGPT", "sharegpt_chat": "ShareGPT chat"}
+LABELS = {
+    "alpaca": "Alpaca",
+    "cnn_dailymail": "CNN DailyMail",
+    "dolly": "Dolly",
+    "sharegpt": "ShareGPT",
+    "sharegpt_chat": "ShareGPT chat",
+}
 # Colours for workloads the seed did not plot (matplotlib's tab10, skipping near-duplicates).
 EXTRA_COLORS = ("#8E6BB8", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22", "#17BECF", "#FF7F0E")
 
@@ -39,8 +44,9 @@ def mean_point(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return m, float(y[min(int(np.searchsorted(x, m)), len(y) - 1)])
 
 
-def plot_length_cdfs(frames: dict[str, pd.DataFrame], out: str | Path, *,
-                     title: str | None = None) -> None:
+def plot_length_cdfs(
+    frames: dict[str, pd.DataFrame], out: str | Path, *, title: str | None = None
+) -> None:
     """Write Figure 1 for ``{workload: df}`` to ``out`` (.png or .pdf)."""
     import matplotlib
 
@@ -54,8 +60,10 @@ def plot_length_cdfs(frames: dict[str, pd.DataFrame], out: str | Path, *,
         raise UserError("plot: no workload given")
     with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
         fig, axs = plt.subplots(1, 2, figsize=(12.8, 4.8), constrained_layout=True)
-        for col, ax, xlabel in ((("prompt_len"), axs[0], "Input Length (token)"),
-                                (("output_len"), axs[1], "Output Length (token)")):
+        for col, ax, xlabel in (
+            (("prompt_len"), axs[0], "Input Length (token)"),
+            (("output_len"), axs[1], "Output Length (token)"),
+        ):
             hi = 1
             for i, (name, df) in enumerate(frames.items()):
                 x, y = cdf(df[col].to_numpy())
@@ -63,11 +71,16 @@ def plot_length_cdfs(frames: dict[str, pd.DataFrame], out: str | Path, *,
                     continue
                 hi = max(hi, int(x[-1]))
                 color = color_for(name, i)
-                ax.plot(x, y, color=color, linewidth=4,
-                        label=LABELS.get(name, name) if ax is axs[0] else None)
+                ax.plot(
+                    x,
+                    y,
+                    color=color,
+                    linewidth=4,
+                    label=LABELS.get(name, name) if ax is axs[0] else None,
+                )
                 ax.plot(*mean_point(x, y), marker="o", markersize=8, color=color)
             ax.set_xscale("log", base=10, subs=[])
-            ticks = [10 ** k for k in range(int(np.ceil(np.log10(hi))) + 1)]
+            ticks = [10**k for k in range(int(np.ceil(np.log10(hi))) + 1)]
             ax.set_xticks(ticks)
             ax.set_xticklabels(["" if t == 1 else str(t) for t in ticks])
             ax.set_xlim(left=1)
@@ -80,8 +93,15 @@ def plot_length_cdfs(frames: dict[str, pd.DataFrame], out: str | Path, *,
         axs[0].set_yticks([0.0, 0.25, 0.5, 0.75, 1.0])
         axs[0].set_yticklabels(["0", "25", "50", "75", "100"])
         axs[1].set_yticks([])
-        leg = fig.legend(loc="outside upper center", fontsize=16, ncols=min(len(frames), 6),
-                         handlelength=1.2, handletextpad=0.5, columnspacing=1, frameon=False)
+        leg = fig.legend(
+            loc="outside upper center",
+            fontsize=16,
+            ncols=min(len(frames), 6),
+            handlelength=1.2,
+            handletextpad=0.5,
+            columnspacing=1,
+            frameon=False,
+        )
         for h in leg.legend_handles:
             h.set_linewidth(7.5)
         if title:

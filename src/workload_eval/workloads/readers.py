@@ -87,9 +87,7 @@ def _records_from_json(path: Path, text: str) -> list[dict]:
         raise UserError(f"{path}: expected a JSON list of objects, got {type(obj).__name__}")
     for i, item in enumerate(obj):
         if not isinstance(item, dict):
-            raise UserError(
-                f"{path}: item {i}: expected a JSON object, got {type(item).__name__}"
-            )
+            raise UserError(f"{path}: item {i}: expected a JSON object, got {type(item).__name__}")
     return obj
 
 

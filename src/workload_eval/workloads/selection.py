@@ -40,8 +40,14 @@ def _empty(where: str, max_model_len: int, total: int) -> UserError:
 
 
 def select_pairs(
-    df: pd.DataFrame, *, num_requests: int | None, max_model_len: int, seed: int,
-    sampling: Sampling, min_output_len: int, where: str,
+    df: pd.DataFrame,
+    *,
+    num_requests: int | None,
+    max_model_len: int,
+    seed: int,
+    sampling: Sampling,
+    min_output_len: int,
+    where: str,
 ) -> pd.DataFrame:
     """Independent requests (text pairs or lengths without arrival times)."""
     kept = df[keep_mask(df, max_model_len, min_output_len)].reset_index(drop=True)
@@ -58,8 +64,14 @@ def select_pairs(
 
 
 def select_trace(
-    df: pd.DataFrame, *, num_requests: int | None, max_model_len: int, seed: int,
-    sampling: Sampling, min_output_len: int, where: str,
+    df: pd.DataFrame,
+    *,
+    num_requests: int | None,
+    max_model_len: int,
+    seed: int,
+    sampling: Sampling,
+    min_output_len: int,
+    where: str,
 ) -> pd.DataFrame:
     """Trace requests stay in arrival order; repeating a trace shifts it by its span."""
     kept = df[keep_mask(df, max_model_len, min_output_len)].reset_index(drop=True)
@@ -80,8 +92,14 @@ def select_trace(
 
 
 def select_sessions(
-    df: pd.DataFrame, *, num_requests: int | None, max_model_len: int, seed: int,
-    sampling: Sampling, min_output_len: int, where: str,
+    df: pd.DataFrame,
+    *,
+    num_requests: int | None,
+    max_model_len: int,
+    seed: int,
+    sampling: Sampling,
+    min_output_len: int,
+    where: str,
 ) -> pd.DataFrame:
     """Whole sessions (cut at their first turn that does not fit) until N turns.
 
@@ -94,8 +112,9 @@ def select_sessions(
     kept = df[bad_before == 0].reset_index(drop=True)
     if kept.empty:
         raise _empty(where, max_model_len, len(df))
-    starts = np.flatnonzero(np.r_[True, kept["session_id"].to_numpy()[1:]
-                                  != kept["session_id"].to_numpy()[:-1]])
+    starts = np.flatnonzero(
+        np.r_[True, kept["session_id"].to_numpy()[1:] != kept["session_id"].to_numpy()[:-1]]
+    )
     bounds = list(zip(starts, np.r_[starts[1:], len(kept)], strict=True))
     n = len(kept) if num_requests is None else num_requests
     if sampling == "random":

@@ -184,8 +184,7 @@ def get_tokenizer(
                 f"model {spec.name!r} needs its hub tokenizer {spec.hub_id!r} and {reason}"
             )
         warnings.warn(
-            f"{spec.name}: using the {spec.profile_family} tokenizer as a stand-in "
-            f"({reason})",
+            f"{spec.name}: using the {spec.profile_family} tokenizer as a stand-in ({reason})",
             stacklevel=2,
         )
         family = spec.profile_family
