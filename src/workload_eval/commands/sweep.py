@@ -1,0 +1,82 @@
+"""``workload-eval sweep``: run every point of an experiment spec into a resumable store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Results folder (points/, index.parquet, index.csv, capacity.*).")
+@click.option("--jobs", "-j", type=int, default=1, show_default=True,
+              help="Points run at once (local worker processes, or local Ray CPUs).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Where points run.")
+@click.option("--ray-address", help="Ray cluster address (e.g. ray://head:10001 or auto); "
+              "default: start a local Ray instance.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar [default: when stderr is a terminal].")
+def command(spec_path: str, out: str, jobs: int, executor: str, ray_address: str | None,
+            progress: bool | None) -> None:
+    """Expand SPEC (YAML) into runs, run the ones not stored yet, keep an index.
+
+    Re-running the same command resumes: completed points are skipped and points that
+    were running when the sweep stopped run again. Ctrl-C stops cleanly.
+
+    \b
+      workload-eval sweep examples/quick.yaml --out results/quick --jobs 2
+      workload-eval sweep examples/paper.yaml --out results/paper --executor ray
+    """
+    from workload_eval.console import progress_default, stderr_console
+    from workload_eval.errors import UserError
+    from workload_eval.experiments.executors import make_executor
+    from workload_eval.experiments.spec import load_spec
+    from workload_eval.experiments.sweep import run_sweep
+
+    if jobs < 1:
+        raise UserError(f"--jobs: expected a positive number of workers, got {jobs}")
+    if ray_address is not None and executor != "ray":
+        raise UserError("--ray-address needs --executor ray")
+    spec = load_spec(spec_path)
+    err = stderr_console()
+    ex = make_executor(executor, jobs=jobs, ray_address=ray_address,
+                       ray_num_cpus=jobs if jobs > 1 else None)
+    show = progress_default() if progress is None else progress
+    result = run_sweep(spec, out, executor=ex, progress=show, log=err.print)
+    _print_result(result)
+    if result.interrupted:
+        err.print(f"interrupted: {len(result.index)} completed point(s) kept in {out}; "
+                  "run the same command again to resume")
+        raise click.exceptions.Exit(130)
+    if result.failed:
+        key, msg = next(iter(result.failed.items()))
+        err.print(f"{len(result.failed)} point(s) failed; first: {key}: {msg}")
+        raise click.exceptions.Exit(1)
+
+
+def _print_result(result: Any) -> None:
+    from rich.table import Table
+
+    from workload_eval.console import fmt, stdout_console
+
+    console = stdout_console()
+    console.print(
+        f"{result.total_points} grid point(s); ran {result.ran}, reused {result.reused} "
+        f"stored, {len(result.failed)} failed, in {result.wall_s:.1f} s"
+    )
+    cap = result.capacity
+    if not cap.empty:
+        table = Table(title="Max request rate meeting every SLO", header_style="bold")
+        cols = [c for c in ("group", "engine_label", "model", "kv_blocks", "workload")
+                if c in cap.columns]
+        for c in [*cols, "capacity_rate", "rule", "num_runs"]:
+            table.add_column(c, justify="right" if c in ("capacity_rate", "num_runs") else "left")
+        for row in cap.to_dict("records"):
+            cells = [str(row.get(c)) for c in cols]
+            rate = fmt(row.get("capacity_rate")) + (" (limit)" if row.get("censored") else "")
+            table.add_row(*cells, rate, str(row.get("rule")), str(row.get("num_runs")))
+        console.print(table)
+    console.print(f"index: {result.out / 'index.csv'} ({len(result.index)} point(s))")

@@ -1,0 +1,49 @@
+"""Studies: a YAML spec expands into runs, executed locally or on Ray, stored resumably.
+
+Public API (DataFrames out, usable from a notebook):
+``load_spec``, ``expand``, ``run_sweep``, ``ResultStore``, ``SLO``, ``parse_slos``,
+``BisectSearch``, ``SeedGridSearch``, ``find_capacity``, ``seed_grid_capacity``,
+``memory_table``, ``scaling_table``.
+"""
+
+from workload_eval.experiments.capacity import (
+    SLO,
+    BisectSearch,
+    CapacityResult,
+    CapacitySearch,
+    SeedGridSearch,
+    find_capacity,
+    make_search,
+    parse_slos,
+    seed_grid_capacity,
+)
+from workload_eval.experiments.grid import CapacityTask, Point, expand, point_key
+from workload_eval.experiments.memory import memory_table, scaling_table
+from workload_eval.experiments.spec import ExperimentSpec, GridSpec, build_spec, load_spec
+from workload_eval.experiments.store import ResultStore
+from workload_eval.experiments.sweep import SweepResult, run_sweep
+
+__all__ = [
+    "SLO",
+    "BisectSearch",
+    "CapacityResult",
+    "CapacitySearch",
+    "CapacityTask",
+    "ExperimentSpec",
+    "GridSpec",
+    "Point",
+    "ResultStore",
+    "SeedGridSearch",
+    "SweepResult",
+    "build_spec",
+    "expand",
+    "find_capacity",
+    "load_spec",
+    "make_search",
+    "memory_table",
+    "parse_slos",
+    "point_key",
+    "run_sweep",
+    "scaling_table",
+    "seed_grid_capacity",
+]

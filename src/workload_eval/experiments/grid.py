@@ -1,0 +1,139 @@
+"""Expand a spec into runs: fixed points (RunSpecs) and capacity searches (one per config)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from workload_eval.experiments.capacity import SLO, CapacitySearch, make_search
+from workload_eval.experiments.spec import CapacityOptions, ExperimentSpec, GridSpec
+
+# RunSpec fields that locate inputs on this machine rather than define the run.
+LOCATION_FIELDS = ("data_dir", "tokenizer_dir")
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def run_spec_json(spec: Any) -> dict[str, Any]:
+    """The RunSpec as plain JSON data, without machine-local paths."""
+    data = spec.model_dump(mode="json") if hasattr(spec, "model_dump") else dict(spec)
+    return {k: v for k, v in data.items() if k not in LOCATION_FIELDS}
+
+
+def point_key(spec: Any) -> str:
+    """Stable short hash of the point's full canonical RunSpec (16 hex digits)."""
+    return hashlib.sha256(canonical_json(run_spec_json(spec)).encode()).hexdigest()[:16]
+
+
+def make_run_spec(data: dict[str, Any]) -> Any:
+    from workload_eval.runner import RunSpec
+
+    return RunSpec.model_validate(data)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of the study, with where it came from in the spec."""
+
+    group: str
+    engine_label: str
+    spec: Any  # workload_eval.runner.RunSpec
+
+    @property
+    def key(self) -> str:
+        return point_key(self.spec)
+
+
+@dataclass(frozen=True)
+class CapacityTask:
+    """One capacity search: a configuration whose schedule rate the search picks."""
+
+    group: str
+    engine_label: str
+    base: dict[str, Any]  # RunSpec data; schedule without rate; seed set per probe
+    slos: tuple[SLO, ...]
+    options: CapacityOptions
+    seeds: tuple[int, ...]
+
+    def run_spec(self, rate: float, seed: int) -> Any:
+        data = json.loads(json.dumps(self.base))
+        data["schedule"]["rate"] = rate
+        data["seed"] = seed
+        data["engine_config"]["seed"] = seed
+        return make_run_spec(data)
+
+    def make_search(self) -> CapacitySearch:
+        o = self.options
+        return make_search(
+            list(self.slos), rule=o.rule, rates=o.grid(), tolerance=o.tolerance, start=o.start,
+            seeds=self.seeds, aggregate=o.aggregate, repeat_band=o.repeat_band,
+            max_rate=o.max_rate,
+        )
+
+    @property
+    def key(self) -> str:
+        ident = {
+            "base": {k: v for k, v in self.base.items() if k not in LOCATION_FIELDS},
+            "slos": [s.model_dump() for s in self.slos],
+            "options": self.options.model_dump(mode="json"),
+            "seeds": list(self.seeds),
+        }
+        return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:16]
+
+
+def _base_data(
+    grid: GridSpec, engine: Any, model: str, gpu: str, kv: dict[str, Any], workload: str,
+    schedule: dict[str, Any], seed: int,
+) -> dict[str, Any]:
+    config = {"model": model, "gpu": gpu, **engine.knobs, **kv, "seed": seed}
+    data: dict[str, Any] = {
+        "engine": engine.engine,
+        "engine_config": config,
+        "workload": workload,
+        "schedule": schedule,
+        "seed": seed,
+        "sampling": grid.sampling,
+        "source": grid.source,
+    }
+    for attr in LOCATION_FIELDS:
+        if getattr(grid, attr) is not None:
+            data[attr] = getattr(grid, attr)
+    return data
+
+
+def expand_group(grid: GridSpec) -> tuple[list[Point], list[CapacityTask]]:
+    points: list[Point] = []
+    tasks: list[CapacityTask] = []
+    axes = itertools.product(grid.engines, grid.models, grid.gpus, grid.kv_sizes(), grid.workloads)
+    for engine, model, gpu, kv, workload in axes:
+        for entry in grid.schedules:
+            for schedule in entry.expand():
+                if entry.is_capacity:
+                    base = _base_data(grid, engine, model, gpu, kv, workload, schedule, 0)
+                    tasks.append(CapacityTask(
+                        grid.name, engine.name, base, tuple(grid.slos), grid.capacity,
+                        tuple(grid.seeds),
+                    ))
+                    continue
+                for seed in grid.seeds:
+                    data = _base_data(grid, engine, model, gpu, kv, workload, schedule, seed)
+                    points.append(Point(grid.name, engine.name, make_run_spec(data)))
+    return points, tasks
+
+
+def expand(spec: ExperimentSpec) -> tuple[list[Point], list[CapacityTask]]:
+    """Every group's points and capacity searches, duplicates (same key) kept once."""
+    points: dict[str, Point] = {}
+    tasks: dict[str, CapacityTask] = {}
+    for grid in spec.groups:
+        ps, ts = expand_group(grid)
+        for p in ps:
+            points.setdefault(p.key, p)
+        for t in ts:
+            tasks.setdefault(t.key, t)
+    return list(points.values()), list(tasks.values())

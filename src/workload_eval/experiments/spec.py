@@ -1,0 +1,466 @@
+"""The declarative experiment spec (YAML): axes of a study, validated with key-path errors.
+
+Every field defaults to the seed paper's setting (OPT-13B on an A100-40GB, 643 KV blocks
+of 16 tokens, 2560 batched tokens, 2048 sequences, max_model_len 2048, vLLM 0.2 policy,
+seed 0, 600 s Poisson arrivals, SLO p95 normalized latency <= 0.1875 s/token).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from workload_eval.engines.base import EngineConfig
+from workload_eval.errors import UserError
+from workload_eval.experiments.capacity import SLO
+
+PAPER_WORKLOADS = ["alpaca", "cnn_dailymail", "dolly", "sharegpt"]
+# Axes set per grid point, so an engine entry may not set them.
+AXIS_FIELDS = {"model", "gpu", "kv_blocks", "gpu_memory_utilization", "seed"}
+
+
+def _as_list(v: Any) -> Any:
+    return v if isinstance(v, list | tuple) or v is None else [v]
+
+
+def _check_engine(name: str) -> str:
+    from workload_eval.engines.base import known_engines
+
+    if name not in known_engines():
+        raise ValueError(f"unknown engine {name!r} (expected one of {', '.join(known_engines())})")
+    return name
+
+
+def _check_model(name: str) -> str:
+    from workload_eval.models import resolve_model
+
+    try:
+        resolve_model(name)
+    except UserError as e:
+        raise ValueError(str(e)) from None
+    return name
+
+
+def _check_gpu(name: str) -> str:
+    try:
+        from workload_eval.engines.sim.hardware import known_gpus, resolve_gpu
+    except ImportError:  # the simulator's catalog is optional for other engines
+        return name
+    try:
+        resolve_gpu(name)
+    except (UserError, KeyError, ValueError):
+        raise ValueError(
+            f"unknown gpu {name!r} (expected one of {', '.join(known_gpus())})"
+        ) from None
+    return name
+
+
+def _check_workload(name: str) -> str:
+    try:
+        from workload_eval.workloads import list_workloads
+
+        known = [str(n) for n in list_workloads()["name"]]
+    except ImportError:
+        return name
+    if name not in known and not Path(name).suffix:  # a path to a file is the loader's job
+        raise ValueError(f"unknown workload {name!r} (expected one of {', '.join(known)})")
+    return name
+
+
+_Models = Annotated[list[Annotated[str, AfterValidator(_check_model)]], BeforeValidator(_as_list)]
+_Gpus = Annotated[list[Annotated[str, AfterValidator(_check_gpu)]], BeforeValidator(_as_list)]
+_Workloads = Annotated[
+    list[Annotated[str, AfterValidator(_check_workload)]], BeforeValidator(_as_list)
+]
+_Blocks = Annotated[list[Annotated[int, Field(gt=0)]] | None, BeforeValidator(_as_list)]
+_Utils = Annotated[list[Annotated[float, Field(gt=0, le=1)]] | None, BeforeValidator(_as_list)]
+_Seeds = Annotated[list[int], BeforeValidator(_as_list)]
+
+
+class EngineEntry(BaseModel):
+    """One engine and its fixed knobs (any EngineConfig field except the swept axes)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    engine: Annotated[str, AfterValidator(_check_engine)] = "sim"
+    label: str | None = None
+
+    @model_validator(mode="after")
+    def _knobs_are_engine_config(self) -> EngineEntry:
+        extra = dict(self.model_extra or {})
+        bad = sorted(set(extra) & AXIS_FIELDS)
+        if bad:
+            raise ValueError(f"{bad[0]!r} is an axis of the study: set it at the top level")
+        known = set(EngineConfig.model_fields) - AXIS_FIELDS
+        for k in extra:
+            if k not in known:
+                raise ValueError(f"unknown engine setting {k!r} (expected one of "
+                                 f"{', '.join(sorted(known))})")
+        EngineConfig(model="opt-13b", **extra)  # validates the values
+        return self
+
+    @property
+    def knobs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def name(self) -> str:
+        return self.label or self.engine
+
+
+def _engine_entries(v: Any) -> Any:
+    v = _as_list(v)
+    return [{"engine": e} if isinstance(e, str) else e for e in v] if isinstance(v, list) else v
+
+
+class RateRange(BaseModel):
+    """Rates start, start+step, ... up to and including stop."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: float = Field(gt=0)
+    stop: float = Field(gt=0)
+    step: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RateRange:
+        if self.stop < self.start:
+            raise ValueError("stop must be >= start")
+        if (self.stop - self.start) / self.step > 10_000:
+            raise ValueError("more than 10000 rates: raise step")
+        return self
+
+    def values(self) -> list[float]:
+        n = math.floor((self.stop - self.start) / self.step + 1e-9)
+        return [round(self.start + i * self.step, 10) for i in range(n + 1)]
+
+
+def _scalar_rate(v: Any) -> Any:
+    return [v] if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+
+_Rate = list[Annotated[float, Field(gt=0)]] | RateRange | Literal["capacity"] | None
+
+
+class ScheduleEntry(BaseModel):
+    """A schedule family: list-valued fields expand (num_requests: [100, 500])."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str
+    rate: Annotated[_Rate, BeforeValidator(_scalar_rate)] = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        from workload_eval.schedules import SCHEDULE_KINDS
+
+        if v not in SCHEDULE_KINDS:
+            raise ValueError(f"unknown schedule kind {v!r} (expected one of "
+                             f"{', '.join(SCHEDULE_KINDS)})")
+        return v
+
+    @property
+    def is_capacity(self) -> bool:
+        return self.rate == "capacity"
+
+    def rates(self) -> list[float | None]:
+        if self.rate is None or self.rate == "capacity":
+            return [None]
+        return self.rate.values() if isinstance(self.rate, RateRange) else list(self.rate)
+
+    def expand(self) -> list[dict[str, Any]]:
+        """Plain schedule dicts, one per combination of list-valued fields (rate excluded
+        when it is ``capacity``: the search chooses it)."""
+        combos: list[dict[str, Any]] = [{"kind": self.kind}]
+        axes: list[tuple[str, list[Any]]] = []
+        if not self.is_capacity and self.rate is not None:
+            axes.append(("rate", self.rates()))
+        for k, v in (self.model_extra or {}).items():
+            axes.append((k, list(v) if isinstance(v, list) else [v]))
+        for k, values in axes:
+            combos = [{**c, k: v} for c in combos for v in values]
+        return combos
+
+
+class CapacityOptions(BaseModel):
+    """How ``rate: capacity`` schedules are searched (see experiments.capacity)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rule: Literal["bisect", "seed-grid"] = "bisect"
+    tolerance: float = Field(default=0.02, gt=0, lt=1)
+    start: float = Field(default=1.0, gt=0)
+    rates: list[Annotated[float, Field(gt=0)]] | RateRange | None = None  # seed-grid's grid
+    aggregate: Literal["majority", "mean", "all"] = "majority"
+    repeat_band: float | None = Field(default=0.1, ge=0)
+    max_rate: float = Field(default=1e4, gt=0)
+
+    def grid(self) -> list[float] | None:
+        if self.rates is None:
+            return None
+        return self.rates.values() if isinstance(self.rates, RateRange) else list(self.rates)
+
+
+def _default_schedules() -> list[ScheduleEntry]:
+    return [
+        ScheduleEntry(kind="offline", num_requests=[100, 500, 1000]),
+        ScheduleEntry(kind="poisson", rate="capacity", duration=600),
+    ]
+
+
+def _slos(v: Any) -> Any:
+    if isinstance(v, dict):
+        return [{"metric": k, "op": "<=", "value": x} for k, x in v.items()]
+    v = _as_list(v)
+    out = []
+    for s in v or []:
+        if isinstance(s, str):
+            try:
+                out.append(SLO.parse(s).model_dump())
+            except UserError:
+                raise ValueError(
+                    f"cannot parse SLO {s!r} (expected METRIC<=VALUE, e.g. "
+                    "normalized_latency_p95<=0.1875)"
+                ) from None
+        else:
+            out.append(s)
+    return out
+
+
+class GridSpec(BaseModel):
+    """One group's axes: the cross product of these is the group's points."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "main"
+    engines: Annotated[list[EngineEntry], BeforeValidator(_engine_entries)] = Field(
+        default_factory=lambda: [EngineEntry()]
+    )
+    models: _Models = Field(default_factory=lambda: ["opt-13b"])
+    gpus: _Gpus = Field(default_factory=lambda: ["a100-40gb"])
+    kv_blocks: _Blocks = None
+    gpu_memory_utilization: _Utils = None
+    workloads: _Workloads = Field(default_factory=lambda: list(PAPER_WORKLOADS))
+    schedules: Annotated[list[ScheduleEntry], BeforeValidator(_as_list)] = Field(
+        default_factory=_default_schedules
+    )
+    seeds: _Seeds = Field(default_factory=lambda: [0])
+    slos: Annotated[list[SLO], BeforeValidator(_slos)] = Field(
+        default_factory=lambda: [SLO(metric="normalized_latency_p95", value=0.1875)]
+    )
+    capacity: CapacityOptions = Field(default_factory=CapacityOptions)
+    sampling: Literal["first", "random"] = "first"  # which workload requests (runner)
+    source: Literal["auto", "hub", "local", "profile"] = "auto"  # where workloads load from
+    data_dir: str | None = None
+    tokenizer_dir: str | None = None
+
+    @field_validator("engines", "models", "gpus", "workloads", "schedules", "seeds")
+    @classmethod
+    def _non_empty(cls, v: list[Any]) -> list[Any]:
+        if not v:
+            raise ValueError("must list at least one value")
+        return v
+
+    @model_validator(mode="after")
+    def _default_kv(self) -> GridSpec:
+        if self.kv_blocks is None and self.gpu_memory_utilization is None:
+            self.kv_blocks = [643]
+        return self
+
+    def kv_sizes(self) -> list[dict[str, Any]]:
+        """KV axis: each entry sets kv_blocks or gpu_memory_utilization."""
+        sizes: list[dict[str, Any]] = [{"kv_blocks": b} for b in self.kv_blocks or []]
+        sizes += [{"gpu_memory_utilization": u} for u in self.gpu_memory_utilization or []]
+        return sizes
+
+
+class ExperimentSpec(BaseModel):
+    """A whole study: top-level axes, optionally split into groups that override them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "experiment"
+    description: str = ""
+    groups: list[GridSpec]
+    source: str | None = None  # the YAML file it came from
+
+    def points_summary(self) -> str:
+        return ", ".join(g.name for g in self.groups)
+
+
+_GROUP_KEYS = set(GridSpec.model_fields)
+
+
+def build_spec(data: Any, *, source: str | Path | None = None) -> ExperimentSpec:
+    """Validate plain data (a parsed YAML mapping) into a spec; errors name the key path."""
+    src = str(source) if source is not None else "spec"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{src}: expected a mapping of settings at the top level")
+    top = {k: v for k, v in data.items() if k not in ("name", "description", "groups")}
+    unknown = sorted(set(top) - _GROUP_KEYS)
+    if unknown:
+        raise UserError(
+            f"{src}: {unknown[0]}: unknown setting (expected one of "
+            f"{', '.join(sorted(_GROUP_KEYS | {'name', 'description', 'groups'}))})"
+        )
+    raw_groups = data.get("groups")
+    groups: list[tuple[str, dict[str, Any], dict[str, Any]]] = []  # prefix, own keys, merged
+    if raw_groups is None:
+        groups.append(("", {}, top))
+    elif not isinstance(raw_groups, list) or not raw_groups:
+        raise UserError(f"{src}: groups: expected a non-empty list of mappings")
+    else:
+        for i, g in enumerate(raw_groups):
+            if not isinstance(g, dict):
+                raise UserError(f"{src}: groups[{i}]: expected a mapping")
+            merged = {**top, **g, "name": g.get("name", f"group{i}")}
+            groups.append((f"groups[{i}].", g, merged))
+    base = Path(source).parent if source is not None else Path.cwd()
+    built: list[GridSpec] = []
+    for prefix, own, g in groups:
+        try:
+            grid = GridSpec.model_validate(g)
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = err["loc"]
+            # a key inherited from the top level is reported at its top-level path
+            path = (prefix if loc and loc[0] in own else "") + _loc_str(loc)
+            raise UserError(f"{src}: {path}: {_msg(err)}") from None
+        _check_schedules(grid, src, prefix if "schedules" in own else "")
+        for attr in ("data_dir", "tokenizer_dir"):
+            v = getattr(grid, attr)
+            if v is not None and not Path(v).is_absolute():
+                setattr(grid, attr, str((base / v).resolve()))
+        built.append(grid)
+    names = [g.name for g in built]
+    if len(set(names)) != len(names):
+        raise UserError(f"{src}: groups: group names must be unique (got {names})")
+    return ExperimentSpec(
+        name=str(data.get("name", "experiment")),
+        description=str(data.get("description", "")),
+        groups=built,
+        source=str(source) if source is not None else None,
+    )
+
+
+def _check_schedules(grid: GridSpec, src: str, prefix: str) -> None:
+    """Every expanded schedule must be a valid ScheduleSpec (a capacity rate stands in)."""
+    from workload_eval.schedules import ScheduleSpec
+
+    adapter: TypeAdapter[Any] = TypeAdapter(ScheduleSpec)
+    for i, entry in enumerate(grid.schedules):
+        for combo in entry.expand():
+            if entry.is_capacity and combo["kind"] in ("offline", "trace"):
+                raise UserError(
+                    f"{src}: {prefix}schedules[{i}].rate: 'capacity' needs a rate-driven "
+                    f"schedule (poisson, poisson-exp, gamma, constant, sessions), "
+                    f"not {combo['kind']!r}"
+                )
+            probe = {**combo, "rate": 1.0} if entry.is_capacity else combo
+            try:
+                adapter.validate_python(probe)
+            except ValidationError as e:
+                err = e.errors()[0]
+                sub = [p for p in err["loc"][1:] if not isinstance(p, int)]
+                path = f"{prefix}schedules[{i}]" + "".join(f".{p}" for p in sub)
+                msg = _msg(err)
+                if err.get("type") == "extra_forbidden":
+                    msg = f"not a setting of schedule kind {combo['kind']!r}"
+                raise UserError(f"{src}: {path}: {msg}") from None
+
+
+def _loc_str(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for p in loc:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif p in ("list[...]",) or "[" in str(p) or str(p).startswith(("function-", "literal")):
+            continue  # pydantic's union-branch tags carry no user meaning
+        else:
+            out += ("." if out else "") + str(p)
+    return out
+
+
+def _msg(err: Any) -> str:
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown setting"
+    return msg
+
+
+def _line_of(node: yaml.Node | None, path: list[str | int]) -> int | None:
+    """1-based line of the YAML node at ``path`` (the deepest one that exists)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for p in path:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == p), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(p, int) and p < len(node.value):
+            nxt = node.value[p]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node = nxt
+        line = node.start_mark.line + 1
+    return line
+
+
+def _parse_path(path: str) -> list[str | int]:
+    out: list[str | int] = []
+    for part in path.replace("[", ".[").split("."):
+        if not part:
+            continue
+        out.append(int(part[1:-1]) if part.startswith("[") else part)
+    return out
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read and validate a YAML spec; errors read ``file:line: key.path: what was expected``."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise UserError(f"{p}: no such file (expected an experiment spec in YAML)") from None
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+        raise UserError(f"{where}: invalid YAML ({getattr(e, 'problem', None) or e})") from None
+    try:
+        return build_spec(data, source=p)
+    except UserError as e:
+        msg = str(e)
+        head = f"{p}: "
+        if msg.startswith(head):
+            rest = msg[len(head):]
+            key = rest.split(": ", 1)[0]
+            line = _line_of(root, _parse_path(key))
+            if line is not None:
+                raise UserError(f"{p}:{line}: {rest}") from None
+        raise
+
+
+def spec_from_yaml_text(text: str, *, source: str = "spec.yaml") -> ExperimentSpec:
+    """Validate YAML text (tests, notebooks) without a file."""
+    return build_spec(yaml.safe_load(text), source=source)

@@ -1,0 +1,196 @@
+"""The crash-safe result store of a sweep: one folder per completed point, plus an index.
+
+A point is written into a hidden temp folder, its marker ``point.json`` last, then the
+folder is renamed to ``points/<key>``: a point folder either is complete or does not
+exist. Leftovers of a killed run (temp folders, folders without a marker) are removed on
+open. The index is rebuilt from the completed points only, sorted by key, so a resumed
+sweep and an uninterrupted one write byte-identical index files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workload_eval.experiments.grid import canonical_json, point_key, run_spec_json
+from workload_eval.storage import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+MARKER = "point.json"
+POINT_FORMAT = "workload-eval-point/1"
+# Summary keys that vary from run to run of the same point; never in the index.
+VOLATILE = re.compile(r"(^|[._])(wall|timestamp|started_at|finished_at|hostname|pid)", re.I)
+
+
+def flatten_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Index columns of a RunSpec: engine, workload, seed, engine_config fields bare,
+    engine options as ``option.<k>``, schedule fields as ``schedule.<k>``."""
+    out: dict[str, Any] = {}
+    for k, v in spec.items():
+        if k == "engine_config" and isinstance(v, Mapping):
+            for ck, cv in v.items():
+                if ck == "options" and isinstance(cv, Mapping):
+                    out.update({f"option.{ok}": _cell(ov) for ok, ov in sorted(cv.items())})
+                else:
+                    out["engine_seed" if ck == "seed" else ck] = _cell(cv)
+        elif k == "schedule" and isinstance(v, Mapping):
+            out.update({f"schedule.{sk}": _cell(sv) for sk, sv in v.items()})
+        else:
+            out[k] = _cell(v)
+    return out
+
+
+def flatten_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Scalar metrics of a summary.json (nested dicts dotted); config and volatile keys out."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, d: Mapping[str, Any]) -> None:
+        for k, v in d.items():
+            name = f"{prefix}{k}"
+            if VOLATILE.search(name):
+                continue
+            if isinstance(v, Mapping):
+                walk(f"{name}.", v)
+            else:
+                out[name] = _cell(v)
+
+    walk("", {k: v for k, v in summary.items() if k != "config"})
+    return out
+
+
+def _cell(v: Any) -> Any:
+    """Parquet/CSV-friendly cell: lists and dicts as canonical JSON text."""
+    if isinstance(v, list | tuple | dict):
+        return canonical_json(v)
+    return v
+
+
+class ResultStore:
+    """``OUT/points/<key>/`` folders and ``OUT/index.{parquet,csv}`` over them."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.points_dir = self.root / "points"
+        self.points_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- points ------------------------------------------------------------------------
+    def point_dir(self, key: str) -> Path:
+        return self.points_dir / key
+
+    def has(self, key: str) -> bool:
+        return (self.point_dir(key) / MARKER).is_file()
+
+    def completed_keys(self) -> list[str]:
+        return sorted(
+            p.name for p in self.points_dir.iterdir()
+            if not p.name.startswith(".") and (p / MARKER).is_file()
+        )
+
+    def cleanup(self) -> list[str]:
+        """Remove what a killed run left half-written; returns the removed names."""
+        removed = []
+        for p in sorted(self.points_dir.iterdir()):
+            if p.name.startswith(".") or not (p / MARKER).is_file():
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                removed.append(p.name)
+        return removed
+
+    def write_point(
+        self, spec: Any, files: Mapping[str, bytes], *, wall_s: float | None = None
+    ) -> str:
+        """Store one finished run atomically; returns its key."""
+        key = point_key(spec)
+        tmp = Path(tempfile.mkdtemp(dir=self.points_dir, prefix=f".tmp-{key}-"))
+        try:
+            for name, data in files.items():
+                atomic_write_bytes(tmp / name, data)
+            marker = {
+                "format": POINT_FORMAT,
+                "key": key,
+                "spec": run_spec_json(spec),
+                "files": sorted(files),
+                "wall_s": wall_s,
+                "finished_at": time.time(),
+            }
+            atomic_write_json(tmp / MARKER, marker)
+            final = self.point_dir(key)
+            if final.exists():  # a duplicate copy: move it aside atomically, then drop it
+                old = Path(tempfile.mkdtemp(dir=self.points_dir, prefix=f".old-{key}-"))
+                os.replace(final, old / key)
+                shutil.rmtree(old, ignore_errors=True)
+            os.rename(tmp, final)
+            _fsync_dir(self.points_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return key
+
+    def summary(self, key: str) -> dict[str, Any]:
+        return json.loads((self.point_dir(key) / "summary.json").read_text())
+
+    def spec_data(self, key: str) -> dict[str, Any]:
+        return json.loads((self.point_dir(key) / MARKER).read_text())["spec"]
+
+    def load_run(self, key: str) -> Any:
+        from workload_eval.runner import load_run
+
+        return load_run(self.point_dir(key))
+
+    # -- index -------------------------------------------------------------------------
+    def index_row(self, key: str) -> dict[str, Any]:
+        summary = self.summary(key)
+        config = summary.get("config") or {}
+        resolved = {"resolved_kv_blocks": config.get("kv_blocks")}
+        return {"key": key, **flatten_spec(self.spec_data(key)), **resolved,
+                **flatten_summary(summary)}
+
+    def rebuild_index(self, rows: Mapping[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+        """Write index.parquet and index.csv from every completed point, sorted by key.
+
+        ``rows`` caches rows already read (key -> row); missing ones are read from disk.
+        """
+        keys = self.completed_keys()
+        cache = dict(rows or {})
+        table = [cache[k] if k in cache else self.index_row(k) for k in keys]
+        df = pd.DataFrame(table)
+        if df.empty:
+            df = pd.DataFrame({"key": pd.Series([], dtype=str)})
+        write_table(df, self.root / "index")
+        return df
+
+    def load_index(self) -> pd.DataFrame:
+        path = self.root / "index.parquet"
+        if not path.exists():
+            return self.rebuild_index()
+        return pd.read_parquet(path)
+
+
+def write_table(df: pd.DataFrame, stem: Path) -> None:
+    """Atomic ``stem.parquet`` + ``stem.csv`` (deterministic bytes for the same frame)."""
+    import io
+
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    atomic_write_bytes(stem.with_suffix(".parquet"), buf.getvalue())
+    atomic_write_text(stem.with_suffix(".csv"), df.to_csv(index=False, lineterminator="\n"))
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,267 @@
+"""The sweep loop: run every point not yet stored, feed capacity searches, keep the index.
+
+Resumable by construction: completed points are read back from the store (a capacity
+search replays its stored probes and proposes the same next rates), points in flight
+when the process died are simply run again. Ctrl-C cancels what is running and keeps
+everything completed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workload_eval.experiments.capacity import CapacityResult, CapacitySearch
+from workload_eval.experiments.executors import Executor, Outcome, SequentialExecutor
+from workload_eval.experiments.grid import CapacityTask, Point, expand, point_key
+from workload_eval.experiments.spec import ExperimentSpec
+from workload_eval.experiments.store import ResultStore, flatten_spec, write_table
+from workload_eval.storage import atomic_write_json
+
+INDEX_EVERY_S = 2.0  # rewrite the index at most this often while running
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did; ``index`` and ``capacity`` are the tables written to OUT."""
+
+    out: Path
+    total_points: int
+    reused: int
+    ran: int
+    failed: dict[str, str] = field(default_factory=dict)  # point key -> error
+    capacity: pd.DataFrame = field(default_factory=pd.DataFrame)
+    index: pd.DataFrame = field(default_factory=pd.DataFrame)
+    interrupted: bool = False
+    wall_s: float = 0.0
+
+
+@dataclass
+class _Search:
+    task: CapacityTask
+    search: CapacitySearch
+    failed: str | None = None
+    probe_keys: dict[tuple[float, int], str] = field(default_factory=dict)
+
+
+class _Progress:
+    """A rich bar whose total grows as capacity searches propose probes."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._p = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            from workload_eval.console import stderr_console
+
+            self._p = Progress(
+                TextColumn("[progress.description]{task.description}"), BarColumn(),
+                MofNCompleteColumn(), TimeElapsedColumn(), console=stderr_console(),
+            )
+            self._p.start()
+            self._task = self._p.add_task("sweep", total=0)
+
+    def grow(self, n: int) -> None:
+        if self._p is not None and n:
+            t = self._p.tasks[0]
+            self._p.update(self._task, total=(t.total or 0) + n)
+
+    def advance(self, text: str) -> None:
+        if self._p is not None:
+            self._p.update(self._task, advance=1, description=text)
+
+    def stop(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+
+
+def run_sweep(
+    spec: ExperimentSpec,
+    out: str | Path,
+    *,
+    executor: Executor | None = None,
+    progress: bool = False,
+    log: Any = None,
+) -> SweepResult:
+    """Run every point and capacity search of ``spec`` into ``out``; resumes from it."""
+    t0 = time.perf_counter()
+    store = ResultStore(out)
+    removed = store.cleanup()
+    if removed and log is not None:
+        log(f"removed {len(removed)} incomplete point folder(s) left by an earlier run")
+    atomic_write_json(store.root / "experiment.json", spec.model_dump(mode="json"))
+    points, tasks = expand(spec)
+    executor = executor or SequentialExecutor()
+    bar = _Progress(progress)
+    state = _SweepState(store, executor, bar)
+    try:
+        state.run(points, tasks)
+    except KeyboardInterrupt:
+        state.interrupted = True
+        executor.close(cancel=True)
+    else:
+        executor.close()
+    finally:
+        bar.stop()
+    index = store.rebuild_index(state.rows)
+    capacity = state.write_capacity()
+    return SweepResult(
+        out=store.root, total_points=len(points), reused=state.reused, ran=state.ran,
+        failed=state.failed, capacity=capacity, index=index, interrupted=state.interrupted,
+        wall_s=time.perf_counter() - t0,
+    )
+
+
+class _SweepState:
+    """Book-keeping of one sweep: what is in flight and which search waits on what."""
+
+    def __init__(self, store: ResultStore, executor: Executor, bar: _Progress) -> None:
+        self.store, self.executor, self.bar = store, executor, bar
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.specs: dict[str, Any] = {}
+        self.queue: list[str] = []  # point keys to submit, in order
+        self.queued: set[str] = set()
+        self.in_flight: set[str] = set()
+        self.waiters: dict[str, list[tuple[_Search, float, int]]] = defaultdict(list)
+        self.searches: list[_Search] = []
+        self.failed: dict[str, str] = {}
+        self.reused = self.ran = 0
+        self.interrupted = False
+        self._last_index = time.monotonic()
+
+    def run(self, points: list[Point], tasks: list[CapacityTask]) -> None:
+        for p in points:
+            if self.store.has(p.key):
+                self.reused += 1
+            else:
+                self._enqueue(p.key, p.spec)
+        self.searches = [_Search(t, t.make_search()) for t in tasks]
+        for s in self.searches:
+            self._advance(s)
+        while self.queue or self.executor.pending():
+            while self.queue and self.executor.pending() < self.executor.slots:
+                key = self.queue.pop(0)
+                self.in_flight.add(key)
+                self.executor.submit(key, self.specs[key])
+            for outcome in self.executor.wait():
+                self._finish(outcome)
+            if time.monotonic() - self._last_index > INDEX_EVERY_S:
+                self.store.rebuild_index(self.rows)
+                self._last_index = time.monotonic()
+
+    def _enqueue(self, key: str, spec: Any) -> None:
+        if key in self.queued or key in self.in_flight or key in self.failed:
+            return
+        self.specs[key] = spec
+        self.queue.append(key)
+        self.queued.add(key)
+        self.bar.grow(1)
+
+    def _advance(self, s: _Search) -> None:
+        """Feed a search stored results until it needs runs (queued) or is done."""
+        while s.failed is None:
+            pairs = s.search.propose()
+            if not pairs:
+                return
+            waiting = False
+            for rate, seed in pairs:
+                spec = s.task.run_spec(rate, seed)
+                key = point_key(spec)
+                s.probe_keys[(rate, seed)] = key
+                if self.store.has(key):
+                    self.reused += 1
+                    s.search.record(rate, seed, self.store.summary(key))
+                elif key in self.failed:
+                    s.failed = self.failed[key]
+                    return
+                else:
+                    waiting = True
+                    if all(w[0] is not s for w in self.waiters[key]):
+                        self.waiters[key].append((s, rate, seed))
+                    self._enqueue(key, spec)
+            if waiting:
+                return
+
+    def _finish(self, outcome: Outcome) -> None:
+        key = outcome.task_id
+        self.in_flight.discard(key)
+        self.queued.discard(key)
+        spec = self.specs[key]
+        if outcome.error is not None or outcome.files is None:
+            self.failed[key] = outcome.error or "no result"
+            label = "failed"
+        else:
+            self.store.write_point(spec, outcome.files, wall_s=outcome.wall_s)
+            self.rows[key] = self.store.index_row(key)
+            self.ran += 1
+            label = f"{spec.workload} {spec.schedule.kind}"
+        self.bar.advance(label)
+        for s, rate, seed in self.waiters.pop(key, []):
+            if key in self.failed:
+                s.failed = self.failed[key]
+            else:
+                s.search.record(rate, seed, self.store.summary(key))
+            self._advance(s)
+
+    def write_capacity(self) -> pd.DataFrame:
+        """capacity.{parquet,csv} (one row per finished search) and capacity_probes.*."""
+        rows, probes = [], []
+        for s in sorted(self.searches, key=lambda s: s.task.key):
+            if not (s.search.done or s.failed):
+                continue
+            result: CapacityResult = s.search.result()
+            cfg = flatten_spec({k: v for k, v in s.task.base.items() if k != "seed"})
+            cfg.pop("engine_seed", None)
+            cfg.pop("schedule.rate", None)
+            row = {"task": s.task.key, "group": s.task.group, "engine_label": s.task.engine_label,
+                   **cfg, **result.as_row(), "seeds": ",".join(map(str, s.task.seeds)),
+                   "error": s.failed or ""}
+            if s.failed:
+                row["capacity_rate"] = None
+            rows.append(row)
+            for r in result.probes.to_dict("records"):
+                probes.append({"task": s.task.key, "rate": r["rate"], "seed": r["seed"],
+                               "passed": r["passed"],
+                               "key": s.probe_keys.get((r["rate"], r["seed"]), "")})
+        df = pd.DataFrame(rows)
+        if self.searches or (self.store.root / "capacity.parquet").exists():
+            write_table(df if not df.empty else pd.DataFrame({"task": pd.Series([], dtype=str)}),
+                        self.store.root / "capacity")
+            pdf = pd.DataFrame(probes)
+            write_table(pdf if not pdf.empty else pd.DataFrame({"task": pd.Series([], dtype=str)}),
+                        self.store.root / "capacity_probes")
+        return df
+
+
+def task_evaluator(task: CapacityTask, store: ResultStore | None = None) -> Any:
+    """``evaluate(rate, seed) -> summary`` running ``task``'s points in this process;
+    with a store, stored points are reused and new ones stored (resumable searches)."""
+    import json
+
+    from workload_eval.errors import UserError
+    from workload_eval.experiments.executors import run_point
+
+    def evaluate(rate: float, seed: int) -> dict[str, Any]:
+        spec = task.run_spec(rate, seed)
+        key = point_key(spec)
+        if store is not None and store.has(key):
+            return store.summary(key)
+        payload = run_point(spec.model_dump_json())
+        if payload.get("error") is not None:
+            raise UserError(f"rate {rate:g}, seed {seed}: {payload['error']}")
+        if store is not None:
+            store.write_point(spec, payload["files"], wall_s=payload.get("wall_s"))
+        return json.loads(payload["files"]["summary.json"])
+
+    return evaluate
