@@ -52,9 +52,22 @@ def _cdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def figure1_lengths(frames: dict[str, pd.DataFrame], out_dir: str | Path,
                     name: str = "figure1_lengths") -> list[Path]:
     """Figure 1: CDFs of input and output lengths per workload (dot: the mean)."""
-    frames = {k: v for k, v in frames.items() if len(v)}
+    frames = {k: frames[k] for k in style.workload_order(frames) if len(frames[k])}
     if not frames:
         return []
+    models = sorted({str(f.attrs.get("model", "")) for f in frames.values()} - {""})
+    title = ("Request lengths (" + ", ".join(style.model_label(m) for m in models)
+             + " tokenizer; dot = mean)") if models else None
+    try:  # the workloads package's Figure 1 (the seed's style), when installed
+        from workload_eval.workloads import plot_length_cdfs
+    except ImportError:
+        plot_length_cdfs = None
+    if plot_length_cdfs is not None:
+        out = Path(out_dir)
+        paths = [out / f"{name}.png", out / f"{name}.pdf"]
+        for p in paths:  # no title: the seed's legend sits where a title would go
+            plot_length_cdfs(frames, p)
+        return paths
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True, constrained_layout=True)
     order = style.workload_order(frames)
     for ax, col, label in zip(axes, ("prompt_len", "output_len"),
@@ -71,10 +84,8 @@ def figure1_lengths(frames: dict[str, pd.DataFrame], out_dir: str | Path,
         ax.set_xlabel(label)
     axes[0].set_ylabel("Cumulative fraction of requests")
     axes[0].set_ylim(0, 1.02)
-    models = sorted({str(f.attrs.get("model", "")) for f in frames.values()} - {""})
-    if models:
-        fig.suptitle("Request lengths (" + ", ".join(style.model_label(m) for m in models)
-                     + " tokenizer; dot = mean)", fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center",
                ncols=len(order), frameon=False)
     return style.save(fig, out_dir, name)

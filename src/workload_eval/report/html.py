@@ -35,7 +35,7 @@ from workload_eval.storage import atomic_write_text
 PAGE_METRICS = ("request_throughput", "token_throughput", "normalized_latency_mean",
                 "normalized_latency_p95", "ttft_p95", "tpot_mean", "num_completed",
                 "num_failed", "preemptions", "duration_s")
-SPEC_NAMES = ("spec.yaml", "spec.yml", "spec.json", "experiment.yaml")
+SPEC_NAMES = ("spec.yaml", "spec.yml", "experiment.yaml", "experiment.json", "spec.json")
 
 
 @dataclass
@@ -116,9 +116,37 @@ def stored_capacity(results_dir: Path) -> pd.DataFrame | None:
         p = results_dir / name
         if p.is_file():
             df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+            if "max_rate" not in df and "capacity_rate" in df:  # experiments.sweep's table
+                df = df.rename(columns={"capacity_rate": "max_rate"})
             if {"model", "kv_blocks", "workload", "max_rate"} <= set(df.columns):
-                return df
+                if "engine" not in df:
+                    df["engine"] = ""
+                if "gpu" not in df:
+                    df["gpu"] = ""
+                first = ["engine", "model", "gpu", "kv_blocks", "workload", "max_rate"]
+                df = df[first + [c for c in df.columns if c not in first]]
+                return df.sort_values(["model", "kv_blocks", "workload"]).reset_index(drop=True)
     return None
+
+
+def memory_scaling(results_dir: Path) -> pd.DataFrame | None:
+    """Throughput and capacity at the biggest KV size over the smallest (the paper's 2.3x),
+    from the sweep's index and capacity tables when the study has them."""
+    index_path = results_dir / "index.parquet"
+    if not index_path.is_file():
+        return None
+    try:
+        from workload_eval.experiments.memory import memory_table, scaling_table
+    except ImportError:
+        return None
+    cap_path = results_dir / "capacity.parquet"
+    capacity = pd.read_parquet(cap_path) if cap_path.is_file() else None
+    table = scaling_table(memory_table(pd.read_parquet(index_path), capacity))
+    if table.empty or not (table.get("kv_ratio", pd.Series(dtype=float)) > 1).any():
+        return None
+    keep = [c for c in table.columns if not c.startswith(("engine", "policy", "gpu",
+                                                          "block_size"))]
+    return table[keep]
 
 
 def timeline_runs(points: pd.DataFrame, capacity: pd.DataFrame,
@@ -151,10 +179,15 @@ def timeline_runs(points: pd.DataFrame, capacity: pd.DataFrame,
 def render_figures(results_dir: Path, points: pd.DataFrame, capacity: pd.DataFrame,
                    fig_dir: Path, slo: float) -> list[Figure]:
     """Every figure the stored results allow, in the paper's order."""
+    frames = figures.length_frames(results_dir, points)
+    tokenizers = sorted({style.model_label(str(f.attrs.get("model", ""))) for f in
+                         frames.values()})
     out = [
         Figure("Figure 1 — request lengths",
-               "CDFs of input and output lengths per workload (tokens, log scale).",
-               figures.figure1_lengths(figures.length_frames(results_dir, points), fig_dir)),
+               "CDFs of input and output lengths per workload (tokens, log scale; dot: the "
+               f"mean), from the requests of the biggest offline run ({', '.join(tokenizers)} "
+               "tokenizer).",
+               figures.figure1_lengths(frames, fig_dir)),
         Figure("Figure 2a — capacity under the SLO",
                f"Highest Poisson request rate whose p95 normalized latency stays ≤ {slo:g} "
                "s/token (the seed's rule: the next two higher rates both violate).",
@@ -219,6 +252,11 @@ generated {{ generated }}</p>
 <figcaption><b>{{ f.title }}.</b> {{ f.caption }}
 (<a href="{{ f.pdf }}">PDF</a>)</figcaption></figure>
 {% else %}<p>No figure could be drawn from these results.</p>{% endfor %}
+
+{% if scaling %}<h2 id="memory">Memory scaling</h2>
+<p>Per model and workload: the value at the largest KV size over the smallest (the paper
+reports about 2.3× offline throughput for 4× the KV blocks).</p>
+<div class="scroll">{{ table(scaling) }}</div>{% endif %}
 
 {% if comparison %}<h2 id="paper">The paper's measurements beside ours</h2>
 <p>Measured by the seed paper ({{ paper_source }}); ours from these results.
@@ -291,6 +329,11 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *,
         atomic_write_text(out / "paper_comparison.csv", comparison.to_csv(index=False))
         files.append(out / "paper_comparison.csv")
 
+    scaling = memory_scaling(results_dir)
+    if scaling is not None:
+        atomic_write_text(out / "memory_scaling.csv", scaling.to_csv(index=False))
+        files.append(out / "memory_scaling.csv")
+
     env = _environment()
     template = env.from_string(TABLE_MACRO + TEMPLATE)
     point_cols = ["key", *CONFIG_COLUMNS, *PAGE_METRICS]
@@ -305,6 +348,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *,
         paper_source=str(cal) if cal is not None else "",
         capacity=_table(capacity), points=_table(points, point_cols),
         config=configuration(points, results_dir), software=software_versions(),
+        scaling=_table(scaling) if scaling is not None else None,
     )
     html_path = out / "report.html"
     atomic_write_text(html_path, html)

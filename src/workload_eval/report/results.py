@@ -78,8 +78,8 @@ def config_row(config: dict[str, Any]) -> dict[str, Any]:
         "workload": _pick(flat, "workload"),
         "seed": _pick(flat, "seed"),
     }
-    for col in _ENGINE_KEYS:
-        row[col] = _pick(flat, col, "engine_config")
+    for col in _ENGINE_KEYS:  # shallowest first: the resolved kv_blocks beats the request
+        row[col] = _pick(flat, col)
     for col, leaf in _SCHEDULE_KEYS.items():
         row[col] = _pick(flat, leaf, "schedule")
     if isinstance(row["engine"], dict | list):
@@ -96,7 +96,7 @@ def _point_row(path: Path, root: Path) -> dict[str, Any]:
         raise UserError(f"{path}: expected a JSON object (a run summary)")
     config = summary.get("config") or {}
     marker = path.parent / "point.json"  # the experiments store's record of the RunSpec
-    if marker.is_file():
+    if not config and marker.is_file():
         try:
             spec = json.loads(marker.read_text()).get("spec")
         except json.JSONDecodeError:
