@@ -169,3 +169,43 @@ def test_cli_sim_sessions_and_gamma(data_dir, tokenizer_dir, tmp_path):
                  "--num-requests", "25", "--slo", "ttft<=1", "--out", str(tmp_path / "g")]) == 0
     g = _check_run_folder(tmp_path / "g", "dolly")
     assert g["num_requests"] == 25 and g["goodput"] is not None
+
+
+def _served(url: str) -> int:
+    import urllib.request
+
+    text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
+    line = next(x for x in text.splitlines() if x.startswith("instant:requests_total"))
+    return int(float(line.split()[-1]))
+
+
+def test_ctrl_c_saves_the_partial_run_and_exits_130(data_dir, tokenizer_dir, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from workload_eval.testing.instant_server import FaultConfig, InstantServerProcess
+
+    out = tmp_path / "run"
+    with InstantServerProcess(FaultConfig(token_interval=0.01)) as srv:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workload_eval", "run", "--engine", "openai", "--base-url",
+             srv.base_url, "--model", "opt-13b", "--workload", "alpaca", "--data-dir",
+             str(data_dir), "--tokenizer-dir", str(tokenizer_dir), "--schedule", "constant",
+             "--request-rate", "5", "--num-requests", "200", "--no-progress", "--out", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+        deadline = time.monotonic() + 60
+        while _served(srv.base_url) < 10 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    assert summary["num_requests"] == 200
+    assert 1 <= summary["num_completed"] < 200
+    req = pd.read_parquet(out / "requests.parquet")
+    assert (req["status"] == "ok").sum() == summary["num_completed"]

@@ -11,7 +11,14 @@ from workload_eval.engines.base import EngineConfig
 from workload_eval.errors import UserError
 from workload_eval.metrics import summarize
 from workload_eval.runner import RunResult, RunSpec, execute, load_run, save_run
-from workload_eval.schedules import GammaSchedule, OfflineSchedule, PoissonSchedule
+from workload_eval.schedules import (
+    GammaSchedule,
+    OfflineSchedule,
+    PoissonExpSchedule,
+    PoissonSchedule,
+    SessionsSchedule,
+    arrival_times,
+)
 
 
 def _has_sim() -> bool:
@@ -134,3 +141,49 @@ def test_sim_online_poisson_uses_one_request_per_arrival(data_dir, tokenizer_dir
     assert result.summary["ttft_mean"] > 0 and result.summary["normalized_latency_p95"] > 0
     again = execute(spec)  # same spec and seed: same numbers
     assert again.summary["e2e_latency_mean"] == result.summary["e2e_latency_mean"]
+
+
+@pytest.fixture(scope="module")
+def instant_server():
+    from workload_eval.testing.instant_server import FaultConfig, InstantServerProcess
+
+    with InstantServerProcess(FaultConfig(token_interval=0.0005)) as srv:
+        yield srv
+
+
+def test_openai_engine_end_to_end_streams_token_times_into_itl(instant_server, data_dir,
+                                                               tokenizer_dir):
+    spec = RunSpec(engine="openai", workload="alpaca",
+                   engine_config=EngineConfig(model="opt-13b",
+                                              options={"base_url": instant_server.base_url}),
+                   schedule=PoissonExpSchedule(rate=50, num_requests=20), data_dir=str(data_dir),
+                   tokenizer_dir=str(tokenizer_dir), slo={"ttft": 5.0})
+    result = execute(spec)
+    s = result.summary
+    assert s["num_requests"] == s["num_completed"] == 20
+    tt = [t for t in result.records.requests["token_times"] if len(t) > 1]
+    span = sum(t[-1] - t[0] for t in tt)  # pooled gaps add up to each stream's span
+    assert s["itl_mean"] == pytest.approx(span / sum(len(t) - 1 for t in tt))
+    assert 0 < s["itl_mean"] < 0.1 and s["itl_p99"] >= s["itl_p50"] >= 0
+    assert s["goodput"] > 0 and s["slo_attainment"] == 1.0
+    assert s["config"]["engine"] == "openai" and s["config"]["schedule"]["kind"] == "poisson-exp"
+    assert not result.interrupted
+    expected = arrival_times(spec.schedule, 0)
+    got = result.records.requests.sort_values("request_id")["arrival_time"].to_numpy()
+    assert got.tolist() == pytest.approx(expected.tolist())
+
+
+def test_openai_engine_replays_chat_sessions(instant_server, data_dir, tokenizer_dir):
+    spec = RunSpec(engine="openai", workload="sharegpt_chat",
+                   engine_config=EngineConfig(model="opt-13b", options={
+                       "base_url": instant_server.base_url, "endpoint": "chat"}),
+                   schedule=SessionsSchedule(rate=20, num_requests=12, think_time=0.05),
+                   data_dir=str(data_dir), tokenizer_dir=str(tokenizer_dir))
+    result = execute(spec)
+    req = result.records.requests
+    assert result.summary["num_completed"] == 12
+    for _, turns in req.groupby("session_id"):
+        turns = turns.sort_values("turn")
+        prev_finish = turns["finish_time"].to_numpy()[:-1]
+        # a later turn is sent only after the previous reply plus the think time
+        assert (turns["send_time"].to_numpy()[1:] >= prev_finish + 0.05 - 1e-6).all()

@@ -3,7 +3,8 @@
 Interruption (Ctrl-C) contract with engines: an engine that catches ``KeyboardInterrupt``
 returns the records gathered so far instead of raising: requests it did not finish get
 ``status="failed"`` and ``error="interrupted"``, and ``records.config["interrupted"]`` is
-True. :func:`execute` then marks the summary ``"interrupted": true``, callers save it with
+True (one level down, as the openai engine's ``config["loadgen"]``, is read too).
+:func:`execute` then marks the summary ``"interrupted": true``, callers save it with
 :func:`save_run` (the ``run`` command does, then exits 130), and sweeps stop there.
 An engine that lets the interrupt escape loses only its own unfinished run.
 """
@@ -84,6 +85,13 @@ def run_config(spec: RunSpec, engine_reported: dict[str, Any], attrs: dict[str, 
     return cfg
 
 
+def was_interrupted(engine_config: dict[str, Any]) -> bool:
+    """The engine's flag: top-level ``interrupted``, or one level down (``loadgen``)."""
+    if engine_config.get("interrupted"):
+        return True
+    return any(isinstance(v, dict) and v.get("interrupted") for v in engine_config.values())
+
+
 def execute(spec: RunSpec, *, progress: bool = False) -> RunResult:
     """Load the workload, build the schedule, run the engine, summarize."""
     from workload_eval.workloads import load_workload  # heavy: tokenizers
@@ -103,7 +111,7 @@ def execute(spec: RunSpec, *, progress: bool = False) -> RunResult:
     schedule = build_schedule(spec.schedule, df, seed=spec.seed)
     config = spec.engine_config.model_copy(update={"seed": spec.seed})
     records = engine.run(schedule, config, progress=progress)
-    interrupted = bool(records.config.get("interrupted"))
+    interrupted = was_interrupted(records.config)
     records.config = run_config(spec, dict(records.config), dict(df.attrs))
     summary = summarize(records, slo=spec.slo)
     if interrupted:
