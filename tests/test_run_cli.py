@@ -209,3 +209,35 @@ def test_ctrl_c_saves_the_partial_run_and_exits_130(data_dir, tokenizer_dir, tmp
     assert 1 <= summary["num_completed"] < 200
     req = pd.read_parquet(out / "requests.parquet")
     assert (req["status"] == "ok").sum() == summary["num_completed"]
+
+
+def test_summary_table_shows_rates_and_latencies_in_ms():
+    from rich.console import Console
+
+    from workload_eval.console import fmt, summary_table
+
+    summary = {"num_completed": 9, "num_requests": 10, "num_failed": 1, "duration_s": 12.5,
+               "preemptions": 3, "request_throughput": 0.72, "ttft_mean": 0.25,
+               "ttft_p99": 1.5, "itl_mean": None, "itl_p99": None, "goodput": 0.5}
+    console = Console(record=True, width=100)
+    console.print(summary_table(summary, title="t"))
+    text = console.export_text()
+    assert "9 / 10" in text and "Requests failed or ignored" in text
+    assert "250 / 1,500" in text  # seconds shown as milliseconds
+    assert "ITL" not in text  # nothing streamed: no row rather than a row of dashes
+    assert "Goodput" in text
+    assert fmt(None) == "-" and fmt(float("nan")) == "-" and fmt(12345.6) == "12,346"
+
+
+def test_progress_bar_disabled_is_a_silent_handle(capsys):
+    from workload_eval.console import progress_bar
+
+    with progress_bar(100.0, description="sim", unit="s", enabled=False) as bar:
+        for t in range(0, 101, 10):
+            bar.update_to(float(t))
+        bar.advance(1)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+    with progress_bar(10.0, description="sim", unit="s", enabled=True) as bar:
+        bar.update_to(10.0)
+    assert "sim" in capsys.readouterr().err
