@@ -186,3 +186,14 @@ def test_parse_schedule_dispatches_on_kind_and_reports_the_field():
 def test_no_arrivals_is_a_user_error():
     with pytest.raises(UserError, match="no arrivals"):
         arrival_times(PoissonSchedule(rate=0.001, duration=0.5), 0)
+
+
+def test_the_papers_online_alpaca_run_has_about_16800_arrivals():
+    t = arrival_times(PoissonSchedule(rate=28, duration=600), 0)
+    assert len(t) == len(_seed_reference(28, 600, 0)) == 16797
+    assert t[-1] < 600
+
+
+def test_low_rate_by_count_stays_cheap():
+    t = arrival_times(PoissonSchedule(rate=0.01, num_requests=5), 0)
+    assert len(t) == 5 and np.all(np.diff(t) >= 0)

@@ -155,7 +155,8 @@ def _seed_poisson(rate: float, duration: float | None, n: int | None, seed: int)
         chunks: list[np.ndarray] = []
         total = 0
         while total < n:
-            c = rs.poisson(lam=lam, size=max(1024, int(1.2 * (n - total) / lam) + 1))
+            size = min(1 << 20, max(1024, int(1.2 * (n - total) / lam) + 1))
+            c = rs.poisson(lam=lam, size=size)
             chunks.append(c)
             total += int(c.sum())
         counts = np.concatenate(chunks)
