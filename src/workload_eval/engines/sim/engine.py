@@ -1,0 +1,157 @@
+"""The simulator behind the Engine interface: resolve model, GPU and KV size, run, tabulate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, RunRecords, Schedule
+from workload_eval.engines.base import Engine, EngineConfig
+from workload_eval.engines.sim import hardware
+from workload_eval.engines.sim.kv_cache import KvPool, cdiv
+from workload_eval.engines.sim.loop import simulate
+from workload_eval.engines.sim.perf_model import PerfModel, build_perf_model
+from workload_eval.engines.sim.policy_v02 import MAX_PADDINGS, V02Scheduler
+from workload_eval.engines.sim.policy_v1 import V1Scheduler
+from workload_eval.engines.sim.sequence import FAILED, PENDING, RequestTable, StepLog
+from workload_eval.errors import UserError
+from workload_eval.models import resolve_model
+
+DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default
+OPTIONS = {"perf_profile", "record_token_times", "skip_ahead", "max_paddings", "walk",
+           "long_prefill_token_threshold"}
+
+
+class SimEngine(Engine):
+    """A discrete-event simulation of a vLLM-style engine in virtual time.
+
+    ``perf`` replaces the performance model built from (model, GPU), e.g. a measured one.
+    """
+
+    name = "sim"
+
+    def __init__(self, perf: PerfModel | None = None) -> None:
+        self.perf = perf
+
+    def run(
+        self, schedule: Schedule, config: EngineConfig, *, progress: bool = False
+    ) -> RunRecords:
+        opts = dict(config.options)
+        unknown = set(opts) - OPTIONS
+        if unknown:
+            raise UserError(f"engine option(s) {', '.join(sorted(unknown))} are not known to the "
+                            f"sim engine: expected some of {', '.join(sorted(OPTIONS))}")
+        model = resolve_model(config.model)
+        gpu = hardware.resolve_gpu(config.gpu)
+        kv_blocks = config.kv_blocks
+        if kv_blocks is None:
+            kv_blocks = hardware.kv_blocks_for_memory(
+                model, gpu, config.gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION,
+                config.block_size, max_num_batched_tokens=config.max_num_batched_tokens,
+                max_num_seqs=config.max_num_seqs)
+        pool = KvPool(kv_blocks, config.block_size)
+        _validate(config, pool)
+        perf = self.perf or build_perf_model(model, gpu, profile=opts.get("perf_profile"))
+
+        items = schedule.items
+        reqs = [it.request for it in items]
+        n = config.n
+        table = RequestTable.build(
+            [r.prompt_len for r in reqs], [r.output_len for r in reqs], [n] * len(reqs),
+            max_model_len=config.max_model_len,
+            record_token_times=bool(opts.get("record_token_times", False)))
+        log = StepLog(kv_blocks_total=kv_blocks)
+        skip_ahead = bool(opts.get("skip_ahead", True))
+        if config.policy == "vllm-0.2":
+            if config.enable_chunked_prefill or config.enable_prefix_caching:
+                raise UserError("--policy vllm-0.2 has neither chunked prefill nor prefix "
+                                "caching: use --policy vllm-v1")
+            walk = opts.get("walk", "fast")
+            if walk not in ("fast", "general"):
+                raise UserError(f"engine option walk={walk!r}: expected 'fast' or 'general'")
+            scheduler: Any = V02Scheduler(
+                table, perf, pool, log,
+                max_num_batched_tokens=config.max_num_batched_tokens,
+                max_num_seqs=config.max_num_seqs, max_model_len=config.max_model_len,
+                max_paddings=int(opts.get("max_paddings", MAX_PADDINGS)),
+                skip_ahead=skip_ahead, fast_walk=walk == "fast")
+        else:
+            if config.enable_prefix_caching:
+                raise UserError("the sim's vllm-v1 policy does not model prefix caching yet: "
+                                "drop --enable-prefix-caching")
+            scheduler = V1Scheduler(
+                table, perf, pool, log,
+                max_num_batched_tokens=config.max_num_batched_tokens,
+                max_num_seqs=config.max_num_seqs, max_model_len=config.max_model_len,
+                chunked_prefill=config.enable_chunked_prefill is not False,
+                skip_ahead=skip_ahead)
+        end = simulate(items, scheduler, table.finish, progress=progress)
+        for gid, status in enumerate(table.status):
+            if status == PENDING:  # defensive: the loop drains every queue
+                table.status[gid], table.error[gid] = FAILED, "not finished by the simulator"
+
+        run_config = config.model_dump()
+        run_config.update(engine="sim", kv_blocks=kv_blocks, model_spec=model.name,
+                          gpu_spec=gpu.name, perf_model=type(perf).__name__,
+                          sim_end_time=end, skip_ahead=skip_ahead)
+        return RunRecords(requests=_request_frame(items, table), steps=_step_frame(log),
+                          config=run_config)
+
+
+def _validate(config: EngineConfig, pool: KvPool) -> None:
+    """Reject configurations the engine could never serve (vLLM would hang or refuse)."""
+    if config.n > config.max_num_seqs:
+        raise UserError(f"--n {config.n} exceeds --max-num-seqs {config.max_num_seqs}")
+    need = config.n * cdiv(config.max_model_len, config.block_size)
+    if not pool.fits_ever(need):
+        raise UserError(
+            f"--kv-blocks {pool.total} is too few: one request of max_model_len="
+            f"{config.max_model_len} tokens (n={config.n}) needs {need} blocks of "
+            f"{config.block_size} tokens plus the {pool.watermark_blocks}-block watermark")
+
+
+def _request_frame(items: list, table: RequestTable) -> pd.DataFrame:
+    reqs = [it.request for it in items]
+    arrival = np.asarray(table.arrival, dtype=float)
+    tt = table.token_times
+    frame = pd.DataFrame({
+        "request_id": np.fromiter((r.request_id for r in reqs), dtype=np.int64, count=len(reqs)),
+        "workload": [r.workload for r in reqs],
+        "session_id": pd.array([r.session_id for r in reqs], dtype="Int64"),
+        "turn": np.fromiter((r.turn for r in reqs), dtype=np.int64, count=len(reqs)),
+        "arrival_time": arrival,
+        "send_time": arrival,
+        "first_token_time": np.asarray(table.first_token, dtype=float),
+        "finish_time": np.asarray(table.finish, dtype=float),
+        "prompt_tokens": np.asarray(table.prompt_len, dtype=np.int64),
+        "generated_tokens": np.asarray(table.generated, dtype=np.int64),
+        "expected_output_tokens": np.asarray(table.expected, dtype=np.int64),
+        "num_preemptions": np.asarray(table.preemptions, dtype=np.int64),
+        "status": table.status,
+        "error": table.error,
+        "token_times": tt if tt is not None else [[] for _ in reqs],
+    })
+    # status "ok" requests that ended by an ignore are finished at the ignore time: keep NaN
+    ignored = frame["status"] != "ok"
+    frame.loc[ignored, "finish_time"] = np.nan
+    return frame[list(REQUEST_COLUMNS)]
+
+
+def _step_frame(log: StepLog) -> pd.DataFrame:
+    cols: dict[str, Any] = {
+        "time": np.asarray(log.time, dtype=float),
+        "duration": np.asarray(log.duration, dtype=float),
+        "kind": pd.Categorical(log.kind, categories=["prefill", "decode", "mixed"]),
+        "batched_tokens": np.asarray(log.batched_tokens, dtype=np.int64),
+        "num_running": np.asarray(log.num_running, dtype=np.int64),
+        "num_waiting": np.asarray(log.num_waiting, dtype=np.int64),
+        "num_preempted": np.asarray(log.num_preempted, dtype=np.int64),
+        "kv_blocks_used": np.asarray(log.kv_blocks_used, dtype=np.int64),
+        "kv_blocks_total": np.full(len(log), log.kv_blocks_total, dtype=np.int64),
+        "logical_tokens": np.asarray(log.logical_tokens, dtype=np.int64),
+        "physical_tokens": np.asarray(log.physical_tokens, dtype=np.int64),
+        "num_steps": np.asarray(log.num_steps, dtype=np.int64),
+    }
+    return pd.DataFrame(cols)[[*STEP_COLUMNS, "num_steps"]]

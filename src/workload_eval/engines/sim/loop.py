@@ -1,0 +1,104 @@
+"""The event loop: a heap of arrivals and a loop that lets the scheduler step in virtual time.
+
+Arrivals known up front are a sorted list; follow-up turns of a session become arrival events
+when their parent finishes (parent finish + think time). The scheduler does the rest.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+from workload_eval.contracts import ScheduledRequest
+
+
+class Scheduler(Protocol):
+    """What the loop needs from a policy (vllm-0.2 or vllm-v1)."""
+
+    def add(self, gid: int, now: float) -> None: ...
+
+    def has_work(self) -> bool: ...
+
+    def step(self, now: float, next_arrival: float) -> tuple[float, list[int]]: ...
+
+
+class _Progress:
+    """A bar over simulated seconds, advanced about every 1% of the horizon."""
+
+    def __init__(self, horizon: float, enabled: bool) -> None:
+        self.bar = None
+        self.next_mark = math.inf
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.horizon = max(horizon, 1e-9)
+            self.bar = tqdm(total=round(self.horizon, 1), unit="sim s", desc="simulating",
+                            leave=False)
+            self.shown = 0.0
+            self.next_mark = self.horizon / 100
+
+    def update(self, now: float) -> None:
+        if now >= self.next_mark and self.bar is not None:
+            target = round(min(now, self.horizon), 1)
+            self.bar.update(target - self.shown)
+            self.shown = target
+            self.next_mark = now + self.horizon / 100 if now < self.horizon else math.inf
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def simulate(
+    items: Sequence[ScheduledRequest],
+    scheduler: Scheduler,
+    finish: list[float],
+    *,
+    progress: bool = False,
+) -> float:
+    """Run every request to completion; return the simulated end time."""
+    gid_of = {it.request.request_id: gid for gid, it in enumerate(items)}
+    children: dict[int, list[tuple[int, float]]] = {}
+    static: list[tuple[float, int]] = []
+    for gid, it in enumerate(items):
+        if it.depends_on is not None and it.depends_on in gid_of:
+            children.setdefault(gid_of[it.depends_on], []).append((gid, it.think_time))
+        else:
+            static.append((float(it.arrival_time), gid))
+    static.sort()
+    follow: list[tuple[float, int]] = []  # heap of session follow-ups
+    bar = _Progress(static[-1][0] if static else 0.0, progress)
+    inf = math.inf
+    i, ns = 0, len(static)
+    now = 0.0
+    while True:
+        # admit every arrival due by now, in time order
+        while True:
+            ts = static[i][0] if i < ns else inf
+            tf = follow[0][0] if follow else inf
+            if ts <= tf:
+                if ts > now:
+                    break
+                scheduler.add(static[i][1], ts)
+                i += 1
+            else:
+                if tf > now:
+                    break
+                scheduler.add(heapq.heappop(follow)[1], tf)
+        nxt = min(static[i][0] if i < ns else inf, follow[0][0] if follow else inf)
+        if scheduler.has_work():
+            now, done = scheduler.step(now, nxt)
+            if children:
+                for gid in done:
+                    for child, think in children.get(gid, ()):
+                        parent_end = finish[gid] if finish[gid] == finish[gid] else now
+                        heapq.heappush(follow, (parent_end + think, child))
+            bar.update(now)
+        elif nxt == inf:
+            break
+        else:
+            now = max(now, nxt)
+    bar.close()
+    return now

@@ -1,0 +1,109 @@
+"""State of the simulated requests and the per-step log, as flat lists (the hot loop's data).
+
+A request is a *sequence group* (vLLM's name): ``n`` parallel samples that share one prompt.
+Everything is indexed by the request's position in the schedule (its ``gid``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PENDING, OK, IGNORED, FAILED = "pending", "ok", "ignored", "failed"
+
+
+@dataclass(slots=True)
+class RequestTable:
+    """Per-request inputs and outcomes; plain lists so the loop indexes them cheaply."""
+
+    prompt_len: list[int]
+    target: list[int]  # tokens to generate (the workload's output length, capped as vLLM caps)
+    n: list[int]
+    arrival: list[float]
+    expected: list[int]  # the workload's output length
+    first_token: list[float] = field(default_factory=list)
+    finish: list[float] = field(default_factory=list)
+    generated: list[int] = field(default_factory=list)
+    preemptions: list[int] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    error: list[str] = field(default_factory=list)
+    token_times: list[list[float]] | None = None
+
+    @classmethod
+    def build(
+        cls,
+        prompt_len: list[int],
+        output_len: list[int],
+        n: list[int],
+        *,
+        max_model_len: int,
+        record_token_times: bool = False,
+    ) -> RequestTable:
+        """Targets follow vLLM's length cap: a sequence stops once it exceeds max_model_len."""
+        size = len(prompt_len)
+        pairs = zip(prompt_len, output_len, strict=True)
+        target = [max(1, min(o, max_model_len + 1 - p)) for p, o in pairs]
+        nan = float("nan")
+        return cls(
+            prompt_len=list(prompt_len),
+            target=target,
+            n=list(n),
+            arrival=[nan] * size,
+            expected=list(output_len),
+            first_token=[nan] * size,
+            finish=[nan] * size,
+            generated=[0] * size,
+            preemptions=[0] * size,
+            status=[PENDING] * size,
+            error=[""] * size,
+            token_times=[[] for _ in range(size)] if record_token_times else None,
+        )
+
+    def __len__(self) -> int:
+        return len(self.prompt_len)
+
+
+@dataclass(slots=True)
+class StepLog:
+    """One row per engine step, or per run of identical decode steps (``num_steps`` > 1)."""
+
+    time: list[float] = field(default_factory=list)
+    duration: list[float] = field(default_factory=list)
+    kind: list[str] = field(default_factory=list)
+    batched_tokens: list[int] = field(default_factory=list)
+    num_running: list[int] = field(default_factory=list)
+    num_waiting: list[int] = field(default_factory=list)
+    num_preempted: list[int] = field(default_factory=list)
+    kv_blocks_used: list[int] = field(default_factory=list)
+    kv_blocks_total: int = 0
+    logical_tokens: list[int] = field(default_factory=list)
+    physical_tokens: list[int] = field(default_factory=list)
+    num_steps: list[int] = field(default_factory=list)
+
+    def add(
+        self,
+        time: float,
+        duration: float,
+        kind: str,
+        batched_tokens: int,
+        num_running: int,
+        num_waiting: int,
+        num_preempted: int,
+        kv_blocks_used: int,
+        logical_tokens: int,
+        physical_tokens: int,
+        num_steps: int = 1,
+    ) -> None:
+        self.time.append(time)
+        self.duration.append(duration)
+        self.kind.append(kind)
+        self.batched_tokens.append(batched_tokens)
+        self.num_running.append(num_running)
+        self.num_waiting.append(num_waiting)
+        self.num_preempted.append(num_preempted)
+        self.kv_blocks_used.append(kv_blocks_used)
+        self.logical_tokens.append(logical_tokens)
+        self.physical_tokens.append(physical_tokens)
+        self.num_steps.append(num_steps)
+
+    def __len__(self) -> int:
+        return len(self.time)
