@@ -67,19 +67,28 @@ def test_bigger_gpu_never_slower_and_bigger_model_never_faster():
         assert big.decode_time(*d) > small.decode_time(*d)
 
 
-def test_matches_distserve_fit_on_a100_80gb():
-    """The published OPT-13B/A100-80GB fit the constants were derived from, within 5%."""
+def test_hardware_slopes_match_distserve_fit_on_a100_80gb():
+    """The efficiencies come from DistServe's OPT-13B/A100-80GB fit: its slopes are reproduced.
+
+    The engine overheads come from the paper's vLLM 0.2.1 fork instead, so totals differ more.
+    """
     pm = roofline("opt-13b", "a100-80gb")
+    per_token = (pm.prefill_time(1, 2048, 2048**2) - pm.prefill_time(1, 1024, 1024**2)) / 1024
+    assert per_token * 1e3 == pytest.approx(0.1405 + 8.08e-6 * 3072, rel=0.05)
+    per_ctx = (pm.decode_time(16, 20000) - pm.decode_time(16, 10000)) / 10000
+    assert per_ctx * 1e3 == pytest.approx(5.93e-4, rel=0.05)
     for L in [128, 512, 2048]:
         ref = (22.05 + 0.1405 * L + 8.08e-6 * L * L) / 1e3
-        assert pm.prefill_time(1, L, L * L) == pytest.approx(ref, rel=0.05)
-    for b, c in [(1, 500), (32, 10000), (80, 40000)]:
-        ref = (23.48 + 5.93e-4 * c + 0.0607 * b) / 1e3
-        assert pm.decode_time(b, c) == pytest.approx(ref, rel=0.05)
+        assert pm.prefill_time(1, L, L * L) == pytest.approx(ref, rel=0.4)
+    for b, c in [(1, 500), (32, 10000), (80, 40000), (200, 80000)]:
+        ref = 23.48 + 5.93e-4 * c + 0.0607 * b if b < 95 else 20.21 + 4.91e-4 * c + 0.12 * b
+        assert pm.decode_time(b, c) == pytest.approx(ref / 1e3, rel=0.25)
 
 
-@pytest.mark.parametrize("batch,ctx,steps", [(1, 10, 1), (50, 1000, 300), (300, 500, 1000),
-                                             (2000, 0, 50), (7, 90000, 17)])
+@pytest.mark.parametrize(
+    "batch,ctx,steps",
+    [(1, 10, 1), (50, 1000, 300), (300, 500, 1000), (2000, 0, 50), (7, 90000, 17)],
+)
 def test_decode_run_time_equals_the_sum_of_steps(batch, ctx, steps):
     pm = roofline()
     expect = sum(pm.decode_time(batch, ctx + k * batch) for k in range(steps))
@@ -94,16 +103,39 @@ def _write_profile(tmp_path, coef_pre, coef_dec, with_mixed=True):
     for s in [1, 2, 4, 8]:
         for L in [32, 128, 512]:
             tokens, sq = s * L, s * L * L
-            prefill.append({"num_seqs": s, "tokens": tokens, "sum_sq_tokens": sq,
-                            "time_s": a0 + a1 * s + a2 * tokens + a3 * sq})
-    decode = [{"batch_size": b, "context_tokens": c, "time_s": b0 + b1 * b + b2 * c}
-              for b in [1, 4, 16, 64] for c in [b * 16, b * 256, b * 1024]]
-    mixed = [{"prefill_tokens": p, "prefill_sum_sq": p * p, "decode_seqs": d,
-              "decode_context_tokens": d * 300,
-              "time_s": 0.01 + 2e-5 * p + 1e-9 * p * p + 3e-5 * d + 2e-7 * d * 300}
-             for p in [64, 256, 1024] for d in [1, 8, 32]]
-    doc = {"format": "workload-eval-perf-profile/1", "model": "opt-125m", "device": "cpu",
-           "engine": "vllm 0.32.0", "block_size": 32, "prefill": prefill, "decode": decode}
+            prefill.append(
+                {
+                    "num_seqs": s,
+                    "tokens": tokens,
+                    "sum_sq_tokens": sq,
+                    "time_s": a0 + a1 * s + a2 * tokens + a3 * sq,
+                }
+            )
+    decode = [
+        {"batch_size": b, "context_tokens": c, "time_s": b0 + b1 * b + b2 * c}
+        for b in [1, 4, 16, 64]
+        for c in [b * 16, b * 256, b * 1024]
+    ]
+    mixed = [
+        {
+            "prefill_tokens": p,
+            "prefill_sum_sq": p * p,
+            "decode_seqs": d,
+            "decode_context_tokens": d * 300,
+            "time_s": 0.01 + 2e-5 * p + 1e-9 * p * p + 3e-5 * d + 2e-7 * d * 300,
+        }
+        for p in [64, 256, 1024]
+        for d in [1, 8, 32]
+    ]
+    doc = {
+        "format": "workload-eval-perf-profile/1",
+        "model": "opt-125m",
+        "device": "cpu",
+        "engine": "vllm 0.32.0",
+        "block_size": 32,
+        "prefill": prefill,
+        "decode": decode,
+    }
     if with_mixed:
         doc["mixed"] = mixed
     path = tmp_path / "profile.json"
@@ -119,16 +151,19 @@ def test_profile_model_recovers_a_known_linear_model(tmp_path):
     assert pm.decode_break is None
     assert pm.decode_coef[0] == pytest.approx(dec, rel=1e-6)
     assert pm.prefill_time(3, 300, 30000) == pytest.approx(
-        0.012 + 0.0015 + 2e-5 * 300 + 3e-9 * 30000)
+        0.012 + 0.0015 + 2e-5 * 300 + 3e-9 * 30000
+    )
     assert pm.mixed_time(100, 10000, 4, 1200) == pytest.approx(
-        0.01 + 2e-5 * 100 + 1e-9 * 1e4 + 3e-5 * 4 + 2e-7 * 1200, rel=1e-6)
+        0.01 + 2e-5 * 100 + 1e-9 * 1e4 + 3e-5 * 4 + 2e-7 * 1200, rel=1e-6
+    )
     expect = sum(pm.decode_time(8, 100 + 8 * k) for k in range(40))
     assert pm.decode_run_time(8, 100, 40) == pytest.approx(expect)
 
 
 def test_profile_without_mixed_points_composes_prefill_and_decode(tmp_path):
-    pm = ProfilePerfModel.from_file(_write_profile(tmp_path, (0.01, 0, 1e-5, 0), (0.004, 1e-4, 0),
-                                                   with_mixed=False))
+    pm = ProfilePerfModel.from_file(
+        _write_profile(tmp_path, (0.01, 0, 1e-5, 0), (0.004, 1e-4, 0), with_mixed=False)
+    )
     t = pm.mixed_time(200, 40000, 10, 5000)
     assert t == pytest.approx(0.01 + 1e-5 * 200 + 1e-4 * 10)
     assert t > pm.prefill_time(1, 200, 40000)

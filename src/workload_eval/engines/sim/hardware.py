@@ -35,17 +35,41 @@ GPUS: dict[str, GpuSpec] = {
         # 39.39 GiB, the "total capacity" PyTorch reports on A100 40GB boards; the only
         # totals (40249..40411 MiB) consistent with all five kv_blocks/utilization pairs of
         # the calibration (see docs/simulator-accuracy.md).
-        GpuSpec("a100-40gb", 40335 * MIB, 1555e9, 312e12, "NVIDIA A100 40GB SXM",
-                ("a100", "a100-40g", "a100-sxm4-40gb", "a100_40gb")),
+        GpuSpec(
+            "a100-40gb",
+            40335 * MIB,
+            1555e9,
+            312e12,
+            "NVIDIA A100 40GB SXM",
+            ("a100", "a100-40g", "a100-sxm4-40gb", "a100_40gb"),
+        ),
         # 79.15 GiB reported by PyTorch on an A100-SXM4-80GB.
-        GpuSpec("a100-80gb", 81050 * MIB, 2039e9, 312e12, "NVIDIA A100 80GB SXM",
-                ("a100-80g", "a100-sxm4-80gb", "a100_80gb")),
+        GpuSpec(
+            "a100-80gb",
+            81050 * MIB,
+            2039e9,
+            312e12,
+            "NVIDIA A100 80GB SXM",
+            ("a100-80g", "a100-sxm4-80gb", "a100_80gb"),
+        ),
         # 79.11 GiB reported by PyTorch on an H100 80GB HBM3 (SXM).
-        GpuSpec("h100", 81008 * MIB, 3350e9, 989e12, "NVIDIA H100 80GB SXM",
-                ("h100-80gb", "h100-sxm", "h100_80gb")),
+        GpuSpec(
+            "h100",
+            81008 * MIB,
+            3350e9,
+            989e12,
+            "NVIDIA H100 80GB SXM",
+            ("h100-80gb", "h100-sxm", "h100_80gb"),
+        ),
         # 139.8 GiB reported on an H200 (141 GB HBM3e).
-        GpuSpec("h200", 143163 * MIB, 4800e9, 989e12, "NVIDIA H200 141GB SXM",
-                ("h200-141gb", "h200-sxm")),
+        GpuSpec(
+            "h200",
+            143163 * MIB,
+            4800e9,
+            989e12,
+            "NVIDIA H200 141GB SXM",
+            ("h200-141gb", "h200-sxm"),
+        ),
         # nvidia-smi shows 46068 MiB; the runtime total is ~1% lower as on the A100.
         GpuSpec("l40s", 45590 * MIB, 864e9, 362e12, "NVIDIA L40S 48GB", ("l40s-48gb",)),
     ]

@@ -194,8 +194,12 @@ class ProfilePerfModel:
         if profile.mixed:
             mx = profile.mixed
             xm = np.array(
-                [[1, m.prefill_tokens, m.prefill_sum_sq, m.decode_seqs, m.decode_context_tokens]
-                 for m in mx], dtype=float)
+                [
+                    [1, m.prefill_tokens, m.prefill_sum_sq, m.decode_seqs, m.decode_context_tokens]
+                    for m in mx
+                ],
+                dtype=float,
+            )
             self.mixed_coef = fit_nonnegative(xm, np.array([m.time_s for m in mx]))
         else:
             a0, _, a2, a3 = self.prefill_coef
@@ -266,8 +270,13 @@ class ProfilePerfModel:
         self, prefill_tokens: int, prefill_sum_sq: int, decode_seqs: int, decode_context_tokens: int
     ) -> float:
         c0, c1, c2, c3, c4 = self._mix
-        return (c0 + c1 * prefill_tokens + c2 * prefill_sum_sq + c3 * decode_seqs
-                + c4 * decode_context_tokens)
+        return (
+            c0
+            + c1 * prefill_tokens
+            + c2 * prefill_sum_sq
+            + c3 * decode_seqs
+            + c4 * decode_context_tokens
+        )
 
 
 def build_perf_model(

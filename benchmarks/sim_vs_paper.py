@@ -1,0 +1,273 @@
+"""How close the simulator comes to the seed paper's measurements (OPT-13B, A100-40GB).
+
+Runs the offline and online experiments of ``../shared/calibration`` on the simulator
+(vLLM 0.2 policy, block 16, 2560 batched tokens, seed 0) and prints per-point errors, the
+median absolute percentage error of offline request throughput, the online normalized-latency
+errors, the max rate under the paper's SLO, and the memory-scaling ratio per workload.
+
+Two views of the workload (see docs/simulator-accuracy.md):
+- ``reference``: the datasets' reference output lengths (what the simulator runs by default);
+- ``eos-matched``: output lengths cut by a geometric EOS stop so that the mean prompt + output
+  tokens per request equals what the paper really processed (its runs did not set
+  ``ignore_eos``). This corrects the *workload*, never the engine constants.
+
+    .venv/bin/python benchmarks/sim_vs_paper.py [--quick] [--offline-only] [--json OUT.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from workload_eval.engines.base import EngineConfig, get_engine
+from workload_eval.metrics import summarize
+from workload_eval.schedules import OfflineSchedule, PoissonSchedule, build_schedule, request_count
+from workload_eval.workloads import load_workload
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CALIBRATION = SHARED / "calibration"
+WORKLOADS = ["alpaca", "cnn_dailymail", "dolly", "sharegpt"]
+SLO_P95 = 0.1875  # s/token: 4 words/s reading speed, 1 token ~ 0.75 words
+DURATION = 600.0
+# Mean prompt + generated tokens per request the paper processed (token/request at N=1000).
+PAPER_TOKENS_PER_REQUEST = {
+    "alpaca": 61.5,
+    "cnn_dailymail": 855.7,
+    "dolly": 117.3,
+    "sharegpt": 442.3,
+}
+
+
+def eos_truncate(
+    prompts: np.ndarray, outputs: np.ndarray, target_mean_total: float, seed: int = 0
+) -> np.ndarray:
+    """Output lengths cut at min(reference, 1 + Geometric(p)), p set to hit the target mean.
+
+    Models sampling without ``ignore_eos``; targets above the data's mean are left alone (the
+    cut can only shorten). A workload correction, not an engine constant.
+    """
+    if (prompts + outputs).mean() <= target_mean_total:
+        return outputs
+    u = np.random.default_rng(seed).random(len(outputs))
+    lo, hi, cut = 1e-7, 1.0, outputs
+    for _ in range(60):
+        p = (lo + hi) / 2
+        stop = 1 + np.floor(np.log1p(-u) / np.log1p(-p)).astype(np.int64)
+        cut = np.minimum(outputs, stop)
+        if (prompts + cut).mean() > target_mean_total:
+            lo = p
+        else:
+            hi = p
+    return cut
+
+
+def paper(kind: str) -> dict:
+    return json.loads((CALIBRATION / f"opt-13b-{kind}.json").read_text())["data"]
+
+
+def workload_frame(name: str, n: int | None, lengths: str) -> pd.DataFrame:
+    df = load_workload(
+        name,
+        "opt-13b",
+        num_requests=n,
+        data_dir=SHARED / "datasets",
+        tokenizer_dir=SHARED / "tokenizers",
+    )
+    if lengths == "eos-matched":
+        df = df.copy()
+        df["output_len"] = eos_truncate(
+            df["prompt_len"].to_numpy(), df["output_len"].to_numpy(), PAPER_TOKENS_PER_REQUEST[name]
+        )
+        df = df.drop(columns=[c for c in ("prompt_token_ids",) if c in df.columns])
+    return df
+
+
+def simulate(name: str, spec, kv_blocks: int, lengths: str, cache: dict) -> dict:
+    n = request_count(spec, 0)
+    key = (name, n, lengths)
+    if key not in cache:
+        cache[key] = workload_frame(name, n, lengths)
+    schedule = build_schedule(spec, cache[key], seed=0)
+    config = EngineConfig(
+        model="opt-13b",
+        gpu="a100-40gb",
+        kv_blocks=kv_blocks,
+        block_size=16,
+        max_num_batched_tokens=2560,
+        max_num_seqs=2048,
+        max_model_len=2048,
+        policy="vllm-0.2",
+        seed=0,
+    )
+    records = get_engine("sim").run(schedule, config)
+    return summarize(records)
+
+
+def max_rate_under_slo(rates: list[float], p95: list[float]) -> float | None:
+    """The seed's rule: the highest rate before the first two consecutive SLO violations."""
+    for i, v in enumerate(p95):
+        nxt = p95[i + 1] if i + 1 < len(p95) else math.inf
+        if v > SLO_P95 and nxt > SLO_P95:
+            return rates[i - 1] if i > 0 else None
+    return rates[-1]
+
+
+def pct(sim: float, ref: float) -> float:
+    return (sim / ref - 1) * 100
+
+
+def run_offline(counts: list[int], lengths_modes: list[str], cache: dict) -> dict:
+    data, out = paper("offline"), {}
+    for lengths in lengths_modes:
+        rows = []
+        for name in WORKLOADS:
+            for entry in data[name]:
+                kv = entry["kv_blocks"]
+                for n in counts:
+                    ref = entry["by_num_requests"][str(n)]
+                    s = simulate(name, OfflineSchedule(num_requests=n), kv, lengths, cache)
+                    rows.append(
+                        {
+                            "workload": name,
+                            "kv_blocks": kv,
+                            "n": n,
+                            "paper_req_s": ref["request"],
+                            "sim_req_s": s["request_throughput"],
+                            "paper_tok_s": ref["token"],
+                            "sim_tok_s": s["token_throughput"],
+                        }
+                    )
+        df = pd.DataFrame(rows)
+        df["req_err_pct"] = pct(df.sim_req_s, df.paper_req_s)
+        df["tok_err_pct"] = pct(df.sim_tok_s, df.paper_tok_s)
+        print(f"\n== offline, {lengths} output lengths ==")
+        print(df.to_string(index=False, float_format=lambda v: f"{v:8.3f}"))
+        summary = {}
+        for n in counts:
+            sub = df[df.n == n]
+            summary[f"median_abs_req_err_pct_n{n}"] = float(sub.req_err_pct.abs().median())
+            summary[f"median_abs_tok_err_pct_n{n}"] = float(sub.tok_err_pct.abs().median())
+        n_max = max(counts)
+        scaling = []
+        for name in WORKLOADS:
+            sub = df[(df.workload == name) & (df.n == n_max)].set_index("kv_blocks")
+            p_ratio = sub.paper_req_s[600] / sub.paper_req_s[150]
+            s_ratio = sub.sim_req_s[600] / sub.sim_req_s[150]
+            scaling.append(
+                {
+                    "workload": name,
+                    "paper_600_over_150": p_ratio,
+                    "sim_600_over_150": s_ratio,
+                    "err_pct": pct(s_ratio, p_ratio),
+                }
+            )
+        sc = pd.DataFrame(scaling)
+        print(f"\nmemory scaling (request throughput at 600 vs 150 blocks, N={n_max}):")
+        print(sc.to_string(index=False, float_format=lambda v: f"{v:7.3f}"))
+        for k, v in summary.items():
+            print(f"{k}: {v:.1f}%")
+        out[lengths] = {"points": df.to_dict("records"), "scaling": scaling, **summary}
+    return out
+
+
+def run_online(quick: bool, lengths: str, cache: dict) -> dict:
+    data, rows, capacity = paper("online"), [], []
+    for name in WORKLOADS:
+        entries = data[name]
+        if quick:
+            entries = [e for e in entries if e["kv_blocks"] in (643, 150)]
+        for entry in entries:
+            kv = entry["kv_blocks"]
+            rates = sorted(entry["by_request_rate"], key=float)
+            if quick and len(rates) > 6:
+                rates = rates[::2]
+            sims = []
+            for r in rates:
+                ref = entry["by_request_rate"][r]
+                t0 = time.perf_counter()
+                s = simulate(
+                    name, PoissonSchedule(rate=float(r), duration=DURATION), kv, lengths, cache
+                )
+                sims.append(s)
+                rows.append(
+                    {
+                        "workload": name,
+                        "kv_blocks": kv,
+                        "rate": float(r),
+                        "paper_avg": ref["avg"],
+                        "sim_avg": s["normalized_latency_mean"],
+                        "paper_p95": ref["p95"],
+                        "sim_p95": s["normalized_latency_p95"],
+                        "wall_s": time.perf_counter() - t0,
+                    }
+                )
+            fr = [float(r) for r in rates]
+            capacity.append(
+                {
+                    "workload": name,
+                    "kv_blocks": kv,
+                    "paper_max_rate": max_rate_under_slo(
+                        fr, [entry["by_request_rate"][r]["p95"] for r in rates]
+                    ),
+                    "sim_max_rate": max_rate_under_slo(
+                        fr, [s["normalized_latency_p95"] for s in sims]
+                    ),
+                }
+            )
+            print(f"  online {name} kv={kv}: {len(rates)} rates", file=sys.stderr)
+    df = pd.DataFrame(rows)
+    df["avg_err_pct"] = pct(df.sim_avg, df.paper_avg)
+    df["p95_err_pct"] = pct(df.sim_p95, df.paper_p95)
+    print(f"\n== online (Poisson, {DURATION:.0f} s), {lengths} output lengths ==")
+    print(df.to_string(index=False, float_format=lambda v: f"{v:8.3f}"))
+    cap = pd.DataFrame(capacity)
+    print(f"\nmax request rate under SLO (p95 normalized latency <= {SLO_P95} s/token):")
+    print(cap.to_string(index=False))
+    summary = {
+        "median_abs_avg_err_pct": float(df.avg_err_pct.abs().median()),
+        "median_abs_p95_err_pct": float(df.p95_err_pct.abs().median()),
+    }
+    both = cap.dropna()
+    if len(both):
+        summary["median_abs_capacity_err_pct"] = float(
+            pct(both.sim_max_rate, both.paper_max_rate).abs().median()
+        )
+    for k, v in summary.items():
+        print(f"{k}: {v:.1f}%")
+    return {"points": df.to_dict("records"), "capacity": capacity, **summary}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="offline N=1000 only; online: 643 and 150 blocks, every other rate",
+    )
+    ap.add_argument("--offline-only", action="store_true")
+    ap.add_argument("--lengths", choices=["both", "reference", "eos-matched"], default="both")
+    ap.add_argument("--json", type=Path, help="also write every number to this JSON file")
+    args = ap.parse_args()
+    modes = ["reference", "eos-matched"] if args.lengths == "both" else [args.lengths]
+    cache: dict = {}
+    t0 = time.perf_counter()
+    result = {"offline": run_offline([1000] if args.quick else [100, 500, 1000], modes, cache)}
+    if not args.offline_only:
+        result["online"] = {m: run_online(args.quick, m, cache) for m in modes}
+    print(f"\nwall time {time.perf_counter() - t0:.0f} s")
+    if args.json:
+        from workload_eval.storage import atomic_write_json
+
+        atomic_write_json(args.json, result)
+
+
+if __name__ == "__main__":
+    main()
