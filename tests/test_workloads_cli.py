@@ -66,10 +66,14 @@ def test_describe_works_with_no_data(capsys, monkeypatch):
     assert "input" in out and "p99" in out and "profile" in out
 
 
-def test_list_has_every_workload(capsys, data_dir):
-    assert main(["workloads", "list", "--json", "--data-dir", str(data_dir)]) == 0
+def test_list_has_every_workload(capsys, data_dir, tmp_path):
+    # a data dir with two datasets: counts come from files, then profiles, else unknown
+    for rel in ("alpaca/alpaca_random_9k.json", "extra/HumanEval.jsonl.gz"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).symlink_to(data_dir / rel)
+    assert main(["workloads", "list", "--json", "--data-dir", str(tmp_path)]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert {
+    assert set(rows) >= {
         "alpaca",
         "dolly",
         "cnn_dailymail",
@@ -81,8 +85,12 @@ def test_list_has_every_workload(capsys, data_dir):
         "humaneval",
         "lmsys_chat",
         "arxiv_summarization",
-    } <= set(rows)
+    }
     assert rows["alpaca"]["records"] == 9229 and rows["humaneval"]["records"] == 164
+    assert rows["sharegpt"]["records"] > 0  # from the shipped profile
+    assert rows["azure_conv"]["records"] is None
+    assert main(["workloads", "list", "--data-dir", str(tmp_path)]) == 0
+    assert "text generation" in capsys.readouterr().out
 
 
 def test_plot_writes_png_and_pdf(tmp_path, capsys):

@@ -266,6 +266,12 @@ def load_workload(
         fields=fields,
         use_cache=use_cache,
     )
+    if spec.lengths_tokenizer == "llama-2" and _profile_family(mspec) != "llama-2":
+        warnings.warn(
+            f"{spec.name}: lengths were counted with the Llama-2 tokenizer, used as-is for "
+            f"{mspec.name}",
+            stacklevel=2,
+        )
     min_out = 1 if spec.tokenized else 0  # tokenized outputs carry a BOS: 1 token = empty
     kwargs = dict(
         num_requests=num_requests,

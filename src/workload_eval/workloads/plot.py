@@ -20,16 +20,32 @@ LABELS = {
     "dolly": "Dolly",
     "sharegpt": "ShareGPT",
     "sharegpt_chat": "ShareGPT chat",
+    "azure_conv": "Azure conv",
+    "azure_code": "Azure code",
+    "mooncake": "Mooncake",
+    "humaneval": "HumanEval",
+    "lmsys_chat": "LMSYS chat",
+    "arxiv_summarization": "arXiv summ.",
 }
-# Colours for workloads the seed did not plot (matplotlib's tab10, skipping near-duplicates).
-EXTRA_COLORS = ("#8E6BB8", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22", "#17BECF", "#FF7F0E")
+# Colours for workloads the seed did not plot (matplotlib's tab10 minus near-duplicates).
+EXTRA_COLORS = (
+    "#FF7F0E",
+    "#8C564B",
+    "#E377C2",
+    "#7F7F7F",
+    "#BCBD22",
+    "#17BECF",
+    "#9467BD",
+    "#1F3B73",
+    "#2CA02C",
+)
 
 
-def color_for(name: str, i: int) -> str:
-    spec = WORKLOADS.get(name)
-    if spec is not None and spec.color:
-        return spec.color
-    return EXTRA_COLORS[i % len(EXTRA_COLORS)]
+def colors_for(names: list[str]) -> dict[str, str]:
+    """The seed's colours for its workloads (and catalog colours); distinct others."""
+    fixed = {n: WORKLOADS[n].color for n in names if n in WORKLOADS and WORKLOADS[n].color}
+    spare = iter(c for c in EXTRA_COLORS if c not in fixed.values())
+    return {n: fixed.get(n) or next(spare, "#333333") for n in names}
 
 
 def cdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -48,29 +64,29 @@ def plot_length_cdfs(
     frames: dict[str, pd.DataFrame], out: str | Path, *, title: str | None = None
 ) -> None:
     """Write Figure 1 for ``{workload: df}`` to ``out`` (.png or .pdf)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib as mpl
+    from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
 
     out = Path(out)
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise UserError(f"--out {out}: expected a .png, .pdf or .svg file name")
     if not frames:
         raise UserError("plot: no workload given")
-    with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
-        fig, axs = plt.subplots(1, 2, figsize=(12.8, 4.8), constrained_layout=True)
+    colors = colors_for(list(frames))
+    with mpl.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
+        fig = Figure(figsize=(12.8, 4.8), layout="constrained")
+        axs = fig.subplots(1, 2)
         for col, ax, xlabel in (
             (("prompt_len"), axs[0], "Input Length (token)"),
             (("output_len"), axs[1], "Output Length (token)"),
         ):
             hi = 1
-            for i, (name, df) in enumerate(frames.items()):
+            for name, df in frames.items():
                 x, y = cdf(df[col].to_numpy())
                 if len(x) == 0:
                     continue
                 hi = max(hi, int(x[-1]))
-                color = color_for(name, i)
+                color = colors[name]
                 ax.plot(
                     x,
                     y,
@@ -108,4 +124,3 @@ def plot_length_cdfs(
             fig.suptitle(title)
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=150, bbox_inches="tight")
-        plt.close(fig)
