@@ -56,3 +56,31 @@ def test_hub_only_model_falls_back_offline_with_a_warning(tokenizer_dir, monkeyp
 def test_missing_tokenizer_files_name_the_file(tmp_path):
     with pytest.raises(UserError, match=r"encoder\.json: no such file"):
         get_tokenizer("opt-13b", tmp_path)
+
+
+def test_local_model_folder_uses_its_own_tokenizer(tmp_path, tokenizer_dir):
+    import json
+
+    from transformers import GPT2TokenizerFast
+
+    ref = GPT2TokenizerFast(
+        vocab_file=str(tokenizer_dir / "gpt2" / "encoder.json"),
+        merges_file=str(tokenizer_dir / "gpt2" / "vocab.bpe"),
+    )
+    ref.save_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "hidden_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "intermediate_size": 128,
+                "vocab_size": 50257,
+                "max_position_embeddings": 512,
+            }
+        )
+    )
+    tok = get_tokenizer(str(tmp_path), tokenizer_dir, exact=True)
+    assert tok.family == "hub"
+    assert tok.encode_batch(["Hello world"]) == [ref("Hello world")["input_ids"]]

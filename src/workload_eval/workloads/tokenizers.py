@@ -118,6 +118,7 @@ class HubTokenizer:
 
     hub_id: str
     name: str = ""
+    local_only: bool = False
     family: str = "hub"
     identity: str = ""
     _tok: object = field(default=None, repr=False)
@@ -125,7 +126,7 @@ class HubTokenizer:
     def __post_init__(self) -> None:
         from transformers import AutoTokenizer
 
-        self._tok = AutoTokenizer.from_pretrained(self.hub_id)
+        self._tok = AutoTokenizer.from_pretrained(self.hub_id, local_files_only=self.local_only)
         self.name = self.name or self.hub_id
         self.identity = f"hub:{self.hub_id}:{type(self._tok).__name__}:{len(self._tok)}"
         self.family = "hub"
@@ -172,13 +173,16 @@ def get_tokenizer(
     tdir = tokenizer_dir(tokenizer_dir_)
     family = spec.tokenizer
     if family == "hub":
-        if hub_available():
+        reason = "the Hugging Face hub is not reachable"
+        # a local model folder or the HF cache first, then the hub when it is reachable
+        for local_only in (True, False):
+            if not local_only and not hub_available():
+                break
             try:
-                return HubTokenizer(spec.hub_id, name=spec.name)
-            except Exception as e:  # gated repo, no network after all, ...
-                reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        else:
-            reason = "the Hugging Face hub is not reachable"
+                return HubTokenizer(spec.hub_id, name=spec.name, local_only=local_only)
+            except Exception as e:  # not cached, gated repo, ...
+                first = str(e).splitlines()[0] if str(e) else ""
+                reason = f"{type(e).__name__}: {first}" if not local_only else reason
         if exact:
             raise UserError(
                 f"model {spec.name!r} needs its hub tokenizer {spec.hub_id!r} and {reason}"
