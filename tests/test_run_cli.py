@@ -241,3 +241,35 @@ def test_progress_bar_disabled_is_a_silent_handle(capsys):
     with progress_bar(10.0, description="sim", unit="s", enabled=True) as bar:
         bar.update_to(10.0)
     assert "sim" in capsys.readouterr().err
+
+
+def test_long_latencies_switch_to_seconds():
+    from rich.console import Console
+
+    from workload_eval.console import summary_table
+
+    console = Console(record=True, width=100)
+    console.print(summary_table({"ttft_mean": 45.39, "ttft_p99": 82.48}))
+    text = console.export_text()
+    assert "45.39 / 82.48" in text and " s " in text
+
+
+def test_engine_options_parse_json_values_or_text():
+    from workload_eval.commands.run import parse_engine_options
+
+    assert parse_engine_options(("record_token_times=true", "walk=general", "x=2.5")) == {
+        "record_token_times": True, "walk": "general", "x": 2.5}
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        parse_engine_options(("oops",))
+    spec = build_spec(_opts(engine_options=("record_token_times=true",)))
+    assert spec.engine_config.options == {"record_token_times": True}
+
+
+@needs_sim
+def test_sim_token_times_option_fills_itl(data_dir, tokenizer_dir, tmp_path):
+    assert main(["run", "--model", "opt-13b", "--kv-blocks", "643", "--workload", "alpaca",
+                 "--data-dir", str(data_dir), "--tokenizer-dir", str(tokenizer_dir),
+                 "--num-requests", "20", "--engine-option", "record_token_times=true",
+                 "--no-progress", "--out", str(tmp_path)]) == 0
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["itl_mean"] is not None and s["itl_mean"] > 0

@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-# (label, summary key, unit, scale) rows of the run table; latencies shown in ms.
+# (label, summary key, unit, scale) rows of the run table; latencies in ms below 10 s.
 _ROWS: tuple[tuple[str, str, str, float], ...] = (
     ("Request throughput", "request_throughput", "req/s", 1.0),
     ("Token throughput (prompt+gen)", "token_throughput", "tok/s", 1.0),
@@ -32,7 +32,7 @@ _ROWS: tuple[tuple[str, str, str, float], ...] = (
     ("TTFT mean / p99", "ttft", "ms", 1e3),
     ("TPOT mean / p99", "tpot", "ms", 1e3),
     ("ITL mean / p99", "itl", "ms", 1e3),
-    ("E2E latency mean / p99", "e2e_latency", "s", 1.0),
+    ("E2E latency mean / p99", "e2e_latency", "ms", 1e3),
     ("Goodput (SLO met)", "goodput", "req/s", 1.0),
 )
 
@@ -76,6 +76,8 @@ def summary_table(summary: Mapping[str, Any], *, title: str | None = None) -> Ta
             mean, p99 = summary[f"{key}_mean"], summary.get(f"{key}_p99")
             if mean is None and p99 is None:
                 continue
+            if unit == "ms" and max(x or 0.0 for x in (mean, p99)) >= 10:
+                unit, scale = "s", 1.0
             table.add_row(label, f"{fmt(mean, scale)} / {fmt(p99, scale)}", unit)
     return table
 

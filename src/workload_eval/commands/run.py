@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,20 @@ def parse_slo(items: tuple[str, ...]) -> dict[str, float] | None:
             )
         slo[key] = bound
     return slo or None
+
+
+def parse_engine_options(items: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a value is JSON when it parses (true, 3, 0.5), else text."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--engine-option {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 def schedule_from_options(
@@ -140,6 +155,8 @@ def schedule_from_options(
 @click.option("--max-concurrency", type=int, help="openai/vllm: requests in flight at most.")
 @click.option("--device", help="vllm: cuda | cpu.")
 @click.option("--dtype", help="vllm: weights dtype.")
+@click.option("--engine-option", "engine_options", multiple=True, metavar="KEY=VALUE",
+              help="Any other engine option (JSON value or text). Repeatable.")
 @click.option("--enable-chunked-prefill/--no-enable-chunked-prefill", default=None,
               help="Chunked prefill [default: the policy's].")
 @click.option("--enable-prefix-caching", is_flag=True, default=False)
@@ -192,6 +209,7 @@ def build_spec(o: dict[str, Any]) -> Any:
         k: o[k] for k in ("base_url", "api_key_env", "max_concurrency", "device", "dtype")
         if o[k] is not None
     }
+    options.update(parse_engine_options(o.get("engine_options", ())))
     if o["perf_profile"] is not None:
         path = Path(o["perf_profile"])
         if not path.is_file():
