@@ -50,11 +50,11 @@ def command(spec_path: str, out: str, jobs: int, executor: str, ray_address: str
     if result.interrupted:
         err.print(f"interrupted: {len(result.index)} completed point(s) kept in {out}; "
                   "run the same command again to resume")
-        raise click.exceptions.Exit(130)
+        raise SystemExit(130)  # cli.main drops a click Exit code (standalone_mode=False)
     if result.failed:
         key, msg = next(iter(result.failed.items()))
         err.print(f"{len(result.failed)} point(s) failed; first: {key}: {msg}")
-        raise click.exceptions.Exit(1)
+        raise SystemExit(1)
 
 
 def _print_result(result: Any) -> None:
@@ -64,8 +64,9 @@ def _print_result(result: Any) -> None:
 
     console = stdout_console()
     console.print(
-        f"{result.total_points} grid point(s); ran {result.ran}, reused {result.reused} "
-        f"stored, {len(result.failed)} failed, in {result.wall_s:.1f} s"
+        f"{result.total_points} grid point(s) and {result.searches} capacity search(es): "
+        f"ran {result.ran} run(s), reused {result.reused} stored, {len(result.failed)} failed, "
+        f"in {result.wall_s:.1f} s"
     )
     cap = result.capacity
     if not cap.empty:

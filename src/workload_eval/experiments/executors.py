@@ -40,8 +40,8 @@ def run_point(spec_json: str) -> dict[str, Any]:
 
         spec = RunSpec.model_validate_json(spec_json)
         result = execute(spec, progress=False)
-        if result.interrupted:
-            return {"error": "interrupted", "wall_s": time.perf_counter() - t0}
+        if result.interrupted:  # the engine caught Ctrl-C: stop the sweep, store nothing
+            raise KeyboardInterrupt
         with tempfile.TemporaryDirectory(prefix="we-point-") as tmp:
             save_run(result, tmp)
             files = {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir()) if p.is_file()}
@@ -213,6 +213,7 @@ class RayExecutor(Executor):
         self._refs.clear()
         if self._started:
             self._ray.shutdown()
+            self._started = False
 
 
 def make_executor(

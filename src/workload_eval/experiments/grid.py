@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from workload_eval.engines.base import EngineConfig
 from workload_eval.experiments.capacity import SLO, CapacitySearch, make_search
 from workload_eval.experiments.spec import CapacityOptions, ExperimentSpec, GridSpec
 
@@ -90,10 +91,10 @@ def _base_data(
     grid: GridSpec, engine: Any, model: str, gpu: str, kv: dict[str, Any], workload: str,
     schedule: dict[str, Any], seed: int,
 ) -> dict[str, Any]:
-    config = {"model": model, "gpu": gpu, **engine.knobs, **kv, "seed": seed}
+    config = EngineConfig(model=model, gpu=gpu, **engine.knobs, **kv, seed=seed)
     data: dict[str, Any] = {
         "engine": engine.engine,
-        "engine_config": config,
+        "engine_config": config.model_dump(mode="json"),
         "workload": workload,
         "schedule": schedule,
         "seed": seed,

@@ -31,7 +31,8 @@ class SweepResult:
     """What a sweep did; ``index`` and ``capacity`` are the tables written to OUT."""
 
     out: Path
-    total_points: int
+    total_points: int  # fixed grid points (capacity probes come on top)
+    searches: int
     reused: int
     ran: int
     failed: dict[str, str] = field(default_factory=dict)  # point key -> error
@@ -94,7 +95,10 @@ def run_sweep(
     progress: bool = False,
     log: Any = None,
 ) -> SweepResult:
-    """Run every point and capacity search of ``spec`` into ``out``; resumes from it."""
+    """Run every point and capacity search of ``spec`` into ``out``; resumes from it.
+
+    The sweep closes ``executor`` when done (a Ray instance it started shuts down).
+    """
     t0 = time.perf_counter()
     store = ResultStore(out)
     removed = store.cleanup()
@@ -117,7 +121,8 @@ def run_sweep(
     index = store.rebuild_index(state.rows)
     capacity = state.write_capacity()
     return SweepResult(
-        out=store.root, total_points=len(points), reused=state.reused, ran=state.ran,
+        out=store.root, total_points=len(points), searches=len(tasks),
+        reused=len(state.reused_keys), ran=state.ran,
         failed=state.failed, capacity=capacity, index=index, interrupted=state.interrupted,
         wall_s=time.perf_counter() - t0,
     )
@@ -136,14 +141,15 @@ class _SweepState:
         self.waiters: dict[str, list[tuple[_Search, float, int]]] = defaultdict(list)
         self.searches: list[_Search] = []
         self.failed: dict[str, str] = {}
-        self.reused = self.ran = 0
+        self.reused_keys: set[str] = set()
+        self.ran = 0
         self.interrupted = False
         self._last_index = time.monotonic()
 
     def run(self, points: list[Point], tasks: list[CapacityTask]) -> None:
         for p in points:
             if self.store.has(p.key):
-                self.reused += 1
+                self.reused_keys.add(p.key)
             else:
                 self._enqueue(p.key, p.spec)
         self.searches = [_Search(t, t.make_search()) for t in tasks]
@@ -180,7 +186,8 @@ class _SweepState:
                 key = point_key(spec)
                 s.probe_keys[(rate, seed)] = key
                 if self.store.has(key):
-                    self.reused += 1
+                    if key not in self.rows:  # stored before this sweep started
+                        self.reused_keys.add(key)
                     s.search.record(rate, seed, self.store.summary(key))
                 elif key in self.failed:
                     s.failed = self.failed[key]
