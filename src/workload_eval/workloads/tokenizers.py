@@ -154,6 +154,18 @@ def _family_tokenizer(family: str, tdir: Path) -> Tokenizer:
     return SentencePieceTokenizer(files[0])
 
 
+def _locally_available(hub_id: str) -> bool:
+    """A model folder, or a tokenizer already in the Hugging Face cache."""
+    if Path(hub_id).is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(hub_id, "tokenizer_config.json"), str)
+    except Exception:
+        return False
+
+
 def family_tokenizer_available(family: str, tokenizer_dir_: str | Path | None = None) -> bool:
     files = _family_files(family, tokenizer_dir(tokenizer_dir_))
     return bool(files) and all(p.is_file() for p in files)
@@ -176,6 +188,8 @@ def get_tokenizer(
         reason = "the Hugging Face hub is not reachable"
         # a local model folder or the HF cache first, then the hub when it is reachable
         for local_only in (True, False):
+            if local_only and not _locally_available(spec.hub_id):
+                continue  # skip importing transformers (seconds) for nothing
             if not local_only and not hub_available():
                 break
             try:
