@@ -194,10 +194,10 @@ def test_ctrl_c_saves_the_partial_run_and_exits_130(data_dir, tokenizer_dir, tmp
             [sys.executable, "-m", "workload_eval", "run", "--engine", "openai", "--base-url",
              srv.base_url, "--model", "opt-13b", "--workload", "alpaca", "--data-dir",
              str(data_dir), "--tokenizer-dir", str(tokenizer_dir), "--schedule", "constant",
-             "--request-rate", "5", "--num-requests", "200", "--no-progress", "--out", str(out)],
+             "--request-rate", "20", "--num-requests", "400", "--no-progress", "--out", str(out)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
         deadline = time.monotonic() + 60
-        while _served(srv.base_url) < 10 and time.monotonic() < deadline:
+        while _served(srv.base_url) < 20 and time.monotonic() < deadline:
             time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
@@ -205,8 +205,8 @@ def test_ctrl_c_saves_the_partial_run_and_exits_130(data_dir, tokenizer_dir, tmp
     assert "interrupted" in stderr and "Traceback" not in stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] is True
-    assert summary["num_requests"] == 200
-    assert 1 <= summary["num_completed"] < 200
+    assert summary["num_requests"] == 400
+    assert 1 <= summary["num_completed"] < 400
     req = pd.read_parquet(out / "requests.parquet")
     assert (req["status"] == "ok").sum() == summary["num_completed"]
 
