@@ -71,31 +71,41 @@ def simulate(
     follow: list[tuple[float, int]] = []  # heap of session follow-ups
     bar = _Progress(static[-1][0] if static else 0.0, progress)
     inf = math.inf
+    st = [a for a, _ in static]
+    sg = [g for _, g in static]
     i, ns = 0, len(static)
+    add, step, has_work = scheduler.add, scheduler.step, scheduler.has_work
     now = 0.0
     while True:
         # admit every arrival due by now, in time order
-        while True:
-            ts = static[i][0] if i < ns else inf
-            tf = follow[0][0] if follow else inf
-            if ts <= tf:
-                if ts > now:
-                    break
-                scheduler.add(static[i][1], ts)
+        if follow:
+            while True:
+                ts = st[i] if i < ns else inf
+                tf = follow[0][0] if follow else inf
+                if ts <= tf:
+                    if ts > now:
+                        break
+                    add(sg[i], ts)
+                    i += 1
+                else:
+                    if tf > now:
+                        break
+                    add(heapq.heappop(follow)[1], tf)
+            nxt = min(st[i] if i < ns else inf, follow[0][0] if follow else inf)
+        else:
+            while i < ns and st[i] <= now:
+                add(sg[i], st[i])
                 i += 1
-            else:
-                if tf > now:
-                    break
-                scheduler.add(heapq.heappop(follow)[1], tf)
-        nxt = min(static[i][0] if i < ns else inf, follow[0][0] if follow else inf)
-        if scheduler.has_work():
-            now, done = scheduler.step(now, nxt)
-            if children:
+            nxt = st[i] if i < ns else inf
+        if has_work():
+            now, done = step(now, nxt)
+            if children and done:
                 for gid in done:
                     for child, think in children.get(gid, ()):
                         parent_end = finish[gid] if finish[gid] == finish[gid] else now
                         heapq.heappush(follow, (parent_end + think, child))
-            bar.update(now)
+            if now >= bar.next_mark:
+                bar.update(now)
         elif nxt == inf:
             break
         else:

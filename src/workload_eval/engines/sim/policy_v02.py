@@ -104,6 +104,8 @@ class V02Scheduler:
         """Blocks a running group holds before the allocation of decode step D."""
         t = self.t
         n = t.n[gid]
+        if n == 1:
+            return -(-(t.prompt_len[gid] + self.D + self.base[gid] - 1) // self.bs)
         held = group_blocks(t.prompt_len[gid], self.D + self.base[gid] - 1, n, self.bs)
         if self.cow_at[gid] == self.D:
             held -= n - 1
@@ -177,22 +179,25 @@ class V02Scheduler:
     def _prefill(self, now: float, done: list[int]) -> float | None:
         t, pool, bs = self.t, self.pool, self.bs
         waiting = self.waiting
+        gen, plen, nn = t.generated, t.prompt_len, t.n
+        limit, wm, mbt, max_pad = (self.prompt_limit, pool.watermark_blocks, self.mbt,
+                                   self.max_paddings)
         seqs = self.batch
         count = longest = total = sum_sq = 0
         admitted: list[tuple[int, int]] = []
         free = pool.free
         while waiting:
             gid = waiting[0]
-            g, p0, n = t.generated[gid], t.prompt_len[gid], t.n[gid]
-            p = p0 + g
-            if p > self.prompt_limit:
+            g, n = gen[gid], nn[gid]
+            p = plen[gid] + g
+            if p > limit:
                 waiting.popleft()
                 t.status[gid], t.finish[gid] = IGNORED, now
-                t.error[gid] = f"prompt of {p} tokens exceeds the limit of {self.prompt_limit}"
+                t.error[gid] = f"prompt of {p} tokens exceeds the limit of {limit}"
                 done.append(gid)
                 continue
-            need = prefill_blocks(p0, g, n, bs)
-            if free - need < pool.watermark_blocks:
+            need = -(-p // bs) if n == 1 else prefill_blocks(plen[gid], g, n, bs)
+            if free - need < wm:
                 if not pool.fits_ever(need):  # would wait forever (later vLLM: AllocStatus.NEVER)
                     waiting.popleft()
                     t.status[gid], t.finish[gid] = FAILED, now
@@ -202,9 +207,7 @@ class V02Scheduler:
                 break
             c = count + 1
             m = p if p > longest else longest
-            if c * m > self.mbt or seqs + n > self.max_num_seqs:
-                break
-            if c * m - (total + p) > self.max_paddings:
+            if c * m > mbt or seqs + n > self.max_num_seqs or c * m - (total + p) > max_pad:
                 break
             waiting.popleft()
             free -= need
@@ -297,13 +300,20 @@ class V02Scheduler:
 
     def _finish_due(self, now: float, done: list[int]) -> None:
         heap, epoch, D, t, bs = self.heap, self.epoch, self.D, self.t, self.bs
+        running, pool = self.running, self.pool
         while heap and heap[0][0] < D:
             _, rank, gid, ep = heapq.heappop(heap)
             if ep != epoch[gid]:
                 continue
-            self.pool.free += group_blocks(t.prompt_len[gid], t.target[gid] - 1, t.n[gid], bs)
-            self._leave(gid, bisect_left(self.running, rank))
-            self._finish(gid, now, done)
+            n = t.n[gid]
+            tokens = t.prompt_len[gid] + t.target[gid] - 1
+            pool.free += (-(-tokens // bs) if n == 1
+                          else group_blocks(t.prompt_len[gid], t.target[gid] - 1, n, bs))
+            self._leave(gid, bisect_left(running, rank))
+            t.status[gid] = OK
+            t.finish[gid] = now
+            t.generated[gid] = t.target[gid]
+            done.append(gid)
 
     def _walk(self) -> int:
         """vLLM 0.2.1's decode-step walk over every running group, in arrival order."""

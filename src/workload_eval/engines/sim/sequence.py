@@ -62,22 +62,20 @@ class RequestTable:
         return len(self.prompt_len)
 
 
+STEP_FIELDS = ("time", "duration", "kind", "batched_tokens", "num_running", "num_waiting",
+               "num_preempted", "kv_blocks_used", "logical_tokens", "physical_tokens",
+               "num_steps")
+
+
 @dataclass(slots=True)
 class StepLog:
-    """One row per engine step, or per run of identical decode steps (``num_steps`` > 1)."""
+    """One row per engine step, or per run of identical decode steps (``num_steps`` > 1).
 
-    time: list[float] = field(default_factory=list)
-    duration: list[float] = field(default_factory=list)
-    kind: list[str] = field(default_factory=list)
-    batched_tokens: list[int] = field(default_factory=list)
-    num_running: list[int] = field(default_factory=list)
-    num_waiting: list[int] = field(default_factory=list)
-    num_preempted: list[int] = field(default_factory=list)
-    kv_blocks_used: list[int] = field(default_factory=list)
+    Rows are tuples in ``STEP_FIELDS`` order: one append per step is all the hot loop pays.
+    """
+
     kv_blocks_total: int = 0
-    logical_tokens: list[int] = field(default_factory=list)
-    physical_tokens: list[int] = field(default_factory=list)
-    num_steps: list[int] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=list)
 
     def add(
         self,
@@ -93,17 +91,16 @@ class StepLog:
         physical_tokens: int,
         num_steps: int = 1,
     ) -> None:
-        self.time.append(time)
-        self.duration.append(duration)
-        self.kind.append(kind)
-        self.batched_tokens.append(batched_tokens)
-        self.num_running.append(num_running)
-        self.num_waiting.append(num_waiting)
-        self.num_preempted.append(num_preempted)
-        self.kv_blocks_used.append(kv_blocks_used)
-        self.logical_tokens.append(logical_tokens)
-        self.physical_tokens.append(physical_tokens)
-        self.num_steps.append(num_steps)
+        self.rows.append((time, duration, kind, batched_tokens, num_running, num_waiting,
+                          num_preempted, kv_blocks_used, logical_tokens, physical_tokens,
+                          num_steps))
+
+    def columns(self) -> dict[str, list]:
+        """Column name -> values (empty lists when no step ran)."""
+        if not self.rows:
+            return {name: [] for name in STEP_FIELDS}
+        cols = zip(*self.rows, strict=True)
+        return {name: list(col) for name, col in zip(STEP_FIELDS, cols, strict=True)}
 
     def __len__(self) -> int:
-        return len(self.time)
+        return len(self.rows)
