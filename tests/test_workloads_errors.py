@@ -37,6 +37,14 @@ def test_missing_file(tmp_path, capsys):
     assert "nope.jsonl" in line
 
 
+def test_missing_data_dir(tmp_path, capsys):
+    line = _cli_error(
+        capsys,
+        ["workloads", "describe", "alpaca", "-m", "opt-13b", "--data-dir", str(tmp_path / "gone")],
+    )
+    assert "--data-dir" in line and "gone: no such folder" in line
+
+
 def test_malformed_json_line_names_file_and_line(tmp_path, tokenizer_dir, capsys):
     f = tmp_path / "mine.jsonl"
     f.write_text('{"prompt": "a", "output": "b"}\n{"prompt": "c", "output": \n')

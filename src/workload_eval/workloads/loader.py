@@ -141,6 +141,11 @@ def prepare(
     if source not in ("auto", "hub", "local", "profile"):
         raise UserError(f"--source {source!r}: expected auto, hub, local or profile")
     ddir = data_dir(data_dir_)
+    if ddir is not None and not ddir.is_dir():
+        named = "--data-dir" if data_dir_ else f"${DATA_DIR_ENV}"
+        raise UserError(
+            f"{named} {ddir}: no such folder (expected a folder laid out like ../shared/datasets)"
+        )
     local = Path(data_file) if data_file is not None else find_local_file(spec, ddir)
     if data_file is not None and not local.is_file():
         raise UserError(f"{local}: no such file (given as the data file of {spec.name!r})")
