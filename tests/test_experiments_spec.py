@@ -78,6 +78,7 @@ BAD = [
      "schedules[0].rate: 'capacity' needs a rate-driven schedule"),
     ("schedules: [{kind: fifo}]\n", 2, "schedules[0].kind: unknown schedule kind 'fifo'"),
     ("slos: ['p95 < fast']\n", 2, "slos: cannot parse SLO"),
+    ("slos:\n  - ttft_p99<=2\n  - latency<=2\n", 4, "slos[1]: unknown metric 'latency'"),
     ("capacity: {rule: guess}\n", 2, "capacity.rule:"),
     ("modles: [opt-13b]\n", 2, "modles: unknown setting"),
     ("groups:\n  - name: x\n    gpus: [h900]\n", 4, "groups[0].gpus[0]: unknown gpu 'h900'"),

@@ -135,7 +135,7 @@ def build_task(o: dict[str, Any]) -> Any:
     from pydantic import ValidationError
 
     from workload_eval.engines.base import EngineConfig
-    from workload_eval.experiments.capacity import parse_slos
+    from workload_eval.experiments.capacity import check_metrics, parse_slos
     from workload_eval.experiments.grid import CapacityTask
     from workload_eval.experiments.spec import CapacityOptions
 
@@ -148,6 +148,7 @@ def build_task(o: dict[str, Any]) -> Any:
     seeds = parse_numbers(o["seeds"], "--seeds", int) or [0]
     rates = parse_numbers(o["rates"], "--rates")
     slos = parse_slos(o["slos"])
+    check_metrics(slos)
     schedule: dict[str, Any] = {"kind": o["kind"], "duration": o["duration"]}
     if o["burstiness"] is not None:
         schedule["burstiness"] = o["burstiness"]

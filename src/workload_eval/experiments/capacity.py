@@ -85,6 +85,31 @@ def parse_slos(
     return [s if isinstance(s, SLO) else SLO.parse(s, where=where) for s in items]
 
 
+def summary_metrics() -> list[str]:
+    """Scalar keys of a run's summary.json that an SLO may bound (metrics.summarize)."""
+    from workload_eval.metrics import PERCENTILES
+
+    names = [
+        "request_throughput", "token_throughput", "output_token_throughput", "goodput",
+        "slo_attainment", "normalized_latency_mean", "normalized_latency_p95", "preemptions",
+        "num_failed", "num_completed", "duration_s",
+    ]
+    for prefix in ("ttft", "tpot", "itl", "e2e_latency", "send_lag"):
+        names += [f"{prefix}_mean", *(f"{prefix}_p{p}" for p in PERCENTILES)]
+    return names
+
+
+def check_metrics(slos: Iterable[SLO], *, where: str = "--slo") -> None:
+    """Reject SLOs on metrics a run summary does not have (a typo would never pass)."""
+    known = summary_metrics()
+    for s in slos:
+        if s.metric not in known:
+            raise UserError(
+                f"{where}: unknown metric {s.metric!r} in SLO '{s}' (expected one of "
+                f"{', '.join(known)})"
+            )
+
+
 def _nice(rate: float) -> float:
     """Round proposed rates to 6 significant digits so stored keys and tables read well."""
     return float(f"{rate:.6g}")

@@ -70,10 +70,13 @@ class CapacityTask:
 
     def make_search(self) -> CapacitySearch:
         o = self.options
+        duration = self.base["schedule"].get("duration")
+        # below this a probe would hold too few arrivals to judge (5 over the duration)
+        min_rate = max(1e-3, 5.0 / duration) if duration else 1e-3
         return make_search(
             list(self.slos), rule=o.rule, rates=o.grid(), tolerance=o.tolerance, start=o.start,
             seeds=self.seeds, aggregate=o.aggregate, repeat_band=o.repeat_band,
-            max_rate=o.max_rate,
+            max_rate=o.max_rate, min_rate=min(min_rate, o.start),
         )
 
     @property

@@ -242,6 +242,15 @@ def _slos(v: Any) -> Any:
     return out
 
 
+def _known_metric(slo: SLO) -> SLO:
+    from workload_eval.experiments.capacity import summary_metrics
+
+    known = summary_metrics()
+    if slo.metric not in known:
+        raise ValueError(f"unknown metric {slo.metric!r} (expected one of {', '.join(known)})")
+    return slo
+
+
 class GridSpec(BaseModel):
     """One group's axes: the cross product of these is the group's points."""
 
@@ -260,7 +269,8 @@ class GridSpec(BaseModel):
         default_factory=_default_schedules
     )
     seeds: _Seeds = Field(default_factory=lambda: [0])
-    slos: Annotated[list[SLO], BeforeValidator(_slos)] = Field(
+    slos: Annotated[list[Annotated[SLO, AfterValidator(_known_metric)]],
+                    BeforeValidator(_slos)] = Field(
         default_factory=lambda: [SLO(metric="normalized_latency_p95", value=0.1875)]
     )
     capacity: CapacityOptions = Field(default_factory=CapacityOptions)
