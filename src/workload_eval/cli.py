@@ -60,7 +60,7 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
     try:
-        cli.main(args=argv, standalone_mode=False)
+        rv = cli.main(args=argv, standalone_mode=False)
     except UserError as e:
         click.echo(f"error: {e}", err=True)
         return UserError.exit_code
@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    return 0
+    # Non-standalone click returns a command's exit code (ctx.exit(n)) as an int.
+    return rv if isinstance(rv, int) else 0
 
 
 

@@ -48,7 +48,12 @@ class Engine(ABC):
     def run(
         self, schedule: Schedule, config: EngineConfig, *, progress: bool = False
     ) -> RunRecords:
-        """Execute every request of ``schedule``; never raise for per-request failures."""
+        """Execute every request of ``schedule``; never raise for per-request failures.
+
+        On KeyboardInterrupt return the records gathered so far: unfinished requests get
+        status "failed" with an error mentioning "interrupted", and
+        ``records.config["interrupted"] = True``.
+        """
 
 
 # engine name -> "module:Class"; modules are imported only when the engine is used.
