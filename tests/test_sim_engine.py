@@ -138,3 +138,12 @@ def test_v1_chunks_prompts_under_the_token_budget_and_mixes_decodes():
     r = rec.requests
     assert r["first_token_time"].iloc[0] == s["time"].iloc[2]
     assert (r["generated_tokens"] == 4).all()
+
+
+def test_progress_bar_runs_to_the_same_result(capsys):
+    sched = random_schedule(200, seed=8)
+    config = EngineConfig(model="opt-13b", **SMALL_KV)
+    with_bar = SimEngine().run(sched, config, progress=True)
+    without = SimEngine().run(sched, config)
+    pd.testing.assert_frame_equal(with_bar.requests, without.requests)
+    assert "simulating" in capsys.readouterr().err

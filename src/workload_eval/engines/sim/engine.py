@@ -145,9 +145,8 @@ def _request_frame(items: list, table: RequestTable) -> pd.DataFrame:
         "error": table.error,
         "token_times": tt if tt is not None else [[] for _ in reqs],
     })
-    # status "ok" requests that ended by an ignore are finished at the ignore time: keep NaN
-    ignored = frame["status"] != "ok"
-    frame.loc[ignored, "finish_time"] = np.nan
+    # ignored/failed requests were dropped, not finished (their time only releases a session)
+    frame.loc[frame["status"] != "ok", "finish_time"] = np.nan
     return frame[list(REQUEST_COLUMNS)]
 
 

@@ -81,12 +81,13 @@ class V1Scheduler:
         t, bs, pool = self.t, self.bs, self.pool
         budget = self.budget
         running, computed, held = self.running, self.computed, self.held
+        plen, gen = t.prompt_len, t.generated
         scheduled: list[tuple[int, int]] = []
         preempted = 0
         i = 0
         while i < len(running) and budget > 0:
             gid = running[i]
-            num_new = min(self._tokens(gid) - computed[gid], budget)
+            num_new = min(plen[gid] + gen[gid] - computed[gid], budget)
             if num_new <= 0:
                 i += 1
                 continue
@@ -190,17 +191,18 @@ class V1Scheduler:
         running, t, bs = self.running, self.t, self.bs
         if not running or len(running) > self.budget:
             return None
-        gids = np.asarray(running)
-        prompt = np.asarray(t.prompt_len)[gids]
-        gen = np.asarray(t.generated)[gids]
-        tokens = prompt + gen
-        comp = np.asarray(self.computed)[gids]
-        if (gen == 0).any() or (comp != tokens - 1).any():
-            return None  # a prefill is in flight
-        remaining = np.asarray(t.target)[gids] - gen
-        kmax = int(remaining.min())
+        batch = len(running)
+        if next_arrival <= now + self.perf.decode_time(batch, 0):
+            return None  # an arrival lands within the first step: nothing to skip
+        plen, gen_, target, comp_ = t.prompt_len, t.generated, t.target, self.computed
+        tok_list = [plen[g] + gen_[g] for g in running]
+        kmax = min(target[g] - gen_[g] for g in running)
         if kmax < 2:
             return None
+        for g, tk in zip(running, tok_list, strict=True):
+            if gen_[g] == 0 or comp_[g] != tk - 1:
+                return None  # a prefill is in flight
+        tokens = np.asarray(tok_list, dtype=np.int64)
         first = (1 - tokens) % bs  # run step at which each sequence needs its next block
 
         def blocks(k: int) -> int:
@@ -216,7 +218,7 @@ class V1Scheduler:
                 else:
                     hi = mid - 1
             kmax = lo
-        batch, ctx = len(running), int(tokens.sum())
+        ctx = int(tokens.sum())
         if next_arrival != math.inf or t.token_times is not None:
             times: list[float] = []
             end = now
