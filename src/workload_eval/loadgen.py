@@ -187,8 +187,8 @@ async def stream_request(
 ) -> None:
     """POST one OpenAI (chat) completion and stream it into ``out``; failures become its error.
 
-    One timestamp per received network chunk, given to every token event inside it (the way
-    vLLM's own benchmark client measures TTFT and ITL).
+    One timestamp per received network chunk, given to every token inside it (vLLM's own
+    benchmark client does the same); with per-chunk usage, one time per token, else per event.
     """
     out.send_time = perf()
     saw_done = saw_finish = False
@@ -228,7 +228,12 @@ async def stream_request(
                             if (piece := _piece(c, chat)) is not None:
                                 if not out.token_times:
                                     out.first_token_time = now
-                                out.token_times.append(now)
+                                # Per-chunk usage (vLLM's continuous_usage_stats) says how many
+                                # tokens a chunk carries when the server merged several.
+                                k = 1
+                                if usage is not None and out.completion_tokens is not None:
+                                    k = out.completion_tokens - len(out.token_times)
+                                out.token_times.extend([now] * k)
                                 out.pieces.append(piece)
                             if c.get("finish_reason"):
                                 saw_finish = True

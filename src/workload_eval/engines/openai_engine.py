@@ -46,6 +46,7 @@ class OpenAIOptions(BaseModel):
     prompt_format: Literal["auto", "token_ids", "text"] = "auto"
     stream: bool = True
     ignore_eos: bool = True  # vLLM's extension; outputs then follow the workload's lengths
+    continuous_usage: bool = True  # vLLM's per-chunk usage: exact per-token times when merged
     min_tokens: bool = False  # also send min_tokens = max_tokens (servers without ignore_eos)
     tokenizer: str | None = None  # HF tokenizer to decode token ids when text is needed
     extra_body: dict[str, Any] = Field(default_factory=dict)
@@ -147,6 +148,8 @@ class _Plan:
                              "stream": self.opts.stream}
         if self.opts.stream:
             p["stream_options"] = {"include_usage": True}
+            if self.opts.continuous_usage:
+                p["stream_options"]["continuous_usage_stats"] = True
         if self.opts.ignore_eos:
             p["ignore_eos"] = True
         if self.opts.min_tokens:
