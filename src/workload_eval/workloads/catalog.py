@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from workload_eval.errors import UserError
 
-Builder = Literal["instruction", "prompt_output", "first_turn", "chat", "lengths"]
+Builder = Literal["instruction", "prompt_output", "first_two", "first_turn", "chat", "lengths"]
 
 
 class HubSource(BaseModel):
@@ -97,8 +97,8 @@ WORKLOADS: dict[str, WorkloadSpec] = {
         WorkloadSpec(
             name="sharegpt",
             use_case="conversation",
-            builder="first_turn",
-            builds="first human turn -> the reply that follows it",
+            builder="first_two",
+            builds="first message -> second message (the seed's rule)",
             fields={"conversations": ("conversations", "conversation", "messages")},
             hub=HubSource(id="Aeala/ShareGPT_Vicuna_unfiltered"),
             local=("sharegpt/*.json*", "sharegpt/*"),
