@@ -75,7 +75,7 @@ def _print_result(result: Any) -> None:
                 if c in cap.columns]
         for c in [*cols, "capacity_rate", "rule", "num_runs"]:
             table.add_column(c, justify="right" if c in ("capacity_rate", "num_runs") else "left")
-        for row in cap.to_dict("records"):
+        for row in cap.sort_values(cols, kind="stable").to_dict("records"):
             cells = [str(row.get(c)) for c in cols]
             rate = fmt(row.get("capacity_rate")) + (" (limit)" if row.get("censored") else "")
             table.add_row(*cells, rate, str(row.get("rule")), str(row.get("num_runs")))

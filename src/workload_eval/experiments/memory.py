@@ -54,16 +54,19 @@ def memory_table(
         cap = _with_kv(capacity)
         ckeys = [k for k in keys if k in cap.columns]
         cap = cap.groupby([*ckeys, KV], dropna=False)["capacity_rate"].mean().reset_index()
-        table = table.merge(cap, on=[*ckeys, KV], how="outer")
+        table = table.merge(cap, on=[*ckeys, KV], how="left") if len(table) else cap
     return table.sort_values([*keys, KV], kind="stable").reset_index(drop=True)
 
 
 def scaling_table(memory: pd.DataFrame) -> pd.DataFrame:
-    """Per configuration: value at the largest KV size over the smallest (the paper's 2.3x)."""
+    """Per configuration with 2+ KV sizes: value at the largest KV size over the smallest
+    (the paper's 2.3x offline throughput for 4x the blocks)."""
     keys = _keys(memory)
     rows = []
     for cfg, g in memory.dropna(subset=[KV]).groupby(keys, dropna=False, sort=True):
         g = g.sort_values(KV)
+        if g[KV].nunique() < 2:
+            continue
         lo, hi = g.iloc[0], g.iloc[-1]
         row = dict(zip(keys, cfg if isinstance(cfg, tuple) else (cfg,), strict=True))
         row.update(kv_min=lo[KV], kv_max=hi[KV], kv_ratio=hi[KV] / lo[KV])
