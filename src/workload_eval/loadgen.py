@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 perf = time.perf_counter
+LOOKAHEAD = 0.005  # s: tasks are created this long before their send time
 
 
 @dataclass(slots=True)
@@ -147,9 +148,11 @@ async def run_open_loop(
 
     interrupted = False
     try:
+        # Each task is created a little ahead and sleeps to its own deadline: the send then
+        # waits only for the timer, not also for a task switch behind other ready callbacks.
         for i in roots:
-            await _sleep_until(t0 + scheduled[i])
-            spawn(i, wait=False)
+            await _sleep_until(t0 + scheduled[i] - LOOKAHEAD)
+            spawn(i, wait=True)
         if remaining:
             await all_done.wait()
     except asyncio.CancelledError:

@@ -61,6 +61,10 @@ def parse_options(options: dict[str, Any]) -> OpenAIOptions:
     """Validate the options; a mistake names the option and what was expected."""
     if "base_url" not in options:
         raise UserError("engine openai: --base-url is required (e.g. http://127.0.0.1:8000)")
+    unknown = sorted(set(options) - set(OpenAIOptions.model_fields))
+    if unknown:
+        raise UserError(f"engine openai: unknown option {unknown[0]!r} (expected one of "
+                        f"{', '.join(OpenAIOptions.model_fields)})")
     try:
         opts = OpenAIOptions.model_validate(options)
     except ValidationError as e:
@@ -422,5 +426,6 @@ def _records(plan: _Plan, res: loadgen.LoadResult, timeline: Timeline) -> RunRec
     cfg = plan.config.model_dump()
     cfg["options"] = {**cfg["options"], "base_url": redact(plan.opts.base_url)}
     config = {"engine": "openai", "engine_config": cfg, "schedule": plan.schedule.kind,
+              "interrupted": res.interrupted,
               "schedule_params": dict(plan.schedule.params), "loadgen": summary}
     return RunRecords(requests=requests, steps=steps, config=config)
