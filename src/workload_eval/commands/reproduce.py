@@ -16,7 +16,7 @@ import click
               default=Path("results/reproduce"), show_default=True,
               help="Results folder (points, index, capacity, report/).")
 @click.option("--quick", is_flag=True,
-              help="Fewer KV sizes and N, 120 s instead of 600 s of arrivals, a looser "
+              help="Fewer KV sizes and N, 60 s instead of 600 s of arrivals, a looser "
                    "capacity tolerance: a smoke run of the same pipeline.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Points run in parallel [default: the CPU count].")

@@ -13,6 +13,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -339,18 +340,20 @@ def figure_timelines(runs: dict[str, tuple[pd.DataFrame, str]], out_dir: str | P
         t = s["time"].to_numpy()
         total = s["kv_blocks_total"].replace(0, np.nan)
         kv = _thin(pd.DataFrame({"t": t, "v": 100.0 * s["kv_blocks_used"] / total}))
-        axes[0, j].plot(kv["t"], kv["v"], color=color, lw=0.8)
+        axes[0, j].plot(kv["t"], kv["v"], color=color, lw=0.8, drawstyle="steps-post")
         axes[0, j].set_ylim(0, 105)
         batch = _thin(pd.DataFrame({"t": t, "r": s["num_running"], "w": s["num_waiting"]}))
-        axes[1, j].plot(batch["t"], batch["r"], color=color, lw=0.8, label="running")
+        axes[1, j].plot(batch["t"], batch["r"], color=color, lw=0.8, drawstyle="steps-post")
         axes[1, j].plot(batch["t"], batch["w"], color="#555555", lw=0.8, ls=":",
-                        label="waiting")
+                        drawstyle="steps-post")
         pre = _thin(pd.DataFrame({"t": t, "p": s["num_preempted"].cumsum()}))
-        axes[2, j].plot(pre["t"], pre["p"], color=color, lw=1.2)
+        axes[2, j].plot(pre["t"], pre["p"], color=color, lw=1.2, drawstyle="steps-post")
         axes[0, j].set_title(f"{style.workload_label(w)}\n{caption}", fontsize=9)
         axes[2, j].set_xlabel("Time (s)")
     axes[0, 0].set_ylabel("KV blocks used (%)")
-    axes[1, 0].set_ylabel("Requests")
+    axes[1, 0].set_ylabel("Requests (batch size)")
     axes[2, 0].set_ylabel("Preemptions (cumulative)")
-    axes[1, 0].legend(loc="upper right", frameon=True, framealpha=0.85, edgecolor="none")
+    fig.legend(handles=[Line2D([], [], color=style.EDGE, lw=1, label="running (batch size)"),
+                        Line2D([], [], color="#555555", lw=1, ls=":", label="waiting")],
+               loc="outside lower center", ncols=2, frameon=False)
     return style.save(fig, out_dir, name)
