@@ -152,3 +152,17 @@ def test_nothing_to_plot_writes_nothing(tmp_path):
 def make_empty(path: Path) -> Path:
     path.mkdir(parents=True)
     return path
+
+
+def test_paper_vs_ours_parity_plot(tmp_path):
+    cmp_ = pd.DataFrame({
+        "quantity": ["offline throughput"] * 2 + ["max rate under SLO"],
+        "unit": ["req/s", "req/s", "req/s"], "model": ["opt-13b"] * 3,
+        "workload": ["alpaca", "sharegpt", "dolly"], "kv_blocks": [643, 643, 643],
+        "num_requests": [1000, 100, np.nan], "paper": [31.3, 2.6, 17.0],
+        "ours": [23.5, 1.6, 9.5], "error_pct": [-25.0, -38.0, -44.0]})
+    png, pdf = figures.figure_paper_vs_ours(cmp_, tmp_path)
+    rgb = assert_png(png)
+    assert_pdf(pdf)
+    assert has_color(rgb, "#577FBC") and has_color(rgb, "#F8DE4B")
+    assert figures.figure_paper_vs_ours(cmp_.iloc[:0], tmp_path / "none") == []

@@ -63,7 +63,7 @@ def test_quick_reproduce_writes_figures_report_and_paper_table(quick_run):
     figs = {p.stem for p in (report / "figures").glob("*.png")}
     assert {"figure1_lengths", "figure2a_capacity", "figure2b_throughput",
             "figure3a_capacity_vs_kv", "figure3b_throughput_vs_kv", "latency_vs_rate",
-            "ttft_vs_rate", "run_timelines"} <= figs
+            "ttft_vs_rate", "run_timelines", "paper_vs_ours"} <= figs
     assert {p.stem for p in (report / "figures").glob("*.pdf")} == figs
     html = (report / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(figs)

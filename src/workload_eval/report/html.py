@@ -334,6 +334,15 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *,
         atomic_write_text(out / "memory_scaling.csv", scaling.to_csv(index=False))
         files.append(out / "memory_scaling.csv")
 
+    if comparison is not None and len(comparison):
+        models = ", ".join(style.model_label(m) for m in sorted(comparison["model"].unique()))
+        figs.append(Figure(
+            "The paper's measurements vs ours",
+            f"Each point is one configuration ({models}) the paper measured on an A100-40GB "
+            "with vLLM 0.2.1 and we computed; on the line: equal; shaded: within 25%.",
+            figures.figure_paper_vs_ours(comparison, fig_dir)))
+        files += figs[-1].paths
+
     env = _environment()
     template = env.from_string(TABLE_MACRO + TEMPLATE)
     point_cols = ["key", *CONFIG_COLUMNS, *PAGE_METRICS]
