@@ -169,6 +169,24 @@ class _StepRecorder:
         return pd.DataFrame(self.rows, columns=list(STEP_COLUMNS))
 
 
+@dataclass(frozen=True)
+class PromptVocab:
+    """What prompt synthesis needs to know about the model's vocabulary."""
+
+    size: int
+    special_ids: frozenset[int] = frozenset()
+    bos_id: int | None = None
+
+    @classmethod
+    def of(cls, tokenizer: Any, model_vocab: int) -> PromptVocab:
+        size = min(model_vocab, len(tokenizer)) if tokenizer is not None else model_vocab
+        return cls(
+            size=size,
+            special_ids=frozenset(getattr(tokenizer, "all_special_ids", None) or ()),
+            bos_id=getattr(tokenizer, "bos_token_id", None),
+        )
+
+
 @dataclass
 class _Loaded:
     """A constructed vLLM engine and what the driver needs to know about it."""
@@ -178,9 +196,7 @@ class _Loaded:
     recorder: _StepRecorder
     num_blocks: int
     block_size: int
-    vocab_size: int
-    special_ids: frozenset[int]
-    bos_id: int | None
+    vocab: PromptVocab
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -227,10 +243,7 @@ def load_engine(config: EngineConfig) -> _Loaded:
     if engine.logger_manager is not None:
         # Keep only our recorder: no periodic log lines, no process-global Prometheus state.
         engine.logger_manager.stat_loggers = [recorder]
-    tok = engine.get_tokenizer()
-    vocab = int(engine.model_config.get_vocab_size())
-    if tok is not None:
-        vocab = min(vocab, len(tok))
+    vocab = PromptVocab.of(engine.get_tokenizer(), int(engine.model_config.get_vocab_size()))
     import vllm
 
     loaded = _Loaded(
@@ -239,9 +252,7 @@ def load_engine(config: EngineConfig) -> _Loaded:
         recorder=recorder,
         num_blocks=num_blocks,
         block_size=int(cache.block_size),
-        vocab_size=vocab,
-        special_ids=frozenset(getattr(tok, "all_special_ids", []) or []),
-        bos_id=getattr(tok, "bos_token_id", None),
+        vocab=vocab,
         info={
             "vllm_version": vllm.__version__,
             "device": _platform_device(),
@@ -257,14 +268,14 @@ def load_engine(config: EngineConfig) -> _Loaded:
     return loaded
 
 
-def synth_prompt(request: Request, loaded: _Loaded, seed: int) -> list[int]:
+def synth_prompt(request: Request, vocab: PromptVocab, seed: int) -> list[int]:
     """Deterministic ids in the model's vocabulary, no special tokens, BOS first.
 
     Turns of one session share their prefix (the history) and Mooncake hash ids map to the
     same blocks, so prefix caching sees what the workload implies.
     """
     n = max(int(request.prompt_len), 1)
-    high = loaded.vocab_size
+    high = vocab.size
 
     def draw(key: list[int], count: int) -> np.ndarray:
         return np.random.default_rng(key).integers(SYNTH_LOW_ID, high, size=count)
@@ -278,21 +289,21 @@ def synth_prompt(request: Request, loaded: _Loaded, seed: int) -> list[int]:
         ids = draw([seed, 1, int(request.session_id)], n)
     else:
         ids = draw([seed, 0, request.request_id], n)
-    out = [int(i) if int(i) not in loaded.special_ids else SYNTH_LOW_ID for i in ids]
-    if loaded.bos_id is not None and 0 <= loaded.bos_id < high:
-        out[0] = int(loaded.bos_id)
+    out = [i if i not in vocab.special_ids else SYNTH_LOW_ID for i in ids.tolist()]
+    if vocab.bos_id is not None and 0 <= vocab.bos_id < high:
+        out[0] = int(vocab.bos_id)
     return out
 
 
-def prompt_ids(request: Request, loaded: _Loaded, seed: int) -> list[int]:
+def prompt_ids(request: Request, vocab: PromptVocab, seed: int) -> list[int]:
     """The workload's token ids when it has them (kept inside the vocab), else synthesized."""
     if request.prompt_token_ids:
-        high = loaded.vocab_size
+        high = vocab.size
         return [
             int(t) if 0 <= t < high else SYNTH_LOW_ID + int(t) % (high - SYNTH_LOW_ID)
             for t in request.prompt_token_ids
         ]
-    return synth_prompt(request, loaded, seed)
+    return synth_prompt(request, vocab, seed)
 
 
 @dataclass
@@ -397,7 +408,7 @@ class _Driver:
         params.max_tokens = max(int(req.output_len), 1)
         row.send = now
         try:
-            ids = prompt_ids(req, self.loaded, self.config.seed)
+            ids = prompt_ids(req, self.loaded.vocab, self.config.seed)
             row.prompt_tokens = len(ids)
             self.engine.add_request(str(rid), {"prompt_token_ids": ids}, params)
         except self.rejected as e:  # too long for max_model_len, bad ids, ...
