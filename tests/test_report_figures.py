@@ -166,3 +166,8 @@ def test_paper_vs_ours_parity_plot(tmp_path):
     assert_pdf(pdf)
     assert has_color(rgb, "#577FBC") and has_color(rgb, "#F8DE4B")
     assert figures.figure_paper_vs_ours(cmp_.iloc[:0], tmp_path / "none") == []
+
+
+def test_one_probed_rate_names_no_capacity(points):
+    one = points[(points["schedule"] == "offline") | (points["rate"] == points["rate"].max())]
+    assert capacity_table(one).empty

@@ -161,10 +161,11 @@ def seed_rule_capacity(rates: np.ndarray, values: np.ndarray, slo: float) -> flo
 
 
 def capacity_table(points: pd.DataFrame, *, metric: str = "normalized_latency_p95",
-                   slo: float = 0.1875) -> pd.DataFrame:
+                   slo: float = 0.1875, min_rates: int = 2) -> pd.DataFrame:
     """Max request rate under the SLO per (engine, model, gpu, kv_blocks, workload).
 
-    Repeated seeds at one rate are averaged before the rule is applied.
+    Repeated seeds at one rate are averaged before the rule is applied; configurations
+    probed at fewer than ``min_rates`` rates say too little to name a capacity.
     """
     cols = ["engine", "model", "gpu", "kv_blocks", "workload", "max_rate", "probes",
             "metric", "slo"]
@@ -176,6 +177,8 @@ def capacity_table(points: pd.DataFrame, *, metric: str = "normalized_latency_p9
     grouped = online.assign(**{k: online[k].fillna("") for k in keys if k != "kv_blocks"})
     for key, g in grouped.groupby(keys, dropna=False, sort=True):
         per_rate = g.groupby("rate")[metric].mean()
+        if len(per_rate) < min_rates:
+            continue
         rows.append({**dict(zip(keys, key, strict=True)),
                      "max_rate": seed_rule_capacity(per_rate.index.to_numpy(),
                                                     per_rate.to_numpy(), slo),
