@@ -46,15 +46,20 @@ def test_quick_study_is_smaller_but_covers_every_figure():
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory, data_dir):
+def quick_run(tmp_path_factory, data_dir, tokenizer_dir):
+    """The local datasets, as `make reproduce` uses them (never the hub, never profiles)."""
     out = tmp_path_factory.mktemp("reproduce") / "out"
-    t0 = time.perf_counter()
-    rc = main(["reproduce", "--quick", "--out", str(out), "--jobs", "2", "--no-progress"])
-    return out, rc, time.perf_counter() - t0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORKLOAD_EVAL_DATA_DIR", str(data_dir))
+        mp.setenv("WORKLOAD_EVAL_TOKENIZER_DIR", str(tokenizer_dir))
+        t0 = time.perf_counter()
+        rc = main(["reproduce", "--quick", "--out", str(out), "--jobs", "2", "--no-progress"])
+        wall = time.perf_counter() - t0
+        yield out, rc, wall, mp
 
 
 def test_quick_reproduce_writes_figures_report_and_paper_table(quick_run):
-    out, rc, wall = quick_run
+    out, rc, wall, _ = quick_run
     assert rc == 0
     print(f"reproduce --quick: {wall:.1f} s")
     for name in ("spec.yaml", "index.parquet", "index.csv", "capacity.parquet"):
@@ -80,7 +85,7 @@ def test_quick_reproduce_writes_figures_report_and_paper_table(quick_run):
 
 
 def test_rerunning_reproduce_resumes_without_running_anything(quick_run, capsys):
-    out, rc, _ = quick_run
+    out, rc, _, _ = quick_run
     assert rc == 0
     capsys.readouterr()
     t0 = time.perf_counter()
