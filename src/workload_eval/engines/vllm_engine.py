@@ -218,11 +218,15 @@ def shutdown_engines() -> None:
             log.debug("vLLM engine shutdown: %s", e)
 
 
-def load_engine(config: EngineConfig) -> _Loaded:
-    """Build (or reuse) the vLLM engine for ``config``; one live engine per process."""
+def load_engine(config: EngineConfig, *, multiprocess: bool = True) -> _Loaded:
+    """Build (or reuse) the vLLM engine for ``config``; one live engine per process.
+
+    ``multiprocess=False`` runs the engine core in this thread, so ``step()`` is exactly one
+    engine iteration (the profiler times it); runs use vLLM's default, a separate process.
+    """
     args = build_engine_args(config)
     env = _env_for(config)
-    key = json.dumps({"args": args, "env": env}, sort_keys=True, default=str)
+    key = json.dumps({"args": args, "env": env, "mp": multiprocess}, sort_keys=True, default=str)
     if key in _CACHE:
         return _CACHE[key]
     shutdown_engines()
@@ -230,11 +234,21 @@ def load_engine(config: EngineConfig) -> _Loaded:
     try:
         from vllm import EngineArgs
         from vllm.v1.engine.llm_engine import LLMEngine
+        from vllm.v1.executor import Executor
     except ImportError as e:
         raise UserError(f"engine 'vllm' needs vLLM installed (pip install vllm): {e}") from None
     engine_args = EngineArgs(**args, disable_log_stats=False, enable_logging_iteration_details=True)
     try:
-        engine = LLMEngine.from_engine_args(engine_args)
+        if multiprocess:
+            engine = LLMEngine.from_engine_args(engine_args)
+        else:  # from_engine_args cannot turn multiprocessing off when the env default is on
+            vllm_config = engine_args.create_engine_config()
+            engine = LLMEngine(
+                vllm_config=vllm_config,
+                executor_class=Executor.get_class(vllm_config),
+                log_stats=True,
+                multiprocess_mode=False,
+            )
     except (ValueError, OSError) as e:  # bad model path, impossible limits, ...
         raise UserError(f"vLLM could not start with {args['model']!r}: {e}") from None
     cache = engine.vllm_config.cache_config
