@@ -40,12 +40,8 @@ def main() -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
     from workload_eval.engines.base import EngineConfig
-    from workload_eval.engines.sim import SimEngine
-    from workload_eval.engines.vllm_engine import VllmEngine, shutdown_engines
-    from workload_eval.metrics import summarize
+    from workload_eval.engines.vllm_engine import shutdown_engines
     from workload_eval.profiling import ProfileGrid, profile_vllm, write_profile
-    from workload_eval.schedules import OfflineSchedule, PoissonSchedule, build_schedule
-    from workload_eval.workloads import load_workload
 
     tmp = tempfile.TemporaryDirectory()
     model = args.model
@@ -71,6 +67,20 @@ def main() -> None:
             f"{len(prof['mixed'])} mixed points in {prof['measured_s']} s",
             flush=True,
         )
+
+    try:
+        _compare(base, profile, args)
+    finally:  # never leave vLLM's engine-core processes behind
+        shutdown_engines()
+
+
+def _compare(base: dict, profile: str, args: argparse.Namespace) -> None:
+    from workload_eval.engines.base import EngineConfig
+    from workload_eval.engines.sim import SimEngine
+    from workload_eval.engines.vllm_engine import VllmEngine
+    from workload_eval.metrics import summarize
+    from workload_eval.schedules import OfflineSchedule, PoissonSchedule, build_schedule
+    from workload_eval.workloads import load_workload
 
     real_engine, sim_engine = VllmEngine(), SimEngine()
     rows = []
@@ -117,7 +127,6 @@ def main() -> None:
                     f"{real['preemptions']}/{sim['preemptions']}",
                     flush=True,
                 )
-    shutdown_engines()
     tp = [r[3] for r in rows]
     nl = [r[4] for r in rows]
     print(
