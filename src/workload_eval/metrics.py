@@ -123,6 +123,16 @@ def _nan_to_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
+def total_preemptions(records: RunRecords) -> int:
+    """Preemptions from the step timeline when the engine reports them there (servers only
+    expose a counter), else summed over requests."""
+    steps = records.steps
+    if "num_preempted" in steps and steps["num_preempted"].notna().any():
+        return int(steps["num_preempted"].sum())
+    req = records.requests
+    return int(req["num_preemptions"].sum()) if len(req) else 0
+
+
 def summarize(records: RunRecords, *, slo: dict[str, float] | None = None) -> dict[str, Any]:
     """The run's summary.json: DESIGN.md's key names; NaN (undefined) becomes None."""
     req = records.requests
@@ -147,7 +157,7 @@ def summarize(records: RunRecords, *, slo: dict[str, float] | None = None) -> di
         "num_failed": int((req["status"] != "ok").sum()),
         "num_ignored": int((req["status"] == "ignored").sum()),
         "duration_s": seconds,
-        "preemptions": int(req["num_preemptions"].sum()) if len(req) else 0,
+        "preemptions": total_preemptions(records),
         "total_prompt_tokens": int(tokens_in),
         "total_generated_tokens": int(tokens_out),
         **distribution(request_metrics(req)["send_lag"], "send_lag"),

@@ -153,6 +153,8 @@ def schedule_from_options(
 @click.option("--base-url", help="openai: server URL.")
 @click.option("--api-key-env", help="openai: env var holding the API key.")
 @click.option("--max-concurrency", type=int, help="openai/vllm: requests in flight at most.")
+@click.option("--endpoint", type=click.Choice(["completions", "chat"]),
+              help="openai: API endpoint [default: completions].")
 @click.option("--device", help="vllm: cuda | cpu.")
 @click.option("--dtype", help="vllm: weights dtype.")
 @click.option("--engine-option", "engine_options", multiple=True, metavar="KEY=VALUE",
@@ -206,8 +208,9 @@ def build_spec(o: dict[str, Any]) -> Any:
         session_arrival=o["session_arrival"],
     )
     options: dict[str, Any] = {
-        k: o[k] for k in ("base_url", "api_key_env", "max_concurrency", "device", "dtype")
-        if o[k] is not None
+        k: o[k]
+        for k in ("base_url", "api_key_env", "max_concurrency", "endpoint", "device", "dtype")
+        if o.get(k) is not None
     }
     options.update(parse_engine_options(o.get("engine_options", ())))
     if o["perf_profile"] is not None:
