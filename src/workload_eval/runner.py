@@ -44,6 +44,9 @@ class RunSpec(BaseModel):
     source: Literal["auto", "hub", "local", "profile"] = "auto"
     data_dir: str | None = None
     tokenizer_dir: str | None = None
+    # Model whose tokenizer prepares the workload when the engine's model name is not one
+    # (a server's served-model-name); default: engine_config.model.
+    tokenizer: str | None = None
     slo: dict[str, float] | None = None  # per-request bounds for goodput (metrics.SLO_KEYS)
 
     @field_validator("slo")
@@ -99,7 +102,7 @@ def execute(spec: RunSpec, *, progress: bool = False) -> RunResult:
     engine = get_engine(spec.engine)  # unknown engine fails before any loading
     df = load_workload(
         spec.workload,
-        spec.engine_config.model,
+        spec.tokenizer or spec.engine_config.model,
         num_requests=request_count(spec.schedule, spec.seed),
         max_model_len=spec.engine_config.max_model_len,
         seed=spec.seed,

@@ -147,6 +147,8 @@ def schedule_from_options(
               default="auto", show_default=True)
 @click.option("--data-dir", help="Datasets folder (else $WORKLOAD_EVAL_DATA_DIR).")
 @click.option("--tokenizer-dir", help="Tokenizers folder (else $WORKLOAD_EVAL_TOKENIZER_DIR).")
+@click.option("--tokenizer", help="Model whose tokenizer prepares the workload, when --model "
+              "is a server's own name [default: --model].")
 @click.option("--perf-profile", help="Measured step-time profile JSON for the sim.")
 @click.option("--slo", multiple=True, metavar="KEY<=SECONDS",
               help=f"Per-request SLO for goodput; KEY in {', '.join(SLO_KEYS)}. Repeatable.")
@@ -232,7 +234,8 @@ def build_spec(o: dict[str, Any]) -> Any:
             engine=o["engine"], engine_config=engine_config, workload=o["workload"],
             schedule=schedule, seed=o["seed"], sampling=o["sampling"],
             source=o["workload_source"], data_dir=o["data_dir"],
-            tokenizer_dir=o["tokenizer_dir"], slo=parse_slo(o["slo"]),
+            tokenizer_dir=o["tokenizer_dir"], tokenizer=o.get("tokenizer"),
+            slo=parse_slo(o["slo"]),
         )
     except ValidationError as e:
         raise _validation_error(e) from None
