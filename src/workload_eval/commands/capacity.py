@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from workload_eval.commands.run import parse_engine_options
 from workload_eval.errors import UserError
 
 RATE_KINDS = ("poisson", "poisson-exp", "gamma", "constant", "sessions")
@@ -27,18 +28,6 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
         raise UserError(
             f"{option} {text!r}: expected numbers a,b,c or start:stop:step"
         ) from None
-
-
-def _engine_options(items: tuple[str, ...]) -> dict[str, Any]:
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--option {item!r}: expected KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -78,7 +67,7 @@ def _engine_options(items: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--max-model-len", type=int, default=2048, show_default=True)
 @click.option("--policy", type=click.Choice(["vllm-0.2", "vllm-v1"]), default="vllm-0.2",
               show_default=True, help="Sim scheduler policy.")
-@click.option("--option", "engine_options", multiple=True, metavar="KEY=VALUE",
+@click.option("--engine-option", "--option", "engine_options", multiple=True, metavar="KEY=VALUE",
               help="Engine option (e.g. perf_profile=p.json, base_url=...). Repeatable.")
 @click.option("--workload-source", type=click.Choice(["auto", "hub", "local", "profile"]),
               default="auto", show_default=True)
@@ -158,7 +147,7 @@ def build_task(o: dict[str, Any]) -> Any:
             gpu_memory_utilization=o["gpu_memory_utilization"], block_size=o["block_size"],
             max_num_batched_tokens=o["max_num_batched_tokens"], max_num_seqs=o["max_num_seqs"],
             max_model_len=o["max_model_len"], policy=o["policy"],
-            options=_engine_options(o["engine_options"]),
+            options=parse_engine_options(o["engine_options"]),
         )
         options = CapacityOptions(
             rule=o["rule"], tolerance=o["tolerance"], start=o["start"], rates=rates,
