@@ -52,7 +52,7 @@ def _write_point(out: Path, config: dict, summary: dict, n: int, rng: np.random.
         "num_running": (20 + 10 * np.sin(t)).astype(int), "num_waiting": (t % 3).astype(int),
         "num_preempted": (rng.uniform(size=len(t)) < 0.02).astype(int),
         "kv_blocks_used": (total * (0.5 + 0.4 * np.sin(t / 3) ** 2)).astype(int),
-        "kv_blocks_total": total, "logical_tokens": 1000, "physical_tokens": 1100,
+        "kv_blocks_total": total, "logical_tokens": 1000, "physical_tokens": 1100, "num_steps": 1,
     })
     steps[list(STEP_COLUMNS)].to_parquet(d / "steps.parquet", index=False)
 

@@ -45,7 +45,7 @@ def _hand_result() -> RunResult:
          "num_preemptions": 0, "status": "ignored", "error": "prompt too long",
          "token_times": []},
     ], columns=list(REQUEST_COLUMNS))
-    steps = pd.DataFrame([[0.0, 0.5, "prefill", 10, 1, 0, 0, 1, 100, 10, 16]],
+    steps = pd.DataFrame([[0.0, 0.5, "prefill", 10, 1, 0, 0, 1, 100, 10, 16, 1]],
                          columns=list(STEP_COLUMNS))
     records = RunRecords(requests=req, steps=steps, config={"engine": "hand"})
     return RunResult(records=records, summary=summarize(records))

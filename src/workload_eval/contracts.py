@@ -87,6 +87,8 @@ STEP_COLUMNS: tuple[str, ...] = (
     "kv_blocks_total",
     "logical_tokens",  # tokens held by running sequences
     "physical_tokens",  # tokens the allocated blocks could hold (blocks * block_size)
+    "num_steps",  # engine iterations in the row: the sim merges runs of decode steps (k > 1);
+    # count steps with it, not with rows (duration, batched_tokens are the run's totals)
 )
 
 

@@ -150,6 +150,7 @@ class _StepRecorder:
                 self.usable_blocks,
                 np.nan,
                 used * self.block_size,
+                1,
             )
         )
 

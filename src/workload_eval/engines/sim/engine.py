@@ -161,4 +161,4 @@ def _step_frame(log: StepLog) -> pd.DataFrame:
         **{name: np.asarray(cols[name], dtype=np.int64) for name in ints},
         "kv_blocks_total": np.full(len(log), log.kv_blocks_total, dtype=np.int64),
     }
-    return pd.DataFrame(frame)[[*STEP_COLUMNS, "num_steps"]]
+    return pd.DataFrame(frame)[list(STEP_COLUMNS)]
