@@ -39,6 +39,21 @@ def _empty(where: str, max_model_len: int, total: int) -> UserError:
     )
 
 
+def _kept(
+    df: pd.DataFrame, num_requests: int | None, max_model_len: int, min_output_len: int, where: str
+) -> tuple[pd.DataFrame, int]:
+    """The rows that pass the seed's length filter, and how many requests to take."""
+    kept = df[keep_mask(df, max_model_len, min_output_len)].reset_index(drop=True)
+    if kept.empty:
+        raise _empty(where, max_model_len, len(df))
+    return kept, len(kept) if num_requests is None else num_requests
+
+
+def _uniform(seed: int, population: int, n: int) -> np.ndarray:
+    """Uniform random sampling; with replacement only when more are asked than exist."""
+    return np.random.default_rng(seed).choice(population, size=n, replace=n > population)
+
+
 def select_pairs(
     df: pd.DataFrame,
     *,
@@ -50,12 +65,9 @@ def select_pairs(
     where: str,
 ) -> pd.DataFrame:
     """Independent requests (text pairs or lengths without arrival times)."""
-    kept = df[keep_mask(df, max_model_len, min_output_len)].reset_index(drop=True)
-    if kept.empty:
-        raise _empty(where, max_model_len, len(df))
-    n = len(kept) if num_requests is None else num_requests
+    kept, n = _kept(df, num_requests, max_model_len, min_output_len, where)
     if sampling == "random":
-        idx = np.random.default_rng(seed).choice(len(kept), size=n, replace=n > len(kept))
+        idx = _uniform(seed, len(kept), n)
     else:
         order = _repeat_first(len(kept), n).tolist()
         random.Random(seed).shuffle(order)
@@ -74,12 +86,9 @@ def select_trace(
     where: str,
 ) -> pd.DataFrame:
     """Trace requests stay in arrival order; repeating a trace shifts it by its span."""
-    kept = df[keep_mask(df, max_model_len, min_output_len)].reset_index(drop=True)
-    if kept.empty:
-        raise _empty(where, max_model_len, len(df))
-    n = len(kept) if num_requests is None else num_requests
+    kept, n = _kept(df, num_requests, max_model_len, min_output_len, where)
     if sampling == "random":
-        idx = np.sort(np.random.default_rng(seed).choice(len(kept), size=n, replace=n > len(kept)))
+        idx = np.sort(_uniform(seed, len(kept), n))
         return kept.iloc[idx].reset_index(drop=True)
     idx = _repeat_first(len(kept), n)
     out = kept.iloc[idx].reset_index(drop=True)
