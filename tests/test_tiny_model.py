@@ -32,6 +32,18 @@ def test_llama_tiny_model_loads_with_llama2_tokenizer(tmp_path, tokenizer_dir):
     assert model.get_input_embeddings().weight.shape[0] == cfg.vocab_size == 32000
 
 
+@pytest.mark.parametrize("family", ["llama", "opt"])
+def test_tiny_model_has_a_chat_template_for_the_chat_endpoint(tmp_path, tokenizer_dir, family):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(build_tiny_model(family, tmp_path / "m", tokenizer_dir))
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+        tokenize=False, add_generation_prompt=True,
+    )
+    assert text == "user: hi\nassistant: yo\nassistant: "
+
+
 def test_opt_tiny_model_uses_gpt2_bpe_with_bos(tmp_path, tokenizer_dir):
     from transformers import AutoConfig, AutoTokenizer
 

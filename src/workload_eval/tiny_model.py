@@ -51,6 +51,14 @@ def _need(path: Path) -> Path:
     return path
 
 
+# A plain role-prefixed template: the random model has no chat format of its own, and
+# without one vLLM's chat endpoint refuses every request.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
+
+
 def _llama_tokenizer(root: Path, out: Path) -> int:
     """Llama-2 SentencePiece model -> a fast tokenizer saved beside the weights; returns vocab."""
     from transformers import LlamaTokenizer
@@ -59,6 +67,7 @@ def _llama_tokenizer(root: Path, out: Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copyfile(spm, Path(tmp) / "tokenizer.model")
         tok = LlamaTokenizer.from_pretrained(tmp, add_bos_token=True, legacy=True)
+    tok.chat_template = CHAT_TEMPLATE
     tok.save_pretrained(out)
     shutil.copyfile(spm, out / "tokenizer.model")
     return len(tok)
@@ -74,6 +83,7 @@ def _opt_tokenizer(root: Path, out: Path) -> int:
         shutil.copyfile(enc, Path(tmp) / "vocab.json")
         shutil.copyfile(bpe, Path(tmp) / "merges.txt")
         tok = GPT2Tokenizer.from_pretrained(tmp, add_bos_token=True)
+    tok.chat_template = CHAT_TEMPLATE
     tok.save_pretrained(out)
     return len(tok)
 
