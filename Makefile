@@ -4,8 +4,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= $(abspath ../shared)
+# Point at the study's data only where it exists: with none, the simulator path runs on
+# the token-length profiles shipped in the package.
+ifneq ($(wildcard $(SHARED)/datasets),)
 export WORKLOAD_EVAL_DATA_DIR ?= $(SHARED)/datasets
+endif
+ifneq ($(wildcard $(SHARED)/tokenizers),)
 export WORKLOAD_EVAL_TOKENIZER_DIR ?= $(SHARED)/tokenizers
+endif
 
 .PHONY: install install-test reproduce test lint clean
 
