@@ -57,6 +57,23 @@ _INSTR = {
     "output": ("output", "response"),
 }
 
+
+def _azure(name: str, use_case: str, kind: str) -> WorkloadSpec:
+    """The two Azure 2023 traces share one schema (TIMESTAMP, ContextTokens, GeneratedTokens)."""
+    return WorkloadSpec(
+        name=name,
+        use_case=use_case,
+        builder="lengths",
+        builds="Azure 2023 trace: arrival times, context and generated token counts",
+        fields={
+            "arrival": ("TIMESTAMP",),
+            "prompt_len": ("ContextTokens",),
+            "output_len": ("GeneratedTokens",),
+        },
+        local=(f"traces/AzureLLMInferenceTrace_{kind}*",),
+        lengths_tokenizer="trace",
+    )
+
 WORKLOADS: dict[str, WorkloadSpec] = {
     w.name: w
     for w in [
@@ -116,32 +133,8 @@ WORKLOADS: dict[str, WorkloadSpec] = {
             color="#8E6BB8",
             profiled=True,
         ),
-        WorkloadSpec(
-            name="azure_conv",
-            use_case="conversation (production trace)",
-            builder="lengths",
-            builds="Azure 2023 trace: arrival times, context and generated token counts",
-            fields={
-                "arrival": ("TIMESTAMP",),
-                "prompt_len": ("ContextTokens",),
-                "output_len": ("GeneratedTokens",),
-            },
-            local=("traces/AzureLLMInferenceTrace_conv*",),
-            lengths_tokenizer="trace",
-        ),
-        WorkloadSpec(
-            name="azure_code",
-            use_case="code completion (production trace)",
-            builder="lengths",
-            builds="Azure 2023 trace: arrival times, context and generated token counts",
-            fields={
-                "arrival": ("TIMESTAMP",),
-                "prompt_len": ("ContextTokens",),
-                "output_len": ("GeneratedTokens",),
-            },
-            local=("traces/AzureLLMInferenceTrace_code*",),
-            lengths_tokenizer="trace",
-        ),
+        _azure("azure_conv", "conversation (production trace)", "conv"),
+        _azure("azure_code", "code completion (production trace)", "code"),
         WorkloadSpec(
             name="mooncake",
             use_case="conversation with shared prefixes (trace)",
