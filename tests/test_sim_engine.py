@@ -147,3 +147,37 @@ def test_progress_bar_runs_to_the_same_result(capsys):
     without = SimEngine().run(sched, config)
     pd.testing.assert_frame_equal(with_bar.requests, without.requests)
     assert "simulating" in capsys.readouterr().err
+
+
+class _CtrlCAfter:
+    """Fault injection: a step-time model that raises KeyboardInterrupt on its k-th step."""
+
+    def __init__(self, base, k: int) -> None:
+        self.base, self.k, self.calls = base, k, 0
+
+    def __getattr__(self, name):
+        fn = getattr(self.base, name)
+
+        def counted(*args):
+            self.calls += 1
+            if self.calls == self.k:
+                raise KeyboardInterrupt
+            return fn(*args)
+
+        return counted
+
+
+def test_ctrl_c_returns_the_requests_simulated_so_far():
+    from sim_helpers import LinearPerf
+
+    sched = random_schedule(200, seed=3)
+    config = EngineConfig(model="opt-13b", gpu="a100-40gb", kv_blocks=400)
+    records = SimEngine(perf=_CtrlCAfter(LinearPerf(), 150)).run(sched, config)
+    req = records.requests
+    assert records.config["interrupted"] is True
+    assert len(req) == 200  # every request is in the records, finished or not
+    done, failed = req[req.status == "ok"], req[req.status == "failed"]
+    assert len(done) > 0 and len(failed) > 0
+    assert (done.generated_tokens == done.expected_output_tokens).all()
+    assert failed.error.str.contains("interrupted").all()
+    assert records.config["sim_end_time"] == done.finish_time.max()

@@ -99,15 +99,20 @@ class SimEngine(Engine):
                 max_num_seqs=config.max_num_seqs, max_model_len=config.max_model_len,
                 chunked_prefill=config.enable_chunked_prefill is not False,
                 skip_ahead=skip_ahead)
-        end = simulate(items, scheduler, table.finish, progress=progress)
+        interrupted = False
+        try:
+            end = simulate(items, scheduler, table.finish, progress=progress)
+        except KeyboardInterrupt:  # Ctrl-C: keep what was simulated (Engine.run's contract)
+            interrupted, end = True, float(np.nanmax(table.finish, initial=0.0))
+        unfinished = "interrupted (Ctrl-C)" if interrupted else "not finished by the simulator"
         for gid, status in enumerate(table.status):
-            if status == PENDING:  # defensive: the loop drains every queue
-                table.status[gid], table.error[gid] = FAILED, "not finished by the simulator"
+            if status == PENDING:  # without Ctrl-C, defensive: the loop drains every queue
+                table.status[gid], table.error[gid] = FAILED, unfinished
 
         run_config = config.model_dump()
         run_config.update(engine="sim", kv_blocks=kv_blocks, model_spec=model.name,
                           gpu_spec=gpu.name, perf_model=type(perf).__name__,
-                          sim_end_time=end, skip_ahead=skip_ahead)
+                          sim_end_time=end, skip_ahead=skip_ahead, interrupted=interrupted)
         return RunRecords(requests=_request_frame(items, table), steps=_step_frame(log),
                           config=run_config)
 
