@@ -121,6 +121,7 @@ class ResultStore:
                 "finished_at": time.time(),
             }
             atomic_write_json(tmp / MARKER, marker)
+            os.chmod(tmp, 0o755)  # mkdtemp makes 0700; results are meant to be shared
             final = self.point_dir(key)
             if final.exists():  # a duplicate copy: move it aside atomically, then drop it
                 old = Path(tempfile.mkdtemp(dir=self.points_dir, prefix=f".old-{key}-"))
