@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from workload_eval.commands.run import parse_engine_options
+from workload_eval.commands.options import (
+    check_kv_size,
+    engine_shape_options,
+    parse_engine_options,
+    target_options,
+    workload_source_options,
+)
 from workload_eval.errors import UserError
 
 RATE_KINDS = ("poisson", "poisson-exp", "gamma", "constant", "sessions")
@@ -31,12 +37,7 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--engine", default="sim", show_default=True, help="sim | vllm | openai.")
-@click.option("--model", required=True, help="Model name, hub id or config.json path.")
-@click.option("--gpu", default="a100-40gb", show_default=True)
-@click.option("--kv-blocks", type=int, help="KV-cache blocks (exact).")
-@click.option("--gpu-memory-utilization", type=float, help="Or: KV size from GPU memory share.")
-@click.option("--workload", required=True, help="Workload name (see `workloads list`).")
+@target_options
 @click.option("--schedule", "kind", type=click.Choice(RATE_KINDS), default="poisson",
               show_default=True, help="Arrival process whose rate is searched.")
 @click.option("--duration", type=float, default=600.0, show_default=True,
@@ -61,18 +62,10 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
 @click.option("--repeat-band", type=float, default=0.1, show_default=True,
               help="Run the extra seeds only when a metric is within this fraction of its "
               "bound (negative: always run every seed).")
-@click.option("--block-size", type=int, default=16, show_default=True)
-@click.option("--max-num-batched-tokens", type=int, default=2560, show_default=True)
-@click.option("--max-num-seqs", type=int, default=2048, show_default=True)
-@click.option("--max-model-len", type=int, default=2048, show_default=True)
-@click.option("--policy", type=click.Choice(["vllm-0.2", "vllm-v1"]), default="vllm-0.2",
-              show_default=True, help="Sim scheduler policy.")
+@engine_shape_options
 @click.option("--engine-option", "--option", "engine_options", multiple=True, metavar="KEY=VALUE",
               help="Engine option (e.g. perf_profile=p.json, base_url=...). Repeatable.")
-@click.option("--workload-source", type=click.Choice(["auto", "hub", "local", "profile"]),
-              default="auto", show_default=True)
-@click.option("--data-dir", help="Datasets folder (else $WORKLOAD_EVAL_DATA_DIR).")
-@click.option("--tokenizer-dir", help="Tokenizers folder (else $WORKLOAD_EVAL_TOKENIZER_DIR).")
+@workload_source_options
 @click.option("--out", type=click.Path(file_okay=False),
               help="Store every probe here (points/, index.*, capacity.*); re-running resumes.")
 def command(**o: Any) -> None:
@@ -128,10 +121,7 @@ def build_task(o: dict[str, Any]) -> Any:
     from workload_eval.experiments.grid import CapacityTask
     from workload_eval.experiments.spec import CapacityOptions
 
-    if o["kv_blocks"] is not None and o["gpu_memory_utilization"] is not None:
-        raise UserError("use either --kv-blocks or --gpu-memory-utilization, not both")
-    if o["engine"] == "sim" and o["kv_blocks"] is None and o["gpu_memory_utilization"] is None:
-        raise UserError("--engine sim needs --kv-blocks B or --gpu-memory-utilization U")
+    check_kv_size(o)
     if o["burstiness"] is not None and o["kind"] != "gamma":
         raise UserError("--burstiness needs --schedule gamma")
     seeds = parse_numbers(o["seeds"], "--seeds", int) or [0]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import ValidationError
 
+from workload_eval.commands.options import (
+    check_kv_size,
+    engine_shape_options,
+    parse_engine_options,
+    target_options,
+    workload_source_options,
+)
 from workload_eval.errors import UserError
 from workload_eval.metrics import SLO_KEYS
 
@@ -56,20 +62,6 @@ def parse_slo(items: tuple[str, ...]) -> dict[str, float] | None:
     return slo or None
 
 
-def parse_engine_options(items: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs; a value is JSON when it parses (true, 3, 0.5), else text."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--engine-option {item!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
 def schedule_from_options(
     kind: str | None, *, num_requests: int | None, request_rate: float | None,
     duration: float | None, burstiness: float | None, time_scale: float | None,
@@ -114,12 +106,7 @@ def schedule_from_options(
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--engine", default="sim", show_default=True, help="sim | vllm | openai.")
-@click.option("--model", required=True, help="Model name, hub id or config.json path.")
-@click.option("--gpu", default="a100-40gb", show_default=True, help="GPU (sim).")
-@click.option("--kv-blocks", type=int, help="KV-cache blocks (exact).")
-@click.option("--gpu-memory-utilization", type=float, help="Or: KV size from GPU memory share.")
-@click.option("--workload", required=True, help="Workload name (see `workloads list`).")
+@target_options
 @click.option("--schedule", "schedule_kind", type=click.Choice(SCHEDULE_CHOICES),
               help="Arrival schedule [default: offline, or poisson with --request-rate].")
 @click.option("--num-requests", type=int, help="Requests (offline) or a cap on arrivals.")
@@ -134,19 +121,11 @@ def schedule_from_options(
 @click.option("--session-arrival", type=click.Choice(RATE_KINDS), default="poisson-exp",
               show_default=True, help="Sessions: process of first-turn arrivals.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--block-size", type=int, default=16, show_default=True)
-@click.option("--max-num-batched-tokens", type=int, default=2560, show_default=True)
-@click.option("--max-num-seqs", type=int, default=2048, show_default=True)
-@click.option("--max-model-len", type=int, default=2048, show_default=True)
-@click.option("--policy", type=click.Choice(["vllm-0.2", "vllm-v1"]), default="vllm-0.2",
-              show_default=True, help="Sim scheduler policy.")
+@engine_shape_options
 @click.option("--n", "n", type=int, default=1, show_default=True, help="Parallel samples.")
 @click.option("--sampling", type=click.Choice(["first", "random"]), default="first",
               show_default=True, help="First N then shuffle (seed), or uniform random.")
-@click.option("--workload-source", type=click.Choice(["auto", "hub", "local", "profile"]),
-              default="auto", show_default=True)
-@click.option("--data-dir", help="Datasets folder (else $WORKLOAD_EVAL_DATA_DIR).")
-@click.option("--tokenizer-dir", help="Tokenizers folder (else $WORKLOAD_EVAL_TOKENIZER_DIR).")
+@workload_source_options
 @click.option("--tokenizer", help="Model whose tokenizer prepares the workload, when --model "
               "is a server's own name [default: --model].")
 @click.option("--perf-profile", help="Measured step-time profile JSON for the sim.")
@@ -199,10 +178,7 @@ def build_spec(o: dict[str, Any]) -> Any:
     from workload_eval.engines.base import EngineConfig
     from workload_eval.runner import RunSpec
 
-    if o["kv_blocks"] is not None and o["gpu_memory_utilization"] is not None:
-        raise UserError("use either --kv-blocks or --gpu-memory-utilization, not both")
-    if o["engine"] == "sim" and o["kv_blocks"] is None and o["gpu_memory_utilization"] is None:
-        raise UserError("--engine sim needs --kv-blocks B or --gpu-memory-utilization U")
+    check_kv_size(o)
     schedule = schedule_from_options(
         o["schedule_kind"], num_requests=o["num_requests"], request_rate=o["request_rate"],
         duration=o["duration"], burstiness=o["burstiness"], time_scale=o["time_scale"],
