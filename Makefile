@@ -35,6 +35,7 @@ reproduce: install
 
 test: install-test
 	$(PY) -m ruff check src tests benchmarks scripts
+	$(PY) -m ruff format --check src tests benchmarks scripts
 	$(PY) -m pytest -q
 
 lint: install

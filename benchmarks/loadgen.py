@@ -41,8 +41,9 @@ VLLM_BENCH = (
 )
 
 
-def schedule(rate: float, duration: float, process: str, prompt_len: int,
-             output_len: int) -> Schedule:
+def schedule(
+    rate: float, duration: float, process: str, prompt_len: int, output_len: int
+) -> Schedule:
     n = int(rate * duration)
     if process == "constant":
         t = np.arange(n) / rate
@@ -59,12 +60,18 @@ def run_ours(url: str, rate: float, a: argparse.Namespace, process: str) -> dict
     lg = rec.config["loadgen"]
     r = rec.requests
     return {
-        "client": "workload-eval", "process": process, "rate": rate,
-        "achieved": lg["achieved_rate"], "schedule_rate": lg["target_rate"],
-        "lag_p50_ms": lg["dispatch_lag_p50"] * 1e3, "lag_p99_ms": lg["dispatch_lag_p99"] * 1e3,
+        "client": "workload-eval",
+        "process": process,
+        "rate": rate,
+        "achieved": lg["achieved_rate"],
+        "schedule_rate": lg["target_rate"],
+        "lag_p50_ms": lg["dispatch_lag_p50"] * 1e3,
+        "lag_p99_ms": lg["dispatch_lag_p99"] * 1e3,
         "lag_max_ms": lg["dispatch_lag_max"] * 1e3,
-        "ok": int((r.status == "ok").sum()), "failed": int((r.status != "ok").sum()),
-        "cpu_cores": lg["client_cpu_s"] / lg["wall_s"], "wall_s": lg["wall_s"],
+        "ok": int((r.status == "ok").sum()),
+        "failed": int((r.status != "ok").sum()),
+        "cpu_cores": lg["client_cpu_s"] / lg["wall_s"],
+        "wall_s": lg["wall_s"],
         "valid": lg["valid"],
     }
 
@@ -89,16 +96,47 @@ def run_vllm(url: str, rate: float, a: argparse.Namespace, tokenizer: Path, out:
     """vLLM's client, constant rate; CPU counted from 'Starting main benchmark run' to its end."""
     n = int(rate * a.duration)
     result = out / f"vllm_{int(rate)}.json"
-    cmd = [sys.executable, "-c", VLLM_BENCH, "--backend", "openai", "--base-url", url,
-           "--endpoint", "/v1/completions", "--model", "instant", "--tokenizer", str(tokenizer),
-           "--dataset-name", "random", "--random-input-len", str(a.prompt_len),
-           "--random-output-len", str(a.output_len), "--num-prompts", str(n),
-           "--request-rate", str(rate), "--burstiness", "inf", "--ignore-eos",
-           "--disable-tqdm", "--num-warmups", "0", "--save-result", "--save-detailed",
-           "--result-dir", str(out), "--result-filename", result.name]
+    cmd = [
+        sys.executable,
+        "-c",
+        VLLM_BENCH,
+        "--backend",
+        "openai",
+        "--base-url",
+        url,
+        "--endpoint",
+        "/v1/completions",
+        "--model",
+        "instant",
+        "--tokenizer",
+        str(tokenizer),
+        "--dataset-name",
+        "random",
+        "--random-input-len",
+        str(a.prompt_len),
+        "--random-output-len",
+        str(a.output_len),
+        "--num-prompts",
+        str(n),
+        "--request-rate",
+        str(rate),
+        "--burstiness",
+        "inf",
+        "--ignore-eos",
+        "--disable-tqdm",
+        "--num-warmups",
+        "0",
+        "--save-result",
+        "--save-detailed",
+        "--result-dir",
+        str(out),
+        "--result-filename",
+        result.name,
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
     marks: dict[str, tuple[float, float]] = {}
     log: list[str] = []
 
@@ -123,12 +161,19 @@ def run_vllm(url: str, rate: float, a: argparse.Namespace, tokenizer: Path, out:
     lag -= lag.min()
     (w0, c0), (w1, c1) = marks["start"], marks["end"]
     return {
-        "client": "vllm bench serve", "process": "constant", "rate": rate,
-        "achieved": (len(starts) - 1) / (starts[-1] - starts[0]), "schedule_rate": rate,
+        "client": "vllm bench serve",
+        "process": "constant",
+        "rate": rate,
+        "achieved": (len(starts) - 1) / (starts[-1] - starts[0]),
+        "schedule_rate": rate,
         "lag_p50_ms": float(np.percentile(lag, 50)) * 1e3,
-        "lag_p99_ms": float(np.percentile(lag, 99)) * 1e3, "lag_max_ms": float(lag.max()) * 1e3,
-        "ok": int(d["completed"]), "failed": int(d.get("failed", n - d["completed"])),
-        "cpu_cores": (c1 - c0) / (w1 - w0), "wall_s": w1 - w0, "valid": None,
+        "lag_p99_ms": float(np.percentile(lag, 99)) * 1e3,
+        "lag_max_ms": float(lag.max()) * 1e3,
+        "ok": int(d["completed"]),
+        "failed": int(d.get("failed", n - d["completed"])),
+        "cpu_cores": (c1 - c0) / (w1 - w0),
+        "wall_s": w1 - w0,
+        "valid": None,
     }
 
 
@@ -138,11 +183,19 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=20.0)
     p.add_argument("--prompt-len", type=int, default=32)
     p.add_argument("--output-len", type=int, default=16)
-    p.add_argument("--processes", default="constant,poisson",
-                   help="arrival processes for our client (vLLM's runs constant)")
+    p.add_argument(
+        "--processes",
+        default="constant,poisson",
+        help="arrival processes for our client (vLLM's runs constant)",
+    )
     p.add_argument("--no-vllm", action="store_true", help="skip vLLM's client")
-    p.add_argument("--tokenizer-dir", type=Path, default=Path(os.environ.get(
-        "WORKLOAD_EVAL_TOKENIZER_DIR", REPO.parent / "shared" / "tokenizers")))
+    p.add_argument(
+        "--tokenizer-dir",
+        type=Path,
+        default=Path(
+            os.environ.get("WORKLOAD_EVAL_TOKENIZER_DIR", REPO.parent / "shared" / "tokenizers")
+        ),
+    )
     p.add_argument("--json-out", type=Path)
     a = p.parse_args()
     rates = [float(r) for r in a.rates.split(",")]
@@ -157,21 +210,27 @@ def main() -> None:
                 rows.append(run_vllm(srv.base_url, rate, a, tok, Path(tmp)))
                 print(_fmt(rows[-1]), flush=True)
     print()
-    print(f"{'client':18} {'process':8} {'target':>7} {'achieved':>9} {'err%':>6} "
-          f"{'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'ok':>6} {'fail':>5} {'cpu':>5}")
+    print(
+        f"{'client':18} {'process':8} {'target':>7} {'achieved':>9} {'err%':>6} "
+        f"{'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'ok':>6} {'fail':>5} {'cpu':>5}"
+    )
     for r in rows:
         print(_fmt(r))
-    print(f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; lag in ms, cpu in "
-          "cores (process CPU time / wall); err% = achieved vs the schedule's own rate")
+    print(
+        f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; lag in ms, cpu in "
+        "cores (process CPU time / wall); err% = achieved vs the schedule's own rate"
+    )
     if a.json_out:
         a.json_out.write_text(json.dumps(rows, indent=1))
 
 
 def _fmt(r: dict) -> str:
     err = (r["achieved"] / r["schedule_rate"] - 1) * 100
-    return (f"{r['client']:18} {r['process']:8} {r['rate']:7.0f} {r['achieved']:9.1f} "
-            f"{err:+6.2f} {r['lag_p50_ms']:8.2f} {r['lag_p99_ms']:8.2f} {r['lag_max_ms']:8.2f} "
-            f"{r['ok']:6d} {r['failed']:5d} {r['cpu_cores']:5.2f}")
+    return (
+        f"{r['client']:18} {r['process']:8} {r['rate']:7.0f} {r['achieved']:9.1f} "
+        f"{err:+6.2f} {r['lag_p50_ms']:8.2f} {r['lag_p99_ms']:8.2f} {r['lag_max_ms']:8.2f} "
+        f"{r['ok']:6d} {r['failed']:5d} {r['cpu_cores']:5.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,11 +35,17 @@ def main() -> None:
     count = len(arrival_times(spec, seed=0))
     df = load_workload("alpaca", "opt-13b", num_requests=count)
     schedule = build_schedule(spec, df, seed=0)
-    config = EngineConfig(model="opt-13b", gpu="a100-40gb", kv_blocks=args.kv_blocks,
-                          policy=args.policy,
-                          options={"skip_ahead": not args.no_skip_ahead})
-    print(f"alpaca ({df.attrs.get('source')}), {len(schedule)} requests, {args.rate} req/s for "
-          f"{args.duration:.0f} s, opt-13b / a100-40gb, {args.kv_blocks} blocks, {args.policy}")
+    config = EngineConfig(
+        model="opt-13b",
+        gpu="a100-40gb",
+        kv_blocks=args.kv_blocks,
+        policy=args.policy,
+        options={"skip_ahead": not args.no_skip_ahead},
+    )
+    print(
+        f"alpaca ({df.attrs.get('source')}), {len(schedule)} requests, {args.rate} req/s for "
+        f"{args.duration:.0f} s, opt-13b / a100-40gb, {args.kv_blocks} blocks, {args.policy}"
+    )
 
     best = float("inf")
     records = None
@@ -50,9 +56,11 @@ def main() -> None:
     assert records is not None
     sim_seconds = float(records.requests["finish_time"].max())
     steps = int(records.steps["num_steps"].sum())
-    print(f"simulated {sim_seconds:.1f} s ({steps} engine steps, {len(records.steps)} records, "
-          f"{int(records.requests['num_preemptions'].sum())} preemptions) "
-          f"in {best:.3f} s wall (best of {args.repeat})")
+    print(
+        f"simulated {sim_seconds:.1f} s ({steps} engine steps, {len(records.steps)} records, "
+        f"{int(records.requests['num_preemptions'].sum())} preemptions) "
+        f"in {best:.3f} s wall (best of {args.repeat})"
+    )
     print(f"speed-up over real time: {sim_seconds / best:,.0f}x")
 
     if args.profile:

@@ -24,13 +24,15 @@ class LinearPerf:
         k, b = num_steps, batch_size
         return (k * (8 + b + context_tokens) + b * k * (k - 1) // 2) * U
 
-    def mixed_time(self, prefill_tokens: int, prefill_sum_sq: int, decode_seqs: int,
-                   decode_context_tokens: int) -> float:
+    def mixed_time(
+        self, prefill_tokens: int, prefill_sum_sq: int, decode_seqs: int, decode_context_tokens: int
+    ) -> float:
         return (16 + prefill_tokens + decode_seqs + decode_context_tokens) * U
 
 
-def schedule(prompts: list[int], outputs: list[int], arrivals: list[float] | None = None,
-             **extra: list) -> Schedule:
+def schedule(
+    prompts: list[int], outputs: list[int], arrivals: list[float] | None = None, **extra: list
+) -> Schedule:
     arrivals = arrivals or [0.0] * len(prompts)
     items = []
     for i, (p, o, a) in enumerate(zip(prompts, outputs, arrivals, strict=True)):

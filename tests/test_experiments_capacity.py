@@ -61,14 +61,16 @@ def test_bisect_meets_every_slo() -> None:
 
 
 def test_bisect_nothing_passes_gives_zero() -> None:
-    result = find_capacity(lambda r, s: {"x": 1.0}, BisectSearch([SLO(metric="x", value=0.5)],
-                                                                min_rate=0.01))
+    result = find_capacity(
+        lambda r, s: {"x": 1.0}, BisectSearch([SLO(metric="x", value=0.5)], min_rate=0.01)
+    )
     assert result.rate == 0.0 and result.censored and result.lower is None
 
 
 def test_bisect_everything_passes_is_censored_at_max() -> None:
-    result = find_capacity(lambda r, s: {"x": 0.0}, BisectSearch([SLO(metric="x", value=0.5)],
-                                                                max_rate=64))
+    result = find_capacity(
+        lambda r, s: {"x": 0.0}, BisectSearch([SLO(metric="x", value=0.5)], max_rate=64)
+    )
     assert result.rate == 64 and result.censored
 
 
@@ -109,8 +111,15 @@ def test_mean_aggregate_differs_from_majority() -> None:
 
 
 ALPACA = {  # the seed's measured OPT-13B alpaca p95 normalized latency (calibration data)
-    27.0: 0.1057, 27.5: 0.1128, 28.0: 0.1212, 28.5: 0.1287, 29.0: 0.1212,
-    29.5: 0.1721, 30.0: 0.1841 + 0.01, 30.5: 0.3427, 31.0: 0.6874,
+    27.0: 0.1057,
+    27.5: 0.1128,
+    28.0: 0.1212,
+    28.5: 0.1287,
+    29.0: 0.1212,
+    29.5: 0.1721,
+    30.0: 0.1841 + 0.01,
+    30.5: 0.3427,
+    31.0: 0.6874,
 }
 
 

@@ -30,8 +30,11 @@ def alpaca_task(data_dir: Path, tokenizer_dir: Path) -> CapacityTask:
     base = {
         "engine": "sim",
         "engine_config": EngineConfig(model="opt-13b", kv_blocks=643).model_dump(mode="json"),
-        "workload": "alpaca", "schedule": {"kind": "poisson", "duration": 60}, "seed": 0,
-        "data_dir": str(data_dir), "tokenizer_dir": str(tokenizer_dir),
+        "workload": "alpaca",
+        "schedule": {"kind": "poisson", "duration": 60},
+        "seed": 0,
+        "data_dir": str(data_dir),
+        "tokenizer_dir": str(tokenizer_dir),
     }
     return CapacityTask("t", "sim", base, (P95,), CapacityOptions(), (0,))
 
@@ -50,8 +53,13 @@ def test_bisection_agrees_with_a_grid_of_runs(
     result = find_capacity(evaluate, BisectSearch([P95], tolerance=TOL, start=1.0))
     assert grid_answer * (1 - TOL) <= result.rate < grid_answer + step
     assert result.upper is not None and result.upper - result.rate <= TOL * result.upper
-    assert set(result.probes.columns) >= {"rate", "seed", "passed", "normalized_latency_p95",
-                                          "request_throughput"}
+    assert set(result.probes.columns) >= {
+        "rate",
+        "seed",
+        "passed",
+        "normalized_latency_p95",
+        "request_throughput",
+    }
 
     # the paper's rule run as a search stops early and agrees with the full grid
     seed_rule = find_capacity(evaluate, SeedGridSearch([P95], rates=grid))
@@ -63,10 +71,29 @@ def test_capacity_command_prints_probes_and_resumes(
     tmp_path: Path, data_dir: Path, tokenizer_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "cap"
-    args = ["capacity", "--model", "opt-13b", "--kv-blocks", "643", "--workload", "alpaca",
-            "--slo", "normalized_latency_p95<=0.1875", "--slo", "ttft_p99<=2",
-            "--duration", "60", "--tolerance", "0.05", "--data-dir", str(data_dir),
-            "--tokenizer-dir", str(tokenizer_dir), "--out", str(out)]
+    args = [
+        "capacity",
+        "--model",
+        "opt-13b",
+        "--kv-blocks",
+        "643",
+        "--workload",
+        "alpaca",
+        "--slo",
+        "normalized_latency_p95<=0.1875",
+        "--slo",
+        "ttft_p99<=2",
+        "--duration",
+        "60",
+        "--tolerance",
+        "0.05",
+        "--data-dir",
+        str(data_dir),
+        "--tokenizer-dir",
+        str(tokenizer_dir),
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     answer = re.search(r"capacity: ([0-9.]+) req/s", text)
@@ -86,27 +113,46 @@ def test_capacity_command_prints_probes_and_resumes(
 def test_capacity_command_seed_grid_rule(
     data_dir: Path, tokenizer_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["capacity", "--model", "opt-13b", "--kv-blocks", "643", "--workload", "alpaca",
-            "--slo", "normalized_latency_p95<=0.1875", "--duration", "60",
-            "--rule", "seed-grid", "--rates", "20:32:2", "--data-dir", str(data_dir),
-            "--tokenizer-dir", str(tokenizer_dir)]
+    args = [
+        "capacity",
+        "--model",
+        "opt-13b",
+        "--kv-blocks",
+        "643",
+        "--workload",
+        "alpaca",
+        "--slo",
+        "normalized_latency_p95<=0.1875",
+        "--duration",
+        "60",
+        "--rule",
+        "seed-grid",
+        "--rates",
+        "20:32:2",
+        "--data-dir",
+        str(data_dir),
+        "--tokenizer-dir",
+        str(tokenizer_dir),
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "rule seed-grid" in text and "rate        20 req/s" in text
 
 
-@pytest.mark.parametrize(("extra", "expected"), [
-    (["--slo", "p95 < 2"], "--slo: unknown metric 'p95' in SLO 'p95<2' (expected one of"),
-    (["--slo", "ttft_p99=2"], "--slo: cannot parse SLO 'ttft_p99=2'"),
-    (["--slo", "ttft_p99<=2", "--rule", "seed-grid"], "needs --rates"),
-    (["--slo", "ttft_p99<=2", "--rates", "1,x"], "--rates '1,x': expected numbers"),
-    (["--slo", "ttft_p99<=2", "--tolerance", "2"], "--tolerance:"),
-])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--slo", "p95 < 2"], "--slo: unknown metric 'p95' in SLO 'p95<2' (expected one of"),
+        (["--slo", "ttft_p99=2"], "--slo: cannot parse SLO 'ttft_p99=2'"),
+        (["--slo", "ttft_p99<=2", "--rule", "seed-grid"], "needs --rates"),
+        (["--slo", "ttft_p99<=2", "--rates", "1,x"], "--rates '1,x': expected numbers"),
+        (["--slo", "ttft_p99<=2", "--tolerance", "2"], "--tolerance:"),
+    ],
+)
 def test_capacity_command_bad_options_are_one_line(
     extra: list[str], expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["capacity", "--model", "opt-13b", "--kv-blocks", "643", "--workload", "alpaca",
-            *extra]
+    args = ["capacity", "--model", "opt-13b", "--kv-blocks", "643", "--workload", "alpaca", *extra]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and expected in err, err

@@ -27,7 +27,10 @@ def test_defaults_are_the_seed_settings() -> None:
     assert len(tasks) == 4  # one capacity search per workload
     probe = tasks[0].run_spec(12.5, 0)
     assert (probe.schedule.kind, probe.schedule.duration, probe.schedule.rate) == (
-        "poisson", 600, 12.5)
+        "poisson",
+        600,
+        12.5,
+    )
     assert [str(s) for s in tasks[0].slos] == ["normalized_latency_p95<=0.1875"]
 
 
@@ -57,8 +60,9 @@ groups:
 
 
 def test_point_key_is_stable_and_ignores_data_locations() -> None:
-    spec = spec_from_yaml_text("workloads: [alpaca]\nschedules: [{kind: offline, "
-                               "num_requests: 10}]\n")
+    spec = spec_from_yaml_text(
+        "workloads: [alpaca]\nschedules: [{kind: offline, num_requests: 10}]\n"
+    )
     p = expand(spec)[0][0].spec
     moved = p.model_copy(update={"data_dir": "/elsewhere"})
     assert point_key(p) == point_key(moved) and len(point_key(p)) == 16
@@ -72,10 +76,16 @@ BAD = [
     ("models: [opt-13b]\nkv_blocks: [100, -1]\n", 3, "kv_blocks[1]: Input should be greater"),
     ("engines:\n  - engine: sim\n    policy: fast\n", 4, "engines[0].policy:"),
     ("engines: [trt]\n", 2, "engines[0].engine: unknown engine 'trt'"),
-    ("schedules:\n  - kind: poisson\n    rate: capacity\n", 3, "schedules[0]: schedule 'poisson'"
-     " needs a duration or num_requests"),
-    ("schedules:\n  - kind: offline\n    rate: capacity\n", 4,
-     "schedules[0].rate: 'capacity' needs a rate-driven schedule"),
+    (
+        "schedules:\n  - kind: poisson\n    rate: capacity\n",
+        3,
+        "schedules[0]: schedule 'poisson' needs a duration or num_requests",
+    ),
+    (
+        "schedules:\n  - kind: offline\n    rate: capacity\n",
+        4,
+        "schedules[0].rate: 'capacity' needs a rate-driven schedule",
+    ),
     ("schedules: [{kind: fifo}]\n", 2, "schedules[0].kind: unknown schedule kind 'fifo'"),
     ("slos: ['p95 < fast']\n", 2, "slos: cannot parse SLO"),
     ("slos:\n  - ttft_p99<=2\n  - latency<=2\n", 4, "slos[1]: unknown metric 'latency'"),

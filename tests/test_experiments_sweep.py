@@ -18,8 +18,7 @@ from workload_eval.experiments.executors import ProcessPoolExecutor
 from workload_eval.experiments.memory import memory_table, scaling_table
 from workload_eval.experiments.store import MARKER
 
-TABLES = ("index.csv", "index.parquet", "capacity.csv", "capacity.parquet",
-          "capacity_probes.csv")
+TABLES = ("index.csv", "index.parquet", "capacity.csv", "capacity.parquet", "capacity_probes.csv")
 
 
 def write_spec(tmp: Path, data_dir: Path, tokenizer_dir: Path, body: str) -> Path:
@@ -75,8 +74,11 @@ def test_kill9_then_resume_equals_uninterrupted(
     assert len(result.capacity) == 2 and result.capacity["capacity_rate"].gt(0).all()
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen(cli("sweep", str(spec_path), "--out", str(out), "--no-progress"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cli("sweep", str(spec_path), "--out", str(out), "--no-progress"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while completed(out) < 3 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
@@ -86,8 +88,12 @@ def test_kill9_then_resume_equals_uninterrupted(
     assert 3 <= at_kill < total, "the kill should land mid-sweep"
     check_no_corrupt_points(out)
 
-    resumed = subprocess.run(cli("sweep", str(spec_path), "--out", str(out), "--no-progress"),
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        cli("sweep", str(spec_path), "--out", str(out), "--no-progress"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"reused {at_kill} stored" in resumed.stdout
     check_no_corrupt_points(out)
@@ -102,11 +108,19 @@ def test_kill9_then_resume_equals_uninterrupted(
 def test_ctrl_c_stops_cleanly_and_resumes(
     tmp_path: Path, data_dir: Path, tokenizer_dir: Path
 ) -> None:
-    spec_path = write_spec(tmp_path, data_dir, tokenizer_dir, SWEEP.replace(
-        "  - {kind: poisson, duration: 20, rate: capacity}\n", ""))
+    spec_path = write_spec(
+        tmp_path,
+        data_dir,
+        tokenizer_dir,
+        SWEEP.replace("  - {kind: poisson, duration: 20, rate: capacity}\n", ""),
+    )
     out = tmp_path / "out"
-    proc = subprocess.Popen(cli("sweep", str(spec_path), "--out", str(out), "--no-progress"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cli("sweep", str(spec_path), "--out", str(out), "--no-progress"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while completed(out) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
@@ -125,11 +139,16 @@ def test_ctrl_c_stops_cleanly_and_resumes(
 def test_leftovers_of_a_crash_are_removed(
     tmp_path: Path, data_dir: Path, tokenizer_dir: Path
 ) -> None:
-    spec_path = write_spec(tmp_path, data_dir, tokenizer_dir, """
+    spec_path = write_spec(
+        tmp_path,
+        data_dir,
+        tokenizer_dir,
+        """
 workloads: [alpaca]
 kv_blocks: [200]
 schedules: [{kind: offline, num_requests: 10}]
-""")
+""",
+    )
     out = tmp_path / "out"
     points = out / "points"
     (points / ".tmp-0123456789abcdef-x").mkdir(parents=True)
@@ -144,30 +163,42 @@ schedules: [{kind: offline, num_requests: 10}]
 def test_memory_table_and_scaling_ratio(
     tmp_path: Path, data_dir: Path, tokenizer_dir: Path
 ) -> None:
-    spec_path = write_spec(tmp_path, data_dir, tokenizer_dir, """
+    spec_path = write_spec(
+        tmp_path,
+        data_dir,
+        tokenizer_dir,
+        """
 models: [opt-6.7b]
 kv_blocks: [150, 600]
 workloads: [sharegpt]
 schedules: [{kind: offline, num_requests: 200}]
-""")
+""",
+    )
     result = run_sweep(load_spec(spec_path), tmp_path / "out")
     mem = memory_table(result.index)
     assert list(mem["kv"]) == [150, 600]
     scale = scaling_table(mem)
     assert len(scale) == 1 and scale["kv_ratio"].iloc[0] == 4
     ratio = scale["request_throughput_ratio"].iloc[0]
-    assert ratio == pytest.approx(mem["request_throughput"].iloc[1]
-                                  / mem["request_throughput"].iloc[0])
+    assert ratio == pytest.approx(
+        mem["request_throughput"].iloc[1] / mem["request_throughput"].iloc[0]
+    )
     assert ratio > 1.2  # more KV blocks, bigger batches, more throughput
 
 
-def test_store_index_is_rebuilt_from_points_only(tmp_path: Path, data_dir: Path,
-                                                 tokenizer_dir: Path) -> None:
-    spec_path = write_spec(tmp_path, data_dir, tokenizer_dir, """
+def test_store_index_is_rebuilt_from_points_only(
+    tmp_path: Path, data_dir: Path, tokenizer_dir: Path
+) -> None:
+    spec_path = write_spec(
+        tmp_path,
+        data_dir,
+        tokenizer_dir,
+        """
 workloads: [alpaca, dolly]
 kv_blocks: [200]
 schedules: [{kind: offline, num_requests: 10}]
-""")
+""",
+    )
     out = tmp_path / "out"
     first = run_sweep(load_spec(spec_path), out)
     store = ResultStore(out)

@@ -24,8 +24,10 @@ from workload_eval.testing.instant_server import FaultConfig, InstantServerProce
 
 def poisson(rate: float, n: int, prompt_len: int = 32, output_len: int = 16) -> Schedule:
     t = np.cumsum(np.random.default_rng(0).exponential(1 / rate, n))
-    items = [ScheduledRequest(Request(i, prompt_len, output_len, workload="w"), float(t[i]))
-             for i in range(n)]
+    items = [
+        ScheduledRequest(Request(i, prompt_len, output_len, workload="w"), float(t[i]))
+        for i in range(n)
+    ]
     return Schedule("poisson", items, {"rate": rate})
 
 
@@ -95,8 +97,9 @@ def test_max_concurrency_caps_requests_in_flight_at_the_server():
         with urllib.request.urlopen(srv.base_url + "/metrics") as resp:
             metrics = resp.read().decode()
     assert (rec.requests.status == "ok").all()
-    max_running = int(next(ln.split()[1] for ln in metrics.splitlines()
-                           if ln.startswith("instant:max_running")))
+    max_running = int(
+        next(ln.split()[1] for ln in metrics.splitlines() if ln.startswith("instant:max_running"))
+    )
     assert max_running == 4
     # Waiting for a slot is lag: the schedule could not be kept, and the run says so.
     assert not rec.config["loadgen"]["valid"]
@@ -148,9 +151,12 @@ def test_api_key_comes_from_the_environment_and_is_never_stored(monkeypatch):
 
 @pytest.mark.parametrize(
     ("options", "match"),
-    [({}, "--base-url"), ({"base_url": "x", "endpoint": "embed"}, "endpoint"),
-     ({"base_url": "ftp://h"}, "http"), ({"base_url": "http://h", "max_concurency": 3},
-                                         "max_concurency")],
+    [
+        ({}, "--base-url"),
+        ({"base_url": "x", "endpoint": "embed"}, "endpoint"),
+        ({"base_url": "ftp://h"}, "http"),
+        ({"base_url": "http://h", "max_concurency": 3}, "max_concurency"),
+    ],
 )
 def test_bad_options_are_one_line_user_errors(options, match):
     with pytest.raises(UserError, match=match):
@@ -182,8 +188,12 @@ CTRL_C_SCRIPT = textwrap.dedent("""
 
 def test_ctrl_c_returns_what_was_gathered():
     with InstantServerProcess(FaultConfig(token_interval=0.02)) as srv:
-        proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, srv.base_url],
-                                stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CTRL_C_SCRIPT, srv.base_url],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "started"
         time.sleep(1.5)

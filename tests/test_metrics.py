@@ -16,28 +16,49 @@ from workload_eval.metrics import (
 )
 
 DESIGN_KEYS = {
-    "request_throughput", "token_throughput", "output_token_throughput",
-    "normalized_latency_mean", "normalized_latency_p95",
-    *(f"{m}_{s}" for m in ("ttft", "tpot", "itl", "e2e_latency")
-      for s in ("mean", "p50", "p90", "p95", "p99")),
-    "num_requests", "num_completed", "num_failed", "duration_s", "preemptions",
+    "request_throughput",
+    "token_throughput",
+    "output_token_throughput",
+    "normalized_latency_mean",
+    "normalized_latency_p95",
+    *(
+        f"{m}_{s}"
+        for m in ("ttft", "tpot", "itl", "e2e_latency")
+        for s in ("mean", "p50", "p90", "p95", "p99")
+    ),
+    "num_requests",
+    "num_completed",
+    "num_failed",
+    "duration_s",
+    "preemptions",
 }
 
 
 def _row(rid, arrival, first, finish, prompt, gen, status="ok", preempt=0, token_times=()):
     return {
-        "request_id": rid, "workload": "w", "session_id": None, "turn": 0,
-        "arrival_time": arrival, "send_time": arrival, "first_token_time": first,
-        "finish_time": finish, "prompt_tokens": prompt, "generated_tokens": gen,
-        "expected_output_tokens": gen, "num_preemptions": preempt, "status": status,
-        "error": "" if status == "ok" else "x", "token_times": list(token_times),
+        "request_id": rid,
+        "workload": "w",
+        "session_id": None,
+        "turn": 0,
+        "arrival_time": arrival,
+        "send_time": arrival,
+        "first_token_time": first,
+        "finish_time": finish,
+        "prompt_tokens": prompt,
+        "generated_tokens": gen,
+        "expected_output_tokens": gen,
+        "num_preemptions": preempt,
+        "status": status,
+        "error": "" if status == "ok" else "x",
+        "token_times": list(token_times),
     }
 
 
 def _records(rows) -> RunRecords:
     req = pd.DataFrame(rows, columns=list(REQUEST_COLUMNS))
-    return RunRecords(requests=req, steps=pd.DataFrame(columns=list(STEP_COLUMNS)),
-                      config={"engine": "hand"})
+    return RunRecords(
+        requests=req, steps=pd.DataFrame(columns=list(STEP_COLUMNS)), config={"engine": "hand"}
+    )
 
 
 def _three():
@@ -79,9 +100,11 @@ def test_latency_statistics_by_hand():
 
 
 def test_failed_and_ignored_requests_count_but_stay_out_of_latency():
-    rows = [*_three(),
-            _row(3, 0.5, math.nan, math.nan, 3000, 0, status="ignored"),
-            _row(4, 3.0, 3.5, 100.0, 20, 2, status="failed")]
+    rows = [
+        *_three(),
+        _row(3, 0.5, math.nan, math.nan, 3000, 0, status="ignored"),
+        _row(4, 3.0, 3.5, 100.0, 20, 2, status="failed"),
+    ]
     s = summarize(_records(rows))
     assert (s["num_requests"], s["num_completed"], s["num_failed"]) == (5, 3, 2)
     assert s["num_ignored"] == 1
@@ -91,8 +114,10 @@ def test_failed_and_ignored_requests_count_but_stay_out_of_latency():
 
 
 def test_itl_comes_from_streamed_token_times_pooled_over_requests():
-    rows = [_row(0, 0.0, 1.0, 1.6, 10, 3, token_times=[1.0, 1.2, 1.6]),
-            _row(1, 0.0, 2.0, 2.3, 10, 2, token_times=[2.0, 2.3])]
+    rows = [
+        _row(0, 0.0, 1.0, 1.6, 10, 3, token_times=[1.0, 1.2, 1.6]),
+        _row(1, 0.0, 2.0, 2.3, 10, 2, token_times=[2.0, 2.3]),
+    ]
     gaps = inter_token_latencies(_records(rows).requests)
     assert gaps.tolist() == pytest.approx([0.2, 0.4, 0.3])
     s = summarize(_records(rows))

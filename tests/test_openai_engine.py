@@ -50,14 +50,34 @@ def server(tmp_path_factory, tokenizer_dir):
     port = free_port()
     log = root / "server.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-           "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
-           "--block-size", str(BLOCK), "--num-gpu-blocks-override", str(KV_BLOCKS),
-           "--max-model-len", "2048", "--enforce-eager", "--chat-template",
-           str(root / "chat.jinja"), "--max-num-seqs", "16"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model),
+        "--served-model-name",
+        "tiny",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--block-size",
+        str(BLOCK),
+        "--num-gpu-blocks-override",
+        str(KV_BLOCKS),
+        "--max-model-len",
+        "2048",
+        "--enforce-eager",
+        "--chat-template",
+        str(root / "chat.jinja"),
+        "--max-num-seqs",
+        "16",
+    ]
     with open(log, "wb") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     srv = Server(proc, port, log)
     try:
         wait_healthy(srv.base_url + "/health", 300, proc)
@@ -75,8 +95,12 @@ def server(tmp_path_factory, tokenizer_dir):
 
 
 def run(server: Server, items: list[ScheduledRequest], kind: str = "poisson", **options):
-    cfg = EngineConfig(model="tiny", kv_blocks=KV_BLOCKS, block_size=BLOCK,
-                       options={"base_url": server.base_url, "metrics_interval": 0.1, **options})
+    cfg = EngineConfig(
+        model="tiny",
+        kv_blocks=KV_BLOCKS,
+        block_size=BLOCK,
+        options={"base_url": server.base_url, "metrics_interval": 0.1, **options},
+    )
     return OpenAIEngine().run(Schedule(kind, items), cfg)
 
 
@@ -85,8 +109,10 @@ def test_streamed_completions_follow_the_workload_exactly(server):
     prompt_lens = rng.integers(20, 400, 16)
     output_lens = rng.integers(1, 60, 16)
     arrivals = np.cumsum(rng.exponential(1 / 8, 16))
-    items = [ScheduledRequest(Request(i, int(p), int(o), workload="w"), float(t))
-             for i, (p, o, t) in enumerate(zip(prompt_lens, output_lens, arrivals, strict=True))]
+    items = [
+        ScheduledRequest(Request(i, int(p), int(o), workload="w"), float(t))
+        for i, (p, o, t) in enumerate(zip(prompt_lens, output_lens, arrivals, strict=True))
+    ]
     items[0].request.prompt_token_ids = list(range(1000, 1000 + int(prompt_lens[0])))
     rec = run(server, items)
     r, lg = rec.requests, rec.config["loadgen"]

@@ -40,7 +40,7 @@ def assert_pdf(path: Path) -> None:
 
 
 def has_color(rgb: np.ndarray, hex_color: str, tol: float = 0.02) -> bool:
-    target = np.array([int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    target = np.array([int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5)])
     return bool((np.abs(rgb - target).max(axis=-1) < tol).any())
 
 
@@ -52,8 +52,9 @@ def test_points_table_reads_config_and_metrics(points):
     assert set(points["schedule"]) == {"offline", "poisson"}
     assert sorted(points["num_requests"].dropna().unique()) == [100, 1000]
     off = points[(points["schedule"] == "offline") & (points["num_requests"] == 1000)]
-    row = off[(off["model"] == "opt-13b") & (off["workload"] == "alpaca")
-              & (off["kv_blocks"] == 643)].iloc[0]
+    row = off[
+        (off["model"] == "opt-13b") & (off["workload"] == "alpaca") & (off["kv_blocks"] == 643)
+    ].iloc[0]
     assert row["request_throughput"] == pytest.approx(30.0)
 
 
@@ -61,14 +62,16 @@ def test_seed_rule_matches_the_seeds_analysis():
     slo = 0.1875
     # the paper's OPT-13B alpaca 643-block grid: 30.5 and 31 both violate -> 30.0
     rates = np.array([27, 27.5, 28, 28.5, 29, 29.5, 30, 30.5, 31])
-    p95 = np.array([.106, .113, .121, .129, .121, .172, .184, .343, .687])
+    p95 = np.array([0.106, 0.113, 0.121, 0.129, 0.121, 0.172, 0.184, 0.343, 0.687])
     assert seed_rule_capacity(rates, p95, slo) == 30.0
     # a lone violation is noise: skipped over
-    assert seed_rule_capacity(np.array([1, 2, 3, 4, 5]),
-                              np.array([.1, .2, .1, .3, .3]), slo) == 3.0
+    assert (
+        seed_rule_capacity(np.array([1, 2, 3, 4, 5]), np.array([0.1, 0.2, 0.1, 0.3, 0.3]), slo)
+        == 3.0
+    )
     # nothing passes -> 0; everything passes -> the highest rate
-    assert seed_rule_capacity(np.array([1, 2, 3]), np.array([.5, .5, .5]), slo) == 0.0
-    assert seed_rule_capacity(np.array([3, 1, 2]), np.array([.1, .1, .1]), slo) == 3.0
+    assert seed_rule_capacity(np.array([1, 2, 3]), np.array([0.5, 0.5, 0.5]), slo) == 0.0
+    assert seed_rule_capacity(np.array([3, 1, 2]), np.array([0.1, 0.1, 0.1]), slo) == 3.0
 
 
 def test_capacity_table_finds_each_configurations_capacity(points):
@@ -94,8 +97,12 @@ def test_figure2_bars(points, tmp_path):
     cap = capacity_table(points)
     paths = figures.figure2a_capacity(cap, tmp_path, slo=0.1875)
     paths += figures.figure2b_throughput(points, tmp_path)
-    assert [p.name for p in paths] == ["figure2a_capacity.png", "figure2a_capacity.pdf",
-                                       "figure2b_throughput.png", "figure2b_throughput.pdf"]
+    assert [p.name for p in paths] == [
+        "figure2a_capacity.png",
+        "figure2a_capacity.pdf",
+        "figure2b_throughput.png",
+        "figure2b_throughput.pdf",
+    ]
     for p in paths[::2]:
         rgb = assert_png(p)
         assert has_color(rgb, "#E16F65")  # the CNN/DailyMail bar is drawn
@@ -125,11 +132,11 @@ def test_figure3_versus_kv_blocks(points, tmp_path):
 
 def test_curves_and_timelines(results, points, tmp_path):
     lat = figures.figure_metric_vs_rate(points, tmp_path)
-    ttft = figures.figure_metric_vs_rate(points, tmp_path, metric="ttft_p95",
-                                         ylabel="p95 TTFT (s)", slo=None, name="ttft")
+    ttft = figures.figure_metric_vs_rate(
+        points, tmp_path, metric="ttft_p95", ylabel="p95 TTFT (s)", slo=None, name="ttft"
+    )
     steps = pd.read_parquet(results / points.iloc[-1]["key"] / "steps.parquet")
-    tl = figures.figure_timelines({"alpaca": (steps, "OPT-13B"), "dolly": (steps, "x")},
-                                  tmp_path)
+    tl = figures.figure_timelines({"alpaca": (steps, "OPT-13B"), "dolly": (steps, "x")}, tmp_path)
     for p in (*lat, *ttft, *tl):
         assert p.exists()
     assert has_color(assert_png(lat[0]), figures.SLO_COLOR)  # the SLO line
@@ -155,12 +162,19 @@ def make_empty(path: Path) -> Path:
 
 
 def test_paper_vs_ours_parity_plot(tmp_path):
-    cmp_ = pd.DataFrame({
-        "quantity": ["offline throughput"] * 2 + ["max rate under SLO"],
-        "unit": ["req/s", "req/s", "req/s"], "model": ["opt-13b"] * 3,
-        "workload": ["alpaca", "sharegpt", "dolly"], "kv_blocks": [643, 643, 643],
-        "num_requests": [1000, 100, np.nan], "paper": [31.3, 2.6, 17.0],
-        "ours": [23.5, 1.6, 9.5], "error_pct": [-25.0, -38.0, -44.0]})
+    cmp_ = pd.DataFrame(
+        {
+            "quantity": ["offline throughput"] * 2 + ["max rate under SLO"],
+            "unit": ["req/s", "req/s", "req/s"],
+            "model": ["opt-13b"] * 3,
+            "workload": ["alpaca", "sharegpt", "dolly"],
+            "kv_blocks": [643, 643, 643],
+            "num_requests": [1000, 100, np.nan],
+            "paper": [31.3, 2.6, 17.0],
+            "ours": [23.5, 1.6, 9.5],
+            "error_pct": [-25.0, -38.0, -44.0],
+        }
+    )
     png, pdf = figures.figure_paper_vs_ours(cmp_, tmp_path)
     rgb = assert_png(png)
     assert_pdf(pdf)

@@ -29,8 +29,9 @@ def calibration_dir(data_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, calibration_dir):
-    root = make_results(tmp_path_factory.mktemp("results"),
-                        workloads={**WORKLOADS, EVIL: (50, 50, 5.0)})
+    root = make_results(
+        tmp_path_factory.mktemp("results"), workloads={**WORKLOADS, EVIL: (50, 50, 5.0)}
+    )
     # a user-derived string in the configuration too
     (root / "spec.yaml").write_text(f"name: {EVIL}\nmodels: [opt-13b]\n")
     return build_report(root, root / "report", calibration_dir=calibration_dir)
@@ -56,7 +57,7 @@ def test_html_is_self_contained(report):
     assert all(src.startswith("data:image/png;base64,") for src in imgs)
     assert "<link" not in html and "<script" not in html.replace(EVIL, "")
     for v in ("python", "numpy", "pandas"):
-        assert f"<td class=\"t\">{v}</td>" in html
+        assert f'<td class="t">{v}</td>' in html
 
 
 def test_dataset_and_user_text_is_escaped(report):
@@ -69,15 +70,21 @@ def test_dataset_and_user_text_is_escaped(report):
 def test_paper_comparison_pairs_our_numbers_with_the_papers(report):
     cmp_ = report.comparison
     assert cmp_ is not None and len(cmp_)
-    row = cmp_[(cmp_["quantity"] == "offline throughput") & (cmp_["unit"] == "req/s")
-               & (cmp_["workload"] == "alpaca") & (cmp_["kv_blocks"] == 643)
-               & (cmp_["num_requests"] == 1000)].iloc[0]
+    row = cmp_[
+        (cmp_["quantity"] == "offline throughput")
+        & (cmp_["unit"] == "req/s")
+        & (cmp_["workload"] == "alpaca")
+        & (cmp_["kv_blocks"] == 643)
+        & (cmp_["num_requests"] == 1000)
+    ].iloc[0]
     assert row["paper"] == pytest.approx(31.331996656573317)
     assert row["ours"] == pytest.approx(30.0)
-    assert row["error_pct"] == pytest.approx((30.0 - 31.331996656573317) / 31.331996656573317
-                                             * 100)
-    cap = cmp_[(cmp_["quantity"] == "max rate under SLO") & (cmp_["workload"] == "alpaca")
-               & (cmp_["kv_blocks"] == 643)].iloc[0]
+    assert row["error_pct"] == pytest.approx((30.0 - 31.331996656573317) / 31.331996656573317 * 100)
+    cap = cmp_[
+        (cmp_["quantity"] == "max rate under SLO")
+        & (cmp_["workload"] == "alpaca")
+        & (cmp_["kv_blocks"] == 643)
+    ].iloc[0]
     assert cap["paper"] == 30.0 and cap["ours"] == pytest.approx(30.0)
     assert set(cmp_["model"]) == {"opt-13b"}  # the repo holds measured numbers for it only
 
@@ -87,37 +94,56 @@ def _chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.fail("headless Chromium is needed to check that report.html renders: install it "
-                "(Debian: apt-get install -y chromium; `make install-test` does it as root)")
+    pytest.fail(
+        "headless Chromium is needed to check that report.html renders: install it "
+        "(Debian: apt-get install -y chromium; `make install-test` does it as root)"
+    )
 
 
 def test_report_renders_in_headless_chromium(report, tmp_path):
     shot = tmp_path / "shot.png"
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-           "--no-first-run", "--disable-background-networking", "--disable-component-update",
-           "--disable-sync", f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}",
-           f"--screenshot={shot}", "--window-size=1200,2000", report.html.as_uri()]
+    cmd = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}",
+        f"--screenshot={shot}",
+        "--window-size=1200,2000",
+        report.html.as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert shot.is_file(), f"no screenshot; chromium said:\n{proc.stderr[-2000:]}"
     img = mpimg.imread(shot)[..., :3]
     assert img.shape[:2] == (2000, 1200)
     assert img.std() > 0.1, "the page rendered blank"
     # the figures are drawn: Figure 1's alpaca yellow is on the first screen
-    yellow = (abs(img[..., 0] - 0xF8 / 255) < 0.03) & (abs(img[..., 1] - 0xDE / 255) < 0.03) \
+    yellow = (
+        (abs(img[..., 0] - 0xF8 / 255) < 0.03)
+        & (abs(img[..., 1] - 0xDE / 255) < 0.03)
         & (abs(img[..., 2] - 0x4B / 255) < 0.03)
+    )
     assert yellow.sum() > 200
 
 
 def test_report_command(tmp_path, capsys, calibration_dir, monkeypatch):
-    root = make_results(tmp_path / "r", workloads={"dolly": WORKLOADS["dolly"]},
-                        kv=(643,))
+    root = make_results(tmp_path / "r", workloads={"dolly": WORKLOADS["dolly"]}, kv=(643,))
     monkeypatch.setenv("WORKLOAD_EVAL_CALIBRATION_DIR", str(calibration_dir))
     assert main(["report", str(root), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "14 points" in out and "report.html" in out
     assert (tmp_path / "out" / "report.html").is_file()
-    assert json.loads((root / "points").iterdir().__next__().joinpath("summary.json")
-                      .read_text())["config"]["workload"] == "dolly"
+    assert (
+        json.loads((root / "points").iterdir().__next__().joinpath("summary.json").read_text())[
+            "config"
+        ]["workload"]
+        == "dolly"
+    )
 
 
 def test_report_on_a_missing_or_empty_folder_is_a_user_error(tmp_path, capsys):

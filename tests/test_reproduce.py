@@ -14,8 +14,10 @@ from workload_eval.report.study import FULL, QUICK, study_data
 
 
 def _configs(tasks) -> set[tuple[str, int, str]]:
-    return {(t.base["engine_config"]["model"], t.base["engine_config"]["kv_blocks"],
-             t.base["workload"]) for t in tasks}
+    return {
+        (t.base["engine_config"]["model"], t.base["engine_config"]["kv_blocks"], t.base["workload"])
+        for t in tasks
+    }
 
 
 def test_full_study_is_the_papers_grid():
@@ -31,8 +33,14 @@ def test_full_study_is_the_papers_grid():
     assert t.base["schedule"] == {"kind": "poisson", "duration": 600.0}
     assert [str(s) for s in t.slos] == ["normalized_latency_p95<=0.1875"]
     ec = points[0].spec.engine_config  # the seed's engine settings
-    assert (ec.block_size, ec.max_num_batched_tokens, ec.max_num_seqs, ec.max_model_len,
-            ec.policy, ec.gpu) == (16, 2560, 2048, 2048, "vllm-0.2", "a100-40gb")
+    assert (
+        ec.block_size,
+        ec.max_num_batched_tokens,
+        ec.max_num_seqs,
+        ec.max_model_len,
+        ec.policy,
+        ec.gpu,
+    ) == (16, 2560, 2048, 2048, "vllm-0.2", "a100-40gb")
 
 
 def test_quick_study_is_smaller_but_covers_every_figure():
@@ -41,8 +49,12 @@ def test_quick_study_is_smaller_but_covers_every_figure():
     assert len(points) < len(full_points) / 2 and len(tasks) < len(full_tasks)
     kvs = {kv for _, kv, _ in _configs(tasks)}
     assert 643 in kvs and len(kvs) >= 2  # Figure 2 and Figure 3 both have data
-    assert {m for m, _, _ in _configs(tasks)} == {"opt-13b", "llama-2-13b", "opt-6.7b",
-                                                  "llama-2-7b"}
+    assert {m for m, _, _ in _configs(tasks)} == {
+        "opt-13b",
+        "llama-2-13b",
+        "opt-6.7b",
+        "llama-2-7b",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +78,17 @@ def test_quick_reproduce_writes_figures_report_and_paper_table(quick_run):
         assert (out / name).is_file(), name
     report = out / "report"
     figs = {p.stem for p in (report / "figures").glob("*.png")}
-    assert {"figure1_lengths", "figure2a_capacity", "figure2b_throughput",
-            "figure3a_capacity_vs_kv", "figure3b_throughput_vs_kv", "latency_vs_rate",
-            "ttft_vs_rate", "run_timelines", "paper_vs_ours"} <= figs
+    assert {
+        "figure1_lengths",
+        "figure2a_capacity",
+        "figure2b_throughput",
+        "figure3a_capacity_vs_kv",
+        "figure3b_throughput_vs_kv",
+        "latency_vs_rate",
+        "ttft_vs_rate",
+        "run_timelines",
+        "paper_vs_ours",
+    } <= figs
     assert {p.stem for p in (report / "figures").glob("*.pdf")} == figs
     html = (report / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(figs)
@@ -79,8 +99,9 @@ def test_quick_reproduce_writes_figures_report_and_paper_table(quick_run):
     assert len(cap) == len(expand(build_spec(study_data(QUICK)))[1])
     assert (cap["max_rate"] > 0).all()
     # the paper's ordering: short-prompt workloads sustain more load than long-prompt ones
-    at643 = cap[(cap["model"] == "opt-13b") & (cap["kv_blocks"] == 643)].set_index(
-        "workload")["max_rate"]
+    at643 = cap[(cap["model"] == "opt-13b") & (cap["kv_blocks"] == 643)].set_index("workload")[
+        "max_rate"
+    ]
     assert at643["alpaca"] > at643["cnn_dailymail"] and at643["dolly"] > at643["sharegpt"]
 
 
@@ -89,8 +110,7 @@ def test_rerunning_reproduce_resumes_without_running_anything(quick_run, capsys)
     assert rc == 0
     capsys.readouterr()
     t0 = time.perf_counter()
-    assert main(["reproduce", "--quick", "--out", str(out), "--jobs", "1",
-                 "--no-progress"]) == 0
+    assert main(["reproduce", "--quick", "--out", str(out), "--jobs", "1", "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "ran 0," in text, text
     assert time.perf_counter() - t0 < 60

@@ -12,12 +12,23 @@ from workload_eval.errors import UserError
 from workload_eval.schedules import GammaSchedule, PoissonSchedule, SessionsSchedule
 
 SUMMARY_KEYS = {
-    "request_throughput", "token_throughput", "output_token_throughput",
-    "normalized_latency_mean", "normalized_latency_p95",
-    *(f"{m}_{s}" for m in ("ttft", "tpot", "itl", "e2e_latency")
-      for s in ("mean", "p50", "p90", "p95", "p99")),
-    "num_requests", "num_completed", "num_failed", "duration_s", "preemptions",
-    "config", "package_version",
+    "request_throughput",
+    "token_throughput",
+    "output_token_throughput",
+    "normalized_latency_mean",
+    "normalized_latency_p95",
+    *(
+        f"{m}_{s}"
+        for m in ("ttft", "tpot", "itl", "e2e_latency")
+        for s in ("mean", "p50", "p90", "p95", "p99")
+    ),
+    "num_requests",
+    "num_completed",
+    "num_failed",
+    "duration_s",
+    "preemptions",
+    "config",
+    "package_version",
 }
 SEED_WORKLOADS = ("alpaca", "dolly", "cnn_dailymail", "sharegpt", "sharegpt_chat")
 
@@ -39,25 +50,39 @@ def _error_line(capsys) -> str:
     return err
 
 
-@pytest.mark.parametrize(("extra", "expected"), [
-    (["--kv-blocks", "100", "--gpu-memory-utilization", "0.9"],
-     "either --kv-blocks or --gpu-memory-utilization"),
-    ([], "--engine sim needs --kv-blocks"),
-    (["--kv-blocks", "100", "--request-rate", "2"], "--request-rate needs --duration"),
-    (["--kv-blocks", "100", "--request-rate", "0", "--duration", "5"], "--request-rate:"),
-    (["--kv-blocks", "100", "--request-rate", "-3", "--duration", "5"], "--request-rate:"),
-    (["--kv-blocks", "100", "--request-rate", "2", "--duration", "0"], "--duration:"),
-    (["--kv-blocks", "0"], "--kv-blocks:"),
-    (["--kv-blocks", "100", "--duration", "5"], "--duration does not apply to --schedule offline"),
-    (["--kv-blocks", "100", "--schedule", "poisson", "--duration", "5"],
-     "--schedule poisson needs --request-rate"),
-    (["--kv-blocks", "100", "--request-rate", "2", "--duration", "5", "--time-scale", "2"],
-     "--time-scale does not apply to --schedule poisson"),
-    (["--kv-blocks", "100", "--request-rate", "2", "--duration", "5", "--burstiness", "0"],
-     "--burstiness:"),
-    (["--kv-blocks", "100", "--slo", "ttft=1"], "--slo 'ttft=1'"),
-    (["--kv-blocks", "100", "--perf-profile", "/no/such.json"], "--perf-profile /no/such.json"),
-])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            ["--kv-blocks", "100", "--gpu-memory-utilization", "0.9"],
+            "either --kv-blocks or --gpu-memory-utilization",
+        ),
+        ([], "--engine sim needs --kv-blocks"),
+        (["--kv-blocks", "100", "--request-rate", "2"], "--request-rate needs --duration"),
+        (["--kv-blocks", "100", "--request-rate", "0", "--duration", "5"], "--request-rate:"),
+        (["--kv-blocks", "100", "--request-rate", "-3", "--duration", "5"], "--request-rate:"),
+        (["--kv-blocks", "100", "--request-rate", "2", "--duration", "0"], "--duration:"),
+        (["--kv-blocks", "0"], "--kv-blocks:"),
+        (
+            ["--kv-blocks", "100", "--duration", "5"],
+            "--duration does not apply to --schedule offline",
+        ),
+        (
+            ["--kv-blocks", "100", "--schedule", "poisson", "--duration", "5"],
+            "--schedule poisson needs --request-rate",
+        ),
+        (
+            ["--kv-blocks", "100", "--request-rate", "2", "--duration", "5", "--time-scale", "2"],
+            "--time-scale does not apply to --schedule poisson",
+        ),
+        (
+            ["--kv-blocks", "100", "--request-rate", "2", "--duration", "5", "--burstiness", "0"],
+            "--burstiness:",
+        ),
+        (["--kv-blocks", "100", "--slo", "ttft=1"], "--slo 'ttft=1'"),
+        (["--kv-blocks", "100", "--perf-profile", "/no/such.json"], "--perf-profile /no/such.json"),
+    ],
+)
 def test_inconsistent_options_give_one_error_line_and_exit_2(extra, expected, capsys, tmp_path):
     assert main([*BASE, str(tmp_path / "o"), *extra]) == 2
     line = _error_line(capsys)
@@ -66,27 +91,63 @@ def test_inconsistent_options_give_one_error_line_and_exit_2(extra, expected, ca
 
 
 def test_schedule_is_inferred_from_the_options():
-    common = {"num_requests": None, "duration": 60.0, "time_scale": None, "think_time": None,
-              "think_time_dist": "fixed", "session_arrival": "poisson-exp"}
-    assert schedule_from_options(None, request_rate=2, burstiness=None, **common)["kind"] == \
-        "poisson"
+    common = {
+        "num_requests": None,
+        "duration": 60.0,
+        "time_scale": None,
+        "think_time": None,
+        "think_time_dist": "fixed",
+        "session_arrival": "poisson-exp",
+    }
+    assert (
+        schedule_from_options(None, request_rate=2, burstiness=None, **common)["kind"] == "poisson"
+    )
     assert schedule_from_options(None, request_rate=2, burstiness=0.5, **common)["kind"] == "gamma"
     common["duration"] = None
-    assert schedule_from_options(None, request_rate=None, burstiness=None, **common)["kind"] == \
-        "offline"
+    assert (
+        schedule_from_options(None, request_rate=None, burstiness=None, **common)["kind"]
+        == "offline"
+    )
 
 
 def _opts(**kw):
-    o = {"engine": "sim", "model": "opt-13b", "gpu": "a100-40gb", "kv_blocks": 643,
-         "gpu_memory_utilization": None, "workload": "alpaca", "schedule_kind": None,
-         "num_requests": None, "request_rate": None, "duration": None, "burstiness": None,
-         "time_scale": None, "think_time": None, "think_time_dist": "fixed",
-         "session_arrival": "poisson-exp", "seed": 0, "block_size": 16,
-         "max_num_batched_tokens": 2560, "max_num_seqs": 2048, "max_model_len": 2048,
-         "policy": "vllm-0.2", "n": 1, "sampling": "first", "workload_source": "auto",
-         "data_dir": None, "tokenizer_dir": None, "perf_profile": None, "slo": (),
-         "base_url": None, "api_key_env": None, "max_concurrency": None, "device": None,
-         "dtype": None, "enable_chunked_prefill": None, "enable_prefix_caching": False}
+    o = {
+        "engine": "sim",
+        "model": "opt-13b",
+        "gpu": "a100-40gb",
+        "kv_blocks": 643,
+        "gpu_memory_utilization": None,
+        "workload": "alpaca",
+        "schedule_kind": None,
+        "num_requests": None,
+        "request_rate": None,
+        "duration": None,
+        "burstiness": None,
+        "time_scale": None,
+        "think_time": None,
+        "think_time_dist": "fixed",
+        "session_arrival": "poisson-exp",
+        "seed": 0,
+        "block_size": 16,
+        "max_num_batched_tokens": 2560,
+        "max_num_seqs": 2048,
+        "max_model_len": 2048,
+        "policy": "vllm-0.2",
+        "n": 1,
+        "sampling": "first",
+        "workload_source": "auto",
+        "data_dir": None,
+        "tokenizer_dir": None,
+        "perf_profile": None,
+        "slo": (),
+        "base_url": None,
+        "api_key_env": None,
+        "max_concurrency": None,
+        "device": None,
+        "dtype": None,
+        "enable_chunked_prefill": None,
+        "enable_prefix_caching": False,
+    }
     o.update(kw)
     return o
 
@@ -94,24 +155,49 @@ def _opts(**kw):
 def test_options_build_the_run_spec(tmp_path):
     prof = tmp_path / "p.json"
     prof.write_text("{}")
-    spec = build_spec(_opts(request_rate=28.0, duration=600.0, seed=3, perf_profile=str(prof),
-                            slo=("ttft<=0.5", "normalized_latency<=0.1875")))
+    spec = build_spec(
+        _opts(
+            request_rate=28.0,
+            duration=600.0,
+            seed=3,
+            perf_profile=str(prof),
+            slo=("ttft<=0.5", "normalized_latency<=0.1875"),
+        )
+    )
     assert spec.schedule == PoissonSchedule(rate=28, duration=600)
     assert spec.seed == 3 and spec.engine_config.seed == 3
     assert spec.engine_config.options == {"perf_profile": str(prof.resolve())}
     assert spec.slo == {"ttft": 0.5, "normalized_latency": 0.1875}
     gamma = build_spec(_opts(request_rate=2.0, num_requests=50, burstiness=0.5))
     assert gamma.schedule == GammaSchedule(rate=2, num_requests=50, burstiness=0.5)
-    sess = build_spec(_opts(schedule_kind="sessions", workload="sharegpt_chat", request_rate=1.0,
-                            think_time=3.0, think_time_dist="exponential"))
+    sess = build_spec(
+        _opts(
+            schedule_kind="sessions",
+            workload="sharegpt_chat",
+            request_rate=1.0,
+            think_time=3.0,
+            think_time_dist="exponential",
+        )
+    )
     assert sess.schedule == SessionsSchedule(rate=1, think_time=3, think_time_dist="exponential")
 
 
 def test_real_engine_options_pass_through():
-    spec = build_spec(_opts(engine="openai", kv_blocks=None, base_url="http://h:8000",
-                            api_key_env="KEY", max_concurrency=8, enable_chunked_prefill=False))
-    assert spec.engine_config.options == {"base_url": "http://h:8000", "api_key_env": "KEY",
-                                          "max_concurrency": 8}
+    spec = build_spec(
+        _opts(
+            engine="openai",
+            kv_blocks=None,
+            base_url="http://h:8000",
+            api_key_env="KEY",
+            max_concurrency=8,
+            enable_chunked_prefill=False,
+        )
+    )
+    assert spec.engine_config.options == {
+        "base_url": "http://h:8000",
+        "api_key_env": "KEY",
+        "max_concurrency": 8,
+    }
     assert spec.engine_config.enable_chunked_prefill is False
 
 
@@ -138,21 +224,41 @@ def _check_run_folder(out, workload):
 
 @needs_sim
 @pytest.mark.parametrize("workload", SEED_WORKLOADS)
-def test_cli_sim_offline_and_online_per_seed_workload(workload, data_dir, tokenizer_dir,
-                                                      tmp_path, capsys):
+def test_cli_sim_offline_and_online_per_seed_workload(
+    workload, data_dir, tokenizer_dir, tmp_path, capsys
+):
     dirs = ["--data-dir", str(data_dir), "--tokenizer-dir", str(tokenizer_dir)]
-    common = ["run", "--engine", "sim", "--model", "opt-13b", "--gpu", "a100-40gb",
-              "--kv-blocks", "643", "--workload", workload, *dirs, "--no-progress"]
+    common = [
+        "run",
+        "--engine",
+        "sim",
+        "--model",
+        "opt-13b",
+        "--gpu",
+        "a100-40gb",
+        "--kv-blocks",
+        "643",
+        "--workload",
+        workload,
+        *dirs,
+        "--no-progress",
+    ]
     assert main([*common, "--num-requests", "30", "--out", str(tmp_path / "off")]) == 0
     off = _check_run_folder(tmp_path / "off", workload)
     assert off["num_requests"] == 30 and off["config"]["schedule"]["kind"] == "offline"
     out = capsys.readouterr().out
     assert "Request throughput" in out and "summary.json" in out
-    assert main([*common, "--request-rate", "2", "--duration", "10",
-                 "--out", str(tmp_path / "on")]) == 0
+    assert (
+        main([*common, "--request-rate", "2", "--duration", "10", "--out", str(tmp_path / "on")])
+        == 0
+    )
     on = _check_run_folder(tmp_path / "on", workload)
-    assert on["config"]["schedule"] == {"kind": "poisson", "rate": 2.0, "duration": 10.0,
-                                       "num_requests": None}
+    assert on["config"]["schedule"] == {
+        "kind": "poisson",
+        "rate": 2.0,
+        "duration": 10.0,
+        "num_requests": None,
+    }
     assert on["ttft_mean"] is not None and on["normalized_latency_p95"] > 0
 
 
@@ -160,13 +266,48 @@ def test_cli_sim_offline_and_online_per_seed_workload(workload, data_dir, tokeni
 def test_cli_sim_sessions_and_gamma(data_dir, tokenizer_dir, tmp_path):
     dirs = ["--data-dir", str(data_dir), "--tokenizer-dir", str(tokenizer_dir), "--no-progress"]
     base = ["run", "--model", "opt-13b", "--gpu-memory-utilization", "0.9", *dirs]
-    assert main([*base, "--workload", "sharegpt_chat", "--schedule", "sessions",
-                 "--request-rate", "0.5", "--num-requests", "20", "--think-time", "2",
-                 "--out", str(tmp_path / "s")]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "--workload",
+                "sharegpt_chat",
+                "--schedule",
+                "sessions",
+                "--request-rate",
+                "0.5",
+                "--num-requests",
+                "20",
+                "--think-time",
+                "2",
+                "--out",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
     s = _check_run_folder(tmp_path / "s", "sharegpt_chat")
     assert s["num_requests"] == 20
-    assert main([*base, "--workload", "dolly", "--request-rate", "3", "--burstiness", "0.5",
-                 "--num-requests", "25", "--slo", "ttft<=1", "--out", str(tmp_path / "g")]) == 0
+    assert (
+        main(
+            [
+                *base,
+                "--workload",
+                "dolly",
+                "--request-rate",
+                "3",
+                "--burstiness",
+                "0.5",
+                "--num-requests",
+                "25",
+                "--slo",
+                "ttft<=1",
+                "--out",
+                str(tmp_path / "g"),
+            ]
+        )
+        == 0
+    )
     g = _check_run_folder(tmp_path / "g", "dolly")
     assert g["num_requests"] == 25 and g["goodput"] is not None
 
@@ -191,11 +332,38 @@ def test_ctrl_c_saves_the_partial_run_and_exits_130(data_dir, tokenizer_dir, tmp
     out = tmp_path / "run"
     with InstantServerProcess(FaultConfig(token_interval=0.01)) as srv:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "workload_eval", "run", "--engine", "openai", "--base-url",
-             srv.base_url, "--model", "opt-13b", "--workload", "alpaca", "--data-dir",
-             str(data_dir), "--tokenizer-dir", str(tokenizer_dir), "--schedule", "constant",
-             "--request-rate", "20", "--num-requests", "400", "--no-progress", "--out", str(out)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+            [
+                sys.executable,
+                "-m",
+                "workload_eval",
+                "run",
+                "--engine",
+                "openai",
+                "--base-url",
+                srv.base_url,
+                "--model",
+                "opt-13b",
+                "--workload",
+                "alpaca",
+                "--data-dir",
+                str(data_dir),
+                "--tokenizer-dir",
+                str(tokenizer_dir),
+                "--schedule",
+                "constant",
+                "--request-rate",
+                "20",
+                "--num-requests",
+                "400",
+                "--no-progress",
+                "--out",
+                str(out),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ),
+        )
         deadline = time.monotonic() + 60
         while _served(srv.base_url) < 20 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -216,9 +384,19 @@ def test_summary_table_shows_rates_and_latencies_in_ms():
 
     from workload_eval.console import fmt, summary_table
 
-    summary = {"num_completed": 9, "num_requests": 10, "num_failed": 1, "duration_s": 12.5,
-               "preemptions": 3, "request_throughput": 0.72, "ttft_mean": 0.25,
-               "ttft_p99": 1.5, "itl_mean": None, "itl_p99": None, "goodput": 0.5}
+    summary = {
+        "num_completed": 9,
+        "num_requests": 10,
+        "num_failed": 1,
+        "duration_s": 12.5,
+        "preemptions": 3,
+        "request_throughput": 0.72,
+        "ttft_mean": 0.25,
+        "ttft_p99": 1.5,
+        "itl_mean": None,
+        "itl_p99": None,
+        "goodput": 0.5,
+    }
     console = Console(record=True, width=100)
     console.print(summary_table(summary, title="t"))
     text = console.export_text()
@@ -258,7 +436,10 @@ def test_engine_options_parse_json_values_or_text():
     from workload_eval.commands.run import parse_engine_options
 
     assert parse_engine_options(("record_token_times=true", "walk=general", "x=2.5")) == {
-        "record_token_times": True, "walk": "general", "x": 2.5}
+        "record_token_times": True,
+        "walk": "general",
+        "x": 2.5,
+    }
     with pytest.raises(UserError, match="KEY=VALUE"):
         parse_engine_options(("oops",))
     spec = build_spec(_opts(engine_options=("record_token_times=true",)))
@@ -267,9 +448,30 @@ def test_engine_options_parse_json_values_or_text():
 
 @needs_sim
 def test_sim_token_times_option_fills_itl(data_dir, tokenizer_dir, tmp_path):
-    assert main(["run", "--model", "opt-13b", "--kv-blocks", "643", "--workload", "alpaca",
-                 "--data-dir", str(data_dir), "--tokenizer-dir", str(tokenizer_dir),
-                 "--num-requests", "20", "--engine-option", "record_token_times=true",
-                 "--no-progress", "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--model",
+                "opt-13b",
+                "--kv-blocks",
+                "643",
+                "--workload",
+                "alpaca",
+                "--data-dir",
+                str(data_dir),
+                "--tokenizer-dir",
+                str(tokenizer_dir),
+                "--num-requests",
+                "20",
+                "--engine-option",
+                "record_token_times=true",
+                "--no-progress",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["itl_mean"] is not None and s["itl_mean"] > 0

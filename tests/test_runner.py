@@ -34,19 +34,48 @@ SEED_WORKLOADS = ("alpaca", "dolly", "cnn_dailymail", "sharegpt", "sharegpt_chat
 
 
 def _hand_result() -> RunResult:
-    req = pd.DataFrame([
-        {"request_id": 0, "workload": "w", "session_id": None, "turn": 0, "arrival_time": 0.0,
-         "send_time": 0.0, "first_token_time": 0.5, "finish_time": 2.0, "prompt_tokens": 10,
-         "generated_tokens": 4, "expected_output_tokens": 4, "num_preemptions": 0,
-         "status": "ok", "error": "", "token_times": [0.5, 1.0, 1.5, 2.0]},
-        {"request_id": 1, "workload": "w", "session_id": 3, "turn": 1, "arrival_time": 1.0,
-         "send_time": 1.0, "first_token_time": math.nan, "finish_time": math.nan,
-         "prompt_tokens": 9000, "generated_tokens": 0, "expected_output_tokens": 4,
-         "num_preemptions": 0, "status": "ignored", "error": "prompt too long",
-         "token_times": []},
-    ], columns=list(REQUEST_COLUMNS))
-    steps = pd.DataFrame([[0.0, 0.5, "prefill", 10, 1, 0, 0, 1, 100, 10, 16, 1]],
-                         columns=list(STEP_COLUMNS))
+    req = pd.DataFrame(
+        [
+            {
+                "request_id": 0,
+                "workload": "w",
+                "session_id": None,
+                "turn": 0,
+                "arrival_time": 0.0,
+                "send_time": 0.0,
+                "first_token_time": 0.5,
+                "finish_time": 2.0,
+                "prompt_tokens": 10,
+                "generated_tokens": 4,
+                "expected_output_tokens": 4,
+                "num_preemptions": 0,
+                "status": "ok",
+                "error": "",
+                "token_times": [0.5, 1.0, 1.5, 2.0],
+            },
+            {
+                "request_id": 1,
+                "workload": "w",
+                "session_id": 3,
+                "turn": 1,
+                "arrival_time": 1.0,
+                "send_time": 1.0,
+                "first_token_time": math.nan,
+                "finish_time": math.nan,
+                "prompt_tokens": 9000,
+                "generated_tokens": 0,
+                "expected_output_tokens": 4,
+                "num_preemptions": 0,
+                "status": "ignored",
+                "error": "prompt too long",
+                "token_times": [],
+            },
+        ],
+        columns=list(REQUEST_COLUMNS),
+    )
+    steps = pd.DataFrame(
+        [[0.0, 0.5, "prefill", 10, 1, 0, 0, 1, 100, 10, 16, 1]], columns=list(STEP_COLUMNS)
+    )
     records = RunRecords(requests=req, steps=steps, config={"engine": "hand"})
     return RunResult(records=records, summary=summarize(records))
 
@@ -83,17 +112,26 @@ def test_load_run_names_the_missing_file(tmp_path):
 
 
 def test_run_spec_round_trips_through_json_with_the_schedule_kind():
-    spec = RunSpec(engine_config=EngineConfig(model="opt-13b", kv_blocks=643), workload="alpaca",
-                   schedule=GammaSchedule(rate=3, duration=60, burstiness=0.5), seed=2,
-                   slo={"ttft": 1.0})
+    spec = RunSpec(
+        engine_config=EngineConfig(model="opt-13b", kv_blocks=643),
+        workload="alpaca",
+        schedule=GammaSchedule(rate=3, duration=60, burstiness=0.5),
+        seed=2,
+        slo={"ttft": 1.0},
+    )
     back = RunSpec.model_validate_json(spec.model_dump_json())
     assert back == spec and isinstance(back.schedule, GammaSchedule)
     from_dict = RunSpec.model_validate(
-        {"engine_config": {"model": "opt-13b", "kv_blocks": 10}, "workload": "dolly",
-         "schedule": {"kind": "poisson", "rate": 2, "duration": 5}})
+        {
+            "engine_config": {"model": "opt-13b", "kv_blocks": 10},
+            "workload": "dolly",
+            "schedule": {"kind": "poisson", "rate": 2, "duration": 5},
+        }
+    )
     assert isinstance(from_dict.schedule, PoissonSchedule)
-    assert isinstance(RunSpec(engine_config=EngineConfig(model="x"), workload="w").schedule,
-                      OfflineSchedule)
+    assert isinstance(
+        RunSpec(engine_config=EngineConfig(model="x"), workload="w").schedule, OfflineSchedule
+    )
 
 
 def test_run_spec_rejects_unknown_slo_keys():
@@ -102,8 +140,9 @@ def test_run_spec_rejects_unknown_slo_keys():
 
 
 def test_unknown_engine_fails_before_loading_anything():
-    spec = RunSpec(engine="nope", engine_config=EngineConfig(model="opt-13b", kv_blocks=10),
-                   workload="alpaca")
+    spec = RunSpec(
+        engine="nope", engine_config=EngineConfig(model="opt-13b", kv_blocks=10), workload="alpaca"
+    )
     with pytest.raises(UserError, match="unknown engine 'nope'"):
         execute(spec)
 
@@ -111,9 +150,13 @@ def test_unknown_engine_fails_before_loading_anything():
 @needs_sim
 @pytest.mark.parametrize("workload", SEED_WORKLOADS)
 def test_sim_offline_runs_every_seed_workload(workload, data_dir, tokenizer_dir, tmp_path):
-    spec = RunSpec(engine_config=EngineConfig(model="opt-13b", kv_blocks=643), workload=workload,
-                   schedule=OfflineSchedule(num_requests=40), data_dir=str(data_dir),
-                   tokenizer_dir=str(tokenizer_dir))
+    spec = RunSpec(
+        engine_config=EngineConfig(model="opt-13b", kv_blocks=643),
+        workload=workload,
+        schedule=OfflineSchedule(num_requests=40),
+        data_dir=str(data_dir),
+        tokenizer_dir=str(tokenizer_dir),
+    )
     result = execute(spec)
     s = result.summary
     assert s["num_requests"] == 40
@@ -128,9 +171,13 @@ def test_sim_offline_runs_every_seed_workload(workload, data_dir, tokenizer_dir,
 
 @needs_sim
 def test_sim_online_poisson_uses_one_request_per_arrival(data_dir, tokenizer_dir):
-    spec = RunSpec(engine_config=EngineConfig(model="opt-13b", kv_blocks=643), workload="alpaca",
-                   schedule=PoissonSchedule(rate=5, duration=10), data_dir=str(data_dir),
-                   tokenizer_dir=str(tokenizer_dir))
+    spec = RunSpec(
+        engine_config=EngineConfig(model="opt-13b", kv_blocks=643),
+        workload="alpaca",
+        schedule=PoissonSchedule(rate=5, duration=10),
+        data_dir=str(data_dir),
+        tokenizer_dir=str(tokenizer_dir),
+    )
     result = execute(spec)
     from workload_eval.schedules import arrival_times
 
@@ -151,13 +198,18 @@ def instant_server():
         yield srv
 
 
-def test_openai_engine_end_to_end_streams_token_times_into_itl(instant_server, data_dir,
-                                                               tokenizer_dir):
-    spec = RunSpec(engine="openai", workload="alpaca",
-                   engine_config=EngineConfig(model="opt-13b",
-                                              options={"base_url": instant_server.base_url}),
-                   schedule=PoissonExpSchedule(rate=50, num_requests=20), data_dir=str(data_dir),
-                   tokenizer_dir=str(tokenizer_dir), slo={"ttft": 5.0})
+def test_openai_engine_end_to_end_streams_token_times_into_itl(
+    instant_server, data_dir, tokenizer_dir
+):
+    spec = RunSpec(
+        engine="openai",
+        workload="alpaca",
+        engine_config=EngineConfig(model="opt-13b", options={"base_url": instant_server.base_url}),
+        schedule=PoissonExpSchedule(rate=50, num_requests=20),
+        data_dir=str(data_dir),
+        tokenizer_dir=str(tokenizer_dir),
+        slo={"ttft": 5.0},
+    )
     result = execute(spec)
     s = result.summary
     assert s["num_requests"] == s["num_completed"] == 20
@@ -174,11 +226,16 @@ def test_openai_engine_end_to_end_streams_token_times_into_itl(instant_server, d
 
 
 def test_openai_engine_replays_chat_sessions(instant_server, data_dir, tokenizer_dir):
-    spec = RunSpec(engine="openai", workload="sharegpt_chat",
-                   engine_config=EngineConfig(model="opt-13b", options={
-                       "base_url": instant_server.base_url, "endpoint": "chat"}),
-                   schedule=SessionsSchedule(rate=20, num_requests=12, think_time=0.05),
-                   data_dir=str(data_dir), tokenizer_dir=str(tokenizer_dir))
+    spec = RunSpec(
+        engine="openai",
+        workload="sharegpt_chat",
+        engine_config=EngineConfig(
+            model="opt-13b", options={"base_url": instant_server.base_url, "endpoint": "chat"}
+        ),
+        schedule=SessionsSchedule(rate=20, num_requests=12, think_time=0.05),
+        data_dir=str(data_dir),
+        tokenizer_dir=str(tokenizer_dir),
+    )
     result = execute(spec)
     req = result.records.requests
     assert result.summary["num_completed"] == 12

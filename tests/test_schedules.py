@@ -50,24 +50,32 @@ def test_poisson_by_count_is_a_prefix_of_the_same_stream():
 
 
 def test_schedules_are_deterministic_for_a_seed_and_differ_across_seeds():
-    for spec in (PoissonExpSchedule(rate=5, duration=20), GammaSchedule(rate=5, duration=20,
-                                                                         burstiness=0.5)):
+    for spec in (
+        PoissonExpSchedule(rate=5, duration=20),
+        GammaSchedule(rate=5, duration=20, burstiness=0.5),
+    ):
         a, b, c = arrival_times(spec, 1), arrival_times(spec, 1), arrival_times(spec, 2)
         assert a.tolist() == b.tolist()
         assert a.tolist() != c.tolist()
 
 
 def test_gap_processes_start_at_zero_and_stay_within_duration():
-    for spec in (PoissonExpSchedule(rate=20, duration=30), GammaSchedule(rate=20, duration=30),
-                 ConstantSchedule(rate=20, duration=30)):
+    for spec in (
+        PoissonExpSchedule(rate=20, duration=30),
+        GammaSchedule(rate=20, duration=30),
+        ConstantSchedule(rate=20, duration=30),
+    ):
         t = arrival_times(spec, 0)
         assert t[0] == 0.0 and t[-1] < 30
         assert np.all(np.diff(t) >= 0)
 
 
 def test_mean_rate_is_close_to_the_requested_rate():
-    for spec in (PoissonSchedule(rate=50, duration=200), PoissonExpSchedule(rate=50, duration=200),
-                 GammaSchedule(rate=50, duration=200, burstiness=0.25)):
+    for spec in (
+        PoissonSchedule(rate=50, duration=200),
+        PoissonExpSchedule(rate=50, duration=200),
+        GammaSchedule(rate=50, duration=200, burstiness=0.25),
+    ):
         n = len(arrival_times(spec, 0))
         assert abs(n / 200 - 50) < 2.5, spec.kind
 
@@ -125,12 +133,14 @@ def test_trace_without_arrival_times_names_the_workload():
 
 
 def _chat() -> pd.DataFrame:
-    return pd.DataFrame({
-        "session_id": [0, 0, 0, 1, 2, 2],
-        "turn": [0, 1, 2, 0, 0, 1],
-        "prompt_len": [10, 30, 60, 15, 20, 50],
-        "output_len": [5, 5, 5, 5, 5, 5],
-    })
+    return pd.DataFrame(
+        {
+            "session_id": [0, 0, 0, 1, 2, 2],
+            "turn": [0, 1, 2, 0, 0, 1],
+            "prompt_len": [10, 30, 60, 15, 20, 50],
+            "output_len": [5, 5, 5, 5, 5, 5],
+        }
+    )
 
 
 def test_sessions_chain_turns_with_fixed_think_time():
@@ -167,8 +177,15 @@ def test_sessions_need_a_multi_turn_workload():
         build_schedule(SessionsSchedule(rate=1), _frame(3))
 
 
-@pytest.mark.parametrize("bad", [{"rate": 0, "duration": 10}, {"rate": -1, "duration": 10},
-                                 {"rate": 1, "duration": 0}, {"rate": 1}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"rate": 0, "duration": 10},
+        {"rate": -1, "duration": 10},
+        {"rate": 1, "duration": 0},
+        {"rate": 1},
+    ],
+)
 def test_invalid_rate_specs_are_rejected(bad):
     with pytest.raises(ValidationError):
         PoissonSchedule(**bad)

@@ -16,8 +16,9 @@ SMALL_KV = {"kv_blocks": 120, "block_size": 16, "max_model_len": 512}
 
 
 def outcome(rec) -> pd.DataFrame:
-    return rec.requests[["first_token_time", "finish_time", "generated_tokens",
-                         "num_preemptions", "status"]]
+    return rec.requests[
+        ["first_token_time", "finish_time", "generated_tokens", "num_preemptions", "status"]
+    ]
 
 
 @pytest.mark.parametrize("policy", ["vllm-0.2", "vllm-v1"])
@@ -47,8 +48,10 @@ def test_parallel_samples_with_preemption_finish_and_balance_blocks():
     r = rec.requests
     assert (r["status"] == "ok").all()
     assert r["num_preemptions"].sum() > 0
-    assert (r["generated_tokens"] == np.minimum(r["expected_output_tokens"],
-                                                512 + 1 - r["prompt_tokens"])).all()
+    assert (
+        r["generated_tokens"]
+        == np.minimum(r["expected_output_tokens"], 512 + 1 - r["prompt_tokens"])
+    ).all()
     pd.testing.assert_frame_equal(outcome(rec), outcome(slow), check_exact=True)
     assert rec.steps["kv_blocks_used"].max() <= 120
 
@@ -89,8 +92,13 @@ def test_token_times_are_recorded_on_request():
 
 
 def test_session_follow_up_arrives_think_time_after_its_parent_finishes():
-    sched = schedule([20, 40, 30], [5, 5, 5], [0.0, 0.0, 0.0],
-                     depends_on=[None, 0, 1], think_time=[0.0, 0.5, 0.25])
+    sched = schedule(
+        [20, 40, 30],
+        [5, 5, 5],
+        [0.0, 0.0, 0.0],
+        depends_on=[None, 0, 1],
+        think_time=[0.0, 0.5, 0.25],
+    )
     rec = run(sched, kv_blocks=50, max_model_len=100)
     r = rec.requests.set_index("request_id")
     assert r.loc[1, "arrival_time"] == r.loc[0, "finish_time"] + 0.5
@@ -103,8 +111,10 @@ def test_too_few_kv_blocks_for_one_maximal_request():
         run(schedule([10], [10]), kv_blocks=100)
 
 
-@pytest.mark.parametrize(("field", "value", "message"),
-                         [("gpu", "tpu-v9", "unknown GPU"), ("model", "gpt-17", "unknown model")])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("gpu", "tpu-v9", "unknown GPU"), ("model", "gpt-17", "unknown model")],
+)
 def test_unknown_names_are_user_errors(field, value, message):
     cfg = {"model": "opt-13b", "gpu": "a100-40gb", "kv_blocks": 643, field: value}
     with pytest.raises(UserError, match=message):
@@ -129,8 +139,14 @@ def test_real_perf_model_and_memory_sized_cache_through_get_engine():
 
 
 def test_v1_chunks_prompts_under_the_token_budget_and_mixes_decodes():
-    rec = run(schedule([300, 300], [4, 4]), policy="vllm-v1", max_num_batched_tokens=256,
-              kv_blocks=200, max_model_len=512, options={"skip_ahead": False})
+    rec = run(
+        schedule([300, 300], [4, 4]),
+        policy="vllm-v1",
+        max_num_batched_tokens=256,
+        kv_blocks=200,
+        max_model_len=512,
+        options={"skip_ahead": False},
+    )
     s = rec.steps
     assert s["batched_tokens"].tolist()[:3] == [256, 256, 89]
     # step 2: the rest of prompt 1 (44) + a chunk of prompt 2 (212); step 3: 1 decode + 88

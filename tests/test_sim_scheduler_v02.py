@@ -12,8 +12,12 @@ def kinds(records) -> list[tuple[str, int, int]]:
 
 
 def test_admission_stops_at_max_num_batched_tokens_in_queue_order():
-    rec = run(schedule([40, 40, 30], [3, 3, 3]), max_num_batched_tokens=100, max_model_len=100,
-              kv_blocks=200)
+    rec = run(
+        schedule([40, 40, 30], [3, 3, 3]),
+        max_num_batched_tokens=100,
+        max_model_len=100,
+        kv_blocks=200,
+    )
     steps = kinds(rec)
     assert steps[0] == ("prefill", 80, 0)  # 2 x 40 fits; 3 x 40 = 120 > 100
     assert steps[1] == ("prefill", 30, 0)  # prefill first: the third prompt before any decode
@@ -37,8 +41,12 @@ def test_max_num_seqs_counts_sequences_of_every_sample():
 @pytest.mark.parametrize(("blocks", "admitted"), [(100, 1), (101, 2)])
 def test_watermark_keeps_one_percent_free(blocks: int, admitted: int):
     # 800-token prompts need 50 blocks of 16; watermark = int(0.01 * blocks) = 1
-    rec = run(schedule([800, 800], [2, 2]), kv_blocks=blocks, max_model_len=800,
-              max_num_batched_tokens=1600)
+    rec = run(
+        schedule([800, 800], [2, 2]),
+        kv_blocks=blocks,
+        max_model_len=800,
+        max_num_batched_tokens=1600,
+    )
     assert rec.steps["batched_tokens"].iloc[0] == 800 * admitted
     assert rec.steps["kv_blocks_used"].iloc[0] == 50 * admitted
 
@@ -60,11 +68,21 @@ def test_preemption_newest_first_then_self_and_front_of_queue(walk: str):
     # to the front of the queue, before C. A finishes in step 4; then B (prompt 2 + 3 generated)
     # and C (2 + 2) are recomputed together, in that order, filling the cache again, so the
     # next decode step preempts C a second time.
-    rec = run(schedule([2, 2, 2], [5, 5, 5]), block_size=1, kv_blocks=9, max_model_len=9,
-              options={"walk": walk, "skip_ahead": False})
+    rec = run(
+        schedule([2, 2, 2], [5, 5, 5]),
+        block_size=1,
+        kv_blocks=9,
+        max_model_len=9,
+        options={"walk": walk, "skip_ahead": False},
+    )
     steps = kinds(rec)
-    assert steps[:5] == [("prefill", 6, 0), ("decode", 3, 0), ("decode", 2, 1),
-                         ("decode", 1, 1), ("decode", 1, 0)]
+    assert steps[:5] == [
+        ("prefill", 6, 0),
+        ("decode", 3, 0),
+        ("decode", 2, 1),
+        ("decode", 1, 1),
+        ("decode", 1, 0),
+    ]
     assert steps[5] == ("prefill", 10, 0)  # B (5 tokens) and C (4), padded to 2 x 5
     r = rec.requests
     assert r["num_preemptions"].tolist() == [0, 1, 2]
@@ -76,8 +94,7 @@ def test_preemption_newest_first_then_self_and_front_of_queue(walk: str):
 
 
 def test_logical_and_physical_tokens():
-    rec = run(schedule([20], [3]), kv_blocks=50, max_model_len=100,
-              options={"skip_ahead": False})
+    rec = run(schedule([20], [3]), kv_blocks=50, max_model_len=100, options={"skip_ahead": False})
     s = rec.steps
     assert s["kv_blocks_used"].tolist() == [2, 2, 2]
     assert s["physical_tokens"].tolist() == [32, 32, 32]
@@ -89,8 +106,9 @@ def test_logical_and_physical_tokens():
 def test_parallel_samples_share_prompt_blocks_copy_on_write(prompt, after_prefill, after_decode):
     # n = 3: the prompt is stored once; the first decode step copies a partial last block for
     # two samples (20 tokens: 1 shared + 3 own) or gives each sample a new block (32 tokens).
-    rec = run(schedule([prompt], [3]), n=3, kv_blocks=50, max_model_len=100,
-              options={"skip_ahead": False})
+    rec = run(
+        schedule([prompt], [3]), n=3, kv_blocks=50, max_model_len=100, options={"skip_ahead": False}
+    )
     used = rec.steps["kv_blocks_used"].tolist()
     assert used[:2] == [after_prefill, after_decode]
     assert rec.steps["batched_tokens"].tolist()[1] == 3  # three sequences decode
@@ -98,8 +116,7 @@ def test_parallel_samples_share_prompt_blocks_copy_on_write(prompt, after_prefil
 
 
 def test_step_times_follow_the_performance_model():
-    rec = run(schedule([20], [3]), kv_blocks=50, max_model_len=100,
-              options={"skip_ahead": False})
+    rec = run(schedule([20], [3]), kv_blocks=50, max_model_len=100, options={"skip_ahead": False})
     s = rec.steps
     assert s["duration"].tolist() == [(16 + 20) * U, (8 + 1 + 21) * U, (8 + 1 + 22) * U]
     r = rec.requests.iloc[0]
@@ -108,8 +125,12 @@ def test_step_times_follow_the_performance_model():
 
 
 def test_arrivals_wait_for_the_running_step():
-    rec = run(schedule([20, 20], [2, 2], [0.0, 1 * U]), kv_blocks=50, max_model_len=100,
-              options={"skip_ahead": False})
+    rec = run(
+        schedule([20, 20], [2, 2], [0.0, 1 * U]),
+        kv_blocks=50,
+        max_model_len=100,
+        options={"skip_ahead": False},
+    )
     s = rec.steps
     # the second request arrives during the first prefill and is admitted right after it
     assert s["kind"].astype(str).tolist()[:2] == ["prefill", "prefill"]

@@ -39,7 +39,8 @@ def test_tiny_model_has_a_chat_template_for_the_chat_endpoint(tmp_path, tokenize
     tok = AutoTokenizer.from_pretrained(build_tiny_model(family, tmp_path / "m", tokenizer_dir))
     text = tok.apply_chat_template(
         [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
-        tokenize=False, add_generation_prompt=True,
+        tokenize=False,
+        add_generation_prompt=True,
     )
     assert text == "user: hi\nassistant: yo\nassistant: "
 

@@ -76,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
-
 def entry() -> None:
     """Console-script entry point."""
     sys.exit(main())

@@ -121,8 +121,12 @@ async def run_open_loop(
                 scheduled[c] = out.finish_time - t0 + jobs[c].think_time
                 spawn(c, wait=True)
             else:
-                finish(c, Outcome(status="failed", error=f"not sent: the turn before it "
-                                  f"(job {i}) failed"))
+                finish(
+                    c,
+                    Outcome(
+                        status="failed", error=f"not sent: the turn before it (job {i}) failed"
+                    ),
+                )
         if remaining == 0:
             all_done.set()
 
@@ -166,8 +170,9 @@ async def run_open_loop(
         current = asyncio.current_task()
         if current is not None:
             current.uncancel()
-    return LoadResult(t0, outcomes, scheduled, interrupted, perf() - wall0,
-                      time.process_time() - cpu0)
+    return LoadResult(
+        t0, outcomes, scheduled, interrupted, perf() - wall0, time.process_time() - cpu0
+    )
 
 
 def _piece(choice: dict, chat: bool) -> str | None:
@@ -279,8 +284,9 @@ def _read_whole(raw: bytes, out: Outcome, chat: bool) -> None:
 
 def make_session(max_concurrency: int | None, timeout: float) -> aiohttp.ClientSession:
     """One keep-alive pool for the whole run; unlimited connections unless a cap is asked."""
-    connector = aiohttp.TCPConnector(limit=max_concurrency or 0, keepalive_timeout=60,
-                                     ttl_dns_cache=300)
+    connector = aiohttp.TCPConnector(
+        limit=max_concurrency or 0, keepalive_timeout=60, ttl_dns_cache=300
+    )
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout),

@@ -54,22 +54,27 @@ def inter_token_latencies(requests: pd.DataFrame) -> np.ndarray:
     """Gaps between consecutive streamed tokens, pooled over requests; empty if none stream."""
     if "token_times" not in requests.columns:
         return np.empty(0)
-    gaps = [np.diff(np.asarray(t, dtype=float)) for t in requests["token_times"]
-            if t is not None and len(t) > 1]
+    gaps = [
+        np.diff(np.asarray(t, dtype=float))
+        for t in requests["token_times"]
+        if t is not None and len(t) > 1
+    ]
     return np.concatenate(gaps) if gaps else np.empty(0)
 
 
 def request_metrics(requests: pd.DataFrame) -> pd.DataFrame:
     """Per-request latencies (one row per request, NaN where undefined)."""
-    return pd.DataFrame({
-        "request_id": requests["request_id"],
-        "status": requests["status"],
-        "e2e_latency": e2e_latency(requests),
-        "ttft": ttft(requests),
-        "tpot": tpot(requests),
-        "normalized_latency": normalized_latency(requests),
-        "send_lag": requests["send_time"] - requests["arrival_time"],
-    })
+    return pd.DataFrame(
+        {
+            "request_id": requests["request_id"],
+            "status": requests["status"],
+            "e2e_latency": e2e_latency(requests),
+            "ttft": ttft(requests),
+            "tpot": tpot(requests),
+            "normalized_latency": normalized_latency(requests),
+            "send_lag": requests["send_time"] - requests["arrival_time"],
+        }
+    )
 
 
 def run_interval(requests: pd.DataFrame) -> float:
@@ -147,7 +152,8 @@ def summarize(records: RunRecords, *, slo: dict[str, float] | None = None) -> di
         "output_token_throughput": _rate(tokens_out, seconds),
         "normalized_latency_mean": float(per["normalized_latency"].mean()),
         "normalized_latency_p95": float(np.nanpercentile(per["normalized_latency"], 95))
-        if per["normalized_latency"].notna().any() else math.nan,
+        if per["normalized_latency"].notna().any()
+        else math.nan,
         **distribution(per["ttft"], "ttft"),
         **distribution(per["tpot"], "tpot"),
         **distribution(inter_token_latencies(done), "itl"),

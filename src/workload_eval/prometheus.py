@@ -80,9 +80,17 @@ class Timeline:
         used = round(s.kv_usage * total) if not math.isnan(total + s.kv_usage) else math.nan
         physical = used * s.block_size if not math.isnan(used + s.block_size) else math.nan
         row: dict[str, float | str] = dict.fromkeys(STEP_COLUMNS, math.nan)
-        row.update(time=t, duration=duration, kind="sample", num_running=s.running,
-                   num_waiting=s.waiting, num_preempted=preempted, kv_blocks_used=used,
-                   kv_blocks_total=total, physical_tokens=physical)
+        row.update(
+            time=t,
+            duration=duration,
+            kind="sample",
+            num_running=s.running,
+            num_waiting=s.waiting,
+            num_preempted=preempted,
+            kv_blocks_used=used,
+            kv_blocks_total=total,
+            physical_tokens=physical,
+        )
         self.rows.append(row)
 
     @property

@@ -111,7 +111,13 @@ ScheduleSpec = Annotated[
     Field(discriminator="kind"),
 ]
 SCHEDULE_KINDS: tuple[str, ...] = (
-    "offline", "poisson", "poisson-exp", "gamma", "constant", "trace", "sessions",
+    "offline",
+    "poisson",
+    "poisson-exp",
+    "gamma",
+    "constant",
+    "trace",
+    "sessions",
 )
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(ScheduleSpec)
 
@@ -165,7 +171,11 @@ def _seed_poisson(rate: float, duration: float | None, n: int | None, seed: int)
 
 
 def _gap_arrivals(
-    kind: RateKind, rate: float, burstiness: float, duration: float | None, n: int | None,
+    kind: RateKind,
+    rate: float,
+    burstiness: float,
+    duration: float | None,
+    n: int | None,
     seed: int,
 ) -> np.ndarray:
     """First arrival at t=0, then cumulative gaps (vLLM benchmark_serving's convention)."""
@@ -198,7 +208,11 @@ def _gap_arrivals(
 
 
 def _rate_arrivals(
-    kind: RateKind, rate: float, burstiness: float, duration: float | None, n: int | None,
+    kind: RateKind,
+    rate: float,
+    burstiness: float,
+    duration: float | None,
+    n: int | None,
     seed: int,
 ) -> np.ndarray:
     if kind == "poisson":
@@ -213,8 +227,12 @@ def arrival_times(spec: ScheduleSpec, seed: int) -> np.ndarray | None:
     if isinstance(spec, TraceSchedule | SessionsSchedule):
         return None
     times = _rate_arrivals(
-        spec.kind, spec.rate, getattr(spec, "burstiness", 1.0), spec.duration,
-        spec.num_requests, seed,
+        spec.kind,
+        spec.rate,
+        getattr(spec, "burstiness", 1.0),
+        spec.duration,
+        spec.num_requests,
+        seed,
     )
     if len(times) == 0:
         raise UserError(

@@ -31,43 +31,94 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
             return [cast(v) for v in RateRange(start=start, stop=stop, step=step).values()]
         return [cast(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise UserError(
-            f"{option} {text!r}: expected numbers a,b,c or start:stop:step"
-        ) from None
+        raise UserError(f"{option} {text!r}: expected numbers a,b,c or start:stop:step") from None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @target_options
-@click.option("--schedule", "kind", type=click.Choice(RATE_KINDS), default="poisson",
-              show_default=True, help="Arrival process whose rate is searched.")
-@click.option("--duration", type=float, default=600.0, show_default=True,
-              help="Seconds of arrivals per probe.")
+@click.option(
+    "--schedule",
+    "kind",
+    type=click.Choice(RATE_KINDS),
+    default="poisson",
+    show_default=True,
+    help="Arrival process whose rate is searched.",
+)
+@click.option(
+    "--duration",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Seconds of arrivals per probe.",
+)
 @click.option("--burstiness", type=float, help="Gamma shape (with --schedule gamma).")
-@click.option("--slo", "slos", multiple=True, required=True, metavar="METRIC<=VALUE",
-              help="Objective on a run summary metric, e.g. normalized_latency_p95<=0.1875 "
-              "or ttft_p99<=2 (seconds). Repeatable: every SLO must hold.")
-@click.option("--rule", type=click.Choice(["bisect", "seed-grid"]), default="bisect",
-              show_default=True,
-              help="bisect: bracket then bisect; seed-grid: the paper's rule on --rates.")
-@click.option("--rates", help="seed-grid: the grid (a,b,c or start:stop:step); "
-              "bisect: its lowest value is the first probe.")
-@click.option("--start", type=float, default=1.0, show_default=True,
-              help="bisect: first rate probed (req/s).")
-@click.option("--tolerance", type=float, default=0.02, show_default=True,
-              help="bisect: stop when the bracket is within this fraction.")
-@click.option("--seeds", default="0", show_default=True,
-              help="Seeds; with several, a rate is judged by the majority (see --aggregate).")
-@click.option("--aggregate", type=click.Choice(["majority", "mean", "all"]), default="majority",
-              show_default=True, help="How several seeds' runs make one verdict.")
-@click.option("--repeat-band", type=float, default=0.1, show_default=True,
-              help="Run the extra seeds only when a metric is within this fraction of its "
-              "bound (negative: always run every seed).")
+@click.option(
+    "--slo",
+    "slos",
+    multiple=True,
+    required=True,
+    metavar="METRIC<=VALUE",
+    help="Objective on a run summary metric, e.g. normalized_latency_p95<=0.1875 "
+    "or ttft_p99<=2 (seconds). Repeatable: every SLO must hold.",
+)
+@click.option(
+    "--rule",
+    type=click.Choice(["bisect", "seed-grid"]),
+    default="bisect",
+    show_default=True,
+    help="bisect: bracket then bisect; seed-grid: the paper's rule on --rates.",
+)
+@click.option(
+    "--rates",
+    help="seed-grid: the grid (a,b,c or start:stop:step); "
+    "bisect: its lowest value is the first probe.",
+)
+@click.option(
+    "--start", type=float, default=1.0, show_default=True, help="bisect: first rate probed (req/s)."
+)
+@click.option(
+    "--tolerance",
+    type=float,
+    default=0.02,
+    show_default=True,
+    help="bisect: stop when the bracket is within this fraction.",
+)
+@click.option(
+    "--seeds",
+    default="0",
+    show_default=True,
+    help="Seeds; with several, a rate is judged by the majority (see --aggregate).",
+)
+@click.option(
+    "--aggregate",
+    type=click.Choice(["majority", "mean", "all"]),
+    default="majority",
+    show_default=True,
+    help="How several seeds' runs make one verdict.",
+)
+@click.option(
+    "--repeat-band",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Run the extra seeds only when a metric is within this fraction of its "
+    "bound (negative: always run every seed).",
+)
 @engine_shape_options
-@click.option("--engine-option", "--option", "engine_options", multiple=True, metavar="KEY=VALUE",
-              help="Engine option (e.g. perf_profile=p.json, base_url=...). Repeatable.")
+@click.option(
+    "--engine-option",
+    "--option",
+    "engine_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Engine option (e.g. perf_profile=p.json, base_url=...). Repeatable.",
+)
 @workload_source_options
-@click.option("--out", type=click.Path(file_okay=False),
-              help="Store every probe here (points/, index.*, capacity.*); re-running resumes.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Store every probe here (points/, index.*, capacity.*); re-running resumes.",
+)
 def command(**o: Any) -> None:
     """Find the highest request rate at which every --slo holds; print every probe.
 
@@ -94,8 +145,9 @@ def command(**o: Any) -> None:
 
     def on_probe(rate: float, seed: int, m: dict[str, Any], passed: bool) -> None:
         shown = "  ".join(f"{k}={_num(m.get(k))}" for k in metrics)
-        console.print(f"rate {rate:>9.4g} req/s  seed {seed}  {shown}  "
-                      f"{'meets' if passed else 'violates'}")
+        console.print(
+            f"rate {rate:>9.4g} req/s  seed {seed}  {shown}  {'meets' if passed else 'violates'}"
+        )
 
     t0 = time.perf_counter()
     result = find_capacity(task_evaluator(task, store), search, on_probe=on_probe)
@@ -133,14 +185,22 @@ def build_task(o: dict[str, Any]) -> Any:
         schedule["burstiness"] = o["burstiness"]
     try:
         config = EngineConfig(
-            model=o["model"], gpu=o["gpu"], kv_blocks=o["kv_blocks"],
-            gpu_memory_utilization=o["gpu_memory_utilization"], block_size=o["block_size"],
-            max_num_batched_tokens=o["max_num_batched_tokens"], max_num_seqs=o["max_num_seqs"],
-            max_model_len=o["max_model_len"], policy=o["policy"],
+            model=o["model"],
+            gpu=o["gpu"],
+            kv_blocks=o["kv_blocks"],
+            gpu_memory_utilization=o["gpu_memory_utilization"],
+            block_size=o["block_size"],
+            max_num_batched_tokens=o["max_num_batched_tokens"],
+            max_num_seqs=o["max_num_seqs"],
+            max_model_len=o["max_model_len"],
+            policy=o["policy"],
             options=parse_engine_options(o["engine_options"]),
         )
         options = CapacityOptions(
-            rule=o["rule"], tolerance=o["tolerance"], start=o["start"], rates=rates,
+            rule=o["rule"],
+            tolerance=o["tolerance"],
+            start=o["start"],
+            rates=rates,
             aggregate=o["aggregate"],
             repeat_band=None if o["repeat_band"] < 0 else o["repeat_band"],
         )
@@ -149,8 +209,11 @@ def build_task(o: dict[str, Any]) -> Any:
         field = str(err["loc"][0]) if err["loc"] else ""
         raise UserError(f"--{field.replace('_', '-')}: {err['msg']}") from None
     base = {
-        "engine": o["engine"], "engine_config": config.model_dump(mode="json"),
-        "workload": o["workload"], "schedule": schedule, "seed": 0,
+        "engine": o["engine"],
+        "engine_config": config.model_dump(mode="json"),
+        "workload": o["workload"],
+        "schedule": schedule,
+        "seed": 0,
         "source": o["workload_source"],
     }
     for k in ("data_dir", "tokenizer_dir"):
@@ -181,8 +244,12 @@ def _print_rates(result: Any, metrics: list[str]) -> None:
     for c in ("rate (req/s)", "seeds", *metrics, "verdict"):
         table.add_column(c, justify="left" if c == "verdict" else "right")
     for row in result.rates.to_dict("records"):
-        table.add_row(f"{row['rate']:g}", str(row["seeds"]), *(_num(row[m]) for m in metrics),
-                      "meets" if row["passed"] else "violates")
+        table.add_row(
+            f"{row['rate']:g}",
+            str(row["seeds"]),
+            *(_num(row[m]) for m in metrics),
+            "meets" if row["passed"] else "violates",
+        )
     stdout_console().print(table)
 
 
@@ -198,7 +265,8 @@ def _write(store: Any, task: Any, result: Any) -> None:
     write_table(pd.DataFrame([row]), store.root / "capacity")
     probes = result.probes[["rate", "seed", "passed"]].copy()
     probes.insert(0, "task", task.key)
-    probes["key"] = [point_key(task.run_spec(r, s)) for r, s in zip(probes["rate"],
-                                                                    probes["seed"], strict=True)]
+    probes["key"] = [
+        point_key(task.run_spec(r, s)) for r, s in zip(probes["rate"], probes["seed"], strict=True)
+    ]
     write_table(probes, store.root / "capacity_probes")
     store.rebuild_index()

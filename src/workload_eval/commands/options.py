@@ -30,22 +30,33 @@ target_options = _stack(
     click.option("--model", required=True, help="Model name, hub id or config.json path."),
     click.option("--gpu", default=_DEFAULTS["gpu"], show_default=True, help="GPU (sim)."),
     click.option("--kv-blocks", type=int, help="KV-cache blocks (exact)."),
-    click.option("--gpu-memory-utilization", type=float,
-                 help="Or: KV size from GPU memory share."),
+    click.option("--gpu-memory-utilization", type=float, help="Or: KV size from GPU memory share."),
     click.option("--workload", required=True, help="Workload name (see `workloads list`)."),
 )
 
 engine_shape_options = _stack(
-    *(click.option(f"--{name.replace('_', '-')}", type=int, default=_DEFAULTS[name],
-                   show_default=True)
-      for name in ("block_size", "max_num_batched_tokens", "max_num_seqs", "max_model_len")),
-    click.option("--policy", type=click.Choice(["vllm-0.2", "vllm-v1"]),
-                 default=_DEFAULTS["policy"], show_default=True, help="Sim scheduler policy."),
+    *(
+        click.option(
+            f"--{name.replace('_', '-')}", type=int, default=_DEFAULTS[name], show_default=True
+        )
+        for name in ("block_size", "max_num_batched_tokens", "max_num_seqs", "max_model_len")
+    ),
+    click.option(
+        "--policy",
+        type=click.Choice(["vllm-0.2", "vllm-v1"]),
+        default=_DEFAULTS["policy"],
+        show_default=True,
+        help="Sim scheduler policy.",
+    ),
 )
 
 workload_source_options = _stack(
-    click.option("--workload-source", type=click.Choice(["auto", "hub", "local", "profile"]),
-                 default="auto", show_default=True),
+    click.option(
+        "--workload-source",
+        type=click.Choice(["auto", "hub", "local", "profile"]),
+        default="auto",
+        show_default=True,
+    ),
     click.option("--data-dir", help="Datasets folder (else $WORKLOAD_EVAL_DATA_DIR)."),
     click.option("--tokenizer-dir", help="Tokenizers folder (else $WORKLOAD_EVAL_TOKENIZER_DIR)."),
 )

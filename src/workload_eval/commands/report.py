@@ -7,23 +7,39 @@ from pathlib import Path
 import click
 
 
-@click.command(help="Render figures (PNG+PDF), summary.csv and report.html from a results "
-                    "folder (a sweep's OUT, a run folder, or `reproduce` output).")
+@click.command(
+    help="Render figures (PNG+PDF), summary.csv and report.html from a results "
+    "folder (a sweep's OUT, a run folder, or `reproduce` output)."
+)
 @click.argument("results_dir", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Where to write the report [default: DIR/report].")
-@click.option("--calibration-dir", type=click.Path(path_type=Path), default=None,
-              help="Folder of the paper's measured results for the paper-vs-ours table "
-                   "[default: $WORKLOAD_EVAL_CALIBRATION_DIR, else ../shared/calibration].")
-@click.option("--slo", type=float, default=0.1875, show_default=True,
-              help="p95 normalized latency SLO (s/token) for the capacity figures.")
-def command(results_dir: Path, out_dir: Path | None, calibration_dir: Path | None,
-            slo: float) -> None:
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to write the report [default: DIR/report].",
+)
+@click.option(
+    "--calibration-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder of the paper's measured results for the paper-vs-ours table "
+    "[default: $WORKLOAD_EVAL_CALIBRATION_DIR, else ../shared/calibration].",
+)
+@click.option(
+    "--slo",
+    type=float,
+    default=0.1875,
+    show_default=True,
+    help="p95 normalized latency SLO (s/token) for the capacity figures.",
+)
+def command(
+    results_dir: Path, out_dir: Path | None, calibration_dir: Path | None, slo: float
+) -> None:
     from workload_eval.report import build_report
 
     report = build_report(results_dir, out_dir, calibration_dir=calibration_dir, slo=slo)
     click.echo(f"{len(report.points)} points, {len(report.figures)} figures")
     if report.comparison is not None and len(report.comparison):
-        click.echo(f"paper vs ours: {len(report.comparison)} pairs "
-                   f"(paper_comparison.csv)")
+        click.echo(f"paper vs ours: {len(report.comparison)} pairs (paper_comparison.csv)")
     click.echo(f"report: {report.html}")

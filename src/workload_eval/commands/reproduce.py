@@ -8,44 +8,73 @@ from pathlib import Path
 import click
 
 
-@click.command(help="Reproduce the paper's study on the simulator (OPT-13B, Llama-2-13B, "
-                    "OPT-6.7B, Llama-2-7B; 150-643 KV blocks; alpaca, dolly, cnn_dailymail, "
-                    "sharegpt; offline throughput and SLO capacity), write every figure, "
-                    "report.html and the paper-vs-ours table. Re-running resumes.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path),
-              default=Path("results/reproduce"), show_default=True,
-              help="Results folder (points, index, capacity, report/).")
-@click.option("--quick", is_flag=True,
-              help="Fewer KV sizes and N, 60 s instead of 600 s of arrivals, a looser "
-                   "capacity tolerance: a smoke run of the same pipeline.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None,
-              help="Points run in parallel [default: the CPU count].")
-@click.option("--calibration-dir", type=click.Path(path_type=Path), default=None,
-              help="The paper's measured results [default: $WORKLOAD_EVAL_CALIBRATION_DIR, "
-                   "else ../shared/calibration].")
+@click.command(
+    help="Reproduce the paper's study on the simulator (OPT-13B, Llama-2-13B, "
+    "OPT-6.7B, Llama-2-7B; 150-643 KV blocks; alpaca, dolly, cnn_dailymail, "
+    "sharegpt; offline throughput and SLO capacity), write every figure, "
+    "report.html and the paper-vs-ours table. Re-running resumes."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("results/reproduce"),
+    show_default=True,
+    help="Results folder (points, index, capacity, report/).",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Fewer KV sizes and N, 60 s instead of 600 s of arrivals, a looser "
+    "capacity tolerance: a smoke run of the same pipeline.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Points run in parallel [default: the CPU count].",
+)
+@click.option(
+    "--calibration-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The paper's measured results [default: $WORKLOAD_EVAL_CALIBRATION_DIR, "
+    "else ../shared/calibration].",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def command(out_dir: Path, quick: bool, jobs: int | None, calibration_dir: Path | None,
-            progress: bool) -> None:
+def command(
+    out_dir: Path, quick: bool, jobs: int | None, calibration_dir: Path | None, progress: bool
+) -> None:
     from workload_eval.report.study import reproduce
 
     jobs = jobs or os.cpu_count() or 1
-    r = reproduce(out_dir, quick=quick, jobs=jobs, calibration_dir=calibration_dir,
-                  progress=progress, log=lambda m: click.echo(m, err=True))
+    r = reproduce(
+        out_dir,
+        quick=quick,
+        jobs=jobs,
+        calibration_dir=calibration_dir,
+        progress=progress,
+        log=lambda m: click.echo(m, err=True),
+    )
     s = r.sweep
-    click.echo(f"sweep: {s.total_points} fixed points + {len(s.capacity)} capacity searches; "
-               f"ran {s.ran}, reused {s.reused}, failed {len(s.failed)} ({r.sweep_s:.1f} s)")
+    click.echo(
+        f"sweep: {s.total_points} fixed points + {len(s.capacity)} capacity searches; "
+        f"ran {s.ran}, reused {s.reused}, failed {len(s.failed)} ({r.sweep_s:.1f} s)"
+    )
     for key, err in list(s.failed.items())[:5]:
         click.echo(f"  failed {key}: {err}", err=True)
     if s.interrupted or r.report is None:
-        click.echo("interrupted: completed points are kept; run the same command to resume",
-                   err=True)
+        click.echo(
+            "interrupted: completed points are kept; run the same command to resume", err=True
+        )
         raise click.exceptions.Exit(130)
-    click.echo(f"report: {r.report.html} ({len(r.report.figures)} figures, "
-               f"{r.report_s:.1f} s)")
+    click.echo(f"report: {r.report.html} ({len(r.report.figures)} figures, {r.report_s:.1f} s)")
     if r.report.comparison is not None and len(r.report.comparison):
         from workload_eval.report.paper import error_summary
 
         for _, row in error_summary(r.report.comparison).iterrows():
-            click.echo(f"paper vs ours, {row['quantity']} ({row['unit']}): "
-                       f"{int(row['pairs'])} pairs, mean |error| "
-                       f"{row['mean_abs_error_pct']:.1f}%")
+            click.echo(
+                f"paper vs ours, {row['quantity']} ({row['unit']}): "
+                f"{int(row['pairs'])} pairs, mean |error| "
+                f"{row['mean_abs_error_pct']:.1f}%"
+            )

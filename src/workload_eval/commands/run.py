@@ -63,9 +63,16 @@ def parse_slo(items: tuple[str, ...]) -> dict[str, float] | None:
 
 
 def schedule_from_options(
-    kind: str | None, *, num_requests: int | None, request_rate: float | None,
-    duration: float | None, burstiness: float | None, time_scale: float | None,
-    think_time: float | None, think_time_dist: str, session_arrival: str,
+    kind: str | None,
+    *,
+    num_requests: int | None,
+    request_rate: float | None,
+    duration: float | None,
+    burstiness: float | None,
+    time_scale: float | None,
+    think_time: float | None,
+    think_time_dist: str,
+    session_arrival: str,
 ) -> dict[str, Any]:
     """The schedule spec the options describe; inconsistent combinations are UserErrors."""
     if kind is None:
@@ -76,8 +83,11 @@ def schedule_from_options(
         else:
             kind = "offline"
     given = {
-        "--request-rate": request_rate, "--duration": duration, "--burstiness": burstiness,
-        "--time-scale": time_scale, "--think-time": think_time,
+        "--request-rate": request_rate,
+        "--duration": duration,
+        "--burstiness": burstiness,
+        "--time-scale": time_scale,
+        "--think-time": think_time,
     }
     allowed = {
         "offline": set(),
@@ -100,53 +110,101 @@ def schedule_from_options(
     if burstiness is not None:
         spec["burstiness"] = burstiness
     if kind == "sessions":
-        spec.update(think_time=think_time or 0.0, think_time_dist=think_time_dist,
-                    arrival=session_arrival)
+        spec.update(
+            think_time=think_time or 0.0, think_time_dist=think_time_dist, arrival=session_arrival
+        )
     return spec
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @target_options
-@click.option("--schedule", "schedule_kind", type=click.Choice(SCHEDULE_CHOICES),
-              help="Arrival schedule [default: offline, or poisson with --request-rate].")
+@click.option(
+    "--schedule",
+    "schedule_kind",
+    type=click.Choice(SCHEDULE_CHOICES),
+    help="Arrival schedule [default: offline, or poisson with --request-rate].",
+)
 @click.option("--num-requests", type=int, help="Requests (offline) or a cap on arrivals.")
-@click.option("--request-rate", type=float,
-              help="Requests per second (sessions per second with --schedule sessions).")
+@click.option(
+    "--request-rate",
+    type=float,
+    help="Requests per second (sessions per second with --schedule sessions).",
+)
 @click.option("--duration", type=float, help="Seconds of arrivals (online).")
 @click.option("--burstiness", type=float, help="Gamma shape: <1 burstier, 1 = Poisson.")
 @click.option("--time-scale", type=float, help="Trace replay speed-up (2 = twice as fast).")
 @click.option("--think-time", type=float, help="Sessions: seconds between reply and next turn.")
-@click.option("--think-time-dist", type=click.Choice(["fixed", "exponential"]), default="fixed",
-              show_default=True, help="Sessions: think time fixed, or exponential with that mean.")
-@click.option("--session-arrival", type=click.Choice(RATE_KINDS), default="poisson-exp",
-              show_default=True, help="Sessions: process of first-turn arrivals.")
+@click.option(
+    "--think-time-dist",
+    type=click.Choice(["fixed", "exponential"]),
+    default="fixed",
+    show_default=True,
+    help="Sessions: think time fixed, or exponential with that mean.",
+)
+@click.option(
+    "--session-arrival",
+    type=click.Choice(RATE_KINDS),
+    default="poisson-exp",
+    show_default=True,
+    help="Sessions: process of first-turn arrivals.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @engine_shape_options
 @click.option("--n", "n", type=int, default=1, show_default=True, help="Parallel samples.")
-@click.option("--sampling", type=click.Choice(["first", "random"]), default="first",
-              show_default=True, help="First N then shuffle (seed), or uniform random.")
+@click.option(
+    "--sampling",
+    type=click.Choice(["first", "random"]),
+    default="first",
+    show_default=True,
+    help="First N then shuffle (seed), or uniform random.",
+)
 @workload_source_options
-@click.option("--tokenizer", help="Model whose tokenizer prepares the workload, when --model "
-              "is a server's own name [default: --model].")
+@click.option(
+    "--tokenizer",
+    help="Model whose tokenizer prepares the workload, when --model "
+    "is a server's own name [default: --model].",
+)
 @click.option("--perf-profile", help="Measured step-time profile JSON for the sim.")
-@click.option("--slo", multiple=True, metavar="KEY<=SECONDS",
-              help=f"Per-request SLO for goodput; KEY in {', '.join(SLO_KEYS)}. Repeatable.")
+@click.option(
+    "--slo",
+    multiple=True,
+    metavar="KEY<=SECONDS",
+    help=f"Per-request SLO for goodput; KEY in {', '.join(SLO_KEYS)}. Repeatable.",
+)
 @click.option("--base-url", help="openai: server URL.")
 @click.option("--api-key-env", help="openai: env var holding the API key.")
 @click.option("--max-concurrency", type=int, help="openai/vllm: requests in flight at most.")
-@click.option("--endpoint", type=click.Choice(["completions", "chat"]),
-              help="openai: API endpoint [default: completions].")
+@click.option(
+    "--endpoint",
+    type=click.Choice(["completions", "chat"]),
+    help="openai: API endpoint [default: completions].",
+)
 @click.option("--device", help="vllm: cuda | cpu.")
 @click.option("--dtype", help="vllm: weights dtype.")
-@click.option("--engine-option", "engine_options", multiple=True, metavar="KEY=VALUE",
-              help="Any other engine option (JSON value or text). Repeatable.")
-@click.option("--enable-chunked-prefill/--no-enable-chunked-prefill", default=None,
-              help="Chunked prefill [default: the policy's].")
+@click.option(
+    "--engine-option",
+    "engine_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any other engine option (JSON value or text). Repeatable.",
+)
+@click.option(
+    "--enable-chunked-prefill/--no-enable-chunked-prefill",
+    default=None,
+    help="Chunked prefill [default: the policy's].",
+)
 @click.option("--enable-prefix-caching", is_flag=True, default=False)
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar [default: when stderr is a terminal].")
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Run folder: summary.json, requests.parquet, steps.parquet.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar [default: when stderr is a terminal].",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Run folder: summary.json, requests.parquet, steps.parquet.",
+)
 def command(**o: Any) -> None:
     """Run one workload and schedule on an engine; write DIR and print a table.
 
@@ -180,9 +238,14 @@ def build_spec(o: dict[str, Any]) -> Any:
 
     check_kv_size(o)
     schedule = schedule_from_options(
-        o["schedule_kind"], num_requests=o["num_requests"], request_rate=o["request_rate"],
-        duration=o["duration"], burstiness=o["burstiness"], time_scale=o["time_scale"],
-        think_time=o["think_time"], think_time_dist=o["think_time_dist"],
+        o["schedule_kind"],
+        num_requests=o["num_requests"],
+        request_rate=o["request_rate"],
+        duration=o["duration"],
+        burstiness=o["burstiness"],
+        time_scale=o["time_scale"],
+        think_time=o["think_time"],
+        think_time_dist=o["think_time_dist"],
         session_arrival=o["session_arrival"],
     )
     options: dict[str, Any] = {
@@ -198,19 +261,32 @@ def build_spec(o: dict[str, Any]) -> Any:
         options["perf_profile"] = str(path.resolve())
     try:
         engine_config = EngineConfig(
-            model=o["model"], gpu=o["gpu"], kv_blocks=o["kv_blocks"],
-            gpu_memory_utilization=o["gpu_memory_utilization"], block_size=o["block_size"],
-            max_num_batched_tokens=o["max_num_batched_tokens"], max_num_seqs=o["max_num_seqs"],
-            max_model_len=o["max_model_len"], policy=o["policy"],
+            model=o["model"],
+            gpu=o["gpu"],
+            kv_blocks=o["kv_blocks"],
+            gpu_memory_utilization=o["gpu_memory_utilization"],
+            block_size=o["block_size"],
+            max_num_batched_tokens=o["max_num_batched_tokens"],
+            max_num_seqs=o["max_num_seqs"],
+            max_model_len=o["max_model_len"],
+            policy=o["policy"],
             enable_chunked_prefill=o["enable_chunked_prefill"],
-            enable_prefix_caching=o["enable_prefix_caching"], n=o["n"], seed=o["seed"],
+            enable_prefix_caching=o["enable_prefix_caching"],
+            n=o["n"],
+            seed=o["seed"],
             options=options,
         )
         return RunSpec(
-            engine=o["engine"], engine_config=engine_config, workload=o["workload"],
-            schedule=schedule, seed=o["seed"], sampling=o["sampling"],
-            source=o["workload_source"], data_dir=o["data_dir"],
-            tokenizer_dir=o["tokenizer_dir"], tokenizer=o.get("tokenizer"),
+            engine=o["engine"],
+            engine_config=engine_config,
+            workload=o["workload"],
+            schedule=schedule,
+            seed=o["seed"],
+            sampling=o["sampling"],
+            source=o["workload_source"],
+            data_dir=o["data_dir"],
+            tokenizer_dir=o["tokenizer_dir"],
+            tokenizer=o.get("tokenizer"),
             slo=parse_slo(o["slo"]),
         )
     except ValidationError as e:

@@ -9,18 +9,45 @@ import click
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Results folder (points/, index.parquet, index.csv, capacity.*).")
-@click.option("--jobs", "-j", type=int, default=1, show_default=True,
-              help="Points run at once (local worker processes, or local Ray CPUs).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
-              show_default=True, help="Where points run.")
-@click.option("--ray-address", help="Ray cluster address (e.g. ray://head:10001 or auto); "
-              "default: start a local Ray instance.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar [default: when stderr is a terminal].")
-def command(spec_path: str, out: str, jobs: int, executor: str, ray_address: str | None,
-            progress: bool | None) -> None:
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Results folder (points/, index.parquet, index.csv, capacity.*).",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Points run at once (local worker processes, or local Ray CPUs).",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where points run.",
+)
+@click.option(
+    "--ray-address",
+    help="Ray cluster address (e.g. ray://head:10001 or auto); "
+    "default: start a local Ray instance.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar [default: when stderr is a terminal].",
+)
+def command(
+    spec_path: str,
+    out: str,
+    jobs: int,
+    executor: str,
+    ray_address: str | None,
+    progress: bool | None,
+) -> None:
     """Expand SPEC (YAML) into runs, run the ones not stored yet, keep an index.
 
     Re-running the same command resumes: completed points are skipped and points that
@@ -42,14 +69,17 @@ def command(spec_path: str, out: str, jobs: int, executor: str, ray_address: str
         raise UserError("--ray-address needs --executor ray")
     spec = load_spec(spec_path)
     err = stderr_console()
-    ex = make_executor(executor, jobs=jobs, ray_address=ray_address,
-                       ray_num_cpus=jobs if jobs > 1 else None)
+    ex = make_executor(
+        executor, jobs=jobs, ray_address=ray_address, ray_num_cpus=jobs if jobs > 1 else None
+    )
     show = progress_default() if progress is None else progress
     result = run_sweep(spec, out, executor=ex, progress=show, log=err.print)
     _print_result(result)
     if result.interrupted:
-        err.print(f"interrupted: {len(result.index)} completed point(s) kept in {out}; "
-                  "run the same command again to resume")
+        err.print(
+            f"interrupted: {len(result.index)} completed point(s) kept in {out}; "
+            "run the same command again to resume"
+        )
         raise SystemExit(130)  # cli.main drops a click Exit code (standalone_mode=False)
     if result.failed:
         key, msg = next(iter(result.failed.items()))
@@ -71,8 +101,11 @@ def _print_result(result: Any) -> None:
     cap = result.capacity
     if not cap.empty:
         table = Table(title="Max request rate meeting every SLO", header_style="bold")
-        cols = [c for c in ("group", "engine_label", "model", "kv_blocks", "workload")
-                if c in cap.columns]
+        cols = [
+            c
+            for c in ("group", "engine_label", "model", "kv_blocks", "workload")
+            if c in cap.columns
+        ]
         for c in [*cols, "capacity_rate", "rule", "num_runs"]:
             table.add_column(c, justify="right" if c in ("capacity_rate", "num_runs") else "left")
         for row in cap.sort_values(cols, kind="stable").to_dict("records"):

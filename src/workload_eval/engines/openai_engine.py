@@ -63,8 +63,10 @@ def parse_options(options: dict[str, Any]) -> OpenAIOptions:
         raise UserError("engine openai: --base-url is required (e.g. http://127.0.0.1:8000)")
     unknown = sorted(set(options) - set(OpenAIOptions.model_fields))
     if unknown:
-        raise UserError(f"engine openai: unknown option {unknown[0]!r} (expected one of "
-                        f"{', '.join(OpenAIOptions.model_fields)})")
+        raise UserError(
+            f"engine openai: unknown option {unknown[0]!r} (expected one of "
+            f"{', '.join(OpenAIOptions.model_fields)})"
+        )
     try:
         opts = OpenAIOptions.model_validate(options)
     except ValidationError as e:
@@ -139,17 +141,23 @@ class _Plan:
             if it.depends_on is not None:
                 parent = index.get(it.depends_on)
                 if parent is None:
-                    raise UserError(f"schedule item {i}: depends_on={it.depends_on} names no "
-                                    "request of the schedule")
-            self.jobs.append(loadgen.Job(None if parent is not None else it.arrival_time,
-                                         parent, it.think_time))
+                    raise UserError(
+                        f"schedule item {i}: depends_on={it.depends_on} names no "
+                        "request of the schedule"
+                    )
+            self.jobs.append(
+                loadgen.Job(None if parent is not None else it.arrival_time, parent, it.think_time)
+            )
             self.user_text.append("")
             self.sent_ids.append(None)
             self.bodies.append(None if parent is not None else self._first_body(i, req))
 
     def _payload(self, req: Request) -> dict[str, Any]:
-        p: dict[str, Any] = {"model": self.config.model, "max_tokens": req.output_len,
-                             "stream": self.opts.stream}
+        p: dict[str, Any] = {
+            "model": self.config.model,
+            "max_tokens": req.output_len,
+            "stream": self.opts.stream,
+        }
         if self.opts.stream:
             p["stream_options"] = {"include_usage": True}
             if self.opts.continuous_usage:
@@ -189,15 +197,18 @@ class _Plan:
             self.messages[i] = [{"role": "user", "content": text}]
             p["messages"] = self.messages[i]
         elif self.opts.prompt_format == "text" or (
-            self.opts.prompt_format == "auto" and (session or (
-                req.prompt_token_ids is None and req.prompt_text is not None))
+            self.opts.prompt_format == "auto"
+            and (session or (req.prompt_token_ids is None and req.prompt_text is not None))
         ):
             text = self._text(req)
             self.user_text[i] = self.prompts[i] = text
             p["prompt"] = text
         else:
-            ids = req.prompt_token_ids if req.prompt_token_ids is not None else (
-                synthetic_token_ids(req))
+            ids = (
+                req.prompt_token_ids
+                if req.prompt_token_ids is not None
+                else (synthetic_token_ids(req))
+            )
             self.sent_ids[i] = len(ids)
             p["prompt"] = ids
         return json.dumps(p, separators=(",", ":")).encode()
@@ -214,9 +225,11 @@ class _Plan:
         self.user_text[i] = text
         p = self._payload(req)
         if self.chat:
-            msgs = [*self.messages.pop(parent, []),
-                    {"role": "assistant", "content": parent_reply},
-                    {"role": "user", "content": text}]
+            msgs = [
+                *self.messages.pop(parent, []),
+                {"role": "assistant", "content": parent_reply},
+                {"role": "user", "content": text},
+            ]
             self.messages[i] = msgs
             p["messages"] = msgs
         else:
@@ -264,8 +277,9 @@ def _run_loop(coro: Any) -> Any:
         return pool.submit(lambda: asyncio.run(coro)).result()
 
 
-async def _drive(plan: _Plan, headers: dict[str, str], bar: Any) -> tuple[loadgen.LoadResult,
-                                                                         Timeline]:
+async def _drive(
+    plan: _Plan, headers: dict[str, str], bar: Any
+) -> tuple[loadgen.LoadResult, Timeline]:
     opts = plan.opts
     url, chat = plan.url, plan.chat
     timeline = Timeline(kv_blocks_total=float(plan.config.kv_blocks or math.nan))
@@ -294,7 +308,10 @@ async def _drive(plan: _Plan, headers: dict[str, str], bar: Any) -> tuple[loadge
         sampler = asyncio.create_task(_sample(murl, opts.metrics_interval, start, timeline, stop))
     try:
         result = await loadgen.run_open_loop(
-            plan.jobs, send, max_concurrency=opts.max_concurrency, on_done=on_done,
+            plan.jobs,
+            send,
+            max_concurrency=opts.max_concurrency,
+            on_done=on_done,
             on_start=start.append,
         )
     finally:
@@ -306,8 +323,9 @@ async def _drive(plan: _Plan, headers: dict[str, str], bar: Any) -> tuple[loadge
     return result, timeline
 
 
-async def _sample(url: str, interval: float, start: list[float], timeline: Timeline,
-                  stop: asyncio.Event) -> None:
+async def _sample(
+    url: str, interval: float, start: list[float], timeline: Timeline, stop: asyncio.Event
+) -> None:
     """Scrape until stopped, then once more; an unreachable server only leaves gaps."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:
         while True:
@@ -331,12 +349,14 @@ def _pct(x: np.ndarray, q: float) -> float:
     return float(np.percentile(x, q)) if len(x) else math.nan
 
 
-def _loadgen_summary(plan: _Plan, res: loadgen.LoadResult, timeline: Timeline,
-                     mismatches: dict[str, int]) -> dict[str, Any]:
+def _loadgen_summary(
+    plan: _Plan, res: loadgen.LoadResult, timeline: Timeline, mismatches: dict[str, int]
+) -> dict[str, Any]:
     """Was the schedule kept? Dispatch lag, achieved vs target send rate, and the verdict."""
     sched = np.asarray(res.scheduled, dtype=float)
-    sends = np.array([o.send_time - res.t0 if o is not None else math.nan
-                      for o in res.outcomes], dtype=float)
+    sends = np.array(
+        [o.send_time - res.t0 if o is not None else math.nan for o in res.outcomes], dtype=float
+    )
     sent = ~np.isnan(sends)
     lag = sends[sent] - sched[sent]
     roots = np.array([j.depends_on is None for j in plan.jobs], dtype=bool)
@@ -400,32 +420,41 @@ def _records(plan: _Plan, res: loadgen.LoadResult, timeline: Timeline) -> RunRec
             out_mismatch += 1
         if ok and plan.sent_ids[i] is not None and prompt_tokens != plan.sent_ids[i]:
             prompt_mismatch += 1
-        rows.append({
-            "request_id": req.request_id,
-            "workload": req.workload,
-            "session_id": req.session_id,
-            "turn": req.turn,
-            "arrival_time": res.scheduled[i],
-            "send_time": o.send_time - t0,
-            "first_token_time": o.first_token_time - t0,
-            "finish_time": o.finish_time - t0 if ok else math.nan,
-            "prompt_tokens": int(prompt_tokens),
-            "generated_tokens": int(generated),
-            "expected_output_tokens": req.output_len,
-            "num_preemptions": 0,  # a server does not say per request; see the step timeline
-            "status": "ok" if ok else "failed",
-            "error": "" if ok else (o.error or "failed"),
-            "token_times": [t - t0 for t in o.token_times],
-        })
+        rows.append(
+            {
+                "request_id": req.request_id,
+                "workload": req.workload,
+                "session_id": req.session_id,
+                "turn": req.turn,
+                "arrival_time": res.scheduled[i],
+                "send_time": o.send_time - t0,
+                "first_token_time": o.first_token_time - t0,
+                "finish_time": o.finish_time - t0 if ok else math.nan,
+                "prompt_tokens": int(prompt_tokens),
+                "generated_tokens": int(generated),
+                "expected_output_tokens": req.output_len,
+                "num_preemptions": 0,  # a server does not say per request; see the step timeline
+                "status": "ok" if ok else "failed",
+                "error": "" if ok else (o.error or "failed"),
+                "token_times": [t - t0 for t in o.token_times],
+            }
+        )
     requests = pd.DataFrame(rows, columns=list(REQUEST_COLUMNS))
     requests["session_id"] = requests["session_id"].astype("Int64")
     steps = pd.DataFrame(timeline.rows, columns=list(STEP_COLUMNS))
-    mismatches = {"output_token_mismatches": out_mismatch,
-                  "prompt_token_mismatches": prompt_mismatch}
+    mismatches = {
+        "output_token_mismatches": out_mismatch,
+        "prompt_token_mismatches": prompt_mismatch,
+    }
     summary = _loadgen_summary(plan, res, timeline, mismatches)
     cfg = plan.config.model_dump()
     cfg["options"] = {**cfg["options"], "base_url": redact(plan.opts.base_url)}
-    config = {"engine": "openai", "engine_config": cfg, "schedule": plan.schedule.kind,
-              "interrupted": res.interrupted,
-              "schedule_params": dict(plan.schedule.params), "loadgen": summary}
+    config = {
+        "engine": "openai",
+        "engine_config": cfg,
+        "schedule": plan.schedule.kind,
+        "interrupted": res.interrupted,
+        "schedule_params": dict(plan.schedule.params),
+        "loadgen": summary,
+    }
     return RunRecords(requests=requests, steps=steps, config=config)

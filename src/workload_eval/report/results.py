@@ -19,20 +19,47 @@ from workload_eval.errors import UserError
 
 # Configuration columns of the points table, in display order.
 CONFIG_COLUMNS: tuple[str, ...] = (
-    "engine", "model", "gpu", "kv_blocks", "block_size", "policy", "workload",
-    "schedule", "num_requests", "rate", "duration", "seed",
+    "engine",
+    "model",
+    "gpu",
+    "kv_blocks",
+    "block_size",
+    "policy",
+    "workload",
+    "schedule",
+    "num_requests",
+    "rate",
+    "duration",
+    "seed",
 )
 # Metrics the report shows first; any other numeric summary key is kept after them.
 METRIC_COLUMNS: tuple[str, ...] = (
-    "request_throughput", "token_throughput", "output_token_throughput",
-    "normalized_latency_mean", "normalized_latency_p95",
-    "ttft_mean", "ttft_p50", "ttft_p95", "ttft_p99", "tpot_mean", "tpot_p95",
-    "e2e_latency_mean", "e2e_latency_p95",
-    "num_requests_total", "num_completed", "num_failed", "duration_s", "preemptions",
+    "request_throughput",
+    "token_throughput",
+    "output_token_throughput",
+    "normalized_latency_mean",
+    "normalized_latency_p95",
+    "ttft_mean",
+    "ttft_p50",
+    "ttft_p95",
+    "ttft_p99",
+    "tpot_mean",
+    "tpot_p95",
+    "e2e_latency_mean",
+    "e2e_latency_p95",
+    "num_requests_total",
+    "num_completed",
+    "num_failed",
+    "duration_s",
+    "preemptions",
 )
 # Leaf names searched in the nested config, per column (first hit wins, schedule first).
-_SCHEDULE_KEYS = {"schedule": "kind", "num_requests": "num_requests", "rate": "rate",
-                  "duration": "duration"}
+_SCHEDULE_KEYS = {
+    "schedule": "kind",
+    "num_requests": "num_requests",
+    "rate": "rate",
+    "duration": "duration",
+}
 _ENGINE_KEYS = ("model", "gpu", "kv_blocks", "block_size", "policy")
 
 
@@ -40,8 +67,10 @@ def find_summaries(results_dir: str | Path) -> list[Path]:
     """Every summary.json under the folder (a points store, a run folder, or a tree of runs)."""
     root = Path(results_dir)
     if not root.is_dir():
-        raise UserError(f"{root}: no such results folder (expected a folder written by "
-                        "`workload-eval sweep`, `run` or `reproduce`)")
+        raise UserError(
+            f"{root}: no such results folder (expected a folder written by "
+            "`workload-eval sweep`, `run` or `reproduce`)"
+        )
     return sorted(p for p in root.rglob("summary.json") if not p.name.startswith("."))
 
 
@@ -73,7 +102,8 @@ def config_row(config: dict[str, Any]) -> dict[str, Any]:
     """The report's configuration columns from one run's nested configuration."""
     flat = flatten(config)
     row: dict[str, Any] = {
-        "engine": _pick(flat, "engine") if not isinstance(config.get("engine"), dict)
+        "engine": _pick(flat, "engine")
+        if not isinstance(config.get("engine"), dict)
         else _pick(flat, "name", "engine"),
         "workload": _pick(flat, "workload"),
         "seed": _pick(flat, "seed"),
@@ -132,8 +162,10 @@ def load_points(results_dir: str | Path) -> pd.DataFrame:
     head = ["key", *CONFIG_COLUMNS, *METRIC_COLUMNS]
     rest = sorted(c for c in df.columns if c not in head and c != "config_json")
     df = df[[*head, *rest, "config_json"]]
-    return df.sort_values(["model", "kv_blocks", "workload", "schedule", "num_requests", "rate",
-                           "key"], na_position="last").reset_index(drop=True)
+    return df.sort_values(
+        ["model", "kv_blocks", "workload", "schedule", "num_requests", "rate", "key"],
+        na_position="last",
+    ).reset_index(drop=True)
 
 
 def offline_points(points: pd.DataFrame) -> pd.DataFrame:
@@ -160,15 +192,29 @@ def seed_rule_capacity(rates: np.ndarray, values: np.ndarray, slo: float) -> flo
     return float(r[ok].max()) if ok.any() else 0.0
 
 
-def capacity_table(points: pd.DataFrame, *, metric: str = "normalized_latency_p95",
-                   slo: float = 0.1875, min_rates: int = 2) -> pd.DataFrame:
+def capacity_table(
+    points: pd.DataFrame,
+    *,
+    metric: str = "normalized_latency_p95",
+    slo: float = 0.1875,
+    min_rates: int = 2,
+) -> pd.DataFrame:
     """Max request rate under the SLO per (engine, model, gpu, kv_blocks, workload).
 
     Repeated seeds at one rate are averaged before the rule is applied; configurations
     probed at fewer than ``min_rates`` rates say too little to name a capacity.
     """
-    cols = ["engine", "model", "gpu", "kv_blocks", "workload", "max_rate", "probes",
-            "metric", "slo"]
+    cols = [
+        "engine",
+        "model",
+        "gpu",
+        "kv_blocks",
+        "workload",
+        "max_rate",
+        "probes",
+        "metric",
+        "slo",
+    ]
     online = online_points(points)
     if online.empty or metric not in online:
         return pd.DataFrame(columns=cols)
@@ -179,8 +225,13 @@ def capacity_table(points: pd.DataFrame, *, metric: str = "normalized_latency_p9
         per_rate = g.groupby("rate")[metric].mean()
         if len(per_rate) < min_rates:
             continue
-        rows.append({**dict(zip(keys, key, strict=True)),
-                     "max_rate": seed_rule_capacity(per_rate.index.to_numpy(),
-                                                    per_rate.to_numpy(), slo),
-                     "probes": len(per_rate), "metric": metric, "slo": slo})
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "max_rate": seed_rule_capacity(per_rate.index.to_numpy(), per_rate.to_numpy(), slo),
+                "probes": len(per_rate),
+                "metric": metric,
+                "slo": slo,
+            }
+        )
     return pd.DataFrame(rows, columns=cols)

@@ -34,10 +34,20 @@ class StudyPlan:
 
 
 # The paper: 13B models at 643 blocks (Figure 2) and every model at 150..600 (Figure 3).
-FULL = StudyPlan(big_kv=(150, 300, 450, 600, 643), small_kv=(150, 300, 450, 600),
-                 num_requests=(100, 500, 1000), duration_s=600.0, tolerance=0.02)
-QUICK = StudyPlan(big_kv=(150, 600, 643), small_kv=(150, 600), num_requests=(100, 1000),
-                  duration_s=60.0, tolerance=0.1)
+FULL = StudyPlan(
+    big_kv=(150, 300, 450, 600, 643),
+    small_kv=(150, 300, 450, 600),
+    num_requests=(100, 500, 1000),
+    duration_s=600.0,
+    tolerance=0.02,
+)
+QUICK = StudyPlan(
+    big_kv=(150, 600, 643),
+    small_kv=(150, 600),
+    num_requests=(100, 1000),
+    duration_s=60.0,
+    tolerance=0.1,
+)
 
 
 def study_data(plan: StudyPlan = FULL) -> dict[str, Any]:
@@ -108,9 +118,15 @@ class Reproduction:
     report_s: float
 
 
-def reproduce(out: str | Path, *, quick: bool = False, jobs: int = 1,
-              calibration_dir: str | Path | None = None, progress: bool = False,
-              log: Callable[[str], None] | None = None) -> Reproduction:
+def reproduce(
+    out: str | Path,
+    *,
+    quick: bool = False,
+    jobs: int = 1,
+    calibration_dir: str | Path | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> Reproduction:
     """Run (or resume) the paper's study into ``out`` and render its report there."""
     from workload_eval.experiments import build_spec, run_sweep
     from workload_eval.experiments.executors import make_executor
@@ -123,11 +139,16 @@ def reproduce(out: str | Path, *, quick: bool = False, jobs: int = 1,
     spec = build_spec(data, source=spec_path)
     t0 = time.perf_counter()
     prepare_workloads(data, jobs)
-    result = run_sweep(spec, out, executor=make_executor("local", jobs=jobs),
-                       progress=progress, log=log)
+    result = run_sweep(
+        spec, out, executor=make_executor("local", jobs=jobs), progress=progress, log=log
+    )
     t1 = time.perf_counter()
     report = None
     if not result.interrupted:
-        report = build_report(out, out / "report", calibration_dir=calibration_dir,
-                              title="The paper's study, reproduced on the simulator")
+        report = build_report(
+            out,
+            out / "report",
+            calibration_dir=calibration_dir,
+            title="The paper's study, reproduced on the simulator",
+        )
     return Reproduction(out, result, report, t1 - t0, time.perf_counter() - t1)

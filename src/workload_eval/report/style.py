@@ -14,8 +14,13 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 # The seed's display names (analysis.ipynb); other workloads get a title-cased name.
-_WORKLOAD_LABELS = {"alpaca": "Alpaca", "cnn_dailymail": "CNN DailyMail", "dolly": "Dolly",
-                    "sharegpt": "ShareGPT", "sharegpt_chat": "ShareGPT chat"}
+_WORKLOAD_LABELS = {
+    "alpaca": "Alpaca",
+    "cnn_dailymail": "CNN DailyMail",
+    "dolly": "Dolly",
+    "sharegpt": "ShareGPT",
+    "sharegpt_chat": "ShareGPT chat",
+}
 # The seed's workload order in its figures (alphabetical); others follow, sorted.
 _FALLBACK_COLORS = ["#8E6BB8", "#F29E4C", "#6C757D", "#4CB5F5", "#B5651D", "#2E8B57"]
 # The seed's Figure 3 blues, from 1x to 4x KV blocks.
@@ -27,10 +32,21 @@ R = TypeVar("R")
 MODEL_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02"]
 
 RC = {
-    "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
-    "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.spines.top": False,
-    "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "grid.linestyle": ":",
-    "pdf.fonttype": 42, "ps.fonttype": 42, "hatch.linewidth": 1.2, "hatch.color": EDGE,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linestyle": ":",
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "hatch.linewidth": 1.2,
+    "hatch.color": EDGE,
     "svg.hashsalt": "workload-eval",
 }
 
@@ -48,8 +64,12 @@ def workload_color(name: str, order: list[str] | None = None) -> str:
     colors = _catalog_colors()
     if name in colors:
         return colors[name]
-    seed = {"alpaca": "#F8DE4B", "dolly": "#57B593", "cnn_dailymail": "#E16F65",
-            "sharegpt": "#577FBC"}
+    seed = {
+        "alpaca": "#F8DE4B",
+        "dolly": "#57B593",
+        "cnn_dailymail": "#E16F65",
+        "sharegpt": "#577FBC",
+    }
     if name in seed:
         return seed[name]
     others = sorted(order or [name])

@@ -69,8 +69,13 @@ def _chunk(rid: str, model: str, chat: bool, finish: str | None) -> bytes:
     else:
         choice = {"index": 0, "text": " tok", "logprobs": None, "finish_reason": finish}
         obj = "text_completion"
-    data = {"id": rid, "object": obj, "created": int(time.time()), "model": model,
-            "choices": [choice]}
+    data = {
+        "id": rid,
+        "object": obj,
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice],
+    }
     return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
 
 
@@ -106,30 +111,56 @@ def build_app(faults: FaultConfig | None = None) -> web.Application:
         request: web.Request, body: dict[str, Any], chat: bool, n: int
     ) -> web.StreamResponse:
         model = str(body.get("model", ""))
-        max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or
-                         DEFAULT_MAX_TOKENS)
-        usage = {"prompt_tokens": _prompt_tokens(body, chat), "completion_tokens": max_tokens,
-                 "total_tokens": 0}
+        max_tokens = int(
+            body.get("max_tokens") or body.get("max_completion_tokens") or DEFAULT_MAX_TOKENS
+        )
+        usage = {
+            "prompt_tokens": _prompt_tokens(body, chat),
+            "completion_tokens": max_tokens,
+            "total_tokens": 0,
+        }
         usage["total_tokens"] = usage["prompt_tokens"] + max_tokens
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{n}"
         if not body.get("stream"):
             text = " tok" * max_tokens
             choice: dict[str, Any] = (
-                {"index": 0, "message": {"role": "assistant", "content": text},
-                 "finish_reason": "length"} if chat else
-                {"index": 0, "text": text, "logprobs": None, "finish_reason": "length"}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "length",
+                }
+                if chat
+                else {"index": 0, "text": text, "logprobs": None, "finish_reason": "length"}
             )
-            return web.json_response({"id": rid, "object": "chat.completion" if chat else
-                                      "text_completion", "created": int(time.time()),
-                                      "model": model, "choices": [choice], "usage": usage})
+            return web.json_response(
+                {
+                    "id": rid,
+                    "object": "chat.completion" if chat else "text_completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [choice],
+                    "usage": usage,
+                }
+            )
         tokens = [_chunk(rid, model, chat, None)] * (max_tokens - 1)
         tokens.append(_chunk(rid, model, chat, "length"))
         tail = b""
         if (body.get("stream_options") or {}).get("include_usage"):
-            tail = b"data: " + json.dumps(
-                {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion",
-                 "created": int(time.time()), "model": model, "choices": [], "usage": usage},
-                separators=(",", ":")).encode() + b"\n\n"
+            tail = (
+                b"data: "
+                + json.dumps(
+                    {
+                        "id": rid,
+                        "object": "chat.completion.chunk" if chat else "text_completion",
+                        "created": int(time.time()),
+                        "model": model,
+                        "choices": [],
+                        "usage": usage,
+                    },
+                    separators=(",", ":"),
+                ).encode()
+                + b"\n\n"
+            )
         tail += DONE
         drop = bool(faults.drop_every and n % faults.drop_every == 0)
         if faults.token_interval <= 0 and not drop:
@@ -217,10 +248,21 @@ class InstantServerProcess:
 
     def __enter__(self) -> InstantServerProcess:
         f = self.faults
-        cmd = [sys.executable, "-m", "workload_eval.testing.instant_server",
-               "--port", str(self.port), "--fail-every", str(f.fail_every),
-               "--drop-every", str(f.drop_every), "--delay", str(f.delay),
-               "--token-interval", str(f.token_interval)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "workload_eval.testing.instant_server",
+            "--port",
+            str(self.port),
+            "--fail-every",
+            str(f.fail_every),
+            "--drop-every",
+            str(f.drop_every),
+            "--delay",
+            str(f.delay),
+            "--token-interval",
+            str(f.token_interval),
+        ]
         env = dict(os.environ)
         if f.api_key is not None:
             env["INSTANT_SERVER_API_KEY"] = f.api_key
@@ -254,17 +296,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--token-interval", type=float, default=0.0)
     a = p.parse_args(argv)
-    faults = FaultConfig(fail_every=a.fail_every, drop_every=a.drop_every, delay=a.delay,
-                         token_interval=a.token_interval,
-                         api_key=os.environ.get("INSTANT_SERVER_API_KEY"))
+    faults = FaultConfig(
+        fail_every=a.fail_every,
+        drop_every=a.drop_every,
+        delay=a.delay,
+        token_interval=a.token_interval,
+        api_key=os.environ.get("INSTANT_SERVER_API_KEY"),
+    )
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    web.run_app(build_app(faults), host=a.host, port=a.port, access_log=None, print=None,
-                backlog=4096)
+    web.run_app(
+        build_app(faults), host=a.host, port=a.port, access_log=None, print=None, backlog=4096
+    )
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ def _azure(name: str, use_case: str, kind: str) -> WorkloadSpec:
         lengths_tokenizer="trace",
     )
 
+
 WORKLOADS: dict[str, WorkloadSpec] = {
     w.name: w
     for w in [

@@ -21,8 +21,14 @@ from workload_eval.errors import UserError
 from workload_eval.models import resolve_model
 
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default
-OPTIONS = {"perf_profile", "record_token_times", "skip_ahead", "max_paddings", "walk",
-           "long_prefill_token_threshold"}
+OPTIONS = {
+    "perf_profile",
+    "record_token_times",
+    "skip_ahead",
+    "max_paddings",
+    "walk",
+    "long_prefill_token_threshold",
+}
 
 
 class SimEngine(Engine):
@@ -53,16 +59,22 @@ class SimEngine(Engine):
         opts = dict(config.options)
         unknown = set(opts) - OPTIONS
         if unknown:
-            raise UserError(f"engine option(s) {', '.join(sorted(unknown))} are not known to the "
-                            f"sim engine: expected some of {', '.join(sorted(OPTIONS))}")
+            raise UserError(
+                f"engine option(s) {', '.join(sorted(unknown))} are not known to the "
+                f"sim engine: expected some of {', '.join(sorted(OPTIONS))}"
+            )
         model = resolve_model(config.model)
         gpu = hardware.resolve_gpu(config.gpu)
         kv_blocks = config.kv_blocks
         if kv_blocks is None:
             kv_blocks = hardware.kv_blocks_for_memory(
-                model, gpu, config.gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION,
-                config.block_size, max_num_batched_tokens=config.max_num_batched_tokens,
-                max_num_seqs=config.max_num_seqs)
+                model,
+                gpu,
+                config.gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION,
+                config.block_size,
+                max_num_batched_tokens=config.max_num_batched_tokens,
+                max_num_seqs=config.max_num_seqs,
+            )
         pool = KvPool(kv_blocks, config.block_size)
         _validate(config, pool)
         perf = self.perf or build_perf_model(model, gpu, profile=opts.get("perf_profile"))
@@ -71,34 +83,52 @@ class SimEngine(Engine):
         reqs = [it.request for it in items]
         n = config.n
         table = RequestTable.build(
-            [r.prompt_len for r in reqs], [r.output_len for r in reqs], [n] * len(reqs),
+            [r.prompt_len for r in reqs],
+            [r.output_len for r in reqs],
+            [n] * len(reqs),
             max_model_len=config.max_model_len,
-            record_token_times=bool(opts.get("record_token_times", False)))
+            record_token_times=bool(opts.get("record_token_times", False)),
+        )
         log = StepLog(kv_blocks_total=kv_blocks)
         skip_ahead = bool(opts.get("skip_ahead", True))
         if config.policy == "vllm-0.2":
             if config.enable_chunked_prefill or config.enable_prefix_caching:
-                raise UserError("--policy vllm-0.2 has neither chunked prefill nor prefix "
-                                "caching: use --policy vllm-v1")
+                raise UserError(
+                    "--policy vllm-0.2 has neither chunked prefill nor prefix "
+                    "caching: use --policy vllm-v1"
+                )
             walk = opts.get("walk", "fast")
             if walk not in ("fast", "general"):
                 raise UserError(f"engine option walk={walk!r}: expected 'fast' or 'general'")
             scheduler: Any = V02Scheduler(
-                table, perf, pool, log,
+                table,
+                perf,
+                pool,
+                log,
                 max_num_batched_tokens=config.max_num_batched_tokens,
-                max_num_seqs=config.max_num_seqs, max_model_len=config.max_model_len,
+                max_num_seqs=config.max_num_seqs,
+                max_model_len=config.max_model_len,
                 max_paddings=int(opts.get("max_paddings", MAX_PADDINGS)),
-                skip_ahead=skip_ahead, fast_walk=walk == "fast")
+                skip_ahead=skip_ahead,
+                fast_walk=walk == "fast",
+            )
         else:
             if config.enable_prefix_caching:
-                raise UserError("the sim's vllm-v1 policy does not model prefix caching yet: "
-                                "drop --enable-prefix-caching")
+                raise UserError(
+                    "the sim's vllm-v1 policy does not model prefix caching yet: "
+                    "drop --enable-prefix-caching"
+                )
             scheduler = V1Scheduler(
-                table, perf, pool, log,
+                table,
+                perf,
+                pool,
+                log,
                 max_num_batched_tokens=config.max_num_batched_tokens,
-                max_num_seqs=config.max_num_seqs, max_model_len=config.max_model_len,
+                max_num_seqs=config.max_num_seqs,
+                max_model_len=config.max_model_len,
                 chunked_prefill=config.enable_chunked_prefill is not False,
-                skip_ahead=skip_ahead)
+                skip_ahead=skip_ahead,
+            )
         interrupted = False
         try:
             end = simulate(items, scheduler, table.finish, progress=progress)
@@ -110,11 +140,19 @@ class SimEngine(Engine):
                 table.status[gid], table.error[gid] = FAILED, unfinished
 
         run_config = config.model_dump()
-        run_config.update(engine="sim", kv_blocks=kv_blocks, model_spec=model.name,
-                          gpu_spec=gpu.name, perf_model=type(perf).__name__,
-                          sim_end_time=end, skip_ahead=skip_ahead, interrupted=interrupted)
-        return RunRecords(requests=_request_frame(items, table), steps=_step_frame(log),
-                          config=run_config)
+        run_config.update(
+            engine="sim",
+            kv_blocks=kv_blocks,
+            model_spec=model.name,
+            gpu_spec=gpu.name,
+            perf_model=type(perf).__name__,
+            sim_end_time=end,
+            skip_ahead=skip_ahead,
+            interrupted=interrupted,
+        )
+        return RunRecords(
+            requests=_request_frame(items, table), steps=_step_frame(log), config=run_config
+        )
 
 
 def _validate(config: EngineConfig, pool: KvPool) -> None:
@@ -126,30 +164,35 @@ def _validate(config: EngineConfig, pool: KvPool) -> None:
         raise UserError(
             f"--kv-blocks {pool.total} is too few: one request of max_model_len="
             f"{config.max_model_len} tokens (n={config.n}) needs {need} blocks of "
-            f"{config.block_size} tokens plus the {pool.watermark_blocks}-block watermark")
+            f"{config.block_size} tokens plus the {pool.watermark_blocks}-block watermark"
+        )
 
 
 def _request_frame(items: list, table: RequestTable) -> pd.DataFrame:
     reqs = [it.request for it in items]
     arrival = np.asarray(table.arrival, dtype=float)
     tt = table.token_times
-    frame = pd.DataFrame({
-        "request_id": np.fromiter((r.request_id for r in reqs), dtype=np.int64, count=len(reqs)),
-        "workload": [r.workload for r in reqs],
-        "session_id": pd.array([r.session_id for r in reqs], dtype="Int64"),
-        "turn": np.fromiter((r.turn for r in reqs), dtype=np.int64, count=len(reqs)),
-        "arrival_time": arrival,
-        "send_time": arrival,
-        "first_token_time": np.asarray(table.first_token, dtype=float),
-        "finish_time": np.asarray(table.finish, dtype=float),
-        "prompt_tokens": np.asarray(table.prompt_len, dtype=np.int64),
-        "generated_tokens": np.asarray(table.generated, dtype=np.int64),
-        "expected_output_tokens": np.asarray(table.expected, dtype=np.int64),
-        "num_preemptions": np.asarray(table.preemptions, dtype=np.int64),
-        "status": table.status,
-        "error": table.error,
-        "token_times": tt if tt is not None else [[] for _ in reqs],
-    })
+    frame = pd.DataFrame(
+        {
+            "request_id": np.fromiter(
+                (r.request_id for r in reqs), dtype=np.int64, count=len(reqs)
+            ),
+            "workload": [r.workload for r in reqs],
+            "session_id": pd.array([r.session_id for r in reqs], dtype="Int64"),
+            "turn": np.fromiter((r.turn for r in reqs), dtype=np.int64, count=len(reqs)),
+            "arrival_time": arrival,
+            "send_time": arrival,
+            "first_token_time": np.asarray(table.first_token, dtype=float),
+            "finish_time": np.asarray(table.finish, dtype=float),
+            "prompt_tokens": np.asarray(table.prompt_len, dtype=np.int64),
+            "generated_tokens": np.asarray(table.generated, dtype=np.int64),
+            "expected_output_tokens": np.asarray(table.expected, dtype=np.int64),
+            "num_preemptions": np.asarray(table.preemptions, dtype=np.int64),
+            "status": table.status,
+            "error": table.error,
+            "token_times": tt if tt is not None else [[] for _ in reqs],
+        }
+    )
     # ignored/failed requests were dropped, not finished (their time only releases a session)
     frame.loc[frame["status"] != "ok", "finish_time"] = np.nan
     return frame[list(REQUEST_COLUMNS)]
@@ -157,8 +200,16 @@ def _request_frame(items: list, table: RequestTable) -> pd.DataFrame:
 
 def _step_frame(log: StepLog) -> pd.DataFrame:
     cols = log.columns()
-    ints = ("batched_tokens", "num_running", "num_waiting", "num_preempted", "kv_blocks_used",
-            "logical_tokens", "physical_tokens", "num_steps")
+    ints = (
+        "batched_tokens",
+        "num_running",
+        "num_waiting",
+        "num_preempted",
+        "kv_blocks_used",
+        "logical_tokens",
+        "physical_tokens",
+        "num_steps",
+    )
     frame: dict[str, Any] = {
         "time": np.asarray(cols["time"], dtype=float),
         "duration": np.asarray(cols["duration"], dtype=float),

@@ -34,8 +34,9 @@ class _Progress:
             from tqdm.auto import tqdm
 
             self.horizon = max(horizon, 1e-9)
-            self.bar = tqdm(total=round(self.horizon, 1), unit="sim s", desc="simulating",
-                            leave=False)
+            self.bar = tqdm(
+                total=round(self.horizon, 1), unit="sim s", desc="simulating", leave=False
+            )
             self.shown = 0.0
             self.next_mark = self.horizon / 100
 

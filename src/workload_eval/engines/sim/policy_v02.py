@@ -55,7 +55,10 @@ class V02Scheduler:
         self.t, self.perf, self.pool, self.log = table, perf, pool, log
         self.bs = pool.block_size
         self.mbt, self.max_num_seqs, self.max_paddings = (
-            max_num_batched_tokens, max_num_seqs, max_paddings)
+            max_num_batched_tokens,
+            max_num_seqs,
+            max_paddings,
+        )
         self.prompt_limit = min(max_model_len, max_num_batched_tokens)
         self.skip_ahead, self.fast_walk = skip_ahead, fast_walk
         size = len(table)
@@ -180,8 +183,12 @@ class V02Scheduler:
         t, pool, bs = self.t, self.pool, self.bs
         waiting = self.waiting
         gen, plen, nn = t.generated, t.prompt_len, t.n
-        limit, wm, mbt, max_pad = (self.prompt_limit, pool.watermark_blocks, self.mbt,
-                                   self.max_paddings)
+        limit, wm, mbt, max_pad = (
+            self.prompt_limit,
+            pool.watermark_blocks,
+            self.mbt,
+            self.max_paddings,
+        )
         seqs = self.batch
         count = longest = total = sum_sq = 0
         admitted: list[tuple[int, int]] = []
@@ -235,8 +242,18 @@ class V02Scheduler:
                 self._enter(gid, g, fresh=(g == 1))
         used = pool.total - pool.free
         logical = self.logical_base + self.batch * (self.D - 1) + finished_tokens
-        self.log.add(now, duration, "prefill", count * longest, len(self.running),
-                     len(waiting), 0, used, logical, used * bs)
+        self.log.add(
+            now,
+            duration,
+            "prefill",
+            count * longest,
+            len(self.running),
+            len(waiting),
+            0,
+            used,
+            logical,
+            used * bs,
+        )
         pool.free += finished_blocks
         return end
 
@@ -275,8 +292,19 @@ class V02Scheduler:
             preempted = self.preempted_total - before
             if not self.running:
                 self.pool.free = free
-                self.log.add(now, 0.0, "decode", 0, 0, len(self.waiting), preempted,
-                             self.pool.total - free, 0, (self.pool.total - free) * bs, 0)
+                self.log.add(
+                    now,
+                    0.0,
+                    "decode",
+                    0,
+                    0,
+                    len(self.waiting),
+                    preempted,
+                    self.pool.total - free,
+                    0,
+                    (self.pool.total - free) * bs,
+                    0,
+                )
                 return now
             batch, ctx = self.batch, self.ctx_base + self.batch * D
             end = now + perf.decode_time(batch, ctx)
@@ -284,8 +312,9 @@ class V02Scheduler:
                 step_times = [end]
             k = 1
         elif step_times is None:
-            end = now + (perf.decode_time(batch, ctx) if k == 1
-                         else perf.decode_run_time(batch, ctx, k))
+            end = now + (
+                perf.decode_time(batch, ctx) if k == 1 else perf.decode_run_time(batch, ctx, k)
+            )
         self.pool.free = free
         self.D = D + k
         if tt is not None and step_times:
@@ -293,8 +322,19 @@ class V02Scheduler:
             for r in self.running:
                 tt[rank_gid[r]].extend(step_times)
         used = self.pool.total - free
-        self.log.add(now, end - now, "decode", batch * k, len(self.running), len(self.waiting),
-                     preempted, used, self.logical_base + batch * (self.D - 1), used * bs, k)
+        self.log.add(
+            now,
+            end - now,
+            "decode",
+            batch * k,
+            len(self.running),
+            len(self.waiting),
+            preempted,
+            used,
+            self.logical_base + batch * (self.D - 1),
+            used * bs,
+            k,
+        )
         self._finish_due(end, done)
         return end
 
@@ -307,8 +347,11 @@ class V02Scheduler:
                 continue
             n = t.n[gid]
             tokens = t.prompt_len[gid] + t.target[gid] - 1
-            pool.free += (-(-tokens // bs) if n == 1
-                          else group_blocks(t.prompt_len[gid], t.target[gid] - 1, n, bs))
+            pool.free += (
+                -(-tokens // bs)
+                if n == 1
+                else group_blocks(t.prompt_len[gid], t.target[gid] - 1, n, bs)
+            )
             self._leave(gid, bisect_left(running, rank))
             t.status[gid] = OK
             t.finish[gid] = now

@@ -45,7 +45,10 @@ class V1Scheduler:
         self.t, self.perf, self.pool, self.log = table, perf, pool, log
         self.bs = pool.block_size
         self.budget, self.max_num_seqs, self.max_model_len = (
-            max_num_batched_tokens, max_num_seqs, max_model_len)
+            max_num_batched_tokens,
+            max_num_seqs,
+            max_model_len,
+        )
         self.chunked, self.skip_ahead = chunked_prefill, skip_ahead
         size = len(table)
         self.waiting: deque[int] = deque()
@@ -116,8 +119,9 @@ class V1Scheduler:
                 if num_new > self.max_model_len:
                     waiting.popleft()
                     t.status[gid], t.finish[gid] = IGNORED, now
-                    t.error[gid] = (f"prompt of {num_new} tokens exceeds max_model_len "
-                                    f"{self.max_model_len}")
+                    t.error[gid] = (
+                        f"prompt of {num_new} tokens exceeds max_model_len {self.max_model_len}"
+                    )
                     done.append(gid)
                     continue
                 if not self.chunked and num_new > budget:
@@ -179,12 +183,24 @@ class V1Scheduler:
         t.status[gid], t.finish[gid] = OK, now
         done.append(gid)
 
-    def _log(self, now: float, duration: float, kind: str, tokens: int, preempted: int,
-             steps: int = 1) -> None:
+    def _log(
+        self, now: float, duration: float, kind: str, tokens: int, preempted: int, steps: int = 1
+    ) -> None:
         used = self.pool.total - self.pool.free
         logical = sum(self.computed[g] for g in self.running)
-        self.log.add(now, duration, kind, tokens, len(self.running), len(self.waiting),
-                     preempted, used, logical, used * self.bs, steps)
+        self.log.add(
+            now,
+            duration,
+            kind,
+            tokens,
+            len(self.running),
+            len(self.waiting),
+            preempted,
+            used,
+            logical,
+            used * self.bs,
+            steps,
+        )
 
     def _decode_run(self, now: float, next_arrival: float, done: list[int]) -> float | None:
         """Advance k pure decode steps at once when nothing can change but token counts."""
@@ -247,8 +263,19 @@ class V1Scheduler:
             if t.generated[gid] >= t.target[gid]:
                 finished.append(gid)
         used = self.pool.total - self.pool.free
-        self.log.add(now, end - now, "decode", batch * k, batch, 0, 0, used,
-                     ctx + batch * (k - 1), used * bs, k)
+        self.log.add(
+            now,
+            end - now,
+            "decode",
+            batch * k,
+            batch,
+            0,
+            0,
+            used,
+            ctx + batch * (k - 1),
+            used * bs,
+            k,
+        )
         for gid in finished:
             self._finish(gid, end, done)
         return end

@@ -62,9 +62,19 @@ class RequestTable:
         return len(self.prompt_len)
 
 
-STEP_FIELDS = ("time", "duration", "kind", "batched_tokens", "num_running", "num_waiting",
-               "num_preempted", "kv_blocks_used", "logical_tokens", "physical_tokens",
-               "num_steps")
+STEP_FIELDS = (
+    "time",
+    "duration",
+    "kind",
+    "batched_tokens",
+    "num_running",
+    "num_waiting",
+    "num_preempted",
+    "kv_blocks_used",
+    "logical_tokens",
+    "physical_tokens",
+    "num_steps",
+)
 
 
 @dataclass(slots=True)
@@ -91,9 +101,21 @@ class StepLog:
         physical_tokens: int,
         num_steps: int = 1,
     ) -> None:
-        self.rows.append((time, duration, kind, batched_tokens, num_running, num_waiting,
-                          num_preempted, kv_blocks_used, logical_tokens, physical_tokens,
-                          num_steps))
+        self.rows.append(
+            (
+                time,
+                duration,
+                kind,
+                batched_tokens,
+                num_running,
+                num_waiting,
+                num_preempted,
+                kv_blocks_used,
+                logical_tokens,
+                physical_tokens,
+                num_steps,
+            )
+        )
 
     def columns(self) -> dict[str, list]:
         """Column name -> values (empty lists when no step ran)."""
