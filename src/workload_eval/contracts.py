@@ -15,9 +15,26 @@ RequestStatus = Literal["ok", "failed", "ignored"]
 StepKind = Literal["prefill", "decode", "mixed"]
 
 
+@dataclass(frozen=True, slots=True)
+class PromptSegment:
+    """A shared piece of a prompt: every segment with the same ``key`` has identical token ids.
+
+    This is how a workload says what a prefix cache could reuse (a group's system prompt, a
+    Mooncake hash block, a session's history) without carrying token ids; the one prompt
+    synthesizer turns segments into ids for every engine.
+    """
+
+    key: str
+    length: int
+
+
 @dataclass(slots=True)
 class Request:
-    """One inference request. Without token ids the prompt is synthesized from its length."""
+    """One inference request. Without token ids the prompt is synthesized from its length.
+
+    ``prefix_segments`` are the prompt's leading shared parts, in order; the rest of the
+    prompt (``prompt_len`` minus their total) is unique to the request.
+    """
 
     request_id: int
     prompt_len: int
@@ -28,6 +45,7 @@ class Request:
     turn: int = 0
     prefix_hash_ids: tuple[int, ...] = ()
     prompt_text: str | None = None
+    prefix_segments: tuple[PromptSegment, ...] = ()
 
 
 @dataclass(slots=True)
