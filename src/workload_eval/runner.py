@@ -23,6 +23,7 @@ from workload_eval import __version__
 from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, RunRecords
 from workload_eval.engines.base import EngineConfig, get_engine
 from workload_eval.errors import UserError
+from workload_eval.limits import Seed
 from workload_eval.metrics import check_slo, summarize
 from workload_eval.schedules import OfflineSchedule, ScheduleSpec, build_schedule, request_count
 from workload_eval.storage import atomic_write_json, atomic_write_parquet
@@ -33,13 +34,13 @@ SUMMARY_FILE, REQUESTS_FILE, STEPS_FILE = "summary.json", "requests.parquet", "s
 class RunSpec(BaseModel):
     """One point of a study: with its seed it fully determines a run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     engine: str = "sim"
     engine_config: EngineConfig
     workload: str
     schedule: ScheduleSpec = Field(default_factory=OfflineSchedule)
-    seed: int = 0  # arrivals, workload shuffle and engine sampling
+    seed: Seed = 0  # arrivals, workload shuffle and engine sampling
     sampling: Literal["first", "random"] = "first"
     source: Literal["auto", "hub", "local", "profile"] = "auto"
     data_dir: str | None = None

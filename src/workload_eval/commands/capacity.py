@@ -10,6 +10,7 @@ import click
 from workload_eval.commands.options import (
     check_kv_size,
     engine_shape_options,
+    max_requests_option,
     parse_engine_options,
     target_options,
     workload_source_options,
@@ -114,6 +115,7 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
     help="Engine option (e.g. perf_profile=p.json, base_url=...). Repeatable.",
 )
 @workload_source_options
+@max_requests_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
@@ -130,14 +132,18 @@ def command(**o: Any) -> None:
     """
     import time
 
-    from workload_eval.console import stdout_console
+    from workload_eval import interrupts
+    from workload_eval.console import stderr_console, stdout_console
     from workload_eval.experiments.capacity import find_capacity
     from workload_eval.experiments.store import ResultStore
     from workload_eval.experiments.sweep import task_evaluator
+    from workload_eval.limits import set_max_requests
+    from workload_eval.storage import ensure_writable_dir
 
+    set_max_requests(o["max_requests"])
     task = build_task(o)
     search = task.make_search()
-    store = ResultStore(o["out"]) if o["out"] else None
+    store = ResultStore(ensure_writable_dir(o["out"])) if o["out"] else None
     if store is not None:
         store.cleanup()
     console = stdout_console()
@@ -150,7 +156,12 @@ def command(**o: Any) -> None:
         )
 
     t0 = time.perf_counter()
-    result = find_capacity(task_evaluator(task, store), search, on_probe=on_probe)
+    try:
+        result = find_capacity(task_evaluator(task, store), search, on_probe=on_probe)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the probes that finished are stored
+        kept = f"; the finished probes are stored in {o['out']}" if store is not None else ""
+        stderr_console().print(f"interrupted{kept}: run the same command again to resume")
+        raise SystemExit(interrupts.exit_code()) from None
     wall = time.perf_counter() - t0
     _print_rates(result, metrics)
     limit = " (the search's limit: widen --rates / max rate)" if result.censored else ""

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from workload_eval import limits
 from workload_eval.engines.base import EngineConfig
 from workload_eval.errors import UserError
 
@@ -59,6 +60,14 @@ workload_source_options = _stack(
     ),
     click.option("--data-dir", help="Datasets folder (else $WORKLOAD_EVAL_DATA_DIR)."),
     click.option("--tokenizer-dir", help="Tokenizers folder (else $WORKLOAD_EVAL_TOKENIZER_DIR)."),
+)
+
+
+max_requests_option = click.option(
+    "--max-requests",
+    type=int,
+    help=f"Allow runs of up to N requests (default {limits.MAX_REQUESTS.default:,}: "
+    "a guard against typos that would exhaust memory).",
 )
 
 

@@ -11,11 +11,13 @@ from pydantic import ValidationError
 from workload_eval.commands.options import (
     check_kv_size,
     engine_shape_options,
+    max_requests_option,
     parse_engine_options,
     target_options,
     workload_source_options,
 )
 from workload_eval.errors import UserError
+from workload_eval.limits import set_max_requests
 from workload_eval.metrics import SLO_KEYS
 
 # pydantic field -> the CLI option that set it, so errors name what the user typed
@@ -199,6 +201,7 @@ def schedule_from_options(
     default=None,
     help="Progress bar [default: when stderr is a terminal].",
 )
+@max_requests_option
 @click.option(
     "--out",
     required=True,
@@ -216,10 +219,14 @@ def command(**o: Any) -> None:
       workload-eval run --model opt-13b --kv-blocks 643 --workload alpaca \\
         --request-rate 28 --duration 600 --out runs/alpaca-28
     """
+    from workload_eval import interrupts
     from workload_eval.console import print_summary, progress_default, stderr_console
     from workload_eval.runner import execute, save_run
+    from workload_eval.storage import ensure_writable_dir
 
+    set_max_requests(o["max_requests"])
     spec = build_spec(o)
+    ensure_writable_dir(o["out"])
     progress = progress_default() if o["progress"] is None else o["progress"]
     result = execute(spec, progress=progress)
     save_run(result, o["out"])
@@ -228,7 +235,7 @@ def command(**o: Any) -> None:
     click.echo(f"wrote {Path(o['out']) / 'summary.json'}, requests.parquet, steps.parquet")
     if result.interrupted:
         stderr_console().print("interrupted: the results gathered so far were saved")
-        raise SystemExit(130)  # cli.main discards click.Exit codes outside standalone mode
+        raise SystemExit(interrupts.exit_code())  # 130 after Ctrl-C, 143 after SIGTERM
 
 
 def build_spec(o: dict[str, Any]) -> Any:

@@ -27,6 +27,8 @@ from pydantic import (
 from workload_eval.engines.base import EngineConfig
 from workload_eval.errors import UserError
 from workload_eval.experiments.capacity import SLO
+from workload_eval.inputs import loads_yaml, read_text
+from workload_eval.limits import MAX_INT, Seed
 
 PAPER_WORKLOADS = ["alpaca", "cnn_dailymail", "dolly", "sharegpt"]
 # Axes set per grid point, so an engine entry may not set them.
@@ -86,15 +88,17 @@ _Gpus = Annotated[list[Annotated[str, AfterValidator(_check_gpu)]], BeforeValida
 _Workloads = Annotated[
     list[Annotated[str, AfterValidator(_check_workload)]], BeforeValidator(_as_list)
 ]
-_Blocks = Annotated[list[Annotated[int, Field(gt=0)]] | None, BeforeValidator(_as_list)]
+_Blocks = Annotated[list[Annotated[int, Field(gt=0, le=MAX_INT)]] | None, BeforeValidator(_as_list)]
 _Utils = Annotated[list[Annotated[float, Field(gt=0, le=1)]] | None, BeforeValidator(_as_list)]
-_Seeds = Annotated[list[int], BeforeValidator(_as_list)]
+_Seeds = Annotated[list[Seed], BeforeValidator(_as_list)]
+# Every model of a spec refuses NaN and infinity: no setting means "infinitely".
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class EngineEntry(BaseModel):
     """One engine and its fixed knobs (any EngineConfig field except the swept axes)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     engine: Annotated[str, AfterValidator(_check_engine)] = "sim"
     label: str | None = None
@@ -111,7 +115,7 @@ class EngineEntry(BaseModel):
                 raise ValueError(
                     f"unknown engine setting {k!r} (expected one of {', '.join(sorted(known))})"
                 )
-        EngineConfig(model="opt-13b", **extra)  # validates the values
+        EngineConfig(model="opt-13b", **extra)  # validates the values (errors keep their path)
         return self
 
     @property
@@ -131,7 +135,7 @@ def _engine_entries(v: Any) -> Any:
 class RateRange(BaseModel):
     """Rates start, start+step, ... up to and including stop."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     start: float = Field(gt=0)
     stop: float = Field(gt=0)
@@ -154,16 +158,28 @@ def _scalar_rate(v: Any) -> Any:
     return [v] if isinstance(v, int | float) and not isinstance(v, bool) else v
 
 
-_Rate = list[Annotated[float, Field(gt=0)]] | RateRange | Literal["capacity"] | None
+_Rate = (
+    Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
+    | RateRange
+    | Literal["capacity"]
+    | None
+)
 
 
 class ScheduleEntry(BaseModel):
     """A schedule family: list-valued fields expand (num_requests: [100, 500])."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     kind: str
     rate: Annotated[_Rate, BeforeValidator(_scalar_rate)] = None
+
+    @model_validator(mode="after")
+    def _no_empty_axis(self) -> ScheduleEntry:
+        for k, v in (self.model_extra or {}).items():
+            if isinstance(v, list) and not v:
+                raise ValueError(f"{k}: an empty list runs nothing (list at least one value)")
+        return self
 
     @field_validator("kind")
     @classmethod
@@ -202,12 +218,14 @@ class ScheduleEntry(BaseModel):
 class CapacityOptions(BaseModel):
     """How ``rate: capacity`` schedules are searched (see experiments.capacity)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     rule: Literal["bisect", "seed-grid"] = "bisect"
     tolerance: float = Field(default=0.02, gt=0, lt=1)
     start: float = Field(default=1.0, gt=0)
-    rates: list[Annotated[float, Field(gt=0)]] | RateRange | None = None  # seed-grid's grid
+    rates: (
+        Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | RateRange | None
+    ) = None  # seed-grid's grid
     aggregate: Literal["majority", "mean", "all"] = "majority"
     repeat_band: float | None = Field(default=0.1, ge=0)
     max_rate: float = Field(default=1e4, gt=0)
@@ -233,12 +251,9 @@ def _slos(v: Any) -> Any:
     for s in v or []:
         if isinstance(s, str):
             try:
-                out.append(SLO.parse(s).model_dump())
-            except UserError:
-                raise ValueError(
-                    f"cannot parse SLO {s!r} (expected METRIC<=VALUE, e.g. "
-                    "normalized_latency_p95<=0.1875)"
-                ) from None
+                out.append(SLO.parse(s, where="slos").model_dump())
+            except UserError as e:
+                raise ValueError(str(e).removeprefix("slos: ")) from None
         else:
             out.append(s)
     return out
@@ -256,7 +271,7 @@ def _known_metric(slo: SLO) -> SLO:
 class GridSpec(BaseModel):
     """One group's axes: the cross product of these is the group's points."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     name: str = "main"
     engines: Annotated[list[EngineEntry], BeforeValidator(_engine_entries)] = Field(
@@ -280,17 +295,28 @@ class GridSpec(BaseModel):
     data_dir: str | None = None
     tokenizer_dir: str | None = None
 
-    @field_validator("engines", "models", "gpus", "workloads", "schedules", "seeds")
+    @field_validator(
+        "engines",
+        "models",
+        "gpus",
+        "workloads",
+        "schedules",
+        "seeds",
+        "kv_blocks",
+        "gpu_memory_utilization",
+    )
     @classmethod
-    def _non_empty(cls, v: list[Any]) -> list[Any]:
-        if not v:
-            raise ValueError("must list at least one value")
+    def _non_empty(cls, v: list[Any] | None) -> list[Any] | None:
+        if v is not None and not v:
+            raise ValueError("an empty list runs nothing (list at least one value)")
         return v
 
     @model_validator(mode="after")
     def _default_kv(self) -> GridSpec:
         if self.kv_blocks is None and self.gpu_memory_utilization is None:
             self.kv_blocks = [643]
+        if not self.slos and any(s.is_capacity for s in self.schedules):
+            raise ValueError("slos: a 'rate: capacity' schedule needs at least one SLO")
         return self
 
     def kv_sizes(self) -> list[dict[str, Any]]:
@@ -303,7 +329,7 @@ class GridSpec(BaseModel):
 class ExperimentSpec(BaseModel):
     """A whole study: top-level axes, optionally split into groups that override them."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     name: str = "experiment"
     description: str = ""
@@ -324,8 +350,11 @@ def build_spec(data: Any, *, source: str | Path | None = None) -> ExperimentSpec
         data = {}
     if not isinstance(data, dict):
         raise UserError(f"{src}: expected a mapping of settings at the top level")
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise UserError(f"{src}: {key}: expected text (got a {type(data[key]).__name__})")
     top = {k: v for k, v in data.items() if k not in ("name", "description", "groups")}
-    unknown = sorted(set(top) - _GROUP_KEYS)
+    unknown = sorted(set(top) - _GROUP_KEYS, key=str)
     if unknown:
         raise UserError(
             f"{src}: {unknown[0]}: unknown setting (expected one of "
@@ -447,17 +476,11 @@ def _parse_path(path: str) -> list[str | int]:
 def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and validate a YAML spec; errors read ``file:line: key.path: what was expected``."""
     p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{p}: no such file (expected an experiment spec in YAML)") from None
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
-        raise UserError(f"{where}: invalid YAML ({getattr(e, 'problem', None) or e})") from None
+    if not p.exists():
+        raise UserError(f"{p}: no such file (expected an experiment spec in YAML)")
+    text = read_text(p)
+    data = loads_yaml(text, p)  # safe, bounded, strict: aliases, keys, numbers
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
     try:
         return build_spec(data, source=p)
     except UserError as e:
@@ -474,4 +497,4 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 
 def spec_from_yaml_text(text: str, *, source: str = "spec.yaml") -> ExperimentSpec:
     """Validate YAML text (tests, notebooks) without a file."""
-    return build_spec(yaml.safe_load(text), source=source)
+    return build_spec(loads_yaml(text, source), source=source)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from workload_eval.contracts import ScheduledRequest
+from workload_eval.errors import UserError
 
 
 class Scheduler(Protocol):
@@ -22,6 +23,27 @@ class Scheduler(Protocol):
     def has_work(self) -> bool: ...
 
     def step(self, now: float, next_arrival: float) -> tuple[float, list[int]]: ...
+
+
+# ----------------------------------------------------------------- progress guard
+# Every loop iteration must admit an arrival, finish a request or move virtual time
+# forward. A scheduler may take a few zero-time steps (a decode step that only preempts),
+# never an endless run of them: that would spin forever, so it is an error instead.
+STALL_LIMIT = 10_000
+
+
+class NoProgressError(UserError):
+    """The scheduler stopped making progress: with the settings given (found so far: a
+    negative max_paddings, a NaN arrival time) nothing it holds can ever be scheduled."""
+
+    def __init__(self, before: float, after: float, scheduler: object) -> None:
+        waiting = len(getattr(scheduler, "waiting", ()))
+        running = len(getattr(scheduler, "running", ()))
+        super().__init__(
+            f"the simulator made no progress at t={before:.6g} s (next time {after!r}; "
+            f"{waiting} waiting, {running} running): the engine settings can never schedule "
+            "these requests; if they look valid this is a bug, please report it"
+        )
 
 
 class _Progress:
@@ -77,6 +99,7 @@ def simulate(
     i, ns = 0, len(static)
     add, step, has_work = scheduler.add, scheduler.step, scheduler.has_work
     now = 0.0
+    stalled = 0  # progress guard: iterations in a row that moved nothing
     while True:
         # admit every arrival due by now, in time order
         if follow:
@@ -99,7 +122,15 @@ def simulate(
                 i += 1
             nxt = st[i] if i < ns else inf
         if has_work():
+            before = now
             now, done = step(now, nxt)
+            # -- progress guard (see NoProgressError) --
+            if not now > before and not done:
+                stalled += 1
+                if not now >= before or stalled > STALL_LIMIT:
+                    raise NoProgressError(before, now, scheduler)
+            else:
+                stalled = 0
             if children and done:
                 for gid in done:
                     for child, think in children.get(gid, ()):
@@ -109,7 +140,9 @@ def simulate(
                 bar.update(now)
         elif nxt == inf:
             break
-        else:
-            now = max(now, nxt)
+        elif nxt > now:
+            now = nxt
+        else:  # an arrival that is due but was not admitted (a NaN time): no progress
+            raise NoProgressError(now, nxt, scheduler)
     bar.close()
     return now

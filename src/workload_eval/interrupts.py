@@ -1,0 +1,57 @@
+"""SIGTERM is Ctrl-C: a run, a sweep or a capacity search that is told to stop saves what
+it gathered, whichever of the two signals asked.
+
+Engines and sweeps already turn ``KeyboardInterrupt`` into "keep the records so far"
+(see ``runner``). SIGTERM takes the same path: the handler calls whatever handles SIGINT
+at that moment (Python's, which raises ``KeyboardInterrupt``, or asyncio's, which
+cancels the running load generator), so there is one interruption path, not two. The
+exit code tells them apart: 130 after Ctrl-C, 143 (128 + SIGTERM) after SIGTERM.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 128 + signal.SIGTERM
+
+_terminated = False
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    global _terminated
+    _terminated = True
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler) and handler is not _on_sigterm:
+        handler(signal.SIGINT, frame)  # asyncio's handler cancels; Python's raises
+        return
+    raise KeyboardInterrupt  # SIGINT ignored (a background job): stop anyway
+
+
+def install() -> Callable[[], None]:
+    """Route SIGTERM through the SIGINT path for this command; returns the undo."""
+    global _terminated
+    _terminated = False
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous: Any = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+    return restore
+
+
+def terminated() -> bool:
+    """Whether SIGTERM (rather than Ctrl-C) interrupted this command."""
+    return _terminated
+
+
+def exit_code() -> int:
+    """The exit status of an interrupted command: 143 after SIGTERM, 130 after Ctrl-C."""
+    return EXIT_SIGTERM if _terminated else EXIT_SIGINT
