@@ -129,22 +129,30 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return d
 
 
-def loads_json(text: str, path: str | Path) -> Any:
-    """Strict JSON: what Python's parser would let through silently is an error."""
+def loads_json(text: str, path: str | Path, *, first_line: int = 1) -> Any:
+    """Strict JSON: what Python's parser would let through silently is an error.
+
+    ``first_line`` is the file line ``text`` starts on (one line of a JSONL file).
+    """
+    at = first_line - 1
     try:
         obj = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as e:
-        raise UserError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+        raise UserError(
+            f"{path}:{e.lineno + at}: invalid JSON ({e.msg} at column {e.colno})"
+        ) from None
     except _Reject as e:
-        raise UserError(f"{path}:{_locate(text, str(e))}: {e}") from None
+        raise UserError(f"{path}:{_locate(text, str(e)) + at}: {e}") from None
     except RecursionError:
-        raise UserError(f"{path}: nested too deeply (more than the parser can follow)") from None
+        raise UserError(
+            f"{path}:{first_line}: nested too deeply (more than the parser can follow)"
+        ) from None
     except ValueError as e:  # an integer of more than 4300 digits
-        raise UserError(f"{path}: invalid JSON ({_first_line(e)})") from None
+        raise UserError(f"{path}:{first_line}: invalid JSON ({_first_line(e)})") from None
     if "\\u" in text and (m := _LONE_SURROGATE.search(text)) is not None and _has_surrogate(obj):
         raise UserError(
-            f"{path}:{line_of(text, m.start())}: a lone UTF-16 surrogate {m.group(0)!s} in a "
-            "string (not a character; the text was cut inside an emoji?)"
+            f"{path}:{line_of(text, m.start()) + at}: a lone UTF-16 surrogate {m.group(0)!s} "
+            "in a string (not a character; the text was cut inside an emoji?)"
         )
     return obj
 

@@ -183,6 +183,7 @@ def build_task(o: dict[str, Any]) -> Any:
     from workload_eval.experiments.capacity import check_metrics, parse_slos
     from workload_eval.experiments.grid import CapacityTask
     from workload_eval.experiments.spec import CapacityOptions
+    from workload_eval.preflight import check_run_spec
 
     check_kv_size(o)
     if o["burstiness"] is not None and o["kind"] != "gamma":
@@ -232,10 +233,11 @@ def build_task(o: dict[str, Any]) -> Any:
             base[k] = o[k]
     task = CapacityTask("capacity", o["engine"], base, tuple(slos), options, tuple(seeds))
     try:
-        task.run_spec(options.start, seeds[0])  # fail on bad settings before any run
+        probe = task.run_spec(options.start, seeds[0])  # fail on bad settings before any run
     except ValidationError as e:
         err = e.errors()[0]
         raise UserError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    check_run_spec(probe)
     task.make_search()
     return task
 

@@ -241,6 +241,7 @@ def command(**o: Any) -> None:
 def build_spec(o: dict[str, Any]) -> Any:
     """A RunSpec from the parsed options (one clear UserError for bad combinations)."""
     from workload_eval.engines.base import EngineConfig
+    from workload_eval.preflight import check_run_spec
     from workload_eval.runner import RunSpec
 
     check_kv_size(o)
@@ -283,7 +284,7 @@ def build_spec(o: dict[str, Any]) -> Any:
             seed=o["seed"],
             options=options,
         )
-        return RunSpec(
+        spec = RunSpec(
             engine=o["engine"],
             engine_config=engine_config,
             workload=o["workload"],
@@ -298,3 +299,5 @@ def build_spec(o: dict[str, Any]) -> Any:
         )
     except ValidationError as e:
         raise _validation_error(e) from None
+    check_run_spec(spec)  # what the engine or the loader would refuse, before any work
+    return spec

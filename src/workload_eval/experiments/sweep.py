@@ -103,12 +103,13 @@ def run_sweep(
     The sweep closes ``executor`` when done (a Ray instance it started shuts down).
     """
     t0 = time.perf_counter()
+    points, tasks = expand(spec)
+    preflight(spec, points, tasks)
     store = ResultStore(out)
     removed = store.cleanup()
     if removed and log is not None:
         log(f"removed {len(removed)} incomplete point folder(s) left by an earlier run")
     atomic_write_json(store.root / "experiment.json", spec.model_dump(mode="json"))
-    points, tasks = expand(spec)
     executor = executor or SequentialExecutor()
     bar = _Progress(progress)
     state = _SweepState(store, executor, bar)
@@ -135,6 +136,29 @@ def run_sweep(
         interrupted=state.interrupted,
         wall_s=time.perf_counter() - t0,
     )
+
+
+def preflight(spec: ExperimentSpec, points: list[Point], tasks: list[CapacityTask]) -> None:
+    """Refuse the study before running anything if any point would fail on its settings."""
+    from workload_eval.errors import UserError
+    from workload_eval.preflight import check_run_spec
+
+    checks = [(p.group, p.engine_label, p.spec) for p in points]
+    checks += [(t.group, t.engine_label, t.run_spec(t.options.start, t.seeds[0])) for t in tasks]
+    seen: set[str] = set()
+    for group, label, run_spec in checks:
+        ident = run_spec.model_dump_json(exclude={"seed", "schedule"})
+        ident += run_spec.schedule.kind
+        if ident in seen:
+            continue
+        seen.add(ident)
+        try:
+            check_run_spec(run_spec)
+        except UserError as e:
+            raise UserError(
+                f"{spec.source or 'spec'}: group {group!r}, engine {label!r}, workload "
+                f"{run_spec.workload!r}: {e}"
+            ) from None
 
 
 class _SweepState:
