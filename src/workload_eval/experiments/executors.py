@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import multiprocessing
+import os
 import signal
 import tempfile
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from workload_eval.errors import UserError
+from workload_eval.limits import ALL_LIMITS
 
 
 @dataclass
@@ -186,6 +188,10 @@ class RayExecutor(Executor):
             }
             if address is None:
                 kwargs["num_cpus"] = num_cpus
+            # The allocation limits (--max-requests, ...) travel with the job's workers.
+            env = {lim.env: os.environ[lim.env] for lim in ALL_LIMITS if lim.env in os.environ}
+            if env:
+                kwargs["runtime_env"] = {"env_vars": env}
             try:
                 ray.init(address=address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:

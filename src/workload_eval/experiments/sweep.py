@@ -109,6 +109,9 @@ def run_sweep(
     removed = store.cleanup()
     if removed and log is not None:
         log(f"removed {len(removed)} incomplete point folder(s) left by an earlier run")
+    foreign = store.foreign()
+    if foreign and log is not None:
+        log(f"left alone {len(foreign)} entr(y/ies) under {store.points_dir} not written here")
     atomic_write_json(store.root / "experiment.json", spec.model_dump(mode="json"))
     executor = executor or SequentialExecutor()
     bar = _Progress(progress)
