@@ -231,6 +231,13 @@ class _StrictLoader(_YAML_BASE):  # type: ignore[misc, valid-type]
 
 
 _StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+# YAML 1.2 numbers such as 1e3 and 2.5E-3 (YAML 1.1 reads them as text, so `rate: 1e3`
+# would fail with a puzzling type error).
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 class _YamlReject(Exception):

@@ -55,10 +55,10 @@ def parse_slo(items: tuple[str, ...]) -> dict[str, float] | None:
             bound = float(value)
         except ValueError:
             bound = float("nan")
-        if not sep or key not in SLO_KEYS or not bound > 0:
+        if not sep or key not in SLO_KEYS or not 0 < bound < float("inf"):
             raise UserError(
                 f"--slo {item!r}: expected KEY<=SECONDS with KEY one of {', '.join(SLO_KEYS)} "
-                "and a positive bound"
+                "and a positive, finite bound"
             )
         slo[key] = bound
     return slo or None

@@ -73,9 +73,16 @@ def parse_options(options: dict[str, Any]) -> OpenAIOptions:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "options"
         raise UserError(f"engine openai: option {where!r}: {err['msg']}") from None
-    scheme = urlsplit(opts.base_url).scheme
-    if scheme not in ("http", "https"):
-        raise UserError(f"--base-url {opts.base_url!r}: expected an http:// or https:// URL")
+    try:
+        parts = urlsplit(opts.base_url)
+        port = parts.port  # parses it: a bad port raises here, not mid-run
+    except ValueError as e:
+        raise UserError(f"--base-url {opts.base_url!r}: not a URL ({e})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(
+            f"--base-url {opts.base_url!r}: expected an http:// or https:// URL with a host"
+            + (f" (port {port})" if port else "")
+        )
     if opts.api_key_env and opts.api_key_env not in os.environ:
         raise UserError(f"--api-key-env {opts.api_key_env}: environment variable is not set")
     return opts

@@ -378,7 +378,7 @@ def build_spec(data: Any, *, source: str | Path | None = None) -> ExperimentSpec
         try:
             grid = GridSpec.model_validate(g)
         except ValidationError as e:
-            err = e.errors()[0]
+            err = _best_error(e)
             loc = err["loc"]
             # a key inherited from the top level is reported at its top-level path
             path = (prefix if loc and loc[0] in own else "") + _loc_str(loc)
@@ -424,6 +424,17 @@ def _check_schedules(grid: GridSpec, src: str, prefix: str) -> None:
                 if err.get("type") == "extra_forbidden":
                     msg = f"not a setting of schedule kind {combo['kind']!r}"
                 raise UserError(f"{src}: {path}: {msg}") from None
+
+
+def _best_error(e: ValidationError) -> Any:
+    """The error that explains the input: for a union (a rate list or a range), the
+    branch whose type matched and whose value was wrong, not "should be a list"."""
+    errors = e.errors()
+    for err in errors:
+        kind = str(err.get("type", ""))
+        if not (kind.endswith("_type") or kind.startswith(("literal", "union"))):
+            return err
+    return errors[0]
 
 
 def _loc_str(loc: tuple[Any, ...]) -> str:
