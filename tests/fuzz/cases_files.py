@@ -4,6 +4,7 @@ configs. Each generator mutates a valid file one field (or one byte pattern) at 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from collections.abc import Iterator
 
@@ -239,9 +240,55 @@ def data_cases() -> Iterator[Case]:
     )  # fmt: skip
 
 
-def gzip_bomb() -> bytes:
-    """A 100 KiB gzip file that inflates to 100 MiB of one JSON string."""
-    return gzip.compress(b'["' + b"A" * (100 << 20) + b'"]', compresslevel=9)
+def gzip_bomb(mib: int = 1024) -> bytes:
+    """About 1 MB of gzip that inflates to ``mib`` MiB of one JSON string: one small member
+    repeated (gzip readers inflate every member of a file in turn)."""
+    block = gzip.compress(b"A" * (1 << 20), compresslevel=9)
+    return gzip.compress(b'["') + block * mib + gzip.compress(b'"]')
+
+
+def _hex_rows(nbytes: int) -> bytes:
+    """Valid records of incompressible-looking text (gzip gets about 2x): not a bomb."""
+    rows, size, i = [], 0, 0
+    while size < nbytes:
+        row = {"prompt": hashlib.sha256(str(i).encode()).hexdigest() * 8, "output": "ok"}
+        rows.append(row)
+        size += 560
+        i += 1
+    return _j(rows)
+
+
+def limit_cases() -> Iterator[Case]:
+    """Data files past the size limit: a bomb (caught by its ratio, whatever the limit) and
+    honest files past a lowered limit (caught by their size)."""
+    yield Case(
+        "data:gzip-bomb-1GiB",
+        (*RUN_FILE, "{tmp}/bomb.json.gz"),
+        files={"bomb.json.gz": gzip_bomb()},
+        expect="inflates",
+    )
+    lowered = {"WORKLOAD_EVAL_MAX_DATA_BYTES": "1000000"}
+    yield Case(
+        "data:json-past-lowered-limit",
+        (*RUN_FILE, "{tmp}/big.json"),
+        files={"big.json": _hex_rows(2_000_000)},
+        env=lowered,
+        expect="WORKLOAD_EVAL_MAX_DATA_BYTES",
+    )
+    yield Case(
+        "data:gzip-past-lowered-limit",
+        (*RUN_FILE, "{tmp}/big.json.gz"),
+        files={"big.json.gz": gzip.compress(_hex_rows(3_000_000))},
+        env=lowered,
+        expect="unpacks",
+    )
+    yield Case(
+        "data:bad-limit-variable",
+        (*RUN_FILE, "{tmp}/x.json"),
+        files={"x.json": _j(GOOD_ROWS)},
+        env={"WORKLOAD_EVAL_MAX_DATA_BYTES": "lots"},
+        expect="WORKLOAD_EVAL_MAX_DATA_BYTES",
+    )
 
 
 # ----------------------------------------------------------------------------- perf profiles

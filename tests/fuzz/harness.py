@@ -175,6 +175,7 @@ def run_subprocess(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUB_PREFIXES)}
     full_env.update(BASE_ENV)
     full_env.update(env)
+    full_env["PYTHONPATH"] = package_root()
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -189,6 +190,14 @@ def run_subprocess(
     except subprocess.TimeoutExpired as e:
         return Outcome("timeout", str(e.stdout or ""), str(e.stderr or ""), timeout)
     return Outcome(proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - t0)
+
+
+def package_root() -> str:
+    """The folder this process imports workload_eval from: the child must run the same code
+    (a relative PYTHONPATH or another checkout's editable install would not)."""
+    import workload_eval
+
+    return str(Path(workload_eval.__file__).resolve().parents[1])
 
 
 def assert_one_line_user_error(case: Case, outcome: Outcome) -> str:
