@@ -45,7 +45,7 @@ def read_bytes(path: str | Path, *, limit: limits.Limit = limits.MAX_SPEC_BYTES)
             if size > bound:
                 raise _too_big(p, limit, f"{size:,} bytes")
             return p.read_bytes()
-        return _inflate(p, bound, size, limit)
+        return _inflate(p, bound, limit)
     except FileNotFoundError:
         raise UserError(f"{p}: no such file") from None
     except IsADirectoryError:
@@ -56,19 +56,20 @@ def read_bytes(path: str | Path, *, limit: limits.Limit = limits.MAX_SPEC_BYTES)
         raise UserError(f"{p}: cannot read ({type(e).__name__}: {_first_line(e)})") from None
 
 
-def _inflate(p: Path, bound: int, compressed: int, limit: limits.Limit) -> bytes:
-    """Inflate chunk by chunk, refusing as soon as the size or the ratio gives a bomb away."""
+def _inflate(p: Path, bound: int, limit: limits.Limit) -> bytes:
+    """Inflate chunk by chunk, refusing as soon as the size or the ratio of what came out to
+    what went in so far gives a bomb away (so a bomb stops after a few MiB, not at 1 GiB)."""
     out = bytearray()
-    with gzip.open(p, "rb") as f:
+    with open(p, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as f:
         while chunk := f.read(_CHUNK):
             out += chunk
             if len(out) > bound:
                 raise _too_big(p, limit, f"unpacks to more than {len(out):,} bytes")
             if len(out) > limits.INFLATE_RATIO_AFTER_BYTES and len(
                 out
-            ) > limits.MAX_INFLATE_RATIO * max(compressed, 1):
+            ) > limits.MAX_INFLATE_RATIO * max(raw.tell(), 1):
                 raise UserError(
-                    f"{p}: inflates more than {limits.MAX_INFLATE_RATIO}x ({compressed:,} "
+                    f"{p}: inflates more than {limits.MAX_INFLATE_RATIO}x ({raw.tell():,} "
                     f"bytes to over {len(out):,}): not a data file (a decompression bomb?)"
                 )
     return bytes(out)

@@ -101,7 +101,7 @@ MAX_SPEC_BYTES = Limit(
 )
 # A gzip data file that inflates more than this (past the first few MiB) is a
 # decompression bomb: real JSON/CSV text compresses 4-10x (ShareGPT: 4.5x).
-MAX_INFLATE_RATIO = 200
+MAX_INFLATE_RATIO = 100
 INFLATE_RATIO_AFTER_BYTES = 16 << 20
 # A YAML spec after expanding its aliases (a few hundred nodes in practice), and how
 # deeply any spec, profile or data record may nest (Python's parsers recurse per level).

@@ -34,6 +34,13 @@ class _Spec(BaseModel):
     @model_validator(mode="after")
     def _within_limits(self) -> _Spec:
         """What this schedule makes the tool allocate stays within ``limits``."""
+        try:
+            self._check_limits()
+        except UserError as e:  # a validation error, so a spec names the file and line
+            raise ValueError(str(e)) from None
+        return self
+
+    def _check_limits(self) -> None:
         n = getattr(self, "num_requests", None)
         rate, duration = getattr(self, "rate", None), getattr(self, "duration", None)
         if duration is not None:
@@ -45,7 +52,6 @@ class _Spec(BaseModel):
             limits.check_request_count(expected, what=f"rate {rate:g}/s over {duration:g} s")
         if rate is not None and duration is None and n is not None:
             limits.check_duration(n / rate, what=f"{n} requests at {rate:g}/s")
-        return self
 
 
 class OfflineSchedule(_Spec):

@@ -38,7 +38,8 @@ def _option(field: str) -> str:
 
 def _validation_error(e: ValidationError) -> UserError:
     err = e.errors()[0]
-    loc = [str(p) for p in err["loc"] if str(p) not in SCHEDULE_CHOICES]
+    # the schedule's own name and kind are not options: a whole-schedule error has no field
+    loc = [str(p) for p in err["loc"] if str(p) not in (*SCHEDULE_CHOICES, "schedule")]
     msg = err["msg"].removeprefix("Value error, ")
     if not loc:
         return UserError(msg)
