@@ -168,6 +168,14 @@ def _locate(text: str, reason: str) -> int:
     return line_of(text, m.start() if m else 0)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _has_surrogate(obj: Any) -> bool:
     stack = [obj]
     while stack:
@@ -224,6 +232,15 @@ class _StrictLoader(_YAML_BASE):  # type: ignore[misc, valid-type]
             seen[key] = line
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
+        value = super().construct_yaml_str(node)
+        if "\x00" in value or not _encodable(value):
+            raise _YamlReject(
+                node.start_mark.line + 1,
+                "a NUL or a lone UTF-16 surrogate (\\ud800-\\udfff) in a string",
+            )
+        return value
+
     def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
         value = super().construct_yaml_float(node)
         if not math.isfinite(value):
@@ -232,6 +249,7 @@ class _StrictLoader(_YAML_BASE):  # type: ignore[misc, valid-type]
 
 
 _StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+_StrictLoader.add_constructor("tag:yaml.org,2002:str", _StrictLoader.construct_yaml_str)
 # YAML 1.2 numbers such as 1e3 and 2.5E-3 (YAML 1.1 reads them as text, so `rate: 1e3`
 # would fail with a puzzling type error).
 _StrictLoader.add_implicit_resolver(

@@ -76,8 +76,11 @@ def _check_workload(spec: RunSpec) -> None:
             "multi-turn workload such as sharegpt_chat)"
         )
     if Path(spec.workload).is_file() and spec.workload not in _catalog():
-        return  # the user's own file: found, and read when the run starts
+        _check_tokenizer(spec)  # the user's own file: found, and read when the run starts
+        return
     local = find_local_file(wspec, data_dir(spec.data_dir))
+    if local is not None and spec.source in ("auto", "local") and wspec.tokenized:
+        _check_tokenizer(spec)
     if spec.source == "local" and local is None:
         raise UserError(
             f"workload {wspec.name!r}: no local file matching {', '.join(wspec.local)} under "
@@ -87,6 +90,31 @@ def _check_workload(spec: RunSpec) -> None:
         raise UserError(f"workload {wspec.name!r} has no hub dataset (use source local)")
     if spec.source == "profile" and not _has_profile(wspec):
         raise UserError(f"workload {wspec.name!r} has no shipped length profile")
+
+
+def _check_tokenizer(spec: RunSpec) -> None:
+    """The tokenizer a local dataset will be prepared with is there (files only, not loaded;
+    a hub tokenizer is found, or stood in for, when the run starts)."""
+    from workload_eval.models import resolve_model
+    from workload_eval.workloads.tokenizers import (
+        TOKENIZER_DIR_ENV,
+        family_tokenizer_available,
+        tokenizer_dir,
+    )
+
+    mspec = resolve_model(spec.tokenizer or spec.engine_config.model)
+    if mspec.tokenizer == "hub" or family_tokenizer_available(mspec.tokenizer, spec.tokenizer_dir):
+        return
+    folder = tokenizer_dir(spec.tokenizer_dir)
+    raise UserError(
+        f"model {mspec.name!r}: no {mspec.tokenizer} tokenizer "
+        + (
+            f"under {folder}"
+            if folder
+            else f"folder (pass --tokenizer-dir or set ${TOKENIZER_DIR_ENV})"
+        )
+        + " to prepare the workload"
+    )
 
 
 def _catalog() -> set[str]:

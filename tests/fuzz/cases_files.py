@@ -44,6 +44,9 @@ SPECS: list[tuple[str, bytes, str]] = [
     ("deep-flow-mapping", b"name: " + b"{a: " * 3000 + b"1" + b"}" * 3000 + b"\n", "nest"),
     ("deep-block-nesting", "".join("  " * i + f"k{i}:\n" for i in range(200)).encode(), "nest"),
     ("control-characters", b"name: a\x00b\n", "YAML"),
+    ("nul-escape-in-data-dir", (SPEC_BASE + 'data_dir: "/tmp/a\\0b"\n').encode(), "NUL"),
+    ("surrogate-escape-in-name", (SPEC_BASE + 'name: "x\\ud800"\n').encode(), "YAML"),
+    ("workload-path-missing", b"workloads: [data/mine.json]\nschedules: [{kind: offline, num_requests: 5}]\n", "mine.json"),
     ("multiple-documents", (SPEC_BASE + "---\nname: x\n").encode(), "document"),
     ("python-tag", b"name: !!python/object/apply:os.system [ls]\n", "YAML"),
     ("top-level-list", b"- a\n- b\n", "mapping"),
@@ -256,6 +259,24 @@ def _hex_rows(nbytes: int) -> bytes:
         size += 560
         i += 1
     return _j(rows)
+
+
+def tokenizer_cases() -> Iterator[Case]:
+    good = {"x.json": _j(GOOD_ROWS)}
+    yield Case(
+        "data:tokenizer-dir-empty",
+        (*RUN_FILE, "{tmp}/x.json"),
+        files={**good, "tok/README": b""},
+        env={"WORKLOAD_EVAL_TOKENIZER_DIR": "{tmp}/tok"},
+        expect="tokenizer",
+    )
+    yield Case(
+        "data:tokenizer-dir-missing",
+        (*RUN_FILE, "{tmp}/x.json"),
+        files=good,
+        env={"WORKLOAD_EVAL_TOKENIZER_DIR": "{tmp}/none"},
+        expect="WORKLOAD_EVAL_TOKENIZER_DIR",
+    )
 
 
 def limit_cases() -> Iterator[Case]:

@@ -13,12 +13,25 @@ from pathlib import Path
 
 import pytest
 from cases_cli import cli_cases
-from cases_files import config_cases, data_cases, limit_cases, profile_cases, spec_cases
+from cases_files import (
+    config_cases,
+    data_cases,
+    limit_cases,
+    profile_cases,
+    spec_cases,
+    tokenizer_cases,
+)
 from harness import Case, assert_one_line_user_error, run_in_process
 
 CASES: list[Case] = list(
     itertools.chain(
-        cli_cases(), spec_cases(), data_cases(), limit_cases(), profile_cases(), config_cases()
+        cli_cases(),
+        spec_cases(),
+        data_cases(),
+        limit_cases(),
+        tokenizer_cases(),
+        profile_cases(),
+        config_cases(),
     )
 )
 
