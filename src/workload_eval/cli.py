@@ -7,6 +7,7 @@ imports (matplotlib, vLLM). User mistakes (:class:`UserError`) print one line, e
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 
@@ -14,6 +15,7 @@ import click
 
 from workload_eval import __version__, interrupts
 from workload_eval.errors import UserError
+from workload_eval.limits import MAX_REQUESTS
 
 # name -> (module under workload_eval.commands, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -61,10 +63,15 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
     restore = interrupts.install()
+    limit_env = os.environ.get(MAX_REQUESTS.env)  # --max-requests sets it for this command
     try:
         return _main(argv)
     finally:
         restore()
+        if limit_env is None:
+            os.environ.pop(MAX_REQUESTS.env, None)
+        else:
+            os.environ[MAX_REQUESTS.env] = limit_env
 
 
 def _main(argv: list[str] | None) -> int:

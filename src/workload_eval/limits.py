@@ -135,7 +135,7 @@ def check_request_count(n: float, *, what: str) -> None:
         shown = f"{n:,.0f}" if n == n and n != float("inf") else str(n)
         raise UserError(
             f"{what} makes {shown} requests, more than the {limit:,} a run may have "
-            f"(raise the limit with --max-requests N or ${MAX_REQUESTS.env})"
+            f"(raise the limit with --max-requests N, or ${MAX_REQUESTS.env})"
         )
 
 

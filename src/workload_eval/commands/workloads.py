@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from workload_eval.commands.options import max_requests_option
 from workload_eval.errors import UserError
 
 
@@ -144,6 +145,7 @@ def _load(name: str, model: str, **kw: Any) -> Any:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_data_options
+@max_requests_option
 def describe_cmd(
     name: str,
     model: str,
@@ -157,9 +159,13 @@ def describe_cmd(
     source: str,
     data_file: Path | None,
     fields: tuple[str, ...],
+    max_requests: int | None,
 ) -> None:
     """Input/output token statistics of a workload for a model."""
+    from workload_eval.limits import set_max_requests
     from workload_eval.workloads import length_stats
+
+    set_max_requests(max_requests)
 
     with _warnings_as_lines():
         df = _load(
@@ -245,6 +251,7 @@ def describe_cmd(
     default="auto",
     show_default=True,
 )
+@max_requests_option
 def plot_cmd(
     names: tuple[str, ...],
     model: str,
@@ -255,9 +262,13 @@ def plot_cmd(
     data_dir: Path | None,
     tokenizer_dir: Path | None,
     source: str,
+    max_requests: int | None,
 ) -> None:
     """The seed's Figure 1: CDFs of input and output lengths (log x, mean marked)."""
+    from workload_eval.limits import set_max_requests
     from workload_eval.workloads import plot_length_cdfs
+
+    set_max_requests(max_requests)
 
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise UserError(f"--out {out}: expected a .png or .pdf file name")

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from workload_eval import limits
 from workload_eval.contracts import Request
 from workload_eval.errors import UserError
 from workload_eval.models import ModelSpec, resolve_model
@@ -213,15 +214,21 @@ def prepare(
     }
 
 
-def _check_args(num_requests: int | None, max_model_len: int, sampling: str) -> None:
+def _check_args(num_requests: int | None, max_model_len: int, sampling: str, seed: int) -> None:
     if num_requests is not None and (
         not isinstance(num_requests, int | np.integer) or num_requests < 1
     ):
         raise UserError(f"--num-requests {num_requests!r}: expected a positive integer")
-    if max_model_len < 2:
-        raise UserError(f"--max-model-len {max_model_len!r}: expected an integer >= 2")
+    if num_requests is not None:
+        limits.check_request_count(num_requests, what=f"--num-requests {num_requests}")
+    if not 2 <= max_model_len <= limits.MAX_INT:
+        raise UserError(
+            f"--max-model-len {max_model_len!r}: expected an integer from 2 to {limits.MAX_INT}"
+        )
     if sampling not in ("first", "random"):
         raise UserError(f"--sampling {sampling!r}: expected first or random")
+    if not (isinstance(seed, int | np.integer) and 0 <= seed <= limits.MAX_SEED):
+        raise UserError(f"--seed {seed!r}: expected an integer from 0 to {limits.MAX_SEED}")
 
 
 def resolve_spec(name: str, data_file: str | Path | None = None) -> WorkloadSpec:
@@ -256,7 +263,7 @@ def load_workload(
     ``num_requests=None`` keeps every request that passes the length filter.
     ``data_file`` replaces the catalog's file; ``fields`` maps roles to its column names.
     """
-    _check_args(num_requests, max_model_len, sampling)
+    _check_args(num_requests, max_model_len, sampling, seed)
     if data_file is None and Path(name).is_file() and name not in WORKLOADS:
         data_file = name
     spec = resolve_spec(name, data_file)
