@@ -52,6 +52,9 @@ class _Spec(BaseModel):
             limits.check_request_count(expected, what=f"rate {rate:g}/s over {duration:g} s")
         if rate is not None and duration is None and n is not None:
             limits.check_duration(n / rate, what=f"{n} requests at {rate:g}/s")
+        think = getattr(self, "think_time", None)
+        if think is not None:
+            limits.check_duration(think, what=f"think_time {think:g}")
 
 
 class OfflineSchedule(_Spec):
@@ -230,7 +233,15 @@ def _gap_arrivals(
     parts = [np.zeros(1)]
     last, total = 0.0, 1
     want = n if duration is None else int(rate * duration * 1.2) + 16
+    # rate x duration is bounded (limits), so far more arrivals than that within the
+    # duration means gaps that underflow to 0 (a burstiness of 1e-300): not a process.
+    cap = 2 * limits.max_requests() + 1024
     while (n is None or total < n) and (duration is None or last < duration):
+        if total > cap:
+            raise UserError(
+                f"schedule {kind}: the arrivals do not advance in time (gaps of 0 s; "
+                f"burstiness {burstiness:g} is too small)"
+            )
         t = last + np.cumsum(gaps(max(16, want - total if n is not None else want)))
         parts.append(t)
         last, total = float(t[-1]), total + len(t)

@@ -59,6 +59,8 @@ def ensure_writable_dir(path: str | Path, *, option: str = "--out") -> Path:
     results that could then not be written."""
     from workload_eval.errors import UserError
 
+    if not str(path).strip():
+        raise UserError(f"{option} '': expected a folder name")
     p = Path(path)
     try:
         p.mkdir(parents=True, exist_ok=True)

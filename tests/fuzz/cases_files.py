@@ -114,6 +114,15 @@ def spec_cases() -> Iterator[Case]:
     )
     yield Case("spec:missing", ("sweep", "{tmp}/none.yaml", "--out", OUT), expect="none.yaml")
     yield Case(
+        "spec:bad-data-found-when-the-point-runs",
+        ("sweep", "{tmp}/spec.yaml", "--out", OUT, "--no-progress"),
+        files={
+            "spec.yaml": (SPEC_BASE + "data_dir: {tmp}/d\n").encode(),
+            "d/alpaca/alpaca_data.json": b'[{"instruction": NaN, "output": "x"}]',
+        },
+        expect="failed on their input",
+    )
+    yield Case(
         "spec:a-folder",
         ("sweep", "{tmp}/adir", "--out", OUT),
         files={"adir/x": b""},

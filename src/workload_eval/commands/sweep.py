@@ -95,6 +95,11 @@ def command(
         raise SystemExit(interrupts.exit_code())  # 130 after Ctrl-C, 143 after SIGTERM
     if result.failed:
         key, msg = next(iter(result.failed.items()))
+        if set(result.failed) <= result.input_errors:  # bad input, found when a point ran
+            raise UserError(
+                f"{len(result.failed)} point(s) failed on their input (the others are "
+                f"stored in {out}); first: {key}: {msg}"
+            )
         err.print(f"{len(result.failed)} point(s) failed; first: {key}: {msg}")
         raise SystemExit(1)
 

@@ -32,6 +32,7 @@ class Outcome:
     files: dict[str, bytes] | None = None
     wall_s: float = 0.0
     error: str | None = None
+    user_error: bool = False  # the error is the input's (a UserError), not a crash
 
 
 def run_point(spec_json: str) -> dict[str, Any]:
@@ -50,15 +51,19 @@ def run_point(spec_json: str) -> dict[str, Any]:
         return {"files": files, "wall_s": time.perf_counter() - t0}
     except KeyboardInterrupt:
         raise
-    except UserError as e:
-        return {"error": str(e), "wall_s": time.perf_counter() - t0}
+    except UserError as e:  # bad input found only when the point ran (a data file's content)
+        return {"error": str(e), "user_error": True, "wall_s": time.perf_counter() - t0}
     except Exception as e:  # a bug or an engine failure: report it with the point
         return {"error": f"{type(e).__name__}: {e}", "wall_s": time.perf_counter() - t0}
 
 
 def _outcome(task_id: str, payload: dict[str, Any]) -> Outcome:
     return Outcome(
-        task_id, payload.get("files"), float(payload.get("wall_s", 0.0)), payload.get("error")
+        task_id,
+        payload.get("files"),
+        float(payload.get("wall_s", 0.0)),
+        payload.get("error"),
+        bool(payload.get("user_error", False)),
     )
 
 

@@ -36,6 +36,7 @@ class SweepResult:
     reused: int
     ran: int
     failed: dict[str, str] = field(default_factory=dict)  # point key -> error
+    input_errors: set[str] = field(default_factory=set)  # failed keys whose input was bad
     capacity: pd.DataFrame = field(default_factory=pd.DataFrame)
     index: pd.DataFrame = field(default_factory=pd.DataFrame)
     interrupted: bool = False
@@ -134,6 +135,7 @@ def run_sweep(
         reused=len(state.reused_keys),
         ran=state.ran,
         failed=state.failed,
+        input_errors=state.input_errors,
         capacity=capacity,
         index=index,
         interrupted=state.interrupted,
@@ -177,6 +179,7 @@ class _SweepState:
         self.waiters: dict[str, list[tuple[_Search, float, int]]] = defaultdict(list)
         self.searches: list[_Search] = []
         self.failed: dict[str, str] = {}
+        self.input_errors: set[str] = set()
         self.reused_keys: set[str] = set()
         self.ran = 0
         self.interrupted = False
@@ -243,6 +246,8 @@ class _SweepState:
         spec = self.specs[key]
         if outcome.error is not None or outcome.files is None:
             self.failed[key] = outcome.error or "no result"
+            if outcome.user_error:
+                self.input_errors.add(key)
             label = "failed"
         else:
             self.store.write_point(spec, outcome.files, wall_s=outcome.wall_s)

@@ -206,15 +206,17 @@ def _build_chat(convs: pd.Series, where: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["session_id", "turn", "prompt_text", "output_text"])
 
 
-def _ints(raw: pd.DataFrame, name: str, where: str) -> np.ndarray:
+def _ints(raw: pd.DataFrame, name: str, where: str, minimum: int = 0) -> np.ndarray:
     col = raw[name]
     vals = pd.to_numeric(col.where(~col.map(lambda v: isinstance(v, bool))), errors="coerce")
-    bad = vals.isna() | ~(vals >= 0) | ~(vals <= MAX_INT) | (vals != np.floor(vals))
+    bad = vals.isna() | ~(vals >= minimum) | ~(vals <= MAX_INT) | (vals != np.floor(vals))
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
+        value = col.iloc[row]
         raise UserError(
-            f"{where}: record {row}: field {name!r} = {col.iloc[row]!r} "
-            f"(expected a whole number from 0 to {MAX_INT})"
+            f"{where}: record {row}: field {name!r} = "
+            f"{value.item() if isinstance(value, np.generic) else value!r} "
+            f"(expected a whole number from {minimum} to {MAX_INT})"
         )
     return vals.to_numpy(dtype=np.int64)
 
@@ -222,7 +224,7 @@ def _ints(raw: pd.DataFrame, name: str, where: str) -> np.ndarray:
 def _build_lengths(spec: WorkloadSpec, raw: pd.DataFrame, col: Any, where: str) -> pd.DataFrame:
     out = pd.DataFrame(
         {
-            "prompt_len": _ints(raw, col("prompt_len"), where),
+            "prompt_len": _ints(raw, col("prompt_len"), where, minimum=1),  # a prompt is a token
             "output_len": _ints(raw, col("output_len"), where),
         }
     )

@@ -189,6 +189,15 @@ def check_config(config: EngineConfig, perf: PerfModel | None = None) -> SimSetu
         raise UserError(
             "--policy vllm-0.2 has neither chunked prefill nor prefix caching: use --policy vllm-v1"
         )
+    if (
+        config.policy == "vllm-v1"
+        and config.enable_chunked_prefill is False
+        and config.max_num_batched_tokens < config.max_model_len
+    ):
+        raise UserError(
+            f"--max-num-batched-tokens {config.max_num_batched_tokens}: without chunked "
+            f"prefill vLLM needs at least max_model_len ({config.max_model_len})"
+        )
     if config.policy == "vllm-v1" and config.enable_prefix_caching:
         raise UserError(
             "the sim's vllm-v1 policy does not model prefix caching yet: "
