@@ -108,6 +108,10 @@ INFLATE_RATIO_AFTER_BYTES = 16 << 20
 MAX_YAML_NODES = 100_000
 MAX_NESTING = 64
 
+# Local worker processes (`--jobs`): each holds the whole stack (~300 MB); more than this
+# is a typo that would fork the machine to death.
+MAX_JOBS = 256
+
 ALL_LIMITS = (MAX_REQUESTS, MAX_DURATION_S, MAX_DATA_BYTES, MAX_SPEC_BYTES)
 
 

@@ -7,9 +7,7 @@ from typing import Any
 import click
 
 from workload_eval.commands.options import max_requests_option
-
-# More local workers than this is a typo: each is a Python process with the whole stack.
-MAX_JOBS = 256
+from workload_eval.limits import MAX_JOBS
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

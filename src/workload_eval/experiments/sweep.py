@@ -148,6 +148,14 @@ def preflight(spec: ExperimentSpec, points: list[Point], tasks: list[CapacityTas
     from workload_eval.errors import UserError
     from workload_eval.preflight import check_run_spec
 
+    for t in tasks:
+        try:
+            t.make_search()
+        except UserError as e:
+            raise UserError(
+                f"{spec.source or 'spec'}: group {t.group!r}, engine {t.engine_label!r}, "
+                f"capacity search: {e}"
+            ) from None
     checks = [(p.group, p.engine_label, p.spec) for p in points]
     checks += [(t.group, t.engine_label, t.run_spec(t.options.start, t.seeds[0])) for t in tasks]
     seen: set[str] = set()
