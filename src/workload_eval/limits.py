@@ -127,7 +127,7 @@ def set_max_requests(n: int | None) -> None:
     """``--max-requests N``: raise (or lower) the bound for this process and its workers."""
     if n is None:
         return
-    if n < 1:
+    if not 1 <= n <= MAX_ID:
         raise UserError(f"--max-requests {n}: expected a positive number of requests")
     os.environ[MAX_REQUESTS.env] = str(n)
 

@@ -42,7 +42,7 @@ RUN_OPTIONS: list[tuple[str, tuple[str, ...], tuple[str, ...], str]] = [
     ("--duration", ("--request-rate", "1"), (*BAD_FLOAT, "1e12"), "duration"),
     ("--burstiness", ("--request-rate", "2", "--duration", "5"), BAD_FLOAT, "burstiness"),
     ("--think-time", ("--schedule", "sessions", "--workload", "sharegpt_chat", "--request-rate", "1"), ("-1", "nan", "inf", "abc"), "think"),
-    ("--max-requests", (), ("0", "-5", "abc"), "max-requests"),
+    ("--max-requests", (), ("0", "-5", "abc", str(10**30)), "max-requests"),
 ]  # fmt: skip
 
 ENGINE_OPTIONS = [
@@ -92,6 +92,8 @@ COMBINATIONS: list[tuple[str, tuple[str, ...], str]] = [
     ("seed-process-past-duration-limit", (*SIM, "--request-rate", "1e-6", "--num-requests", "3"), "s of arrivals"),
     ("out-is-a-file", (*SIM, "--num-requests", "5", "--out", "{tmp}/afile"), "afile"),
     ("out-under-a-file", (*SIM, "--num-requests", "5", "--out", "{tmp}/afile/sub"), "afile"),
+    ("out-unwritable", (*SIM, "--num-requests", "5", "--out", "/proc/workload-eval-out"), "cannot write"),
+    ("out-empty", (*SIM, "--num-requests", "5", "--out", ""), "--out"),
     ("unknown-option", (*SIM, "--num-requestz", "5"), "num-requestz"),
     ("undecodable-argv", (*SIM, "--workload", "bad\udcff\udcfename", "--num-requests", "5"), "bad"),
     ("newline-in-name", (*SIM, "--workload", "two\nlines\u2028here", "--num-requests", "5"), "two"),
@@ -145,6 +147,44 @@ def cli_cases() -> Iterator[Case]:
         yield Case(f"run:{name}", argv, files=afile, expect=expect)
     for name, extra, expect in CAPACITY_CASES:
         yield Case(f"capacity:{name}", (*CAPACITY, *extra), files=afile, expect=expect)
+    yield Case(
+        "workloads-list:missing-data-dir",
+        ("workloads", "list", "--data-dir", "{tmp}/none"),
+        expect="none",
+    )
+    yield Case(
+        "workloads-describe:num-requests-1e9",
+        ("workloads", "describe", "alpaca", "-m", "opt-13b", "-n", "1000000000"),
+        expect="requests",
+    )
+    yield Case(
+        "workloads-describe:seed-negative",
+        ("workloads", "describe", "alpaca", "-m", "opt-13b", "-n", "5", "--seed", "-5"),
+        expect="seed",
+    )
+    yield Case(
+        "workloads-plot:num-requests-1e9",
+        (
+            "workloads",
+            "plot",
+            "alpaca",
+            "-m",
+            "opt-13b",
+            "-n",
+            "1000000000",
+            "--out",
+            "{tmp}/f.png",
+        ),
+        expect="requests",
+    )
+    yield Case(
+        "reproduce:jobs-huge", ("reproduce", "--jobs", "100000", "--out", OUT), expect="jobs"
+    )
+    yield Case(
+        "reproduce:calibration-missing",
+        ("reproduce", "--quick", "--calibration-dir", "{tmp}/none", "--out", OUT),
+        expect="calibration",
+    )
     for jobs in ("0", "-1", "100000"):
         yield Case(
             f"sweep--jobs={jobs}",

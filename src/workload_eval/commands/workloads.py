@@ -93,6 +93,9 @@ def list_cmd(data_dir: Path | None, as_json: bool) -> None:
     """Name, use case, source and record count of every workload."""
     from workload_eval.workloads import list_workloads
 
+    if data_dir is not None and not data_dir.is_dir():
+        raise UserError(f"--data-dir {data_dir}: no such folder")
+
     with _warnings_as_lines():
         df = list_workloads(data_dir=data_dir)
     if as_json:
