@@ -1,0 +1,115 @@
+"""The seed paper's experiments on the simulator: its workloads, its engine settings, a run.
+
+Shared by the overhead fit (``fitting``), ``benchmarks/sim_vs_paper.py`` and
+``scripts/fit_perf_model.py``, so the benchmark and the fit run the same thing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from workload_eval import paper
+from workload_eval.engines.base import EngineConfig
+from workload_eval.engines.sim.calibration import PERF, PerfConstants
+from workload_eval.engines.sim.engine import SimEngine
+from workload_eval.engines.sim.hardware import resolve_gpu
+from workload_eval.engines.sim.perf_model import PerfModel, RooflinePerfModel
+from workload_eval.metrics import summarize
+from workload_eval.models import resolve_model
+from workload_eval.schedules import ScheduleSpec, build_schedule
+
+Lengths = Literal["reference", "eos-matched"]
+MODEL = paper.MODELS[0]  # the paper's measurements are OPT-13B's
+
+
+def eos_truncate(
+    prompts: np.ndarray, outputs: np.ndarray, target_mean_total: float, seed: int = 0
+) -> np.ndarray:
+    """Output lengths cut at min(reference, 1 + Geometric(p)), p set to hit the target mean.
+
+    Models sampling without ``ignore_eos``; targets above the data's mean are left alone (the
+    cut can only shorten). A workload correction, not an engine constant.
+    """
+    if (prompts + outputs).mean() <= target_mean_total:
+        return outputs
+    u = np.random.default_rng(seed).random(len(outputs))
+    lo, hi, cut = 1e-7, 1.0, outputs
+    for _ in range(60):
+        p = (lo + hi) / 2
+        stop = 1 + np.floor(np.log1p(-u) / np.log1p(-p)).astype(np.int64)
+        cut = np.minimum(outputs, stop)
+        if (prompts + cut).mean() > target_mean_total:
+            lo = p
+        else:
+            hi = p
+    return cut
+
+
+def paper_workload(
+    name: str,
+    num_requests: int | None,
+    lengths: Lengths,
+    *,
+    data_dir: str | Path | None = None,
+    tokenizer_dir: str | Path | None = None,
+) -> pd.DataFrame:
+    """The paper's first ``num_requests`` of a workload with the OPT tokenizer; ``eos-matched``
+    cuts outputs so the mean prompt + output tokens is what the paper processed."""
+    df = _load(name, num_requests, data_dir, tokenizer_dir)
+    if lengths == "eos-matched":
+        df = df.drop(columns=[c for c in ("prompt_token_ids",) if c in df.columns])
+        df["output_len"] = eos_truncate(
+            df["prompt_len"].to_numpy(),
+            df["output_len"].to_numpy(),
+            paper.TOKENS_PER_REQUEST_OPT_13B[name],
+        )
+    return df
+
+
+def _load(
+    name: str,
+    num_requests: int | None,
+    data_dir: str | Path | None,
+    tokenizer_dir: str | Path | None,
+) -> pd.DataFrame:
+    from workload_eval.workloads import load_workload
+
+    return load_workload(
+        name, MODEL, num_requests=num_requests, data_dir=data_dir, tokenizer_dir=tokenizer_dir
+    )
+
+
+def paper_engine_config(kv_blocks: int) -> EngineConfig:
+    """The paper's engine settings (vLLM 0.2 policy on an A100-40GB) at one KV size."""
+    return EngineConfig(
+        model=MODEL,
+        gpu=paper.GPU,
+        kv_blocks=kv_blocks,
+        block_size=paper.BLOCK_SIZE,
+        max_num_batched_tokens=paper.MAX_NUM_BATCHED_TOKENS,
+        max_num_seqs=paper.MAX_NUM_SEQS,
+        max_model_len=paper.MAX_MODEL_LEN,
+        policy=paper.POLICY,
+        seed=paper.SEED,
+    )
+
+
+def roofline(constants: PerfConstants = PERF) -> PerfModel:
+    """The performance model of the paper's OPT-13B on an A100-40GB with ``constants``."""
+    return RooflinePerfModel(resolve_model(MODEL), resolve_gpu(paper.GPU), constants)
+
+
+def simulate(
+    frame: pd.DataFrame,
+    schedule: ScheduleSpec,
+    kv_blocks: int,
+    *,
+    perf: PerfModel | None = None,
+) -> dict[str, Any]:
+    """The run's summary (metrics.summarize) of ``frame`` under the paper's settings."""
+    built = build_schedule(schedule, frame, seed=paper.SEED)
+    return summarize(SimEngine(perf).run(built, paper_engine_config(kv_blocks)))
