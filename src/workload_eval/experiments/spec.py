@@ -309,9 +309,6 @@ class ExperimentSpec(BaseModel):
     groups: list[GridSpec]
     source: str | None = None  # the YAML file it came from
 
-    def points_summary(self) -> str:
-        return ", ".join(g.name for g in self.groups)
-
 
 _GROUP_KEYS = set(GridSpec.model_fields)
 

@@ -8,7 +8,7 @@ per-workload or per-point: the same numbers serve every model, GPU and workload.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -40,14 +40,11 @@ class PerfConstants:
     prefill_seq_overhead: float = 1.0625e-4
     decode_seq_overhead: float = 1.0625e-4
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
-
 
 ACTIVATION = ActivationConstants()
 PERF = PerfConstants()
 
-# Where each constant comes from (printed by the benchmark, rendered in the docs).
+# Where each constant comes from (docs/simulator-accuracy.md renders them as a table).
 SOURCES: dict[str, str] = {
     "sampler_bytes_per_logit": (
         "solved from the calibration's five (kv_blocks, gpu_memory_utilization) pairs of "
