@@ -1,10 +1,12 @@
-"""Re-derive the simulator's engine-overhead constants from the seed paper's offline results.
+"""Re-fit the simulator's engine-overhead constants to the seed paper's offline results.
 
 Fits ``prefill_step_overhead``, ``decode_step_overhead`` and the per-sequence overhead of
 ``calibration.PerfConstants`` (the hardware efficiencies held at their DistServe-derived
 values) to the paper's OPT-13B offline request throughput at every KV size, by running the
-simulator itself (``engines/sim/fitting.py``). Prints the fit's loss, every point's error and
-the constants; change ``calibration.py`` only when they move beyond the search's resolution.
+simulator itself (``engines/sim/fitting.py``). Prints the loss under the shipped and the
+fitted constants, then every point's error under the fitted ones (``--evaluate-only``: under
+the shipped ones, no fit).
+``docs/simulator-accuracy.md`` records where the refit lands and why the shipped ones stay.
 
     .venv/bin/python scripts/fit_perf_model.py [--fit-on alpaca,cnn_dailymail]
         [--num-requests 1000] [--reference-lengths] [--evaluate-only]

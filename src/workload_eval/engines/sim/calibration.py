@@ -3,7 +3,8 @@
 The constants are hardware-efficiency-like (achieved fractions of datasheet bandwidth and
 FLOP/s) or engine-overhead-like (fixed time per step, time per sequence per step). None is
 per-workload or per-point: the same numbers serve every model, GPU and workload.
-``scripts/fit_perf_model.py`` re-derives them; ``docs/simulator-accuracy.md`` explains the fit.
+``scripts/fit_perf_model.py`` re-fits the overheads on the simulator itself;
+``docs/simulator-accuracy.md`` explains the fit and where a refit lands.
 """
 
 from __future__ import annotations
