@@ -259,7 +259,7 @@ def shared_prefix_requests(
     first_id: int = 0,
 ) -> SharedPrefixStream:
     """``contracts.Request`` objects of consecutive stages (ids continue across stages)."""
-    from workload_eval.workloads.loader import to_requests
+    from workload_eval.workloads.requests import to_requests
 
     table = shared_prefix_table(spec, stage_sizes, seed)
     table["workload"] = workload
