@@ -204,9 +204,12 @@ def prepare(
             spec, lambda: raw, fingerprint, f"hub:{hub.id}", mspec, tokenizer_dir, fields, use_cache
         )
         return prepared, {**meta, "source": "hub"}
-    family = _profile_family(mspec)
-    if mspec.tokenizer == "hub":
-        warnings.warn(f"{mspec.name}: using the shipped {family} length profile", stacklevel=3)
+    wanted = _profile_family(mspec)
+    family = profiles.profile_family_for(spec.name, wanted)
+    if mspec.tokenizer == "hub" or family != wanted:
+        warnings.warn(
+            f"{mspec.name}: using the shipped {family} length profile of {spec.name}", stacklevel=3
+        )
     df = profiles.load_profile(spec.name, family)
     return df, {
         "source": "profile",
