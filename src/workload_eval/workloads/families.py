@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from workload_eval.workloads.shared_prefix import SharedPrefixWorkload
 
-PROFILE_SOURCE = "inference-sim/training@ed5c1d2 default_args/*/profile.yaml (inference-perf)"
+PROFILE_SOURCE = "inference-perf profile (inference-sim/training@ed5c1d2)"
 
 
 @dataclass(frozen=True)
@@ -34,18 +34,18 @@ def _profile(
     name: str, use_case: str, groups: int, users: int, system: int, question: int, output: int
 ) -> list[Family]:
     lengths = dict(system_prompt_len=system, question_len=question, output_len=output)
-    shape = f"{system}/{question}/{output} system/question/output tokens"
+    shape = f"system/question/output {system}/{question}/{output}"
     return [
         Family(
             name=name,
-            use_case=f"{use_case} (inference-perf profile, as run)",
+            use_case=f"{use_case} (as run)",
             spec=SharedPrefixWorkload(num_groups=10, prompts_per_group=10, **lengths),
             source=PROFILE_SOURCE,
             builds=f"shared_prefix 10x10 single-turn, {shape}",
         ),
         Family(
             name=f"{name}_multi_turn",
-            use_case=f"{use_case} (inference-perf profile, as written)",
+            use_case=f"{use_case} (as written)",
             spec=SharedPrefixWorkload(
                 num_groups=groups, prompts_per_group=users, multi_turn=True, **lengths
             ),

@@ -118,5 +118,8 @@ def generate(
         return sessions_table(spec, num_requests, seed, base, where)
     if isinstance(spec, SharedPrefixWorkload):
         table = shared_prefix_table(spec, [num_requests or spec.num_prompts], seed)
-        return table.drop(columns=["stage", "index"])
+        table = table.drop(columns=["stage", "index"])
+        # a user's next turn waits for its previous one (E2 user_session.py), see schedules
+        table.attrs["serialize_turns"] = spec.multi_turn
+        return table
     raise TypeError(f"not a generated workload: {spec.kind}")

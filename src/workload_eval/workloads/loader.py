@@ -321,6 +321,7 @@ def load_workload(
         assert ref.generated is not None
         attrs = {"source": "generated", "where": ref.origin or "inline", "tokenizer": "none"}
         attrs["workload_spec"] = ref.generated.model_dump(mode="json")
+        attrs["serialize_turns"] = bool(df.attrs.get("serialize_turns", False))
     elif ref.kind == "lengths":
         df = lengths_file_table(
             ref,

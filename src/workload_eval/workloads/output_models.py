@@ -95,7 +95,7 @@ def parse_output_len_model(
         return Eos(tokens, **extra)
     if kind == "recorded" and sep and rest.strip():
         return Recorded(Path(rest.strip()).expanduser())
-    raise UserError(f"{where} {text!r}: expected {FORMS}")
+    raise UserError(f"{where}: {text!r}: expected {FORMS}")
 
 
 def with_history(df: pd.DataFrame, outputs: np.ndarray) -> np.ndarray:
