@@ -119,8 +119,11 @@ def _base_data(
         "sampling": grid.sampling,
         "source": grid.source,
     }
-    if grid.output_len_model is not None:
-        data["output_len_model"] = grid.output_len_model
+    model = grid.output_len_model
+    if isinstance(model, dict):
+        model = model.get(workload)
+    if model is not None:
+        data["output_len_model"] = model
     for attr in LOCATION_FIELDS:
         if getattr(grid, attr) is not None:
             data[attr] = getattr(grid, attr)

@@ -275,7 +275,21 @@ class GridSpec(BaseModel):
     capacity: CapacityOptions = Field(default_factory=CapacityOptions)
     sampling: Literal["first", "random"] = "first"  # which workload requests (runner)
     source: Literal["auto", "hub", "local", "profile"] = "auto"  # where workloads load from
-    output_len_model: str | None = None  # reference | eos:TOKENS | recorded:RUN_DIR
+    # reference | eos:TOKENS | recorded:RUN_DIR, for every workload or per workload name
+    output_len_model: str | dict[str, str] | None = None
+
+    @field_validator("output_len_model")
+    @classmethod
+    def _output_models(cls, v: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        from workload_eval.workloads.output_models import parse_output_len_model
+
+        for text in [v] if isinstance(v, str) else list((v or {}).values()):
+            try:
+                parse_output_len_model(text, where="output_len_model")
+            except UserError as e:
+                raise ValueError(str(e).removeprefix("output_len_model: ")) from None
+        return v
+
     data_dir: str | None = None
     tokenizer_dir: str | None = None
 
