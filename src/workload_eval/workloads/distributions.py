@@ -69,6 +69,8 @@ class Uniform(_Bounded):
     """Integers drawn uniformly from [min, max], both included."""
 
     type: Literal["uniform"] = "uniform"
+    min: _Len
+    max: _Len
 
     def sample(self, n: int, rng: np.random.Generator, base: Path | None) -> np.ndarray:
         return rng.integers(self.min, self.max, size=n, endpoint=True, dtype=np.int64)
@@ -140,6 +142,7 @@ def resolve_path(file: str, base: Path | None) -> Path:
 
 @lru_cache(maxsize=16)
 def _column(path: str, column: str) -> np.ndarray:
+    from workload_eval.workloads.lengths_files import shown
     from workload_eval.workloads.readers import read_table
 
     table = read_table(path)
@@ -151,7 +154,7 @@ def _column(path: str, column: str) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise UserError(
-            f"{path}: record {row}: column {column!r} = {table[column].iloc[row]!r} "
+            f"{path}: record {row}: column {column!r} = {shown(table[column].iloc[row])} "
             f"(expected a token count, an integer in 0..{MAX_TOKENS})"
         )
     if len(v) == 0:

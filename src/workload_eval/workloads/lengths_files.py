@@ -29,6 +29,7 @@ import pandas as pd
 
 from workload_eval.errors import UserError
 from workload_eval.workloads.readers import read_table
+from workload_eval.workloads.segments import prefix_segments
 
 MAX_TOKENS = 10_000_000
 
@@ -54,6 +55,12 @@ TRACE_FORMATS = (
 OPTIONAL = ("session_id", "turn", "prefix_group", "prefix_len", "prompt_id", "think_time")
 
 
+def shown(value: object) -> str:
+    """A cell as the user wrote it (numpy scalars as plain numbers)."""
+    item = getattr(value, "item", None)
+    return repr(item() if callable(item) else value)
+
+
 def detect_format(columns: list[str]) -> TraceFormat | None:
     """The first format whose prompt and output columns are both present."""
     cols = set(columns)
@@ -71,7 +78,7 @@ def _lengths(raw: pd.DataFrame, name: str, where: str, lowest: int) -> np.ndarra
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise UserError(
-            f"{where}: record {row}: {name} = {raw[name].iloc[row]!r} "
+            f"{where}: record {row}: {name} = {shown(raw[name].iloc[row])} "
             f"(expected an integer in {lowest}..{MAX_TOKENS})"
         )
     return v
@@ -83,7 +90,7 @@ def _arrivals(raw: pd.DataFrame, col: str, unit: float | None, where: str) -> np
         if t.isna().any():
             row = int(np.flatnonzero(t.isna().to_numpy())[0])
             raise UserError(
-                f"{where}: record {row}: {col} = {raw[col].iloc[row]!r} (expected a date-time)"
+                f"{where}: record {row}: {col} = {shown(raw[col].iloc[row])} (expected a date-time)"
             )
         return (t - t.min()).dt.total_seconds().to_numpy(dtype=float)
     v = pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=float)
@@ -91,7 +98,8 @@ def _arrivals(raw: pd.DataFrame, col: str, unit: float | None, where: str) -> np
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise UserError(
-            f"{where}: record {row}: {col} = {raw[col].iloc[row]!r} (expected seconds, a number)"
+            f"{where}: record {row}: {col} = {shown(raw[col].iloc[row])} "
+            "(expected seconds, a number)"
         )
     return (v - v.min()) * unit
 
@@ -125,6 +133,8 @@ def lengths_table(raw: pd.DataFrame, fmt: TraceFormat, where: str) -> pd.DataFra
     if fmt.hash_ids and fmt.hash_ids in raw.columns:
         out["hash_ids"] = [list(map(int, h)) if h is not None else [] for h in raw[fmt.hash_ids]]
     _optional(raw, out, where)
+    if "session_id" in out.columns or "prefix_group" in out.columns:
+        prefix_segments(out[~failed], where=where)  # histories and prefixes fit, or a UserError
     kept = out[~failed].reset_index(drop=True)
     kept["prompt_len"] = kept["prompt_len"].astype(np.int64)
     kept["output_len"] = kept["output_len"].astype(np.int64)

@@ -132,11 +132,26 @@ def eos_outputs(df: pd.DataFrame, model: Eos, seed: int) -> tuple[np.ndarray, np
         q = min(1.0, 1.0 / model.early_len)
         early_stop = 1 + np.floor(np.log1p(-er.random(n)) / np.log1p(-q)) if q < 1 else np.ones(n)
         cut_base = np.where(is_early, np.minimum(ref, early_stop.astype(np.int64)), ref)
+    if model.early > 0:
+        floor = (with_history(df, cut_base) + cut_base).mean()
+        if floor < model.tokens:
+            raise UserError(
+                f"--output-len-model {model}: the early stops alone bring the mean to "
+                f"{floor:.1f} tokens per request, below the target (expected a smaller early)"
+            )
+    ones = np.ones(n, dtype=np.int64)
+    shortest = (with_history(df, ones) + ones).mean()
+    if shortest > model.tokens:
+        raise UserError(
+            f"--output-len-model {model}: cannot reach a mean of {model.tokens:g} tokens per "
+            f"request (one output token each already gives {shortest:.1f}); expected more"
+        )
     lo, hi = 1e-7, 1.0
     best = (cut_base, with_history(df, cut_base))
     for _ in range(EOS_BISECTION_STEPS):
         p = (lo + hi) / 2
-        stop = 1 + np.floor(np.log1p(-u) / np.log1p(-p)).astype(np.int64)
+        with np.errstate(divide="ignore"):  # p -> 1: every output stops after one token
+            stop = 1 + np.floor(np.log1p(-u) / np.log1p(-p)).astype(np.int64)
         cut = np.minimum(cut_base, stop)
         new_prompts = with_history(df, cut)
         if (new_prompts + cut).mean() > model.tokens:
@@ -144,11 +159,6 @@ def eos_outputs(df: pd.DataFrame, model: Eos, seed: int) -> tuple[np.ndarray, np
         else:
             hi = p
         best = (cut, new_prompts)
-    if (best[1] + best[0]).mean() > model.tokens * 1.01:
-        raise UserError(
-            f"--output-len-model {model}: cannot reach a mean of {model.tokens:g} tokens per "
-            f"request (mean prompt alone is {prompts.mean():.1f}); expected TOKENS above it"
-        )
     return best
 
 
