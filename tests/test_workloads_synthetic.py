@@ -89,7 +89,8 @@ def test_sessions_prompts_include_the_history_exactly():
     reqs = to_requests(df)
     # the system prompt is one shared segment; a turn's prompt extends the previous turn's
     assert reqs[0].prefix_segments[0].key == "prefix:0" == reqs[2].prefix_segments[0].key
-    assert reqs[1].prefix_segments[:2] == reqs[0].prefix_segments
+    assert reqs[1].prefix_segments[1].key == reqs[0].prefix_segments[1].key == "session:0"
+    assert [s.length for s in reqs[1].prefix_segments] == [2, 17]
     assert sum(s.length for s in reqs[6].prefix_segments) == 28
 
 

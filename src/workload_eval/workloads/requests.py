@@ -16,35 +16,42 @@ def to_requests(df: pd.DataFrame, *, first_id: int = 0) -> list[Request]:
     """
     cols = set(df.columns)
     n = len(df)
-    ids = df["prompt_token_ids"].tolist() if "prompt_token_ids" in cols else None
-    sess = df["session_id"].tolist() if "session_id" in cols else None
-    turns = df["turn"].tolist() if "turn" in cols else None
-    hashes = df["hash_ids"].tolist() if "hash_ids" in cols else None
-    texts = df["prompt_text"].tolist() if "prompt_text" in cols else None
-    wl = df["workload"].tolist() if "workload" in cols else [df.attrs.get("workload", "")] * n
+
+    def column(name: str) -> list[object] | None:
+        if name not in cols:
+            return None
+        s = df[name]
+        return s.astype(object).where(s.notna(), None).tolist() if s.hasnans else s.tolist()
+
+    ids = column("prompt_token_ids")
+    sess = column("session_id")
+    turns = column("turn")
+    hashes = column("hash_ids")
+    texts = column("prompt_text")
+    wl = column("workload") or [df.attrs.get("workload", "")] * n
     shared = (
         prefix_segments(df, where=f"workload {df.attrs.get('workload', '')!r}".strip())
         if cols & set(STRUCTURE_COLUMNS)
-        else None
+        else [()] * n
     )
-    out = []
-    for i, (p, o) in enumerate(
-        zip(df["prompt_len"].tolist(), df["output_len"].tolist(), strict=True)
-    ):
-        out.append(
-            Request(
-                request_id=first_id + i,
-                prompt_len=int(p),
-                output_len=int(o),
-                prompt_token_ids=None
-                if ids is None
-                else np.asarray(ids[i], dtype=np.int64).tolist(),
-                workload=str(wl[i]),
-                session_id=None if sess is None or pd.isna(sess[i]) else int(sess[i]),
-                turn=int(turns[i]) if turns is not None and not pd.isna(turns[i]) else 0,
-                prefix_hash_ids=tuple(int(h) for h in hashes[i]) if hashes is not None else (),
-                prompt_text=texts[i] if texts is not None else None,
-                prefix_segments=shared[i] if shared is not None else (),
-            )
+    prompts = df["prompt_len"].to_numpy(dtype=np.int64).tolist()
+    outputs = df["output_len"].to_numpy(dtype=np.int64).tolist()
+    return [
+        Request(
+            request_id=first_id + i,
+            prompt_len=prompts[i],
+            output_len=outputs[i],
+            prompt_token_ids=None
+            if ids is None or ids[i] is None
+            else np.asarray(ids[i], dtype=np.int64).tolist(),
+            workload=str(wl[i]),
+            session_id=None if sess is None or sess[i] is None else int(sess[i]),  # type: ignore[call-overload]
+            turn=0 if turns is None or turns[i] is None else int(turns[i]),  # type: ignore[call-overload]
+            prefix_hash_ids=()
+            if hashes is None or hashes[i] is None
+            else tuple(int(h) for h in hashes[i]),  # type: ignore[union-attr]
+            prompt_text=None if texts is None else texts[i],  # type: ignore[arg-type]
+            prefix_segments=shared[i],
         )
-    return out
+        for i in range(n)
+    ]

@@ -6,7 +6,14 @@ a trace and read back): ``prefix_group`` + ``prefix_len`` (rows of a group share
 same prompt), and ``session_id`` + ``turn`` (a turn's prompt is the session's history, i.e.
 every earlier turn's prompt and output, plus its own new text). This module turns them into
 ``contracts.PromptSegment`` tuples, the one form the synthesizer and the simulator's prefix
-cache read. Keys are plain strings; every segment with the same key gets the same ids.
+cache read: at most two segments per request, so a table of any size converts in linear time.
+
+Keys: ``prefix:<group>`` (the group's shared prefix), then ``prompt:<id>`` (the rest of a
+recurring prompt) or ``session:<id>`` (the rest of a session turn: the conversation so far).
+A session's segment grows turn by turn under one key, so segments are *prefix-stable*: the
+ids of a key at length L are the first L ids of that key at any greater length (turn r's
+prompt extends turn r-1's prompt and output). A prefix cache that hashes (key, block index)
+sees exactly this sharing.
 """
 
 from __future__ import annotations
@@ -30,60 +37,45 @@ def prompt_key(prompt_id: object) -> str:
     return f"prompt:{prompt_id}"
 
 
-def turn_keys(session: object, turn: int) -> tuple[str, str]:
-    """Keys of a session turn's own new text and of its output (history of later turns)."""
-    return f"session:{session}:{turn}:in", f"session:{session}:{turn}:out"
+def session_key(session: object) -> str:
+    return f"session:{session}"
 
 
-def _seg(key: str, length: int) -> tuple[PromptSegment, ...]:
-    return (PromptSegment(key, int(length)),) if length > 0 else ()
-
-
-def _present(df: pd.DataFrame, col: str) -> np.ndarray | None:
+def _present(df: pd.DataFrame, col: str) -> list[object] | None:
     """A column's values with missing cells as None, or None when the column is absent."""
     if col not in df.columns:
         return None
     s = df[col]
-    return s.astype(object).where(s.notna(), None).to_numpy()
+    if pd.api.types.is_float_dtype(s):  # ids read as floats (a column with gaps): 3.0 -> 3
+        return [None if pd.isna(v) else int(v) if float(v).is_integer() else v for v in s]
+    return s.astype(object).where(s.notna(), None).tolist() if s.hasnans else s.tolist()
 
 
-class _Table:
-    """The structural columns of one workload table, read once."""
-
-    def __init__(self, df: pd.DataFrame, where: str) -> None:
-        self.where = where
-        self.p_len = df["prompt_len"].to_numpy(dtype=np.int64)
-        self.o_len = df["output_len"].to_numpy(dtype=np.int64)
-        self.groups = _present(df, "prefix_group")
-        self.plens = _present(df, "prefix_len")
-        self.pids = _present(df, "prompt_id")
-        self.sessions = _present(df, "session_id")
-        n = len(df)
-        self.turns = (
-            df["turn"].to_numpy(dtype=np.int64) if "turn" in df.columns else np.zeros(n, np.int64)
+def _check_histories(
+    df: pd.DataFrame, p_len: np.ndarray, o_len: np.ndarray, head: np.ndarray, where: str
+) -> None:
+    """Each turn's prompt includes the previous turn's prompt and output (same session)."""
+    present = df["session_id"].notna().to_numpy()
+    codes = pd.factorize(df["session_id"])[0]  # -1 for missing
+    turns = df["turn"].to_numpy(dtype=np.int64) if "turn" in df.columns else np.zeros(len(df))
+    order = np.lexsort((turns, codes))
+    order = order[present[order]]
+    if len(order) < 2:
+        return
+    same = codes[order[1:]] == codes[order[:-1]]
+    prev, cur = order[:-1], order[1:]
+    need = p_len[prev] + o_len[prev] - head[prev] + head[cur]
+    bad = same & (p_len[cur] < need)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        i, j = int(cur[k]), int(prev[k])
+        turn = df["turn"].iloc[i] if "turn" in df.columns else "?"
+        raise UserError(
+            f"{where}: record {i}: session {df['session_id'].iloc[i]} turn {turn}: prompt_len "
+            f"{p_len[i]} is shorter than the history before it ({p_len[j] + o_len[j]} tokens "
+            "of the previous turn's prompt and output); expected each turn's prompt_len to "
+            "include its session's history"
         )
-        if self.groups is not None and self.plens is None:
-            raise UserError(f"{where}: column 'prefix_group' needs a 'prefix_len' column too")
-
-    def head(self, i: int) -> tuple[tuple[PromptSegment, ...], int]:
-        """The row's group prefix segment and its length (none: ``((), 0)``)."""
-        if self.groups is None or self.groups[i] is None:
-            return (), 0
-        assert self.plens is not None
-        length = int(self.plens[i]) if self.plens[i] is not None else 0
-        if not 0 <= length <= self.p_len[i]:
-            raise UserError(
-                f"{self.where}: record {i}: prefix_len {length} is not within 0..prompt_len "
-                f"({self.p_len[i]})"
-            )
-        return _seg(prefix_key(self.groups[i]), length), length
-
-    def single(self, i: int) -> tuple[PromptSegment, ...]:
-        """A request outside any session: its group prefix, then its prompt id's text."""
-        segs, used = self.head(i)
-        if self.pids is not None and self.pids[i] is not None:
-            segs += _seg(prompt_key(self.pids[i]), int(self.p_len[i]) - used)
-        return segs
 
 
 def prefix_segments(
@@ -91,39 +83,64 @@ def prefix_segments(
 ) -> list[tuple[PromptSegment, ...]]:
     """One segment tuple per row (empty where a row shares nothing); rows in table order.
 
-    Session turns are chained in ``turn`` order within a session whatever the row order, so
-    a turn's segments are the previous turn's segments, that turn's output, and its own text.
     A turn whose ``prompt_len`` is shorter than the previous turn's prompt + output does not
     include its history: that is a user error (the sessions contract of ``sharegpt_chat``).
     """
-    t = _Table(df, where)
-    if t.sessions is None:
-        return [t.single(i) for i in range(len(df))]
-    out: list[tuple[PromptSegment, ...]] = [()] * len(df)
-    keys = pd.DataFrame({"s": [str(s) for s in t.sessions], "t": t.turns})
-    order = keys.sort_values(["s", "t"], kind="stable").index.to_numpy()
-    prev_session: object = None
-    hist: tuple[PromptSegment, ...] = ()
-    hist_len = 0
-    for i in order.tolist():
-        sid = t.sessions[i]
-        if sid is None:
-            out[i] = t.single(i)
-            continue
-        if sid != prev_session:
-            hist, hist_len = t.head(i)
-            prev_session = sid
-        own = int(t.p_len[i]) - hist_len
-        if own < 0:
+    n = len(df)
+    p_len = df["prompt_len"].to_numpy(dtype=np.int64)
+    o_len = df["output_len"].to_numpy(dtype=np.int64)
+    groups = _present(df, "prefix_group")
+    plens = _present(df, "prefix_len")
+    pids = _present(df, "prompt_id")
+    sessions = _present(df, "session_id")
+    if groups is not None and plens is None:
+        raise UserError(f"{where}: column 'prefix_group' needs a 'prefix_len' column too")
+    head = np.zeros(n, np.int64)
+    if groups is not None and plens is not None:
+        head = np.asarray(
+            [
+                int(x) if g is not None and x is not None else 0
+                for g, x in zip(groups, plens, strict=True)
+            ],
+            dtype=np.int64,
+        )
+        bad = (head < 0) | (head > p_len)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
             raise UserError(
-                f"{where}: record {i}: session {sid} turn {t.turns[i]}: prompt_len {t.p_len[i]} "
-                f"is shorter than the history before it ({hist_len} tokens of earlier prompts "
-                "and outputs); expected each turn's prompt_len to include its session's history"
+                f"{where}: record {i}: prefix_len {head[i]} is not within 0..prompt_len "
+                f"({p_len[i]})"
             )
-        k_in, k_out = turn_keys(sid, int(t.turns[i]))
-        out[i] = hist + _seg(k_in, own)
-        hist = out[i] + _seg(k_out, int(t.o_len[i]))
-        hist_len = int(t.p_len[i]) + int(t.o_len[i])
+    if sessions is not None:
+        _check_histories(df, p_len, o_len, head, where)
+    heads: dict[tuple[object, int], PromptSegment] = {}
+    tails: dict[tuple[str, object, int], PromptSegment] = {}
+    rest = (p_len - head).tolist()
+    hl = head.tolist()
+    out: list[tuple[PromptSegment, ...]] = []
+    for i in range(n):
+        segs: tuple[PromptSegment, ...] = ()
+        if hl[i] > 0:
+            assert groups is not None
+            k = (groups[i], hl[i])
+            seg = heads.get(k)
+            if seg is None:
+                seg = heads[k] = PromptSegment(prefix_key(groups[i]), hl[i])
+            segs = (seg,)
+        tail_of: object = None
+        kind = ""
+        if sessions is not None and sessions[i] is not None:
+            tail_of, kind = sessions[i], "session"
+        elif pids is not None and pids[i] is not None:
+            tail_of, kind = pids[i], "prompt"
+        if kind and rest[i] > 0:
+            k2 = (kind, tail_of, rest[i])
+            seg = tails.get(k2)
+            if seg is None:
+                key = session_key(tail_of) if kind == "session" else prompt_key(tail_of)
+                seg = tails[k2] = PromptSegment(key, rest[i])
+            segs += (seg,)
+        out.append(segs)
     return out
 
 
