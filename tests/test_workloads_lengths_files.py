@@ -168,3 +168,23 @@ def test_export_refuses_other_suffixes(tmp_path):
     sched = build_schedule(ConstantSchedule(rate=1.0, num_requests=2), _load("codegen", 2))
     with pytest.raises(UserError, match=r"trace\.txt: expected a \.csv"):
         write_trace(sched, tmp_path / "trace.txt")
+
+
+def test_a_trace_kind_workload_file_points_at_its_trace(tmp_path):
+    (tmp_path / "traces").mkdir()
+    (tmp_path / "traces" / "x.csv").write_text(
+        "arrival_s,prompt_len,output_len\n0.0,10,5\n0.5,20,6\n1.5,30,7\n"
+    )
+    experiment = tmp_path / "x.json"
+    experiment.write_text(
+        '{"format": "workload-eval-measured/1", "scenario": {"workload": {"kind": "trace", '
+        '"file": "traces/x.csv", "ignore_eos": false, "api": "in_process", "streaming": null, '
+        '"num_requests": 3, "sampling": "temperature 0"}}}'
+    )
+    df = _load(experiment)
+    assert df["prompt_len"].tolist() == [10, 20, 30]
+    assert df["arrival_time"].tolist() == [0.0, 0.5, 1.5]
+    missing = tmp_path / "m.yaml"
+    missing.write_text("kind: trace\nfile: traces/none.csv\n")
+    with pytest.raises(UserError, match=r"m\.yaml: file 'traces/none\.csv': no such file"):
+        _load(missing)
