@@ -124,7 +124,7 @@ _KINDS: dict[str, type[_Dist]] = {
     "lognormal": LogNormal,
     "empirical": Empirical,
 }
-_ARGS = {
+DIST_ARGS = {
     "fixed": ("value",),
     "uniform": ("min", "max"),
     "normal": ("mean", "stdev", "min", "max"),
@@ -185,10 +185,10 @@ def parse_length(value: Any) -> Any:
         if re.fullmatch(r"\d+", text):
             return {"type": "fixed", "value": int(text)}
         m = _CALL.match(text)
-        if m is None or m.group(1) not in _ARGS:
+        if m is None or m.group(1) not in DIST_ARGS:
             raise ValueError(f"expected {FORMS} (got {value!r})")
         kind, args = m.group(1), [a.strip() for a in m.group(2).split(",")]
-        names = _ARGS[kind]
+        names = DIST_ARGS[kind]
         need = 2 if kind in ("normal", "lognormal") else len(names)
         if not need <= len(args) <= len(names) or any(a == "" for a in args):
             raise ValueError(f"{kind}(...) takes {', '.join(names)} (got {value!r})")

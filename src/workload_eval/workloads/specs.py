@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from workload_eval.errors import UserError
-from workload_eval.workloads.distributions import Empirical, Fixed, Length, LengthDist
+from workload_eval.workloads.distributions import DIST_ARGS, Empirical, Fixed, Length, LengthDist
 from workload_eval.workloads.shared_prefix import SharedPrefixWorkload
 
 MAX_REQUESTS = 10_000_000  # a generated pool larger than this is a typo
@@ -138,7 +138,12 @@ def _message(data: dict[str, Any], e: ValidationError) -> str:
     if err["type"].startswith("union_tag") or (loc == ["kind"]):
         return f"kind: expected one of {', '.join(KINDS)} (got {data.get('kind')!r})"
     if err["type"] == "extra_forbidden":
-        return f"{'.'.join(loc)}: unknown field (expected one of {', '.join(_fields_of(kind))})"
+        parent = data.get(loc[0]) if len(loc) > 1 else None
+        if isinstance(parent, dict) and parent.get("type") in DIST_ARGS:
+            names = ["type", *DIST_ARGS[parent["type"]]]
+        else:
+            names = _fields_of(kind)
+        return f"{'.'.join(loc)}: unknown field (expected one of {', '.join(names)})"
     if err["type"] == "missing":
         return f"{'.'.join(loc)}: field required"
     field = ".".join(loc)
