@@ -141,6 +141,11 @@ def test_bad_workload_files_name_the_file_and_field(tmp_path):
     bad.write_text("kind: synthetic\nprompt_tokens: {type: normal, mean: 5}\noutput_tokens: 3\n")
     with pytest.raises(UserError, match=rf"^{bad}: prompt_tokens\.stdev: field required"):
         _load(str(bad))
+    bad.write_text("kind: synthetic\nprompt_tokens: {type: uniform, min: 1, max: 9, mean: 3}\n")
+    with pytest.raises(
+        UserError, match=r"prompt_tokens\.mean: unknown field \(expected one of type, min, max\)"
+    ):
+        _load(str(bad))
     bad.write_text("kind: synthetic\nprompt_tokens: [1\n")
     with pytest.raises(UserError, match=rf"^{bad}: line \d+: invalid YAML"):
         _load(str(bad))

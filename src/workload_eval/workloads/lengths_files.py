@@ -20,6 +20,8 @@ them in would invent load the file does not describe.
 
 from __future__ import annotations
 
+import gzip
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,12 +187,21 @@ def peek_format(path: Path) -> TraceFormat | None:
             return detect_format(list(pd.read_csv(path, nrows=0).columns))
     except Exception:
         return None
-    if path.name.lower().endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
+    name = path.name.lower()
+    if name.endswith((".jsonl", ".jsonl.gz")):  # the first record's keys
         try:
-            head = read_table(path) if path.stat().st_size < (64 << 20) else None
+            opener = gzip.open if name.endswith(".gz") else open
+            with opener(path, "rt", encoding="utf-8") as f:
+                line = next((ln for ln in f if ln.strip()), "")
+            first = json.loads(line) if line else None
+        except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        return detect_format(list(first)) if isinstance(first, dict) else None
+    if name.endswith((".json", ".json.gz")) and path.stat().st_size < (64 << 20):
+        try:
+            return detect_format(list(read_table(path).columns))
         except UserError:
             return None
-        return None if head is None else detect_format(list(head.columns))
     return None
 
 

@@ -113,7 +113,7 @@ _MODELS = {
     "sessions": SessionsWorkload,
     "trace": TraceWorkload,
 }
-_DIST_TAGS = {"fixed", "uniform", "normal", "lognormal", "empirical", "function-after"}
+_DIST_TAGS = {"fixed", "uniform", "normal", "lognormal", "empirical"}
 
 
 def _fields_of(kind: str) -> list[str]:
