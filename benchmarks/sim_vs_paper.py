@@ -7,9 +7,10 @@ errors, the max rate under the paper's SLO, and the memory-scaling ratio per wor
 
 Two views of the workload (see docs/simulator-accuracy.md):
 - ``reference``: the datasets' reference output lengths (what the simulator runs by default);
-- ``eos-matched``: output lengths cut by a geometric EOS stop so that the mean prompt + output
-  tokens per request equals what the paper really processed (its runs did not set
-  ``ignore_eos``). This corrects the *workload*, never the engine constants.
+- ``eos-matched``: output lengths cut by the package's EOS stop model (``--output-len-model
+  eos:TOKENS``, workloads/output_models.py) so that the mean prompt + output tokens per request
+  equals what the paper really processed (its runs did not set ``ignore_eos``). This corrects
+  the *workload*, never the engine constants.
 
     .venv/bin/python benchmarks/sim_vs_paper.py [--quick] [--offline-only] [--json OUT.json]
 """
@@ -26,6 +27,7 @@ import pandas as pd
 
 from workload_eval import paper
 from workload_eval.engines.sim import paper_runs
+from workload_eval.report.study import paper_tokens_per_request
 from workload_eval.schedules import OfflineSchedule, PoissonSchedule, request_count
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,12 +40,24 @@ def paper_data(kind: str) -> dict:
     return json.loads((CALIBRATION / f"opt-13b-{kind}.json").read_text())["data"]
 
 
-def simulate(name: str, spec, kv_blocks: int, lengths: paper_runs.Lengths, cache: dict) -> dict:
+def output_len_model(name: str, lengths: str) -> str | None:
+    """``eos-matched``: the ``eos:TOKENS`` model with the paper's mean tokens per request
+    (``--output-len-model eos:paper`` of ``reproduce``)."""
+    if lengths != "eos-matched":
+        return None
+    return f"eos:{paper_tokens_per_request(CALIBRATION)[name]:.1f}"
+
+
+def simulate(name: str, spec, kv_blocks: int, lengths: str, cache: dict) -> dict:
     n = request_count(spec, 0)
     key = (name, n, lengths)
     if key not in cache:
         cache[key] = paper_runs.paper_workload(
-            name, n, lengths, data_dir=SHARED / "datasets", tokenizer_dir=SHARED / "tokenizers"
+            name,
+            n,
+            output_len_model(name, lengths),
+            data_dir=SHARED / "datasets",
+            tokenizer_dir=SHARED / "tokenizers",
         )
     return paper_runs.simulate(cache[key], spec, kv_blocks)
 

@@ -24,6 +24,7 @@ import numpy as np
 from workload_eval import paper
 from workload_eval.engines.sim import fitting, paper_runs
 from workload_eval.engines.sim.calibration import PERF
+from workload_eval.report.study import paper_tokens_per_request
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -55,11 +56,15 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=SHARED / "datasets")
     ap.add_argument("--tokenizer-dir", type=Path, default=SHARED / "tokenizers")
     args = ap.parse_args()
-    lengths: paper_runs.Lengths = "reference" if args.reference_lengths else "eos-matched"
     n = args.num_requests
+    tokens = paper_tokens_per_request(args.calibration_dir)
     frames = {
         (w, n): paper_runs.paper_workload(
-            w, n, lengths, data_dir=args.data_dir, tokenizer_dir=args.tokenizer_dir
+            w,
+            n,
+            None if args.reference_lengths else f"eos:{tokens[w]:.1f}",
+            data_dir=args.data_dir,
+            tokenizer_dir=args.tokenizer_dir,
         )
         for w in paper.WORKLOADS
     }

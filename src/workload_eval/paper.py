@@ -41,15 +41,6 @@ MAX_NUM_SEQS = 2048
 MAX_MODEL_LEN = 2048
 SEED = 0
 
-# Mean prompt + generated tokens per request the paper really processed: `token / request`
-# of its OPT-13B offline points at N = 1000 (its generation could stop at EOS).
-TOKENS_PER_REQUEST_OPT_13B: dict[str, float] = {
-    "alpaca": 61.5,
-    "cnn_dailymail": 855.7,
-    "dolly": 117.3,
-    "sharegpt": 442.3,
-}
-
 CAPACITY_RULE = "the rate just below the first two consecutive grid rates that both violate the SLO"
 
 

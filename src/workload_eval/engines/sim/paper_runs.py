@@ -7,9 +7,8 @@ Shared by the overhead fit (``fitting``), ``benchmarks/sim_vs_paper.py`` and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from workload_eval import paper
@@ -22,65 +21,36 @@ from workload_eval.metrics import summarize
 from workload_eval.models import resolve_model
 from workload_eval.schedules import ScheduleSpec, build_schedule
 
-Lengths = Literal["reference", "eos-matched"]
 MODEL = paper.MODELS[0]  # the paper's measurements are OPT-13B's
-
-
-def eos_truncate(
-    prompts: np.ndarray, outputs: np.ndarray, target_mean_total: float, seed: int = 0
-) -> np.ndarray:
-    """Output lengths cut at min(reference, 1 + Geometric(p)), p set to hit the target mean.
-
-    Models sampling without ``ignore_eos``; targets above the data's mean are left alone (the
-    cut can only shorten). A workload correction, not an engine constant.
-    """
-    if (prompts + outputs).mean() <= target_mean_total:
-        return outputs
-    u = np.random.default_rng(seed).random(len(outputs))
-    lo, hi, cut = 1e-7, 1.0, outputs
-    for _ in range(60):
-        p = (lo + hi) / 2
-        stop = 1 + np.floor(np.log1p(-u) / np.log1p(-p)).astype(np.int64)
-        cut = np.minimum(outputs, stop)
-        if (prompts + cut).mean() > target_mean_total:
-            lo = p
-        else:
-            hi = p
-    return cut
 
 
 def paper_workload(
     name: str,
     num_requests: int | None,
-    lengths: Lengths,
+    output_len_model: str | None = None,
     *,
     data_dir: str | Path | None = None,
     tokenizer_dir: str | Path | None = None,
 ) -> pd.DataFrame:
-    """The paper's first ``num_requests`` of a workload with the OPT tokenizer; ``eos-matched``
-    cuts outputs so the mean prompt + output tokens is what the paper processed."""
-    df = _load(name, num_requests, data_dir, tokenizer_dir)
-    if lengths == "eos-matched":
-        df = df.drop(columns=[c for c in ("prompt_token_ids",) if c in df.columns])
-        df["output_len"] = eos_truncate(
-            df["prompt_len"].to_numpy(),
-            df["output_len"].to_numpy(),
-            paper.TOKENS_PER_REQUEST_OPT_13B[name],
-        )
-    return df
+    """The paper's first ``num_requests`` of a workload with the OPT tokenizer.
 
-
-def _load(
-    name: str,
-    num_requests: int | None,
-    data_dir: str | Path | None,
-    tokenizer_dir: str | Path | None,
-) -> pd.DataFrame:
+    ``output_len_model`` as ``--output-len-model`` takes it: e.g. ``eos:TOKENS`` cuts the
+    outputs so the mean prompt + output tokens is TOKENS, what the paper processed
+    (``report.study.paper_tokens_per_request``); lengths only then, no token ids.
+    """
     from workload_eval.workloads import load_workload
 
-    return load_workload(
-        name, MODEL, num_requests=num_requests, data_dir=data_dir, tokenizer_dir=tokenizer_dir
+    df = load_workload(
+        name,
+        MODEL,
+        num_requests=num_requests,
+        data_dir=data_dir,
+        tokenizer_dir=tokenizer_dir,
+        output_len_model=output_len_model,
     )
+    if output_len_model not in (None, "reference"):
+        df = df.drop(columns=[c for c in ("prompt_token_ids",) if c in df.columns])
+    return df
 
 
 def paper_engine_config(kv_blocks: int) -> EngineConfig:
