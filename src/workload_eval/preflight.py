@@ -61,23 +61,20 @@ def _check_engine(spec: RunSpec) -> None:
 
 
 def _check_workload(spec: RunSpec) -> None:
-    from workload_eval.workloads.loader import data_dir, find_local_file, resolve_spec
+    from workload_eval.workloads.loader import data_dir, find_local_file
+    from workload_eval.workloads.resolve import resolve_workload
 
-    wspec = resolve_spec(spec.workload)
-    kind = spec.schedule.kind
-    if kind == "trace" and not wspec.has_arrivals:
-        raise UserError(
-            f"schedule trace: workload {wspec.name!r} has no arrival times (expected a trace "
-            "workload such as azure_conv, azure_code or mooncake)"
-        )
-    if kind == "sessions" and wspec.builder != "chat":
-        raise UserError(
-            f"schedule sessions: workload {wspec.name!r} has no sessions (expected a "
-            "multi-turn workload such as sharegpt_chat)"
-        )
-    if Path(spec.workload).is_file() and spec.workload not in _catalog():
-        _check_tokenizer(spec)  # the user's own file: found, and read when the run starts
+    ref = resolve_workload(spec.workload)  # parses workload files and inline specs
+    if ref.kind == "dataset":  # the user's own text file: found, read when the run starts
+        _check_schedule_fits(spec, ref.name, has_arrivals=False, has_sessions=False)
+        _check_tokenizer(spec)
         return
+    if ref.kind != "catalog" or ref.catalog is None:
+        return  # generated and lengths workloads: checked when resolved
+    wspec = ref.catalog
+    _check_schedule_fits(
+        spec, wspec.name, has_arrivals=wspec.has_arrivals, has_sessions=wspec.builder == "chat"
+    )
     local = find_local_file(wspec, data_dir(spec.data_dir))
     if local is not None and spec.source in ("auto", "local") and wspec.tokenized:
         _check_tokenizer(spec)
@@ -92,35 +89,31 @@ def _check_workload(spec: RunSpec) -> None:
         raise UserError(f"workload {wspec.name!r} has no shipped length profile")
 
 
+def _check_schedule_fits(
+    spec: RunSpec, name: str, *, has_arrivals: bool, has_sessions: bool
+) -> None:
+    kind = spec.schedule.kind
+    if kind == "trace" and not has_arrivals:
+        raise UserError(
+            f"schedule trace: workload {name!r} has no arrival times (expected a trace "
+            "workload such as azure_conv, azure_code or mooncake)"
+        )
+    if kind == "sessions" and not has_sessions:
+        raise UserError(
+            f"schedule sessions: workload {name!r} has no sessions (expected a "
+            "multi-turn workload such as sharegpt_chat)"
+        )
+
+
 def _check_tokenizer(spec: RunSpec) -> None:
-    """The tokenizer a local dataset will be prepared with is there (files only, not loaded;
-    a hub tokenizer is found, or stood in for, when the run starts)."""
+    """The tokenizer a local dataset will be prepared with loads (the run's own code path,
+    cached per process); a hub tokenizer is found, or stood in for, when the run starts."""
     from workload_eval.models import resolve_model
-    from workload_eval.workloads.tokenizers import (
-        TOKENIZER_DIR_ENV,
-        family_tokenizer_available,
-        tokenizer_dir,
-    )
+    from workload_eval.workloads.tokenizers import get_tokenizer
 
     mspec = resolve_model(spec.tokenizer or spec.engine_config.model)
-    if mspec.tokenizer == "hub" or family_tokenizer_available(mspec.tokenizer, spec.tokenizer_dir):
-        return
-    folder = tokenizer_dir(spec.tokenizer_dir)
-    raise UserError(
-        f"model {mspec.name!r}: no {mspec.tokenizer} tokenizer "
-        + (
-            f"under {folder}"
-            if folder
-            else f"folder (pass --tokenizer-dir or set ${TOKENIZER_DIR_ENV})"
-        )
-        + " to prepare the workload"
-    )
-
-
-def _catalog() -> set[str]:
-    from workload_eval.workloads.catalog import WORKLOADS
-
-    return set(WORKLOADS)
+    if mspec.tokenizer != "hub":
+        get_tokenizer(mspec, spec.tokenizer_dir)
 
 
 def _has_profile(wspec: WorkloadSpec) -> bool:

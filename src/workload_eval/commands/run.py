@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from workload_eval.commands.options import (
     check_kv_size,
     engine_shape_options,
+    ignore_eos_option,
     max_requests_option,
     parse_engine_options,
     target_options,
@@ -236,7 +237,7 @@ def command(**o: Any) -> None:
     click.echo(f"wrote {Path(o['out']) / 'summary.json'}, requests.parquet, steps.parquet")
     if result.interrupted:
         stderr_console().print("interrupted: the results gathered so far were saved")
-        raise SystemExit(interrupts.exit_code())  # 130 after Ctrl-C, 143 after SIGTERM
+        raise click.exceptions.Exit(interrupts.exit_code())  # 130 Ctrl-C, 143 SIGTERM
 
 
 def build_spec(o: dict[str, Any]) -> Any:
@@ -262,6 +263,7 @@ def build_spec(o: dict[str, Any]) -> Any:
         for k in ("base_url", "api_key_env", "max_concurrency", "endpoint", "device", "dtype")
         if o.get(k) is not None
     }
+    options.update(ignore_eos_option(o))
     options.update(parse_engine_options(o.get("engine_options", ())))
     if o["perf_profile"] is not None:
         path = Path(o["perf_profile"])
@@ -297,6 +299,7 @@ def build_spec(o: dict[str, Any]) -> Any:
             tokenizer_dir=o["tokenizer_dir"],
             tokenizer=o.get("tokenizer"),
             slo=parse_slo(o["slo"]),
+            output_len_model=o.get("output_len_model"),
         )
     except ValidationError as e:
         raise _validation_error(e) from None

@@ -90,7 +90,7 @@ def command(
             f"interrupted: {len(result.index)} completed point(s) kept in {out}; "
             "run the same command again to resume"
         )
-        raise SystemExit(interrupts.exit_code())  # 130 after Ctrl-C, 143 after SIGTERM
+        raise click.exceptions.Exit(interrupts.exit_code())  # 130 Ctrl-C, 143 SIGTERM
     if result.failed:
         key, msg = next(iter(result.failed.items()))
         if set(result.failed) <= result.input_errors:  # bad input, found when a point ran
@@ -99,7 +99,7 @@ def command(
                 f"stored in {out}); first: {key}: {msg}"
             )
         err.print(f"{len(result.failed)} point(s) failed; first: {key}: {msg}")
-        raise SystemExit(1)
+        raise click.exceptions.Exit(1)
 
 
 def _print_result(result: Any) -> None:
