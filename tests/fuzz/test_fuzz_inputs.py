@@ -21,6 +21,7 @@ from cases_files import (
     spec_cases,
     tokenizer_cases,
 )
+from cases_workloads import workload_cases
 from harness import Case, assert_one_line_user_error, run_in_process
 
 CASES: list[Case] = list(
@@ -32,6 +33,7 @@ CASES: list[Case] = list(
         tokenizer_cases(),
         profile_cases(),
         config_cases(),
+        workload_cases(),
     )
 )
 

@@ -228,6 +228,8 @@ def parse_inline(text: str) -> GeneratedSpec:
         key, sep, value = item.partition("=")
         if not sep or not re.fullmatch(r"[A-Za-z_]+", key.strip()):
             raise UserError(f"{where}: {item.strip()!r}: expected KEY=VALUE")
+        if key.strip() in data:  # the last one would win silently
+            raise UserError(f"{where}: {key.strip()!r} given twice (keep one)")
         data[key.strip()] = _scalar(value)
     return parse_spec(data, where=where)
 
