@@ -1,13 +1,16 @@
 """SIGTERM is Ctrl-C: `run`, `sweep` and `capacity` keep what they gathered and exit 143.
 
-Each test waits for a sign that the work is under way (a progress bar, a stored point, a
-served request) before signalling, and sizes the work so it cannot finish first.
+Each test waits for a sign that the work is under way (a progress bar drawn on a terminal,
+a stored point, a served request) before signalling, and sizes the work so it cannot
+finish first.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -53,16 +56,20 @@ class _Reader:
         return self.text
 
 
-def _start(args: list[str], tmp: Path) -> tuple[subprocess.Popen, _Reader]:
+def _env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WORKLOAD_EVAL_")}
     env.update(WORKLOAD_EVAL_OFFLINE="1", WORKLOAD_EVAL_CACHE_DIR=str(tmp / "cache"))
     env["PYTHONPATH"] = str(Path(workload_eval.__file__).resolve().parents[1])  # this code
+    return env
+
+
+def _start(args: list[str], tmp: Path) -> tuple[subprocess.Popen, _Reader]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "workload_eval", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=_env(tmp),
     )
     return proc, _Reader(proc.stderr)
 
@@ -70,18 +77,47 @@ def _start(args: list[str], tmp: Path) -> tuple[subprocess.Popen, _Reader]:
 def test_sigterm_to_a_sim_run_saves_what_was_simulated(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["run", *LONG_SIM, "--num-requests", "300000", "--progress", "--out", str(out)]
-    proc, err = _start(args, tmp_path)
-    err.wait_for("simulating", proc)
+    # stderr on a terminal, so the progress bar is drawn as soon as the simulation starts
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workload_eval", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        env=_env(tmp_path),
+    )
+    os.close(slave)
+    seen = _read_until(master, "simulating", proc)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == EXIT_SIGTERM, err.finish()
-    stderr = err.finish()
-    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert proc.wait(timeout=120) == EXIT_SIGTERM, seen
+    stderr = seen + _read_until(master, None, proc)
+    os.close(master)
+    assert "interrupted" in stderr and "Traceback" not in stderr, stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["num_requests"] == 300_000
     assert summary["num_completed"] < 300_000
     requests = pd.read_parquet(out / "requests.parquet")
     assert len(requests) == 300_000
     assert (requests["status"] == "ok").sum() == summary["num_completed"]
+
+
+def _read_until(fd: int, marker: str | None, proc: subprocess.Popen) -> str:
+    """Text from a pty until ``marker`` shows (or, with None, until the child closes it)."""
+    text = ""
+    deadline = time.monotonic() + 120
+    while marker is None or marker not in text:
+        assert time.monotonic() < deadline, text[-2000:]
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if not ready:
+            assert marker is None or proc.poll() is None, f"exited early: {text[-2000:]}"
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        text += chunk.decode(errors="replace")
+    return text
 
 
 def test_sigterm_to_an_openai_run_keeps_every_request(

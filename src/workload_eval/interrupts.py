@@ -10,9 +10,10 @@ exit code tells them apart: 130 after Ctrl-C, 143 (128 + SIGTERM) after SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -45,6 +46,36 @@ def install() -> Callable[[], None]:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
     return restore
+
+
+class _Held:
+    signalled = False
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[_Held]:
+    """Hold Ctrl-C and SIGTERM while finished results are summarized and written: a signal
+    then only sets ``held.signalled`` (the caller stops after the block), so the results
+    the engine returned are never lost to an interrupt that lands a moment later."""
+    held = _Held()
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        global _terminated
+        held.signalled = True
+        if signum == signal.SIGTERM:
+            _terminated = True
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, hold)
+    try:
+        yield held
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def terminated() -> bool:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from workload_eval import __version__
+from workload_eval import __version__, interrupts
 from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, RunRecords
 from workload_eval.engines.base import EngineConfig, get_engine
 from workload_eval.errors import UserError
@@ -81,6 +81,8 @@ class RunResult:
 
     records: RunRecords
     summary: dict[str, Any]
+    # Ctrl-C / SIGTERM came after the engine finished (the run is complete): stop after it
+    stop_requested: bool = False
 
     @property
     def interrupted(self) -> bool:
@@ -131,12 +133,13 @@ def execute(spec: RunSpec, *, progress: bool = False) -> RunResult:
     schedule = build_schedule(spec.schedule, df, seed=spec.seed)
     config = spec.engine_config.model_copy(update={"seed": spec.seed})
     records = engine.run(schedule, config, progress=progress)
-    interrupted = was_interrupted(records.config)
-    records.config = run_config(spec, dict(records.config), dict(df.attrs))
-    summary = summarize(records, slo=spec.slo)
-    if interrupted:
-        summary["interrupted"] = True
-    return RunResult(records=records, summary=summary)
+    with interrupts.deferred() as held:  # what the engine returned is kept whatever comes
+        interrupted = was_interrupted(records.config)
+        records.config = run_config(spec, dict(records.config), dict(df.attrs))
+        summary = summarize(records, slo=spec.slo)
+        if interrupted:
+            summary["interrupted"] = True
+    return RunResult(records=records, summary=summary, stop_requested=held.signalled)
 
 
 def _table(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:

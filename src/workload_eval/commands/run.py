@@ -231,12 +231,14 @@ def command(**o: Any) -> None:
     ensure_writable_dir(o["out"])
     progress = progress_default() if o["progress"] is None else o["progress"]
     result = execute(spec, progress=progress)
-    save_run(result, o["out"])
+    with interrupts.deferred() as held:  # a signal now stops after the files are written
+        save_run(result, o["out"])
     title = f"{spec.engine} · {spec.workload} · {spec.schedule.kind} · {spec.engine_config.model}"
     print_summary(result.summary, title=title)
     click.echo(f"wrote {Path(o['out']) / 'summary.json'}, requests.parquet, steps.parquet")
-    if result.interrupted:
-        stderr_console().print("interrupted: the results gathered so far were saved")
+    if result.interrupted or result.stop_requested or held.signalled:
+        what = "gathered so far" if result.interrupted else "of the finished run"
+        stderr_console().print(f"interrupted: the results {what} were saved")
         raise click.exceptions.Exit(interrupts.exit_code())  # 130 Ctrl-C, 143 SIGTERM
 
 

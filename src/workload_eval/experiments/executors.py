@@ -43,7 +43,7 @@ def run_point(spec_json: str) -> dict[str, Any]:
 
         spec = RunSpec.model_validate_json(spec_json)
         result = execute(spec, progress=False)
-        if result.interrupted:  # the engine caught Ctrl-C: stop the sweep, store nothing
+        if result.interrupted or result.stop_requested:  # Ctrl-C: stop the sweep, store nothing
             raise KeyboardInterrupt
         with tempfile.TemporaryDirectory(prefix="we-point-") as tmp:
             save_run(result, tmp)
