@@ -99,6 +99,14 @@ MAX_SPEC_BYTES = Limit(
     "bytes",
     "hand-written and measured files are kilobytes; 16 MiB parse in well under a second",
 )
+MAX_POINTS = Limit(
+    "runs of one study",
+    "WORKLOAD_EVAL_MAX_POINTS",
+    100_000,
+    "runs",
+    "a spec's axes multiply: 100,000 runs take days even on the simulator, and building "
+    "their specs alone takes seconds and hundreds of MB",
+)
 # A gzip data file that inflates more than this (past the first few MiB) is a
 # decompression bomb: real JSON/CSV text compresses 4-10x (ShareGPT: 4.5x).
 MAX_INFLATE_RATIO = 100
@@ -112,7 +120,7 @@ MAX_NESTING = 64
 # is a typo that would fork the machine to death.
 MAX_JOBS = 256
 
-ALL_LIMITS = (MAX_REQUESTS, MAX_DURATION_S, MAX_DATA_BYTES, MAX_SPEC_BYTES)
+ALL_LIMITS = (MAX_REQUESTS, MAX_DURATION_S, MAX_DATA_BYTES, MAX_SPEC_BYTES, MAX_POINTS)
 
 
 def max_requests() -> int:

@@ -95,6 +95,7 @@ SPECS: list[tuple[str, bytes, str]] = [
     ("trace-on-alpaca", b"workloads: [alpaca]\nschedules: [{kind: trace}]\n", "arrival"),
     ("too-few-kv-blocks-in-a-group", b"workloads: [alpaca]\nschedules: [{kind: offline, num_requests: 5}]\ngroups: [{name: ok}, {name: small, kv_blocks: [3]}]\n", "small"),
     ("duplicate-group-names", (SPEC_BASE + "groups: [{name: a}, {name: a}]\n").encode(), "unique"),
+    ("too-many-runs", ("workloads: [alpaca]\nkv_blocks: [" + ",".join(map(str, range(100, 1100))) + "]\nseeds: [" + ",".join(map(str, range(200))) + "]\n").encode(), "601,000 runs"),
 ]  # fmt: skip
 
 

@@ -108,6 +108,10 @@ def check_kv_size(o: dict[str, Any]) -> None:
         raise UserError("--engine sim needs --kv-blocks B or --gpu-memory-utilization U")
 
 
+def _not_a_number(name: str) -> None:
+    raise ValueError(name)
+
+
 def parse_engine_options(items: tuple[str, ...]) -> dict[str, Any]:
     """``KEY=VALUE`` pairs; a value is JSON when it parses (true, 3, 0.5), else text."""
     out: dict[str, Any] = {}
@@ -115,8 +119,8 @@ def parse_engine_options(items: tuple[str, ...]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UserError(f"--engine-option {item!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
+        try:  # NaN/Infinity are not JSON numbers: such a value stays text (and fails typed)
+            out[key.strip()] = json.loads(value, parse_constant=_not_a_number)
+        except (json.JSONDecodeError, ValueError, RecursionError):
             out[key.strip()] = value
     return out

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from workload_eval import paper
+from workload_eval import limits, paper
 from workload_eval.engines.base import EngineConfig
 from workload_eval.errors import UserError
 from workload_eval.experiments.capacity import SLO
@@ -333,6 +333,19 @@ class GridSpec(BaseModel):
             raise ValueError("slos: a 'rate: capacity' schedule needs at least one SLO")
         return self
 
+    def num_runs(self) -> int:
+        """Points plus capacity searches this group expands to (counted, not built)."""
+        per_config = 0
+        for entry in self.schedules:
+            combos = 1
+            if not entry.is_capacity and entry.rate is not None:
+                combos *= len(entry.rates())
+            for v in (entry.model_extra or {}).values():
+                combos *= len(v) if isinstance(v, list) else 1
+            per_config += combos if entry.is_capacity else combos * len(self.seeds)
+        configs = len(self.engines) * len(self.models) * len(self.gpus) * len(self.workloads)
+        return configs * len(self.kv_sizes()) * per_config
+
     def kv_sizes(self) -> list[dict[str, Any]]:
         """KV axis: each entry sets kv_blocks or gpu_memory_utilization."""
         sizes: list[dict[str, Any]] = [{"kv_blocks": b} for b in self.kv_blocks or []]
@@ -400,6 +413,12 @@ def build_spec(data: Any, *, source: str | Path | None = None) -> ExperimentSpec
             if v is not None and not Path(v).is_absolute():
                 setattr(grid, attr, str((base / v).resolve()))
         built.append(grid)
+    total = sum(g.num_runs() for g in built)
+    if total > limits.MAX_POINTS.value():
+        raise UserError(
+            f"{src}: expands to {total:,} runs, more than the {limits.MAX_POINTS.value():,} a "
+            f"study may have (fewer values per axis, or raise ${limits.MAX_POINTS.env})"
+        )
     names = [g.name for g in built]
     if len(set(names)) != len(names):
         raise UserError(f"{src}: groups: group names must be unique (got {names})")
