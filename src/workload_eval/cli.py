@@ -86,6 +86,9 @@ def _main(argv: list[str] | None) -> int:
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as click shows it
+            e.show()
+            return e.exit_code
         hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
         _error(e.format_message() + hint)
         return e.exit_code
