@@ -41,7 +41,8 @@ capacity: {tolerance: 0.1, start: 2}
 
 
 def completed(out: Path) -> int:
-    return len(list((out / "points").glob("*/" + MARKER)))
+    """Stored points: a hidden temp folder being written already holds its marker."""
+    return len([p for p in (out / "points").glob("*/" + MARKER) if p.parent.name[0] != "."])
 
 
 def check_no_corrupt_points(out: Path) -> None:
