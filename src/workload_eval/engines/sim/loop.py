@@ -78,51 +78,53 @@ def simulate(
     add, step, has_work = scheduler.add, scheduler.step, scheduler.has_work
     now = 0.0
     stalled = 0  # progress guard: iterations in a row that moved nothing
-    while True:
-        # admit every arrival due by now, in time order
-        if follow:
-            while True:
-                ts = st[i] if i < ns else inf
-                tf = follow[0][0] if follow else inf
-                if ts <= tf:
-                    if ts > now:
-                        break
-                    add(sg[i], ts)
-                    i += 1
-                else:
-                    if tf > now:
-                        break
-                    add(heapq.heappop(follow)[1], tf)
-            nxt = min(st[i] if i < ns else inf, follow[0][0] if follow else inf)
-        else:
-            while i < ns and st[i] <= now:
-                add(sg[i], st[i])
-                i += 1
-            nxt = st[i] if i < ns else inf
-        if has_work():
-            before = now
-            now, done = step(now, nxt)
-            # -- progress guard (see NoProgressError) --
-            if not now > before and not done:
-                stalled += 1
-                if not now >= before or stalled > STALL_LIMIT:
-                    raise NoProgressError(before, now, scheduler)
+    try:  # the bar is closed however the loop ends (Ctrl-C, an error)
+        while True:
+            # admit every arrival due by now, in time order
+            if follow:
+                while True:
+                    ts = st[i] if i < ns else inf
+                    tf = follow[0][0] if follow else inf
+                    if ts <= tf:
+                        if ts > now:
+                            break
+                        add(sg[i], ts)
+                        i += 1
+                    else:
+                        if tf > now:
+                            break
+                        add(heapq.heappop(follow)[1], tf)
+                nxt = min(st[i] if i < ns else inf, follow[0][0] if follow else inf)
             else:
-                stalled = 0
-            if children and done:
-                for gid in done:
-                    for child, think in children.get(gid, ()):
-                        parent_end = finish[gid] if finish[gid] == finish[gid] else now
-                        heapq.heappush(follow, (parent_end + think, child))
-            if now >= mark and bar is not None:
-                bar.update_to(min(now, horizon))
-                mark = bar.next_mark if now < horizon else inf
-        elif nxt == inf:
-            break
-        elif nxt > now:
-            now = nxt
-        else:  # an arrival that is due but was not admitted (a NaN time): no progress
-            raise NoProgressError(now, nxt, scheduler)
-    if bar is not None:
-        bar.close()
+                while i < ns and st[i] <= now:
+                    add(sg[i], st[i])
+                    i += 1
+                nxt = st[i] if i < ns else inf
+            if has_work():
+                before = now
+                now, done = step(now, nxt)
+                # -- progress guard (see NoProgressError) --
+                if not now > before and not done:
+                    stalled += 1
+                    if not now >= before or stalled > STALL_LIMIT:
+                        raise NoProgressError(before, now, scheduler)
+                else:
+                    stalled = 0
+                if children and done:
+                    for gid in done:
+                        for child, think in children.get(gid, ()):
+                            parent_end = finish[gid] if finish[gid] == finish[gid] else now
+                            heapq.heappush(follow, (parent_end + think, child))
+                if now >= mark and bar is not None:
+                    bar.update_to(min(now, horizon))
+                    mark = bar.next_mark if now < horizon else inf
+            elif nxt == inf:
+                break
+            elif nxt > now:
+                now = nxt
+            else:  # an arrival that is due but was not admitted (a NaN time): no progress
+                raise NoProgressError(now, nxt, scheduler)
+    finally:
+        if bar is not None:
+            bar.close()
     return now
