@@ -131,7 +131,13 @@ class SimEngine(Engine):
             )
         interrupted = False
         try:
-            end = simulate(items, scheduler, table.finish, progress=progress)
+            end = simulate(
+                items,
+                scheduler,
+                table.finish,
+                stage_gap_s=schedule.stage_gap_s,
+                progress=progress,
+            )
         except KeyboardInterrupt:  # Ctrl-C: keep what was simulated (Engine.run's contract)
             interrupted, end = True, float(np.nanmax(table.finish, initial=0.0))
         unfinished = "interrupted (Ctrl-C)" if interrupted else "not finished by the simulator"
