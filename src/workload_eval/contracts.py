@@ -28,6 +28,16 @@ class PromptSegment:
     length: int
 
 
+def output_segment_key(request_id: int) -> str:
+    """The segment key of a request's generated tokens, for the prompts that repeat them.
+
+    A follow-up turn whose prompt contains an earlier request's answer lists it as
+    ``PromptSegment(output_segment_key(earlier_id), answer_tokens)``; the simulator's prefix
+    cache then reuses the KV blocks that request generated.
+    """
+    return f"#{request_id}>"
+
+
 @dataclass(slots=True)
 class Request:
     """One inference request. Without token ids the prompt is synthesized from its length.
