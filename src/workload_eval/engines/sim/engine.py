@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, RunRecords, Schedule
+from workload_eval.contracts import (
+    REQUEST_COLUMNS,
+    STEP_COLUMNS,
+    RunRecords,
+    Schedule,
+    ScheduledRequest,
+)
 from workload_eval.engines.base import Engine, EngineConfig
 from workload_eval.engines.sim import hardware
 from workload_eval.engines.sim.kv_cache import KvPool, cdiv
@@ -16,7 +23,14 @@ from workload_eval.engines.sim.loop import simulate
 from workload_eval.engines.sim.perf_model import PerfModel, build_perf_model
 from workload_eval.engines.sim.policy_v02 import MAX_PADDINGS, V02Scheduler
 from workload_eval.engines.sim.policy_v1 import V1Scheduler
-from workload_eval.engines.sim.sequence import FAILED, PENDING, RequestTable, StepLog
+from workload_eval.engines.sim.prefix_cache import BlockHasher, BlockPool
+from workload_eval.engines.sim.sequence import (
+    FAILED,
+    PENDING,
+    STEP_FIELDS,
+    RequestTable,
+    StepLog,
+)
 from workload_eval.errors import UserError
 from workload_eval.models import resolve_model
 
@@ -76,7 +90,7 @@ class SimEngine(Engine):
                 max_num_seqs=config.max_num_seqs,
             )
         pool = KvPool(kv_blocks, config.block_size)
-        _validate(config, pool)
+        _validate(config, pool, watermark=config.policy == "vllm-0.2")
         perf = self.perf or build_perf_model(model, gpu, profile=opts.get("perf_profile"))
 
         items = schedule.items
@@ -112,23 +126,10 @@ class SimEngine(Engine):
                 skip_ahead=skip_ahead,
                 fast_walk=walk == "fast",
             )
+        elif config.policy == "vllm-v1":
+            scheduler = _v1_scheduler(table, perf, kv_blocks, log, config, opts, items, skip_ahead)
         else:
-            if config.enable_prefix_caching:
-                raise UserError(
-                    "the sim's vllm-v1 policy does not model prefix caching yet: "
-                    "drop --enable-prefix-caching"
-                )
-            scheduler = V1Scheduler(
-                table,
-                perf,
-                pool,
-                log,
-                max_num_batched_tokens=config.max_num_batched_tokens,
-                max_num_seqs=config.max_num_seqs,
-                max_model_len=config.max_model_len,
-                chunked_prefill=config.enable_chunked_prefill is not False,
-                skip_ahead=skip_ahead,
-            )
+            raise UserError(f"policy {config.policy!r} is not simulated")
         interrupted = False
         try:
             end = simulate(
@@ -161,12 +162,74 @@ class SimEngine(Engine):
         )
 
 
-def _validate(config: EngineConfig, pool: KvPool) -> None:
+def _v1_scheduler(
+    table: RequestTable,
+    perf: PerfModel,
+    kv_blocks: int,
+    log: StepLog,
+    config: EngineConfig,
+    opts: dict[str, Any],
+    items: list[ScheduledRequest],
+    skip_ahead: bool,
+) -> V1Scheduler:
+    """vLLM V1's scheduler, with the block ids of every request's shared prompt segments."""
+    walk = opts.get("walk", "fast")
+    if walk not in ("fast", "general"):
+        raise UserError(f"engine option walk={walk!r}: expected 'fast' or 'general'")
+    threshold = int(opts.get("long_prefill_token_threshold", 0) or 0)
+    if threshold < 0:
+        raise UserError("engine option long_prefill_token_threshold: expected an integer >= 0")
+    caching = bool(config.enable_prefix_caching)
+    segments = exported = hasher = None
+    if caching:
+        hasher = BlockHasher(config.block_size)
+        segments, exported = _segment_blocks(items, hasher)
+    return V1Scheduler(
+        table,
+        perf,
+        BlockPool(kv_blocks),
+        log,
+        block_size=config.block_size,
+        max_num_batched_tokens=config.max_num_batched_tokens,
+        max_num_seqs=config.max_num_seqs,
+        max_model_len=config.max_model_len,
+        chunked_prefill=config.enable_chunked_prefill is not False,
+        long_prefill_token_threshold=threshold,
+        prefix_caching=caching,
+        segment_blocks=segments,
+        exported=exported,
+        hasher=hasher,
+        skip_ahead=skip_ahead,
+        general=walk == "general",
+    )
+
+
+def _segment_blocks(
+    items: list[ScheduledRequest], hasher: BlockHasher
+) -> tuple[list[list[int]], dict[int, tuple[tuple[str, int], ...]]]:
+    """Per request the ids of the blocks inside its shared segments; requests whose answer a
+    later prompt repeats (``output_segment_key``), with their own segments."""
+    gid_of = {it.request.request_id: gid for gid, it in enumerate(items)}
+    keys_of: list[tuple[tuple[str, int], ...]] = []
+    segments: list[list[int]] = []
+    referenced: set[int] = set()
+    for it in items:
+        segs = tuple((s.key, s.length) for s in it.request.prefix_segments if s.length > 0)
+        keys_of.append(segs)
+        segments.append(hasher.block_ids(segs) if segs else [])
+        for key, _ in segs:
+            if key.startswith("#") and key.endswith(">"):
+                with contextlib.suppress(ValueError, KeyError):
+                    referenced.add(gid_of[int(key[1:-1])])
+    return segments, {gid: keys_of[gid] for gid in referenced}
+
+
+def _validate(config: EngineConfig, pool: KvPool, *, watermark: bool) -> None:
     """Reject configurations the engine could never serve (vLLM would hang or refuse)."""
     if config.n > config.max_num_seqs:
         raise UserError(f"--n {config.n} exceeds --max-num-seqs {config.max_num_seqs}")
     need = config.n * cdiv(config.max_model_len, config.block_size)
-    if not pool.fits_ever(need):
+    if need > pool.total or (watermark and not pool.fits_ever(need)):
         raise UserError(
             f"--kv-blocks {pool.total} is too few: one request of max_model_len="
             f"{config.max_model_len} tokens (n={config.n}) needs {need} blocks of "
@@ -175,37 +238,54 @@ def _validate(config: EngineConfig, pool: KvPool) -> None:
 
 
 def _request_frame(items: list, table: RequestTable) -> pd.DataFrame:
+    n = len(items)
     reqs = [it.request for it in items]
+    ids, workloads, sessions, turns = (
+        zip(*((r.request_id, r.workload, r.session_id, r.turn) for r in reqs), strict=True)
+        if n
+        else ((), (), (), ())
+    )
     arrival = np.asarray(table.arrival, dtype=float)
+    finish = np.asarray(table.finish, dtype=float)
+    status = table.status
+    # ignored/failed requests were dropped, not finished (their time only releases a session)
+    if status.count("ok") != n:
+        finish[np.asarray(status, dtype=object) != "ok"] = np.nan
     tt = table.token_times
     frame = pd.DataFrame(
         {
-            "request_id": np.fromiter(
-                (r.request_id for r in reqs), dtype=np.int64, count=len(reqs)
-            ),
-            "workload": [r.workload for r in reqs],
-            "session_id": pd.array([r.session_id for r in reqs], dtype="Int64"),
-            "turn": np.fromiter((r.turn for r in reqs), dtype=np.int64, count=len(reqs)),
+            "request_id": np.asarray(ids, dtype=np.int64),
+            "workload": list(workloads),
+            "session_id": pd.array(list(sessions), dtype="Int64"),
+            "turn": np.asarray(turns, dtype=np.int64),
             "arrival_time": arrival,
             "send_time": arrival,
             "first_token_time": np.asarray(table.first_token, dtype=float),
-            "finish_time": np.asarray(table.finish, dtype=float),
+            "finish_time": finish,
             "prompt_tokens": np.asarray(table.prompt_len, dtype=np.int64),
             "generated_tokens": np.asarray(table.generated, dtype=np.int64),
             "expected_output_tokens": np.asarray(table.expected, dtype=np.int64),
             "num_preemptions": np.asarray(table.preemptions, dtype=np.int64),
-            "status": table.status,
+            "status": status,
             "error": table.error,
-            "token_times": tt if tt is not None else [[] for _ in reqs],
+            "token_times": tt if tt is not None else [()] * n,  # shared and immutable
         }
     )
-    # ignored/failed requests were dropped, not finished (their time only releases a session)
-    frame.loc[frame["status"] != "ok", "finish_time"] = np.nan
     return frame[list(REQUEST_COLUMNS)]
 
 
+_KINDS = ["prefill", "decode", "mixed"]
+
+
 def _step_frame(log: StepLog) -> pd.DataFrame:
-    cols = log.columns()
+    rows = log.rows
+    if rows:
+        table = np.array(rows, dtype=object)
+        col = {name: table[:, i] for i, name in enumerate(STEP_FIELDS)}
+    else:
+        col = {name: np.empty(0, dtype=object) for name in STEP_FIELDS}
+    kind = col["kind"]
+    codes = (kind == "decode").astype(np.int8) + 2 * (kind == "mixed").astype(np.int8)
     ints = (
         "batched_tokens",
         "num_running",
@@ -217,10 +297,10 @@ def _step_frame(log: StepLog) -> pd.DataFrame:
         "num_steps",
     )
     frame: dict[str, Any] = {
-        "time": np.asarray(cols["time"], dtype=float),
-        "duration": np.asarray(cols["duration"], dtype=float),
-        "kind": pd.Categorical(cols["kind"], categories=["prefill", "decode", "mixed"]),
-        **{name: np.asarray(cols[name], dtype=np.int64) for name in ints},
-        "kv_blocks_total": np.full(len(log), log.kv_blocks_total, dtype=np.int64),
+        "time": col["time"].astype(float),
+        "duration": col["duration"].astype(float),
+        "kind": pd.Categorical.from_codes(codes, categories=_KINDS),
+        **{name: col[name].astype(np.int64) for name in ints},
+        "kv_blocks_total": np.full(len(rows), log.kv_blocks_total, dtype=np.int64),
     }
     return pd.DataFrame(frame)[list(STEP_COLUMNS)]

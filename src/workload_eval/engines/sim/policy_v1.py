@@ -1,281 +1,415 @@
-"""vLLM V1's scheduler: decodes first, then prompt chunks, under one token budget per step.
+"""vLLM V1's scheduler (0.8+): running requests first, then waiting ones, under one token budget.
 
-Follows ``vllm/v1/core/sched/scheduler.py`` (FCFS): running requests are scheduled in order,
-each taking ``min(remaining tokens, budget)`` tokens; when ``allocate_slots`` finds too few
-free blocks the last running request is preempted by recomputation (freed, put at the front
-of the waiting queue), or the request itself when it is the last. New requests are admitted
-from the waiting queue only in a step without preemption, while budget, ``max_num_seqs`` and
-free blocks allow (no watermark in V1). A request samples a token in the step that computes
-its last known token. Prefix caching is not modelled. Runs of pure decode steps with nothing
-waiting are advanced at once (skip-ahead).
+Follows ``vllm/v1/core/sched/scheduler.py`` (FCFS): each running request, in order, is given
+``min(remaining tokens, budget)`` tokens (capped at ``long_prefill_token_threshold``); when
+``allocate_slots`` finds too few free blocks the last running request is preempted by
+recomputation (freed, put at the front of the waiting queue), or the request itself when it is
+the last. Waiting requests are admitted only in a step without preemption, while budget,
+``max_num_seqs`` and free blocks allow (no watermark); without chunked prefill a prompt must fit
+the remaining budget whole. With prefix caching a new request starts after its longest cached
+block chain (``prefix_cache``). A request samples a token in the step that computes its last
+known token.
+
+How it is fast (the vllm-0.2 policy's trick): a decoding request's generated count is
+``D + base`` (D = steps so far), so a step never touches the decoders; they are bucketed by the
+step phase (mod block size) at which they need a new block and their finishes sit in a heap.
+Only prompt chunks are handled one by one. Steps that would preempt, that leave decoders out of
+the budget, or whose running order is not "decoders, then prompts" take the literal per-request
+path (``_general_step``), which is also the reference the tests compare the fast path with.
+Runs of decode steps in which nothing but token counts can change are advanced at once.
 """
 
 from __future__ import annotations
 
-import math
+import heapq
+from bisect import bisect_left, insort
 from collections import deque
 
-import numpy as np
-
-from workload_eval.engines.sim.kv_cache import KvPool, cdiv
 from workload_eval.engines.sim.perf_model import PerfModel
-from workload_eval.engines.sim.sequence import IGNORED, OK, RequestTable, StepLog
+from workload_eval.engines.sim.policy_v1_paths import SlowPaths
+from workload_eval.engines.sim.prefix_cache import BlockHasher, BlockPool
+from workload_eval.engines.sim.sequence import FAILED, IGNORED, OK, RequestTable, StepLog
 
 
-class V1Scheduler:
+class V1Scheduler(SlowPaths):
     """Chunked prefill mixed with decodes; recompute preemption of the newest running request."""
 
     def __init__(
         self,
         table: RequestTable,
         perf: PerfModel,
-        pool: KvPool,
+        pool: BlockPool,
         log: StepLog,
         *,
+        block_size: int,
         max_num_batched_tokens: int,
         max_num_seqs: int,
         max_model_len: int,
         chunked_prefill: bool = True,
+        long_prefill_token_threshold: int = 0,
+        prefix_caching: bool = False,
+        segment_blocks: list[list[int]] | None = None,
+        exported: dict[int, tuple[tuple[str, int], ...]] | None = None,
+        hasher: BlockHasher | None = None,
         skip_ahead: bool = True,
+        general: bool = False,
     ) -> None:
         if any(x > 1 for x in table.n):
             from workload_eval.errors import UserError
 
             raise UserError("--n > 1 is simulated by --policy vllm-0.2 only")
         self.t, self.perf, self.pool, self.log = table, perf, pool, log
-        self.bs = pool.block_size
+        self.bs = block_size
         self.budget, self.max_num_seqs, self.max_model_len = (
             max_num_batched_tokens,
             max_num_seqs,
             max_model_len,
         )
-        self.chunked, self.skip_ahead = chunked_prefill, skip_ahead
+        self.chunked, self.threshold = chunked_prefill, long_prefill_token_threshold
+        self.skip_ahead, self.general = skip_ahead, general
+        self.caching = prefix_caching
         size = len(table)
+        none: list[int] = []  # shared, never mutated: "no blocks"
+        self.segs: list[list[int]] = segment_blocks or [none] * size
+        self.exported = exported or {}
+        self.hasher = hasher
+        self.refs: list[list[int]] = [none] * size  # cached blocks held (a fresh list if any)
+        self.reg_upto = [0] * size  # segment blocks looked up or registered so far
         self.waiting: deque[int] = deque()
-        self.running: list[int] = []
+        self.pre: list[int] = []  # running requests with prompt tokens left, in running order
+        self.dec: list[int] = []  # ranks of decoding requests, sorted
+        self.rank_gid: list[int] = []
+        self.rank = [0] * size
         self.computed = [0] * size
         self.held = [0] * size
+        self.base = [0] * size
+        self.epoch = [0] * size
+        self.D = 0
+        self.cnt = [0] * self.bs  # decoders needing a new block, by step phase
+        self.ctx_base = 0  # decoders' context tokens = ctx_base + len(dec) * D
+        self.heap: list[tuple[int, int, int, int]] = []  # (finish step, rank, gid, epoch)
+        # events that can unblock the waiting queue's head: blocks freed, blocks newly cached
+        # or taken (its hit grows, or a hit costs no free block); the head's failed attempt
+        # is not repeated until one happens or the budget shrinks (a smaller chunk needs less)
+        self._changes = 0
+        self._blocked: tuple[int, int, int] = (-1, -1, 0)  # (frees, head, budget) at a failure
 
+    # -- arrivals and bookkeeping ---------------------------------------------------------
     def add(self, gid: int, now: float) -> None:
         self.t.arrival[gid] = now
         self.waiting.append(gid)
 
     def has_work(self) -> bool:
-        return bool(self.waiting or self.running)
+        return bool(self.waiting or self.pre or self.dec)
 
-    def _tokens(self, gid: int) -> int:
-        return self.t.prompt_len[gid] + self.t.generated[gid]
+    def _enter(self, gid: int, generated: int) -> None:
+        """A request whose known tokens are all computed but the last joins the decoders."""
+        base = generated - self.D
+        self.base[gid] = base
+        p = self.t.prompt_len[gid]
+        insort(self.dec, self.rank[gid])
+        self.cnt[(1 - p - base) % self.bs] += 1
+        self.ctx_base += p + base
+        key = (self.t.target[gid] - 1 - base, self.rank[gid], gid, self.epoch[gid])
+        heapq.heappush(self.heap, key)
 
-    def _preempt_last(self) -> int:
-        gid = self.running.pop()
+    def _leave(self, gid: int) -> None:
+        """Remove a decoder; its generated count and blocks become explicit."""
+        p, base = self.t.prompt_len[gid], self.base[gid]
+        del self.dec[bisect_left(self.dec, self.rank[gid])]
+        self.cnt[(1 - p - base) % self.bs] -= 1
+        self.ctx_base -= p + base
+        self.epoch[gid] += 1
+        gen = self.D + base
+        self.t.generated[gid] = gen
+        self.computed[gid] = p + gen - 1
+        self.held[gid] = -(-(p + gen - 1) // self.bs)
+
+    def _free(self, gid: int, preempted: bool) -> None:
+        """Return a request's blocks to the pool (vLLM frees the last block first)."""
+        held, pool = self.held[gid], self.pool
         self.held[gid] = 0
-        self.computed[gid] = 0
-        self.t.preemptions[gid] += 1
-        self.waiting.appendleft(gid)
-        return gid
+        self._changes += 1
+        if not self.caching:
+            pool.free += held
+            return
+        refs = self.refs[gid]
+        nseg = len(self.segs[gid])
+        full = self.computed[gid] // self.bs
+        own = max(0, min(full, held) - nseg)
+        if preempted:
+            pool.free_plain(held - len(refs) - own)
+            pool.free_own(gid, own)
+        elif gid in self.exported and self.hasher is not None and own:
+            pool.free_plain(held - len(refs) - own)
+            ids = self.hasher.block_ids(self._own_segments(gid))
+            for j in range(min(nseg + own, len(ids)) - 1, nseg - 1, -1):
+                pool.add_cached_free(ids[j])
+        else:
+            pool.free_plain(held - len(refs))
+        for block in reversed(refs):
+            pool.release(block)
+        self.refs[gid] = []
+        self.reg_upto[gid] = 0
 
+    def _own_segments(self, gid: int) -> tuple[tuple[str, int], ...]:
+        from workload_eval.contracts import output_segment_key
+
+        segs = self.exported[gid]
+        t = self.t
+        rest = t.prompt_len[gid] - sum(n for _, n in segs)
+        tail = ((f"#{gid}<", rest),) if rest > 0 else ()
+        return (*segs, *tail, (output_segment_key(gid), t.generated[gid]))
+
+    def _register(self, gid: int, upto_tokens: int) -> None:
+        """Cache the segment blocks a chunk completes (vLLM caches them when it schedules)."""
+        segs = self.segs[gid]
+        stop = min(len(segs), upto_tokens // self.bs)
+        pool, refs = self.pool, self.refs[gid]
+        for j in range(self.reg_upto[gid], stop):
+            block = segs[j]
+            if not pool.cached(block):
+                pool.register(block)
+                refs.append(block)
+                self._changes += 1
+        if stop > self.reg_upto[gid]:
+            self.reg_upto[gid] = stop
+
+    def _lookup(self, gid: int, tokens: int) -> tuple[int, int, int]:
+        """(cached segment blocks, own blocks reused, free-queue blocks the hit takes)."""
+        pool = self.pool
+        segs = self.segs[gid]
+        limit = (tokens - 1) // self.bs
+        stop = min(len(segs), limit)
+        h = cost = 0
+        ref = pool.ref
+        while h < stop:
+            r = ref.get(segs[h])
+            if r is None:
+                break
+            if r == 0:
+                cost += 1
+            h += 1
+        own = 0
+        if h == len(segs) and h < limit:
+            own = min(pool.own_cached(gid), limit - h)
+            cost += own
+        return h, own, cost
+
+    # -- admission ------------------------------------------------------------------------
+    def _admit(self, budget: int, now: float, chunks: list, done: list[int]) -> int:
+        """Admit waiting requests (FCFS) into the running tail; return the budget left."""
+        waiting = self.waiting
+        if not waiting or budget <= 0:
+            return budget
+        blocked = self._blocked
+        if blocked[0] == self._changes and blocked[1] == waiting[0] and budget >= blocked[2]:
+            return budget  # nothing was freed since the head last failed with less budget
+        t, bs, pool = self.t, self.bs, self.pool
+        plen, gen = t.prompt_len, t.generated
+        caching, threshold, pre = self.caching, self.threshold, self.pre
+        room = self.max_num_seqs - len(pre) - len(self.dec)
+        while waiting and budget > 0 and room > 0:
+            gid = waiting[0]
+            tokens = plen[gid] + gen[gid]
+            if tokens > self.max_model_len:
+                waiting.popleft()
+                t.status[gid], t.finish[gid] = IGNORED, now
+                t.error[gid] = (
+                    f"prompt of {tokens} tokens exceeds max_model_len {self.max_model_len}"
+                )
+                done.append(gid)
+                continue
+            h = own = cost = 0
+            if caching:
+                h, own, cost = self._lookup(gid, tokens)
+            hit = (h + own) * bs
+            n = tokens - hit
+            if 0 < threshold < n:
+                n = threshold
+            if n > budget:
+                if not self.chunked:
+                    break
+                n = budget
+            need = -(-(hit + n) // bs) - h - own
+            if need + cost > pool.free:
+                self._blocked = (self._changes, gid, budget)
+                break
+            waiting.popleft()
+            if caching:
+                segs = self.segs[gid]
+                self._changes += 1
+                for j in range(h):
+                    pool.touch(segs[j])
+                self.refs[gid] = segs[:h]
+                self.reg_upto[gid] = h
+                pool.take_own(gid, own)
+                pool.allocate(need)
+                self._register(gid, hit + n)
+            else:
+                pool.free -= need
+            self.rank[gid] = len(self.rank_gid)
+            self.rank_gid.append(gid)
+            self.computed[gid] = hit
+            self.held[gid] = h + own + need
+            pre.append(gid)
+            chunks.append((gid, n))
+            budget -= n
+            room -= 1
+        return budget
+
+    # -- one step -------------------------------------------------------------------------
     def step(self, now: float, next_arrival: float) -> tuple[float, list[int]]:
         """One scheduler iteration (or a run of pure decode steps); return new time, done gids."""
         done: list[int] = []
-        if self.skip_ahead and not self.waiting:
-            end = self._decode_run(now, next_arrival, done)
-            if end is not None:
-                return end, done
-        t, bs, pool = self.t, self.bs, self.pool
-        budget = self.budget
-        running, computed, held = self.running, self.computed, self.held
-        plen, gen = t.prompt_len, t.generated
-        scheduled: list[tuple[int, int]] = []
-        preempted = 0
-        i = 0
-        while i < len(running) and budget > 0:
-            gid = running[i]
-            num_new = min(plen[gid] + gen[gid] - computed[gid], budget)
-            if num_new <= 0:
-                i += 1
-                continue
-            need = cdiv(computed[gid] + num_new, bs) - held[gid]
-            ok = True
-            while need > pool.free:
-                victim = running[-1]
-                pool.free += held[victim]
-                self._preempt_last()
-                preempted += 1
-                if victim == gid:
-                    ok = False
-                    break
-            if not ok:
+        if self.general:
+            return self._general_step(now, done), done
+        nd = len(self.dec)
+        if nd:
+            pre = self.pre
+            if nd > self.budget or (pre and self.rank[pre[0]] < self.dec[-1]):
+                return self._general_step(now, done), done
+            heap = self.heap
+            if not pre and self.skip_ahead and heap[0][0] > self.D:  # a run may be possible
+                end = self._decode_run(now, next_arrival, done)
+                if end is not None:
+                    return end, done
+        bs, pool, t = self.bs, self.pool, self.t
+        dem = self.cnt[self.D % bs]
+        budget = self.budget - nd
+        free = pool.free - dem
+        if free < 0:
+            return self._general_step(now, done), done
+        chunks: list[tuple[int, int]] = []
+        plen, gen, computed, held = t.prompt_len, t.generated, self.computed, self.held
+        threshold = self.threshold
+        for gid in self.pre:
+            if budget <= 0:
                 break
-            pool.free -= need
-            held[gid] += need
-            scheduled.append((gid, num_new))
-            budget -= num_new
-            i += 1
-        if not preempted:
-            waiting = self.waiting
-            while waiting and budget > 0 and len(running) < self.max_num_seqs:
-                gid = waiting[0]
-                num_new = self._tokens(gid)
-                if num_new > self.max_model_len:
-                    waiting.popleft()
-                    t.status[gid], t.finish[gid] = IGNORED, now
-                    t.error[gid] = (
-                        f"prompt of {num_new} tokens exceeds max_model_len {self.max_model_len}"
-                    )
-                    done.append(gid)
-                    continue
-                if not self.chunked and num_new > budget:
-                    break
-                num_new = min(num_new, budget)
-                need = cdiv(num_new, bs)
-                if need > pool.free:
-                    break
-                waiting.popleft()
-                running.append(gid)
-                pool.free -= need
-                held[gid] = need
-                scheduled.append((gid, num_new))
-                budget -= num_new
-        if not scheduled:
-            if preempted:
-                self._log(now, 0.0, "decode", 0, preempted)
-            return now, done
-        pre_tok = pre_sq = pre_seqs = dec_seqs = dec_ctx = 0
-        for gid, num_new in scheduled:
             c = computed[gid]
-            if num_new == 1 and t.generated[gid] > 0 and c == self._tokens(gid) - 1:
+            n = plen[gid] + gen[gid] - c
+            if 0 < threshold < n:
+                n = threshold
+            if n > budget:
+                n = budget
+            need = -(-(c + n) // bs) - held[gid]
+            if need > free:
+                return self._general_step(now, done), done
+            free -= need
+            chunks.append((gid, n))
+            budget -= n
+        # no preemption possible now: allocate in running order, then admit
+        if self.caching:
+            pool.allocate(dem)
+            for gid, n in chunks:
+                need = -(-(computed[gid] + n) // bs) - held[gid]
+                pool.allocate(need)
+                held[gid] += need
+                self._register(gid, computed[gid] + n)
+        else:
+            pool.free = free
+            for gid, n in chunks:
+                held[gid] = -(-(computed[gid] + n) // bs)
+        budget = self._admit(budget, now, chunks, done)
+        if not chunks and not nd:
+            if not self.pre and self.waiting and not done:
+                self._refuse_head(now, done)  # nothing runs and it cannot start: vLLM would hang
+            return now, done
+        return self._execute_fast(now, nd, chunks, done), done
+
+    def _refuse_head(self, now: float, done: list[int]) -> None:
+        gid = self.waiting.popleft()
+        t = self.t
+        t.status[gid], t.finish[gid] = FAILED, now
+        t.error[gid] = (
+            "cannot be scheduled on an idle engine (prompt over the token budget without "
+            "chunked prefill, or over the KV cache)"
+        )
+        done.append(gid)
+
+    def _execute_fast(
+        self, now: float, nd: int, chunks: list[tuple[int, int]], done: list[int]
+    ) -> float:
+        t, computed, perf = self.t, self.computed, self.perf
+        ctx = self.ctx_base + nd * self.D
+        pre_tok = pre_sq = pre_seqs = 0
+        logical = ctx - nd
+        dec_seqs, dec_ctx = nd, ctx
+        plen, gen = t.prompt_len, t.generated
+        for gid, n in chunks:
+            c = computed[gid]
+            logical += c
+            if n == 1 and gen[gid] and c == plen[gid] + gen[gid] - 1:  # a resumed last token
                 dec_seqs += 1
                 dec_ctx += c + 1
-            else:
-                pre_seqs += 1
-                pre_tok += num_new
-                pre_sq += num_new * (2 * c + num_new)
+                continue
+            pre_seqs += 1
+            pre_tok += n
+            pre_sq += n * (2 * c + n)
         if not dec_seqs:
-            kind, duration = "prefill", self.perf.prefill_time(pre_seqs, pre_tok, pre_sq)
+            kind, duration = "prefill", perf.prefill_time(pre_seqs, pre_tok, pre_sq)
         elif not pre_seqs:
-            kind, duration = "decode", self.perf.decode_time(dec_seqs, dec_ctx)
+            kind, duration = "decode", perf.decode_time(dec_seqs, dec_ctx)
         else:
-            kind = "mixed"
-            duration = self.perf.mixed_time(pre_tok, pre_sq, dec_seqs, dec_ctx)
+            kind, duration = "mixed", perf.mixed_time(pre_tok, pre_sq, dec_seqs, dec_ctx)
         end = now + duration
-        self._log(now, duration, kind, pre_tok + dec_seqs, preempted)
+        used = self.pool.total - self.pool.free
+        self.log.rows.append((now, duration, kind, pre_tok + dec_seqs, nd + len(self.pre),
+                              len(self.waiting), 0, used, logical, used * self.bs, 1))  # fmt: skip
         tt = t.token_times
-        finished: list[int] = []
-        for gid, num_new in scheduled:
-            computed[gid] += num_new
-            if computed[gid] == self._tokens(gid):  # all known tokens computed: sample one
-                if t.generated[gid] == 0:
-                    t.first_token[gid] = end
-                t.generated[gid] += 1
-                if tt is not None:
-                    tt[gid].append(end)
-                if t.generated[gid] >= t.target[gid]:
-                    finished.append(gid)
-        for gid in finished:
-            self._finish(gid, end, done)
-        return end, done
+        if tt is not None and nd:
+            rank_gid = self.rank_gid
+            for r in self.dec:
+                tt[rank_gid[r]].append(end)
+        self.D = d = self.D + 1
+        heap = self.heap
+        if heap and heap[0][0] < d:
+            self._finish_due(end, done)  # decoders come first in the running order
+        if chunks:
+            target = t.target
+            for gid, n in chunks:
+                c = computed[gid] + n
+                computed[gid] = c
+                if c == plen[gid] + gen[gid]:  # all known tokens computed: sample one
+                    g = gen[gid]
+                    if g == 0:
+                        t.first_token[gid] = end
+                    if tt is not None:
+                        tt[gid].append(end)
+                    gen[gid] = g + 1
+                    self.pre.remove(gid)
+                    if g + 1 >= target[gid]:
+                        self._finish(gid, end, done)
+                    else:
+                        self._enter(gid, g + 1)
+                elif gen[gid] and c == plen[gid] + gen[gid] - 1:
+                    self.pre.remove(gid)  # a resumed request one token short: it decodes now
+                    self._enter(gid, gen[gid])
+        return end
 
     def _finish(self, gid: int, now: float, done: list[int]) -> None:
         t = self.t
-        self.running.remove(gid)
-        self.pool.free += self.held[gid]
-        self.held[gid] = 0
+        self._free(gid, preempted=False)
         t.status[gid], t.finish[gid] = OK, now
         done.append(gid)
 
-    def _log(
-        self, now: float, duration: float, kind: str, tokens: int, preempted: int, steps: int = 1
-    ) -> None:
-        used = self.pool.total - self.pool.free
-        logical = sum(self.computed[g] for g in self.running)
-        self.log.add(
-            now,
-            duration,
-            kind,
-            tokens,
-            len(self.running),
-            len(self.waiting),
-            preempted,
-            used,
-            logical,
-            used * self.bs,
-            steps,
-        )
-
-    def _decode_run(self, now: float, next_arrival: float, done: list[int]) -> float | None:
-        """Advance k pure decode steps at once when nothing can change but token counts."""
-        running, t, bs = self.running, self.t, self.bs
-        if not running or len(running) > self.budget:
-            return None
-        batch = len(running)
-        if next_arrival <= now + self.perf.decode_time(batch, 0):
-            return None  # an arrival lands within the first step: nothing to skip
-        plen, gen_, target, comp_ = t.prompt_len, t.generated, t.target, self.computed
-        tok_list = [plen[g] + gen_[g] for g in running]
-        kmax = min(target[g] - gen_[g] for g in running)
-        if kmax < 2:
-            return None
-        for g, tk in zip(running, tok_list, strict=True):
-            if gen_[g] == 0 or comp_[g] != tk - 1:
-                return None  # a prefill is in flight
-        tokens = np.asarray(tok_list, dtype=np.int64)
-        first = (1 - tokens) % bs  # run step at which each sequence needs its next block
-
-        def blocks(k: int) -> int:
-            return int(np.maximum(0, (k - 1 - first) // bs + 1).sum())
-
-        free = self.pool.free
-        if blocks(kmax) > free:
-            lo, hi = 0, kmax  # largest k with blocks(k) <= free
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if blocks(mid) <= free:
-                    lo = mid
-                else:
-                    hi = mid - 1
-            kmax = lo
-        ctx = int(tokens.sum())
-        if next_arrival != math.inf or t.token_times is not None:
-            times: list[float] = []
-            end = now
-            for k in range(kmax):
-                if k and end >= next_arrival:
-                    break
-                end += self.perf.decode_time(batch, ctx + batch * k)
-                times.append(end)
-            k = len(times)
-        else:
-            k = kmax
-            times = []
-            end = now + self.perf.decode_run_time(batch, ctx, k)
-        if k < 2:
-            return None
-        used_blocks = blocks(k)
-        self.pool.free -= used_blocks
-        tt = t.token_times
-        finished = []
-        for j, gid in enumerate(running):
-            self.held[gid] = cdiv(int(tokens[j]) + k - 1, bs)
-            t.generated[gid] += k
-            self.computed[gid] += k
-            if tt is not None:
-                tt[gid].extend(times)
-            if t.generated[gid] >= t.target[gid]:
-                finished.append(gid)
-        used = self.pool.total - self.pool.free
-        self.log.add(
-            now,
-            end - now,
-            "decode",
-            batch * k,
-            batch,
-            0,
-            0,
-            used,
-            ctx + batch * (k - 1),
-            used * bs,
-            k,
-        )
-        for gid in finished:
-            self._finish(gid, end, done)
-        return end
+    def _finish_due(self, now: float, done: list[int]) -> None:
+        heap, epoch, D = self.heap, self.epoch, self.D
+        t, bs, dec, cnt = self.t, self.bs, self.dec, self.cnt
+        while heap and heap[0][0] < D:
+            _, rank, gid, ep = heapq.heappop(heap)
+            if ep != epoch[gid]:
+                continue
+            # _leave + _finish, inlined: this runs once per request
+            p, base = t.prompt_len[gid], self.base[gid]
+            del dec[bisect_left(dec, rank)]
+            cnt[(1 - p - base) % bs] -= 1
+            self.ctx_base -= p + base
+            epoch[gid] = ep + 1
+            g = D + base
+            t.generated[gid] = g
+            self.computed[gid] = p + g - 1
+            self.held[gid] = -(-(p + g - 1) // bs)
+            self._free(gid, preempted=False)
+            t.status[gid], t.finish[gid] = OK, now
+            done.append(gid)
