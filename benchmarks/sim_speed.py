@@ -25,7 +25,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=28.0)
     ap.add_argument("--duration", type=float, default=600.0)
     ap.add_argument("--kv-blocks", type=int, default=643)
-    ap.add_argument("--policy", default="vllm-0.2", choices=["vllm-0.2", "vllm-v1"])
+    ap.add_argument("--policy", default="vllm-0.2", choices=["vllm-0.2", "vllm-v0", "vllm-v1"])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-skip-ahead", action="store_true")
     ap.add_argument("--profile", action="store_true")

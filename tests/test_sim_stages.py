@@ -10,7 +10,7 @@ from workload_eval.errors import UserError
 KV = {"kv_blocks": 200, "max_model_len": 512}
 
 
-@pytest.mark.parametrize("policy", ["vllm-0.2", "vllm-v1"])
+@pytest.mark.parametrize("policy", ["vllm-0.2", "vllm-v0", "vllm-v1"])
 def test_next_stage_starts_gap_after_the_previous_stage_drained(policy: str):
     sched = schedule([20, 30, 40, 50], [5, 40, 5, 5], [0.0, 0.125, 0.5, 0.25], stage=[0, 0, 1, 1])
     sched.stage_gap_s = 2.0

@@ -27,8 +27,12 @@ V1_MAX_BATCHED_TOKENS_LARGE_GPU = 8192
 V1_MAX_BATCHED_TOKENS = 2048
 V1_MAX_NUM_SEQS = 1024  # same function, >= 70 GiB non-A100 GPUs (vLLM >= 0.10); else 256
 V1_MAX_NUM_SEQS_SMALL_GPU = 256
-# V0 SchedulerConfig: without chunked prefill max(max_model_len, 2048); with it 2048 (0.6+).
+# V0 SchedulerConfig: without chunked prefill max(max_model_len, 2048); with it 512 before 0.7
+# ("the best balance between ITL and TTFT on A100"), 2048 after.
 V0_MAX_BATCHED_TOKENS = 2048
+V0_CHUNKED_MAX_BATCHED_TOKENS_OLD = 512
+# V0 EngineArgs (0.6+): chunked prefill on by default for max_model_len > 32K.
+V0_CHUNKED_DEFAULT_ABOVE = 32768
 V0_MAX_NUM_SEQS = 256  # V0 SchedulerConfig.max_num_seqs default
 LARGE_GPU_GB = 70
 
@@ -41,7 +45,7 @@ SOURCES = {
     ),
     "max_num_seqs": "vLLM EngineArgs: V1 1024 on >= 70 GiB non-A100 GPUs, else 256; V0 256",
     "enable_prefix_caching": "vLLM default: on for V1, off for V0",
-    "enable_chunked_prefill": "vLLM default: on for V1, off for V0 (max_model_len <= 32K)",
+    "enable_chunked_prefill": "vLLM default: on for V1; V0 (0.6+) only above 32K max_model_len",
 }
 
 
@@ -141,8 +145,9 @@ def engine_setup(exp: Experiment, workdir: Path | None = None) -> Setup:
     if max_model_len is None:
         return refuse("no max_model_len and no max_position_embeddings in the model config")
     chunked = eng.enable_chunked_prefill
+    ver = _version(eng.version)
     if chunked is None:
-        chunked = v1
+        chunked = v1 or (ver >= (0, 6) and max_model_len > V0_CHUNKED_DEFAULT_ABOVE)
         defaults.append("enable_chunked_prefill")
     prefix = eng.enable_prefix_caching
     if prefix is None:
@@ -156,8 +161,10 @@ def engine_setup(exp: Experiment, workdir: Path | None = None) -> Setup:
             mbt = V1_MAX_BATCHED_TOKENS_LARGE_GPU if large else V1_MAX_BATCHED_TOKENS
             if not chunked:
                 mbt = max(mbt, max_model_len)
+        elif chunked:
+            mbt = V0_CHUNKED_MAX_BATCHED_TOKENS_OLD if ver < (0, 7) else V0_MAX_BATCHED_TOKENS
         else:
-            mbt = V0_MAX_BATCHED_TOKENS if chunked else max(max_model_len, V0_MAX_BATCHED_TOKENS)
+            mbt = max(max_model_len, V0_MAX_BATCHED_TOKENS)
     seqs = eng.max_num_seqs
     if seqs is None:
         defaults.append("max_num_seqs")

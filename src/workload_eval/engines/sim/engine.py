@@ -21,6 +21,7 @@ from workload_eval.engines.sim import hardware
 from workload_eval.engines.sim.kv_cache import KvPool, cdiv
 from workload_eval.engines.sim.loop import simulate
 from workload_eval.engines.sim.perf_model import PerfModel, build_perf_model
+from workload_eval.engines.sim.policy_v0 import V0ChunkedScheduler
 from workload_eval.engines.sim.policy_v02 import MAX_PADDINGS, V02Scheduler
 from workload_eval.engines.sim.policy_v1 import V1Scheduler
 from workload_eval.engines.sim.prefix_cache import BlockHasher, BlockPool
@@ -90,7 +91,7 @@ class SimEngine(Engine):
                 max_num_seqs=config.max_num_seqs,
             )
         pool = KvPool(kv_blocks, config.block_size)
-        _validate(config, pool, watermark=config.policy == "vllm-0.2")
+        _validate(config, pool, watermark=config.policy != "vllm-v1")
         perf = self.perf or build_perf_model(model, gpu, profile=opts.get("perf_profile"))
 
         items = schedule.items
@@ -105,12 +106,19 @@ class SimEngine(Engine):
         )
         log = StepLog(kv_blocks_total=kv_blocks)
         skip_ahead = bool(opts.get("skip_ahead", True))
-        if config.policy == "vllm-0.2":
-            if config.enable_chunked_prefill or config.enable_prefix_caching:
-                raise UserError(
-                    "--policy vllm-0.2 has neither chunked prefill nor prefix "
-                    "caching: use --policy vllm-v1"
-                )
+        v0_chunked = config.policy == "vllm-v0" and bool(config.enable_chunked_prefill)
+        if config.policy in ("vllm-0.2", "vllm-v0") and config.enable_prefix_caching:
+            raise UserError(
+                f"--policy {config.policy} is simulated without prefix caching: "
+                "use --policy vllm-v1"
+            )
+        if config.policy == "vllm-0.2" and config.enable_chunked_prefill:
+            raise UserError("--policy vllm-0.2 has no chunked prefill: use --policy vllm-v1")
+        if v0_chunked:
+            scheduler = _v1_scheduler(
+                table, perf, kv_blocks, log, config, opts, items, skip_ahead, V0ChunkedScheduler
+            )
+        elif config.policy in ("vllm-0.2", "vllm-v0"):
             walk = opts.get("walk", "fast")
             if walk not in ("fast", "general"):
                 raise UserError(f"engine option walk={walk!r}: expected 'fast' or 'general'")
@@ -123,6 +131,7 @@ class SimEngine(Engine):
                 max_num_seqs=config.max_num_seqs,
                 max_model_len=config.max_model_len,
                 max_paddings=int(opts.get("max_paddings", MAX_PADDINGS)),
+                padding=config.policy == "vllm-0.2",
                 skip_ahead=skip_ahead,
                 fast_walk=walk == "fast",
             )
@@ -171,6 +180,7 @@ def _v1_scheduler(
     opts: dict[str, Any],
     items: list[ScheduledRequest],
     skip_ahead: bool,
+    cls: type[V1Scheduler] = V1Scheduler,
 ) -> V1Scheduler:
     """vLLM V1's scheduler, with the block ids of every request's shared prompt segments."""
     walk = opts.get("walk", "fast")
@@ -184,7 +194,7 @@ def _v1_scheduler(
     if caching:
         hasher = BlockHasher(config.block_size)
         segments, exported = _segment_blocks(items, hasher)
-    return V1Scheduler(
+    return cls(
         table,
         perf,
         BlockPool(kv_blocks),

@@ -68,6 +68,18 @@ class SlowPaths:
         self.pre = running
         if not preempted:
             self._admit(budget, now, chunks, done)
+        return self._execute_explicit(now, chunks, preempted, done)
+
+    def _execute_explicit(
+        self: V1Scheduler,
+        now: float,
+        chunks: list[tuple[int, int]],
+        preempted: int,
+        done: list[int],
+    ) -> float:
+        """Run one step over explicit requests (``self.pre``), then rebuild the decoders."""
+        t = self.t
+        plen, gen, computed = t.prompt_len, t.generated, self.computed
         if not chunks:
             if preempted:
                 self._log_explicit(now, 0.0, "decode", 0, preempted, [])
