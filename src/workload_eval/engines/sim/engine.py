@@ -216,7 +216,7 @@ def _v1_scheduler(
 
 def _segment_blocks(
     items: list[ScheduledRequest], hasher: BlockHasher
-) -> tuple[list[list[int]], dict[int, tuple[tuple[str, int], ...]]]:
+) -> tuple[list[list[int]], dict[int, tuple[int, tuple[tuple[str, int], ...]]]]:
     """Per request the ids of the blocks inside its shared segments; requests whose answer a
     later prompt repeats (``output_segment_key``), with their own segments."""
     gid_of = {it.request.request_id: gid for gid, it in enumerate(items)}
@@ -231,7 +231,8 @@ def _segment_blocks(
             if key.startswith("#") and key.endswith(">"):
                 with contextlib.suppress(ValueError, KeyError):
                     referenced.add(gid_of[int(key[1:-1])])
-    return segments, {gid: keys_of[gid] for gid in referenced}
+    ids = [it.request.request_id for it in items]
+    return segments, {gid: (ids[gid], keys_of[gid]) for gid in referenced}
 
 
 def _validate(config: EngineConfig, pool: KvPool, *, watermark: bool) -> None:

@@ -49,7 +49,7 @@ class V1Scheduler(SlowPaths):
         long_prefill_token_threshold: int = 0,
         prefix_caching: bool = False,
         segment_blocks: list[list[int]] | None = None,
-        exported: dict[int, tuple[tuple[str, int], ...]] | None = None,
+        exported: dict[int, tuple[int, tuple[tuple[str, int], ...]]] | None = None,
         hasher: BlockHasher | None = None,
         skip_ahead: bool = True,
         general: bool = False,
@@ -89,8 +89,9 @@ class V1Scheduler(SlowPaths):
         self.ctx_base = 0  # decoders' context tokens = ctx_base + len(dec) * D
         self.heap: list[tuple[int, int, int, int]] = []  # (finish step, rank, gid, epoch)
         # events that can unblock the waiting queue's head: blocks freed, blocks newly cached
-        # or taken (its hit grows, or a hit costs no free block); the head's failed attempt
-        # is not repeated until one happens or the budget shrinks (a smaller chunk needs less)
+        # or taken (its hit grows, or a hit costs no free block), cached blocks evicted (a
+        # shorter hit can need fewer blocks when the chunk is capped); the head's failed
+        # attempt is not repeated until one happens or the budget shrinks
         self._changes = 0
         self._blocked: tuple[int, int, int] = (-1, -1, 0)  # (frees, head, budget) at a failure
 
@@ -155,11 +156,11 @@ class V1Scheduler(SlowPaths):
     def _own_segments(self, gid: int) -> tuple[tuple[str, int], ...]:
         from workload_eval.contracts import output_segment_key
 
-        segs = self.exported[gid]
+        request_id, segs = self.exported[gid]
         t = self.t
         rest = t.prompt_len[gid] - sum(n for _, n in segs)
-        tail = ((f"#{gid}<", rest),) if rest > 0 else ()
-        return (*segs, *tail, (output_segment_key(gid), t.generated[gid]))
+        tail = ((f"#{request_id}<", rest),) if rest > 0 else ()  # its unique prompt remainder
+        return (*segs, *tail, (output_segment_key(request_id), t.generated[gid]))
 
     def _register(self, gid: int, upto_tokens: int) -> None:
         """Cache the segment blocks a chunk completes (vLLM caches them when it schedules)."""
@@ -203,8 +204,12 @@ class V1Scheduler(SlowPaths):
         if not waiting or budget <= 0:
             return budget
         blocked = self._blocked
-        if blocked[0] == self._changes and blocked[1] == waiting[0] and budget >= blocked[2]:
-            return budget  # nothing was freed since the head last failed with less budget
+        if (
+            blocked[0] == self._changes + self.pool.evicted_cached
+            and blocked[1] == waiting[0]
+            and budget >= blocked[2]
+        ):
+            return budget  # nothing changed since the head last failed with less budget
         t, bs, pool = self.t, self.bs, self.pool
         plen, gen = t.prompt_len, t.generated
         caching, threshold, pre = self.caching, self.threshold, self.pre
@@ -233,7 +238,7 @@ class V1Scheduler(SlowPaths):
                 n = budget
             need = -(-(hit + n) // bs) - h - own
             if need + cost > pool.free:
-                self._blocked = (self._changes, gid, budget)
+                self._blocked = (self._changes + pool.evicted_cached, gid, budget)
                 break
             waiting.popleft()
             if caching:

@@ -174,7 +174,9 @@ class SlowPaths:
             return True
         gid = self.waiting[0]
         blocked = self._blocked
-        if blocked[0] == self._changes and blocked[1] == gid and budget_left >= blocked[2]:
+        stamp = self._changes + self.pool.evicted_cached
+        # (with caching the run also needs a hit that cannot shrink: checked below)
+        if blocked == (stamp, gid, blocked[2]) and budget_left >= blocked[2] and not self.caching:
             return True
         t, bs = self.t, self.bs
         tokens = t.prompt_len[gid] + t.generated[gid]
@@ -183,6 +185,8 @@ class SlowPaths:
         h = own = cost = 0
         if self.caching:
             h, own, cost = self._lookup(gid, tokens)
+            if cost:  # the run's allocations could evict part of its hit: step by step
+                return False
         hit = (h + own) * bs
         n = tokens - hit
         if 0 < self.threshold < n:
