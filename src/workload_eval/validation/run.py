@@ -7,6 +7,7 @@ one bad file never stops the others, and nothing is skipped silently.
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 import tempfile
 import time
@@ -31,7 +32,12 @@ from workload_eval.validation.scoring import (
     peer_cells,
     stage_statistics,
 )
-from workload_eval.validation.streams import Stream, shared_prefix_stream, trace_stream
+from workload_eval.validation.streams import (
+    SWEEP_WARMUP_REQUESTS,
+    Stream,
+    shared_prefix_stream,
+    trace_stream,
+)
 
 
 @dataclass
@@ -175,6 +181,16 @@ def _models_experts(spec: object) -> bool:
     return False
 
 
+def _expected_requests(path: Path) -> float:
+    """Requests a file's load stages send (a cost estimate; 0 if it cannot be read)."""
+    try:
+        load = json.loads(path.read_bytes())["scenario"]["load"]
+        total = sum(float(s["rate"]) * float(s["duration_s"]) for s in load["stages"])
+        return total + (SWEEP_WARMUP_REQUESTS if load.get("kind") == "sweep" else 0)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return 0.0
+
+
 def run_corpus(
     corpus: Path, *, id_glob: str | None = None, jobs: int = 1, seed: int = 0
 ) -> list[ExperimentResult]:
@@ -182,8 +198,8 @@ def run_corpus(
     files = discover(corpus, id_glob)
     if jobs <= 1 or len(files) == 1:
         return [simulate_experiment(p, seed) for p in files]
-    # biggest files first so that the long simulations do not end up last on one worker
-    order = sorted(range(len(files)), key=lambda i: -files[i].stat().st_size)
+    # the longest simulations first, so that they do not end up last on one worker
+    order = sorted(range(len(files)), key=lambda i: -_expected_requests(files[i]))
     results: list[ExperimentResult | None] = [None] * len(files)
     with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
         futures = {i: pool.submit(simulate_experiment, files[i], seed) for i in order}

@@ -219,20 +219,27 @@ def _segment_blocks(
 ) -> tuple[list[list[int]], dict[int, tuple[int, tuple[tuple[str, int], ...]]]]:
     """Per request the ids of the blocks inside its shared segments; requests whose answer a
     later prompt repeats (``output_segment_key``), with their own segments."""
-    gid_of = {it.request.request_id: gid for gid, it in enumerate(items)}
-    keys_of: list[tuple[tuple[str, int], ...]] = []
-    segments: list[list[int]] = []
-    referenced: set[int] = set()
-    for it in items:
+    none: list[int] = []
+    segments = [none] * len(items)
+    keys_of: dict[int, tuple[tuple[str, int], ...]] = {}
+    referenced: set[int] = set()  # request ids
+    for gid, it in enumerate(items):
+        if not it.request.prefix_segments:
+            continue
         segs = tuple((s.key, s.length) for s in it.request.prefix_segments if s.length > 0)
-        keys_of.append(segs)
-        segments.append(hasher.block_ids(segs) if segs else [])
+        keys_of[gid] = segs
+        segments[gid] = hasher.block_ids(segs)
         for key, _ in segs:
             if key.startswith("#") and key.endswith(">"):
-                with contextlib.suppress(ValueError, KeyError):
-                    referenced.add(gid_of[int(key[1:-1])])
-    ids = [it.request.request_id for it in items]
-    return segments, {gid: (ids[gid], keys_of[gid]) for gid in referenced}
+                with contextlib.suppress(ValueError):
+                    referenced.add(int(key[1:-1]))
+    exported = {}
+    if referenced:
+        for gid, it in enumerate(items):
+            rid = it.request.request_id
+            if rid in referenced:
+                exported[gid] = (rid, keys_of.get(gid, ()))
+    return segments, exported
 
 
 def _validate(config: EngineConfig, pool: KvPool, *, watermark: bool) -> None:
@@ -251,11 +258,6 @@ def _validate(config: EngineConfig, pool: KvPool, *, watermark: bool) -> None:
 def _request_frame(items: list, table: RequestTable) -> pd.DataFrame:
     n = len(items)
     reqs = [it.request for it in items]
-    ids, workloads, sessions, turns = (
-        zip(*((r.request_id, r.workload, r.session_id, r.turn) for r in reqs), strict=True)
-        if n
-        else ((), (), (), ())
-    )
     arrival = np.asarray(table.arrival, dtype=float)
     finish = np.asarray(table.finish, dtype=float)
     status = table.status
@@ -265,10 +267,10 @@ def _request_frame(items: list, table: RequestTable) -> pd.DataFrame:
     tt = table.token_times
     frame = pd.DataFrame(
         {
-            "request_id": np.asarray(ids, dtype=np.int64),
-            "workload": list(workloads),
-            "session_id": pd.array(list(sessions), dtype="Int64"),
-            "turn": np.asarray(turns, dtype=np.int64),
+            "request_id": np.asarray([r.request_id for r in reqs], dtype=np.int64),
+            "workload": [r.workload for r in reqs],
+            "session_id": pd.array([r.session_id for r in reqs], dtype="Int64"),
+            "turn": np.asarray([r.turn for r in reqs], dtype=np.int64),
             "arrival_time": arrival,
             "send_time": arrival,
             "first_token_time": np.asarray(table.first_token, dtype=float),
@@ -282,36 +284,37 @@ def _request_frame(items: list, table: RequestTable) -> pd.DataFrame:
             "token_times": tt if tt is not None else [()] * n,  # shared and immutable
         }
     )
-    return frame[list(REQUEST_COLUMNS)]
+    if tuple(frame.columns) != REQUEST_COLUMNS:  # built in contract order; reindex otherwise
+        frame = frame[list(REQUEST_COLUMNS)]
+    return frame
 
 
 _KINDS = ["prefill", "decode", "mixed"]
+_KIND_CODE = {kind: code for code, kind in enumerate(_KINDS)}
 
 
 def _step_frame(log: StepLog) -> pd.DataFrame:
     rows = log.rows
-    if rows:
-        table = np.array(rows, dtype=object)
-        col = {name: table[:, i] for i, name in enumerate(STEP_FIELDS)}
-    else:
-        col = {name: np.empty(0, dtype=object) for name in STEP_FIELDS}
-    kind = col["kind"]
-    codes = (kind == "decode").astype(np.int8) + 2 * (kind == "mixed").astype(np.int8)
-    ints = (
-        "batched_tokens",
-        "num_running",
-        "num_waiting",
-        "num_preempted",
-        "kv_blocks_used",
-        "logical_tokens",
-        "physical_tokens",
-        "num_steps",
-    )
+    n = len(rows)
+    cols = dict(zip(STEP_FIELDS, zip(*rows, strict=True), strict=True)) if n else {}
+
+    def ints(name: str) -> np.ndarray:
+        return np.fromiter(cols.get(name, ()), dtype=np.int64, count=n)
+
+    codes = np.fromiter(map(_KIND_CODE.__getitem__, cols.get("kind", ())), np.int8, count=n)
     frame: dict[str, Any] = {
-        "time": col["time"].astype(float),
-        "duration": col["duration"].astype(float),
+        "time": np.fromiter(cols.get("time", ()), dtype=float, count=n),
+        "duration": np.fromiter(cols.get("duration", ()), dtype=float, count=n),
         "kind": pd.Categorical.from_codes(codes, categories=_KINDS),
-        **{name: col[name].astype(np.int64) for name in ints},
-        "kv_blocks_total": np.full(len(rows), log.kv_blocks_total, dtype=np.int64),
+        "batched_tokens": ints("batched_tokens"),
+        "num_running": ints("num_running"),
+        "num_waiting": ints("num_waiting"),
+        "num_preempted": ints("num_preempted"),
+        "kv_blocks_used": ints("kv_blocks_used"),
+        "kv_blocks_total": np.full(n, log.kv_blocks_total, dtype=np.int64),
+        "logical_tokens": ints("logical_tokens"),
+        "physical_tokens": ints("physical_tokens"),
+        "num_steps": ints("num_steps"),
     }
-    return pd.DataFrame(frame)[list(STEP_COLUMNS)]
+    steps = pd.DataFrame(frame)
+    return steps if tuple(frame) == STEP_COLUMNS else steps[list(STEP_COLUMNS)]

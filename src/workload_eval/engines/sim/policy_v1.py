@@ -69,7 +69,8 @@ class V1Scheduler(SlowPaths):
         self.skip_ahead, self.general = skip_ahead, general
         self.caching = prefix_caching
         size = len(table)
-        none: list[int] = []  # shared, never mutated: "no blocks"
+        self._none: list[int] = []  # shared, never mutated: "no blocks"
+        none = self._none
         self.segs: list[list[int]] = segment_blocks or [none] * size
         self.exported = exported or {}
         self.hasher = hasher
@@ -136,6 +137,9 @@ class V1Scheduler(SlowPaths):
             return
         refs = self.refs[gid]
         nseg = len(self.segs[gid])
+        if not nseg and not refs and not preempted and gid not in self.exported:
+            pool.free_plain(held)  # nothing of it can be hit again
+            return
         full = self.computed[gid] // self.bs
         own = max(0, min(full, held) - nseg)
         if preempted:
@@ -150,7 +154,7 @@ class V1Scheduler(SlowPaths):
             pool.free_plain(held - len(refs))
         for block in reversed(refs):
             pool.release(block)
-        self.refs[gid] = []
+        self.refs[gid] = self._none
         self.reg_upto[gid] = 0
 
     def _own_segments(self, gid: int) -> tuple[tuple[str, int], ...]:
@@ -226,7 +230,7 @@ class V1Scheduler(SlowPaths):
                 done.append(gid)
                 continue
             h = own = cost = 0
-            if caching:
+            if caching and (self.segs[gid] or pool.own):
                 h, own, cost = self._lookup(gid, tokens)
             hit = (h + own) * bs
             n = tokens - hit
@@ -243,14 +247,17 @@ class V1Scheduler(SlowPaths):
             waiting.popleft()
             if caching:
                 segs = self.segs[gid]
-                self._changes += 1
-                for j in range(h):
-                    pool.touch(segs[j])
-                self.refs[gid] = segs[:h]
-                self.reg_upto[gid] = h
-                pool.take_own(gid, own)
+                if h or own:
+                    self._changes += 1  # touched blocks cost the next head nothing now
+                    for j in range(h):
+                        pool.touch(segs[j])
+                if pool.own:
+                    pool.take_own(gid, own)
                 pool.allocate(need)
-                self._register(gid, hit + n)
+                if segs:
+                    self.refs[gid] = segs[:h]
+                    self.reg_upto[gid] = h
+                    self._register(gid, hit + n)
             else:
                 pool.free -= need
             self.rank[gid] = len(self.rank_gid)
@@ -305,12 +312,15 @@ class V1Scheduler(SlowPaths):
             budget -= n
         # no preemption possible now: allocate in running order, then admit
         if self.caching:
-            pool.allocate(dem)
+            if dem:
+                pool.allocate(dem)
             for gid, n in chunks:
                 need = -(-(computed[gid] + n) // bs) - held[gid]
-                pool.allocate(need)
+                if need:
+                    pool.allocate(need)
                 held[gid] += need
-                self._register(gid, computed[gid] + n)
+                if self.segs[gid]:
+                    self._register(gid, computed[gid] + n)
         else:
             pool.free = free
             for gid, n in chunks:

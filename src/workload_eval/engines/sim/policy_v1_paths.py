@@ -58,7 +58,8 @@ class SlowPaths:
                 break
             if self.caching:
                 pool.allocate(need)
-                self._register(gid, c + n)
+                if self.segs[gid]:
+                    self._register(gid, c + n)
             else:
                 pool.free -= need
             held[gid] += need
@@ -183,7 +184,7 @@ class SlowPaths:
         if tokens > self.max_model_len:
             return False  # it is refused at the next step
         h = own = cost = 0
-        if self.caching:
+        if self.caching and (self.segs[gid] or self.pool.own):
             h, own, cost = self._lookup(gid, tokens)
             if cost:  # the run's allocations could evict part of its hit: step by step
                 return False

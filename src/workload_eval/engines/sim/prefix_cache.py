@@ -84,6 +84,12 @@ class BlockPool:
         """Hand out ``n`` blocks from the queue's head, evicting cached ones (caller checked)."""
         self.free -= n
         queue = self.queue
+        if n <= 0:
+            return
+        head = queue[0]
+        if head[0] == PLAIN and head[2] > n:  # the common case: plain blocks at the head
+            head[2] -= n
+            return
         while n > 0:
             entry = queue[0]
             count = entry[2]
