@@ -7,9 +7,10 @@ errors, the max rate under the paper's SLO, and the memory-scaling ratio per wor
 
 Two views of the workload (see docs/simulator-accuracy.md):
 - ``reference``: the datasets' reference output lengths (what the simulator runs by default);
-- ``eos-matched``: output lengths cut by a geometric EOS stop so that the mean prompt + output
-  tokens per request equals what the paper really processed (its runs did not set
-  ``ignore_eos``). This corrects the *workload*, never the engine constants.
+- ``eos-matched``: output lengths cut by the package's EOS stop model (``--output-len-model
+  eos:TOKENS``, workloads/output_models.py) so that the mean prompt + output tokens per request
+  equals what the paper really processed (its runs did not set ``ignore_eos``). This corrects
+  the *workload*, never the engine constants.
 
     .venv/bin/python benchmarks/sim_vs_paper.py [--quick] [--offline-only] [--json OUT.json]
 """
@@ -23,11 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from workload_eval.engines.base import EngineConfig, get_engine
 from workload_eval.metrics import summarize
+from workload_eval.report.study import paper_tokens_per_request
 from workload_eval.schedules import OfflineSchedule, PoissonSchedule, build_schedule, request_count
 from workload_eval.workloads import load_workload
 
@@ -37,36 +38,6 @@ CALIBRATION = SHARED / "calibration"
 WORKLOADS = ["alpaca", "cnn_dailymail", "dolly", "sharegpt"]
 SLO_P95 = 0.1875  # s/token: 4 words/s reading speed, 1 token ~ 0.75 words
 DURATION = 600.0
-# Mean prompt + generated tokens per request the paper processed (token/request at N=1000).
-PAPER_TOKENS_PER_REQUEST = {
-    "alpaca": 61.5,
-    "cnn_dailymail": 855.7,
-    "dolly": 117.3,
-    "sharegpt": 442.3,
-}
-
-
-def eos_truncate(
-    prompts: np.ndarray, outputs: np.ndarray, target_mean_total: float, seed: int = 0
-) -> np.ndarray:
-    """Output lengths cut at min(reference, 1 + Geometric(p)), p set to hit the target mean.
-
-    Models sampling without ``ignore_eos``; targets above the data's mean are left alone (the
-    cut can only shorten). A workload correction, not an engine constant.
-    """
-    if (prompts + outputs).mean() <= target_mean_total:
-        return outputs
-    u = np.random.default_rng(seed).random(len(outputs))
-    lo, hi, cut = 1e-7, 1.0, outputs
-    for _ in range(60):
-        p = (lo + hi) / 2
-        stop = 1 + np.floor(np.log1p(-u) / np.log1p(-p)).astype(np.int64)
-        cut = np.minimum(outputs, stop)
-        if (prompts + cut).mean() > target_mean_total:
-            lo = p
-        else:
-            hi = p
-    return cut
 
 
 def paper(kind: str) -> dict:
@@ -74,18 +45,20 @@ def paper(kind: str) -> dict:
 
 
 def workload_frame(name: str, n: int | None, lengths: str) -> pd.DataFrame:
+    """The workload; ``eos-matched``: the package's ``eos:TOKENS`` output-length model with the
+    paper's mean tokens per request (``--output-len-model eos:paper`` of ``reproduce``)."""
+    model = None
+    if lengths == "eos-matched":
+        model = f"eos:{paper_tokens_per_request(CALIBRATION)[name]:.1f}"
     df = load_workload(
         name,
         "opt-13b",
         num_requests=n,
         data_dir=SHARED / "datasets",
         tokenizer_dir=SHARED / "tokenizers",
+        output_len_model=model,
     )
     if lengths == "eos-matched":
-        df = df.copy()
-        df["output_len"] = eos_truncate(
-            df["prompt_len"].to_numpy(), df["output_len"].to_numpy(), PAPER_TOKENS_PER_REQUEST[name]
-        )
         df = df.drop(columns=[c for c in ("prompt_token_ids",) if c in df.columns])
     return df
 

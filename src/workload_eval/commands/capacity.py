@@ -10,6 +10,7 @@ import click
 from workload_eval.commands.options import (
     check_kv_size,
     engine_shape_options,
+    ignore_eos_option,
     parse_engine_options,
     target_options,
     workload_source_options,
@@ -194,7 +195,7 @@ def build_task(o: dict[str, Any]) -> Any:
             max_num_seqs=o["max_num_seqs"],
             max_model_len=o["max_model_len"],
             policy=o["policy"],
-            options=parse_engine_options(o["engine_options"]),
+            options={**ignore_eos_option(o), **parse_engine_options(o["engine_options"])},
         )
         options = CapacityOptions(
             rule=o["rule"],
@@ -216,6 +217,8 @@ def build_task(o: dict[str, Any]) -> Any:
         "seed": 0,
         "source": o["workload_source"],
     }
+    if o.get("output_len_model") is not None:
+        base["output_len_model"] = o["output_len_model"]
     for k in ("data_dir", "tokenizer_dir"):
         if o[k] is not None:
             base[k] = o[k]

@@ -70,15 +70,13 @@ def _check_gpu(name: str) -> str:
 
 
 def _check_workload(name: str) -> str:
-    try:
-        from workload_eval.workloads import list_workloads
+    """A catalog name, family, workload file, inline spec or data file (no dataset is read)."""
+    from workload_eval.workloads.resolve import check_workload
 
-        known = [str(n) for n in list_workloads()["name"]]
-    except ImportError:
-        return name
-    if name not in known and not Path(name).suffix:  # a path to a file is the loader's job
-        raise ValueError(f"unknown workload {name!r} (expected one of {', '.join(known)})")
-    return name
+    try:
+        return check_workload(name)
+    except UserError as e:
+        raise ValueError(str(e)) from None
 
 
 _Models = Annotated[list[Annotated[str, AfterValidator(_check_model)]], BeforeValidator(_as_list)]
@@ -277,6 +275,21 @@ class GridSpec(BaseModel):
     capacity: CapacityOptions = Field(default_factory=CapacityOptions)
     sampling: Literal["first", "random"] = "first"  # which workload requests (runner)
     source: Literal["auto", "hub", "local", "profile"] = "auto"  # where workloads load from
+    # reference | eos:TOKENS | recorded:RUN_DIR, for every workload or per workload name
+    output_len_model: str | dict[str, str] | None = None
+
+    @field_validator("output_len_model")
+    @classmethod
+    def _output_models(cls, v: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        from workload_eval.workloads.output_models import parse_output_len_model
+
+        for text in [v] if isinstance(v, str) else list((v or {}).values()):
+            try:
+                parse_output_len_model(text, where="output_len_model")
+            except UserError as e:
+                raise ValueError(str(e).removeprefix("output_len_model: ")) from None
+        return v
+
     data_dir: str | None = None
     tokenizer_dir: str | None = None
 

@@ -50,9 +50,41 @@ QUICK = StudyPlan(
 )
 
 
-def study_data(plan: StudyPlan = FULL) -> dict[str, Any]:
-    """The experiment spec (as YAML-ready data) of the paper's study on the simulator."""
+def paper_tokens_per_request(calibration_dir: str | Path | None = None) -> dict[str, float]:
+    """Mean prompt + generated tokens per request the paper processed, per workload: its
+    OPT-13B offline token / request throughput at N = 1000 and 643 blocks (the paper ran
+    without ``ignore_eos``, so its outputs stopped at EOS)."""
+    from workload_eval.errors import UserError
+    from workload_eval.report.paper import find_calibration_dir, load_paper
+
+    folder = find_calibration_dir(calibration_dir)
+    if folder is None:
+        raise UserError(
+            "--output-len-model eos:paper needs the paper's measurements "
+            "(--calibration-dir or ../shared/calibration)"
+        )
+    off, _ = load_paper(folder)
+    sel = off[(off.model == "opt-13b") & (off.num_requests == 1000) & (off.kv_blocks == 643)]
     return {
+        str(r.workload): float(r.token_throughput / r.request_throughput) for r in sel.itertuples()
+    }
+
+
+def output_models_for(model: str | None, calibration_dir: str | Path | None) -> Any:
+    """``eos:paper`` -> one eos target per workload; anything else applies to every workload."""
+    if model is None or model.strip() in ("", "reference"):
+        return None
+    if model.strip() != "eos:paper":
+        return model
+    targets = paper_tokens_per_request(calibration_dir)
+    return {w: f"eos:{targets[w]:.1f}" for w in PAPER_WORKLOADS if w in targets}
+
+
+def study_data(plan: StudyPlan = FULL, output_len_model: Any = None) -> dict[str, Any]:
+    """The experiment spec (as YAML-ready data) of the paper's study on the simulator."""
+    extra = {} if output_len_model is None else {"output_len_model": output_len_model}
+    return {
+        **extra,
         "name": "paper-reproduction" + ("-quick" if plan is QUICK else ""),
         "description": (
             "The Importance of Workload Choice in Evaluating LLM Inference Systems "
@@ -126,14 +158,20 @@ def reproduce(
     calibration_dir: str | Path | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    output_len_model: str | None = None,
 ) -> Reproduction:
-    """Run (or resume) the paper's study into ``out`` and render its report there."""
+    """Run (or resume) the paper's study into ``out`` and render its report there.
+
+    ``output_len_model``: reference (default), ``eos:paper`` (each workload's outputs stop
+    at EOS so its mean tokens per request is the paper's), or one model for every workload.
+    """
     from workload_eval.experiments import build_spec, run_sweep
     from workload_eval.experiments.executors import make_executor
     from workload_eval.report.html import build_report
 
     out = Path(out)
-    data = study_data(QUICK if quick else FULL)
+    models = output_models_for(output_len_model, calibration_dir)
+    data = study_data(QUICK if quick else FULL, models)
     spec_path = out / "spec.yaml"
     atomic_write_text(spec_path, yaml.safe_dump(data, sort_keys=False))
     spec = build_spec(data, source=spec_path)
