@@ -77,10 +77,22 @@ def test_follow_up_turn_reuses_the_answer_blocks_of_its_parent():
     repeat = (*parent, PromptSegment(output_segment_key(0), 17), PromptSegment("Q", 12))
     other = (*parent, PromptSegment("unrelated answer", 17), PromptSegment("Q", 12))
     for follow, computed in ((repeat, 61 - 48), (other, 61 - 32)):
-        sched = one_per_second([32, 61], [17, 4], [parent, follow], depends_on=[None, 0])
-        rec = run(sched, **CFG, kv_blocks=40, max_model_len=128, enable_prefix_caching=True)
-        # the parent computed 32 + 17 - 1 = 48 tokens: 3 full blocks, the third its answer
-        assert prefill_tokens(rec)[-1] == computed
+        check_follow_up(parent, follow, computed)
+
+
+def test_a_prefix_stable_session_key_continues_through_the_answer():
+    # workloads' sessions: turn r+1 extends turn r's last key over its answer and question
+    parent = seg(("prefix:0", 20), ("session:0", 12))
+    follow = seg(("prefix:0", 20), ("session:0", 12 + 17 + 12))
+    check_follow_up(parent, follow, 61 - 48)
+    check_follow_up(parent, seg(("prefix:0", 20), ("session:1", 41)), 61 - 16)
+
+
+def check_follow_up(parent, follow, computed: int) -> None:
+    sched = one_per_second([32, 61], [17, 4], [parent, follow], depends_on=[None, 0])
+    rec = run(sched, **CFG, kv_blocks=40, max_model_len=128, enable_prefix_caching=True)
+    # the parent computed 32 + 17 - 1 = 48 tokens: 3 full blocks, the third its answer
+    assert prefill_tokens(rec)[-1] == computed
 
 
 @pytest.mark.parametrize("caching", [False, True])

@@ -177,9 +177,12 @@ def test_multi_turn_users_grow_their_prompt_and_wait_for_their_previous_turn(tmp
     for prev, nxt in itertools.pairwise(user0):
         assert nxt.depends_on == prev.request.request_id
         assert nxt.request.prompt_len > prev.request.prompt_len + 20  # + answer + question
-        assert nxt.request.prefix_segments[: len(prev.request.prefix_segments)] == (
-            prev.request.prefix_segments
-        )
+        # the same keys (system prompt, the user's conversation), the conversation longer
+        before, after = prev.request.prefix_segments, nxt.request.prefix_segments
+        assert [s.key for s in before] == [s.key for s in after]
+        grown = nxt.request.prompt_len - prev.request.prompt_len
+        assert after[-1].length - before[-1].length == grown
+        assert after[0] == before[0]
     # prompts + 20 output tokens beyond 420 are refused (HTTP 400), as the server does
     assert stream.rejected.get(0, 0) == 8 - len(items) > 0
     assert all(it.request.prompt_len + 20 <= 420 for it in items)

@@ -22,14 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from workload_eval.contracts import (
-    PromptSegment,
-    Request,
-    Schedule,
-    ScheduledRequest,
-    output_segment_key,
-)
+from workload_eval.contracts import Request, Schedule, ScheduledRequest
 from workload_eval.validation.corpus import (
     Experiment,
     SharedPrefixWorkload,
@@ -38,6 +33,9 @@ from workload_eval.validation.corpus import (
     load_trace,
     trace_path,
 )
+from workload_eval.workloads.requests import to_requests
+from workload_eval.workloads.shared_prefix import SharedPrefixWorkload as GeneratorSpec
+from workload_eval.workloads.shared_prefix import shared_prefix_table
 
 # inference-perf load.sweep defaults (load_generator.py @b81afa4 l.285-368): the unreported
 # saturation probe before a sweep's stages.
@@ -83,56 +81,29 @@ def _stage_plan(exp: Experiment) -> list[tuple[int, float, float]]:
     return plan
 
 
-@dataclass
-class _Prompts:
-    """The P prompts of a shared-prefix workload: group and token lengths per list position."""
-
-    group: np.ndarray
-    system_len: np.ndarray  # per group, BOS included
-    total_len: np.ndarray  # per position (single-turn prompt length)
-    question_len: np.ndarray  # per position
-
-    def segments(self, j: int) -> tuple[PromptSegment, ...]:
-        g = int(self.group[j])
-        return (
-            PromptSegment(f"sys{g}", int(self.system_len[g])),
-            PromptSegment(f"q{j}", int(self.question_len[j])),
-        )
-
-
-def _prompts(
-    wl: SharedPrefixWorkload, rng: np.random.Generator, known: np.ndarray | None, notes: list[str]
-) -> _Prompts:
-    """Group of each shuffled position and prompt lengths that match the measured ones."""
-    groups, per = wl.num_groups, wl.prompts_per_group
-    count = groups * per
-    group = rng.permutation(count) // per
-    nominal = wl.system_prompt_len + wl.question_len
-    measured = wl.measured_prompt_len
-    if known is not None and np.isfinite(known).any():
-        fill = float(np.nanmean(known))
-        total = np.where(np.isfinite(known), known, fill).round()
-    elif measured is not None:
-        lo, hi = measured.min, max(measured.max, measured.min)
-        x = rng.uniform(lo, hi, count) if hi > lo else np.full(count, lo)
-        total = np.clip(np.round(x + (measured.mean - x.mean())), lo, hi)
+def generator_spec(wl: SharedPrefixWorkload, notes: list[str]) -> GeneratorSpec:
+    """The corpus's workload block as the shared-prefix generator's spec (workloads/)."""
+    measured = None
+    m = wl.measured_prompt_len
+    if m is not None:
+        lo, hi = min(m.min, m.max), max(m.min, m.max)
+        measured = {"mean": min(max(m.mean, lo), hi), "min": lo, "max": hi}
     else:
-        total = np.full(count, nominal + 1.0)
         notes.append(
-            "no measured prompt length: prompts are system_prompt_len + question_len + BOS tokens "
+            "no measured prompt length: prompts are system_prompt_len + question_len tokens "
             "(real re-tokenised prompts are a few % longer)"
         )
-    scale = (float(total.mean()) - 1.0) / nominal if nominal else 1.0
-    system_len = np.full(groups, 1 + round(wl.system_prompt_len * scale), dtype=np.int64)
-    total = np.maximum(total.astype(np.int64), 1)
-    sys_of_pos = system_len[group]
-    question = np.maximum(total - sys_of_pos, 0)
-    # a prompt shorter than its system prompt (a re-tokenisation extreme) shares what it has
-    short = question == 0
-    if short.any():
-        system_len = np.minimum(system_len, int(total.min()))
-        question = total - system_len[group]
-    return _Prompts(group=group, system_len=system_len, total_len=total, question_len=question)
+    if wl.question_len < 1:
+        notes.append("question_len 0 is simulated as 1 token")
+    return GeneratorSpec(
+        num_groups=wl.num_groups,
+        prompts_per_group=wl.prompts_per_group,
+        system_prompt_len=wl.system_prompt_len,
+        question_len=max(1, wl.question_len),
+        output_len=wl.output_len,
+        multi_turn=wl.multi_turn,
+        measured_prompt_len=measured,
+    )
 
 
 def _trace_stage_rows(exp: Experiment, trace: TraceRows, notes: list[str]) -> list[slice] | None:
@@ -159,103 +130,88 @@ def _trace_stage_rows(exp: Experiment, trace: TraceRows, notes: list[str]) -> li
 def shared_prefix_stream(
     exp: Experiment, corpus_file: Path, *, max_model_len: int, seed: int
 ) -> Stream:
+    """inference-perf's stream (workloads.shared_prefix) on the experiment's load stages."""
     wl = exp.scenario.workload
     assert isinstance(wl, SharedPrefixWorkload)
-    rng = np.random.default_rng(seed)
     notes: list[str] = []
-    count = wl.num_groups * wl.prompts_per_group
+    spec = generator_spec(wl, notes)
+    rng = np.random.default_rng(seed)
     trace = rows = None
     if wl.trace_file and not wl.multi_turn:
         trace = load_trace(trace_path(corpus_file, wl.trace_file), where=str(corpus_file))
         rows = _trace_stage_rows(exp, trace, notes)
-    known = None
-    if trace is not None and rows is not None:
-        # position n % P of every stage is the same prompt: its recorded lengths agree
-        known = np.full(count, np.nan)
-        for sl in rows:
-            lens = trace.prompt_len[sl]
-            for j in range(min(count, len(lens))):
-                vals = lens[j::count]
-                vals = vals[np.isfinite(vals)]
-                if len(vals) and not np.isfinite(known[j]):
-                    known[j] = float(np.median(vals))
-    prompts = _prompts(wl, rng, known, notes)
     if not wl.ignore_eos:
         notes.append("ignore_eos is false: every output is assumed to reach max_tokens")
     plan = _stage_plan(exp)
+    offsets: list[np.ndarray] = []
+    recorded: list[np.ndarray | None] = []  # per stage: the trace's prompt lengths (NaN: failed)
+    stage_first_row: dict[int, tuple[float, float]] = {}
+    for k, rate, duration in plan:
+        sl = rows[k] if (rows is not None and trace is not None and k >= 0) else None
+        if sl is None:
+            offsets.append(constant_load_offsets(rate, duration, rng))
+            recorded.append(None)
+            continue
+        arr = trace.arrival_s[sl]  # type: ignore[union-attr]
+        first_gap = duration / len(arr) if len(arr) else 0.0
+        offsets.append(arr - (arr[0] if len(arr) else 0.0) + first_gap)
+        recorded.append(trace.prompt_len[sl])  # type: ignore[union-attr]
+        if len(arr) and sl.start > 0:
+            stage_first_row[k] = (float(arr[0]), float(trace.arrival_s[sl.start - 1]))  # type: ignore[union-attr]
+    table = shared_prefix_table(spec, [len(o) for o in offsets], seed)
+    failed = np.zeros(len(table), dtype=bool)
+    lens = table["prompt_len"].to_numpy(dtype=np.int64).copy()
+    start = 0
+    for rec, off in zip(recorded, offsets, strict=True):
+        n = len(off)
+        if rec is not None:  # the recorded server-side prompt lengths replace the model's
+            known = np.isfinite(rec)
+            lens[start : start + n][known] = rec[known].astype(np.int64)
+            failed[start : start + n] = ~known
+        start += n
+    table["prompt_len"] = lens
+    table["prefix_len"] = np.minimum(table["prefix_len"].to_numpy(), lens)
+    return _schedule(exp, table, plan, offsets, failed, max_model_len, notes, stage_first_row)
+
+
+def _schedule(
+    exp: Experiment,
+    table: pd.DataFrame,
+    plan: list[tuple[int, float, float]],
+    offsets: list[np.ndarray],
+    failed: np.ndarray,
+    max_model_len: int,
+    notes: list[str],
+    stage_first_row: dict[int, tuple[float, float]],
+) -> Stream:
+    """Requests with their stage-relative send times, refusing those over max_model_len."""
+    table["workload"] = "shared_prefix"
+    reqs = to_requests(table)
+    stage_of = table["stage"].to_numpy()
+    multi = "session_id" in table.columns
     items: list[ScheduledRequest] = []
     target_stage: list[int] = []
-    failed: list[bool] = []
+    measured_failed: list[bool] = []
     rejected: dict[int, int] = {}
-    stage_first_row: dict[int, tuple[float, float]] = {}
-    history: list[list[tuple[int, int]]] = [[] for _ in range(count)]  # (request id, out len)
-    context_len = prompts.total_len.copy()  # multi-turn prompt length of each user's next turn
-    rid = 0
-    for internal, (k, rate, duration) in enumerate(plan):
-        sl = rows[k] if (rows is not None and k >= 0) else None
-        if sl is not None:
-            assert trace is not None
-            arr = trace.arrival_s[sl]
-            n = len(arr)
-            first_gap = duration / n if n else 0.0
-            offsets = arr - (arr[0] if n else 0.0) + first_gap
-            lens = trace.prompt_len[sl]
-            was_failed = ~np.isfinite(lens)
-            if n and sl.start > 0:
-                stage_first_row[k] = (float(arr[0]), float(trace.arrival_s[sl.start - 1]))
-        else:
-            offsets = constant_load_offsets(rate, duration, rng)
-            n = len(offsets)
-            lens = None
-            was_failed = np.zeros(n, dtype=bool)
-        for i in range(n):
-            j = i % count
-            if wl.multi_turn:
-                prompt_len = int(context_len[j])
-                segs = prompts.segments(j)
-                for prev_id, out_len in history[j]:
-                    segs += (
-                        PromptSegment(output_segment_key(prev_id), out_len),
-                        PromptSegment(f"q{j}", int(prompts.question_len[j])),
-                    )
-            else:
-                prompt_len = int(prompts.total_len[j])
-                if lens is not None and np.isfinite(lens[i]):
-                    prompt_len = int(lens[i])
-                segs = prompts.segments(j)
-                covered = sum(s.length for s in segs)
-                if covered != prompt_len:  # this repeat re-tokenised differently
-                    segs = (
-                        segs[0],
-                        PromptSegment(f"q{j}:{prompt_len}", prompt_len - segs[0].length),
-                    )
-            if prompt_len + wl.output_len > max_model_len:
-                rejected[k] = rejected.get(k, 0) + 1
-                continue
-            parent = history[j][-1][0] if (wl.multi_turn and history[j]) else None
-            req = Request(
-                request_id=rid,
-                prompt_len=prompt_len,
-                output_len=wl.output_len,
-                workload="shared_prefix",
-                session_id=j if wl.multi_turn else None,
-                turn=len(history[j]) if wl.multi_turn else 0,
-                prefix_segments=tuple(s for s in segs if s.length > 0),
-            )
-            items.append(
-                ScheduledRequest(req, float(offsets[i]), depends_on=parent, stage=internal)
-            )
-            target_stage.append(k)
-            failed.append(bool(was_failed[i]))
-            if wl.multi_turn:
-                history[j].append((rid, wl.output_len))
-                context_len[j] = prompt_len + wl.output_len + int(prompts.question_len[j])
-            rid += 1
+    last_turn: dict[object, int] = {}
+    flat = np.concatenate(offsets) if offsets else np.zeros(0)
+    for i, req in enumerate(reqs):
+        k = plan[int(stage_of[i])][0]
+        if req.prompt_len + req.output_len > max_model_len:
+            rejected[k] = rejected.get(k, 0) + 1  # HTTP 400; a user's later turns are longer
+            continue
+        parent = last_turn.get(req.session_id) if multi else None
+        if multi:
+            last_turn[req.session_id] = req.request_id
+        items.append(
+            ScheduledRequest(req, float(flat[i]), depends_on=parent, stage=int(stage_of[i]))
+        )
+        target_stage.append(k)
+        measured_failed.append(bool(failed[i]))
     if rejected:
-        total = sum(rejected.values())
         notes.append(
-            f"{total} requests exceed max_model_len {max_model_len} with their max_tokens and "
-            "are refused by the server (HTTP 400), as vLLM does"
+            f"{sum(rejected.values())} requests exceed max_model_len {max_model_len} with their "
+            "max_tokens and are refused by the server (HTTP 400), as vLLM does"
         )
     gap = exp.scenario.load.stage_gap_s
     schedule = Schedule(
@@ -264,7 +220,7 @@ def shared_prefix_stream(
         params={"experiment": exp.id},
         stage_gap_s=DEFAULT_STAGE_GAP_S if gap is None else gap,
     )
-    return Stream(schedule, target_stage, failed, rejected, notes, stage_first_row)
+    return Stream(schedule, target_stage, measured_failed, rejected, notes, stage_first_row)
 
 
 def trace_stream(exp: Experiment, corpus_file: Path, *, max_model_len: int) -> Stream:

@@ -15,6 +15,7 @@ from workload_eval.contracts import (
     RunRecords,
     Schedule,
     ScheduledRequest,
+    output_segment_key,
 )
 from workload_eval.engines.base import Engine, EngineConfig
 from workload_eval.engines.sim import hardware
@@ -214,31 +215,49 @@ def _v1_scheduler(
     )
 
 
+Exported = dict[int, tuple[tuple[tuple[str, int], ...], str, int]]
+
+
 def _segment_blocks(
     items: list[ScheduledRequest], hasher: BlockHasher
-) -> tuple[list[list[int]], dict[int, tuple[int, tuple[tuple[str, int], ...]]]]:
-    """Per request the ids of the blocks inside its shared segments; requests whose answer a
-    later prompt repeats (``output_segment_key``), with their own segments."""
+) -> tuple[list[list[int]], Exported]:
+    """Per request the ids of the blocks inside its shared segments, and the requests whose
+    generated tokens a later prompt repeats, with how to hash them.
+
+    A later prompt repeats a request's answer either as ``output_segment_key(request_id)``
+    or, for a prompt fully described by segments, by extending its last segment's key beyond
+    its length (prefix-stable keys such as ``session:<id>``: turn r+1 continues turn r's
+    prompt and answer under one key). Exported: gid -> (segments before the answer, the
+    answer's key, the answer's offset in that key).
+    """
     none: list[int] = []
     segments = [none] * len(items)
     keys_of: dict[int, tuple[tuple[str, int], ...]] = {}
-    referenced: set[int] = set()  # request ids
+    referenced: set[int] = set()  # request ids whose output key is used
+    longest: dict[str, int] = {}
     for gid, it in enumerate(items):
         if not it.request.prefix_segments:
             continue
         segs = tuple((s.key, s.length) for s in it.request.prefix_segments if s.length > 0)
         keys_of[gid] = segs
         segments[gid] = hasher.block_ids(segs)
-        for key, _ in segs:
+        for key, length in segs:
+            if length > longest.get(key, 0):
+                longest[key] = length
             if key.startswith("#") and key.endswith(">"):
                 with contextlib.suppress(ValueError):
                     referenced.add(int(key[1:-1]))
-    exported = {}
-    if referenced:
-        for gid, it in enumerate(items):
-            rid = it.request.request_id
-            if rid in referenced:
-                exported[gid] = (rid, keys_of.get(gid, ()))
+    exported: Exported = {}
+    for gid, it in enumerate(items):
+        req = it.request
+        segs = keys_of.get(gid, ())
+        covered = sum(n for _, n in segs)
+        if req.request_id in referenced:
+            rest = req.prompt_len - covered
+            tail = ((f"#{req.request_id}<", rest),) if rest > 0 else ()
+            exported[gid] = ((*segs, *tail), output_segment_key(req.request_id), 0)
+        elif segs and covered == req.prompt_len and longest[segs[-1][0]] > segs[-1][1]:
+            exported[gid] = (segs[:-1], segs[-1][0], segs[-1][1])
     return segments, exported
 
 

@@ -49,7 +49,7 @@ class V1Scheduler(SlowPaths):
         long_prefill_token_threshold: int = 0,
         prefix_caching: bool = False,
         segment_blocks: list[list[int]] | None = None,
-        exported: dict[int, tuple[int, tuple[tuple[str, int], ...]]] | None = None,
+        exported: dict[int, tuple[tuple[tuple[str, int], ...], str, int]] | None = None,
         hasher: BlockHasher | None = None,
         skip_ahead: bool = True,
         general: bool = False,
@@ -158,13 +158,9 @@ class V1Scheduler(SlowPaths):
         self.reg_upto[gid] = 0
 
     def _own_segments(self, gid: int) -> tuple[tuple[str, int], ...]:
-        from workload_eval.contracts import output_segment_key
-
-        request_id, segs = self.exported[gid]
-        t = self.t
-        rest = t.prompt_len[gid] - sum(n for _, n in segs)
-        tail = ((f"#{request_id}<", rest),) if rest > 0 else ()  # its unique prompt remainder
-        return (*segs, *tail, (output_segment_key(request_id), t.generated[gid]))
+        """Its prompt and generated tokens as segments, the way later prompts repeat them."""
+        before, key, offset = self.exported[gid]
+        return (*before, (key, offset + self.t.generated[gid]))
 
     def _register(self, gid: int, upto_tokens: int) -> None:
         """Cache the segment blocks a chunk completes (vLLM caches them when it schedules)."""
