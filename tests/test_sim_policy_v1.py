@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sim_helpers import random_schedule, run, schedule
+from sim_helpers import U, AsyncLinearPerf, LinearPerf, random_schedule, run, schedule
 
 from workload_eval.contracts import PromptSegment
 
@@ -43,11 +43,15 @@ MODES = {
 }
 
 
+@pytest.mark.parametrize("asynchronous", [False, True])
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("seed", [3, 4])
-def test_fast_path_equals_the_literal_step_and_step_by_step(mode: str, seed: int):
+def test_fast_path_equals_the_literal_step_and_step_by_step(
+    mode: str, seed: int, asynchronous: bool
+):
     cfg = {k: v for k, v in MODES[mode].items() if k != "options"}
     opts = MODES[mode].get("options", {})
+    cfg["perf"] = AsyncLinearPerf() if asynchronous else LinearPerf()
     sched = random_schedule(300, seed=seed, rate=30)
     if cfg.get("enable_prefix_caching"):
         with_segments(sched, seed)
@@ -146,3 +150,22 @@ def test_v0_chunked_runs_to_completion_under_preemption():
     r = rec.requests
     assert (r["status"] == "ok").all() and r["num_preemptions"].sum() > 0
     assert rec_blocks_within(rec, KV["kv_blocks"])
+
+
+def test_async_scheduling_admits_a_request_arriving_mid_step_one_step_later():
+    # a long decode keeps the engine busy with one-request decode steps; the second request
+    # arrives during a step: sync schedules it into the next step, async (the next step was
+    # scheduled when the current one started) into the one after
+    sched = schedule([100, 50], [400, 2], [0.0, 1.0])
+    cfg = {"policy": "vllm-v1", "kv_blocks": 200, "max_model_len": 1024}
+    sync = run(sched, **cfg).requests.set_index("request_id")
+    lagged = run(sched, **cfg, perf=AsyncLinearPerf())
+    lag = lagged.requests.set_index("request_id")
+    assert lag.loc[0, "first_token_time"] == sync.loc[0, "first_token_time"]  # idle: no lag
+    steps = lagged.steps.reset_index(drop=True)
+    mixed = int(steps.index[steps["kind"].astype(str) == "mixed"][0])
+    extra_step = steps.iloc[mixed - 1]  # the decode step scheduled before the arrival was seen
+    assert extra_step["kind"] == "decode" and extra_step["num_steps"] == 1
+    extra = lag.loc[1, "first_token_time"] - sync.loc[1, "first_token_time"]
+    # that step, plus 1 U in the mixed step: request 0's context is one token longer by then
+    assert extra == extra_step["duration"] + U

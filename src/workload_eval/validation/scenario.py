@@ -181,6 +181,7 @@ def engine_setup(exp: Experiment, workdir: Path | None = None) -> Setup:
         ("enable_expert_parallel", eng.enable_expert_parallel, False),
         ("quantization", sc.quantization, None),
         ("kv_cache_dtype", eng.kv_cache_dtype, "auto"),
+        ("vllm_version", eng.version or None, None),
     ):
         if value is not None and value != default:
             options[name] = value

@@ -44,6 +44,9 @@ OPTIONS = {
     "max_paddings",
     "walk",
     "long_prefill_token_threshold",
+    # the vLLM version a run reproduces: the performance model's business (per-step CPU
+    # costs, asynchronous scheduling); accepted here so validate can always pass it
+    "vllm_version",
 }
 
 
@@ -212,6 +215,7 @@ def _v1_scheduler(
         hasher=hasher,
         skip_ahead=skip_ahead,
         general=walk == "general",
+        async_scheduling=cls is V1Scheduler and bool(getattr(perf, "async_scheduling", False)),
     )
 
 

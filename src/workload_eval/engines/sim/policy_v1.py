@@ -53,6 +53,7 @@ class V1Scheduler(SlowPaths):
         hasher: BlockHasher | None = None,
         skip_ahead: bool = True,
         general: bool = False,
+        async_scheduling: bool = False,
     ) -> None:
         if any(x > 1 for x in table.n):
             from workload_eval.errors import UserError
@@ -67,6 +68,11 @@ class V1Scheduler(SlowPaths):
         )
         self.chunked, self.threshold = chunked_prefill, long_prefill_token_threshold
         self.skip_ahead, self.general = skip_ahead, general
+        # vLLM >= 0.14 schedules step N+1 while step N runs: a request that arrived after
+        # step N started is first scheduled into step N+2 (busy engine only)
+        self.async_sched = async_scheduling
+        self._last_start = self._last_end = -1.0
+        self._visible = 0.0  # arrivals up to this time can be scheduled in this step
         self.caching = prefix_caching
         size = len(table)
         self._none: list[int] = []  # shared, never mutated: "no blocks"
@@ -214,8 +220,11 @@ class V1Scheduler(SlowPaths):
         plen, gen = t.prompt_len, t.generated
         caching, threshold, pre = self.caching, self.threshold, self.pre
         room = self.max_num_seqs - len(pre) - len(self.dec)
+        visible = self._visible if self.async_sched else now
         while waiting and budget > 0 and room > 0:
             gid = waiting[0]
+            if t.arrival[gid] > visible:
+                break  # not seen yet by the scheduler (asynchronous scheduling)
             tokens = plen[gid] + gen[gid]
             if tokens > self.max_model_len:
                 waiting.popleft()
@@ -270,6 +279,9 @@ class V1Scheduler(SlowPaths):
     def step(self, now: float, next_arrival: float) -> tuple[float, list[int]]:
         """One scheduler iteration (or a run of pure decode steps); return new time, done gids."""
         done: list[int] = []
+        if self.async_sched:
+            busy = now == self._last_end and (self.dec or self.pre)
+            self._visible = self._last_start if busy else now
         if self.general:
             return self._general_step(now, done), done
         nd = len(self.dec)
@@ -364,6 +376,7 @@ class V1Scheduler(SlowPaths):
         else:
             kind, duration = "mixed", perf.mixed_time(pre_tok, pre_sq, dec_seqs, dec_ctx)
         end = now + duration
+        self._last_start, self._last_end = now, end
         used = self.pool.total - self.pool.free
         self.log.rows.append((now, duration, kind, pre_tok + dec_seqs, nd + len(self.pre),
                               len(self.waiting), 0, used, logical, used * self.bs, 1))  # fmt: skip

@@ -106,6 +106,7 @@ class SlowPaths:
         else:
             kind, duration = "mixed", perf.mixed_time(pre_tok, pre_sq, dec_seqs, dec_ctx)
         end = now + duration
+        self._last_start, self._last_end = now, end
         self._log_explicit(now, duration, kind, pre_tok + dec_seqs, preempted, chunks)
         self.D += 1
         tt = t.token_times
@@ -174,6 +175,8 @@ class SlowPaths:
         if len(self.dec) + len(self.pre) >= self.max_num_seqs or budget_left <= 0:
             return True
         gid = self.waiting[0]
+        if self.async_sched and self.t.arrival[gid] > self._visible:
+            return False  # it becomes visible at the next step: no run
         blocked = self._blocked
         stamp = self._changes + self.pool.evicted_cached
         # (with caching the run also needs a hit that cannot shrink: checked below)
@@ -260,6 +263,8 @@ class SlowPaths:
             end = now + perf.decode_run_time(nd, ctx, k)
         if k < 2:
             return None
+        self._last_end = end
+        self._last_start = times[-2] if times else now + perf.decode_run_time(nd, ctx, k - 1)
         blocks = self._run_blocks(k)
         if self.caching:
             self.pool.allocate(blocks)
