@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sim_helpers import U, AsyncLinearPerf, LinearPerf, random_schedule, run, schedule
+from sim_helpers import AsyncLinearPerf, LinearPerf, U, random_schedule, run, schedule
 
 from workload_eval.contracts import PromptSegment
 
