@@ -264,3 +264,52 @@ def test_corpus_errors_name_the_file_and_the_field(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(CorpusError, match=r"broken.json: line 1: invalid JSON"):
         load_experiment(tmp_path / "broken.json")
+
+
+def test_trace_workloads_replay_every_row_in_one_stage(tmp_path):
+    exp = experiment("test__replay", status="cumulative_metrics")
+    exp["scenario"]["workload"] = {
+        "kind": "trace",
+        "file": "traces/test__replay.csv",
+        "ignore_eos": False,
+        "api": "in_process",
+        "streaming": None,
+        "num_requests": 4,
+        "sampling": "greedy",
+    }
+    exp["scenario"]["load"] = {
+        "kind": "trace",
+        "stages": [{"rate": 2.0, "duration_s": 1.5}],
+        "stage_gap_s": None,
+        "arrival_process": "replay",
+    }
+    exp["targets"]["measurement_point"] = "engine_in_process"
+    exp["targets"]["stages"] = [stage(0, 2.0, 4)]
+    (tmp_path / "traces").mkdir()
+    (tmp_path / "traces" / "test__replay.csv").write_text(
+        "arrival_s,prompt_len,output_len\n0.0,100,10\n0.5,200,30\n1.0,50,5\n1.5,4000,200\n"
+    )
+    res = simulate_experiment(write(tmp_path, exp))
+    assert res.simulated, res.reason
+    assert res.reason == "not scored: status cumulative_metrics"
+    # the 4000 + 200 token request is over max_model_len 4096: refused, not simulated
+    assert res.stage_counts == [(4, 3)]
+    decode = next(c for c in res.cells if c.metric == "decode_time_per_token_mean")
+    assert decode.predicted is not None and decode.predicted > 0
+
+
+def test_a_missing_trace_is_listed_not_simulated(tmp_path):
+    exp = experiment("test__gone", status="trace_missing")
+    exp["scenario"]["workload"] = {"kind": "trace", "file": None, "num_requests": 10}
+    res = simulate_experiment(write(tmp_path, exp))
+    assert not res.simulated and "trace_missing" in res.reason
+
+
+def test_poisson_stages_and_byte_order_marks_are_read(tmp_path):
+    exp = experiment("test__poisson", scenario__load__kind="poisson")
+    path = tmp_path / "test__poisson.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(exp).encode())
+    res = simulate_experiment(path)
+    assert res.simulated, res.reason
+    sent = sum(n for _, n in res.stage_counts)
+    assert 20 <= sent <= 60  # Poisson counts around 2 x 10 + 4 x 5 = 40

@@ -236,7 +236,7 @@ def load_experiment(path: Path) -> Experiment:
     if size > MAX_FILE_BYTES:
         raise CorpusError(f"{path}: {size} bytes is too large for an experiment file")
     try:
-        raw = json.loads(path.read_bytes())
+        raw = json.loads(path.read_bytes().decode("utf-8-sig"))
     except json.JSONDecodeError as e:
         raise CorpusError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -204,5 +204,13 @@ def run_corpus(
     with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
         futures = {i: pool.submit(simulate_experiment, files[i], seed) for i in order}
         for i, fut in futures.items():
-            results[i] = fut.result()
+            try:
+                results[i] = fut.result()
+            except Exception as e:  # a worker died (out of memory, killed): keep the others
+                results[i] = ExperimentResult(
+                    file=str(files[i]),
+                    id=files[i].stem,
+                    status="error",
+                    reason=f"simulator error: the worker process failed ({type(e).__name__})",
+                )
     return [r for r in results if r is not None]

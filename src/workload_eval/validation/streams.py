@@ -43,6 +43,7 @@ SWEEP_WARMUP_REQUESTS = 2000
 SWEEP_WARMUP_S = 5.0
 # inference-perf: drain, then load.interval (1 s) sleep, then t0 = now + 1 s (l.219-220, 421-422).
 DEFAULT_STAGE_GAP_S = 2.0
+MAX_REQUESTS = 5_000_000  # one experiment; far beyond any published run (the corpus: <= 60k)
 
 
 @dataclass
@@ -69,15 +70,42 @@ def constant_load_offsets(rate: float, duration: float, rng: np.random.Generator
     return np.cumsum(gaps)
 
 
+def poisson_load_offsets(rate: float, duration: float, rng: np.random.Generator) -> np.ndarray:
+    """inference-perf PoissonLoadTimer: a Poisson count per 1-s window, spread like constant."""
+    parts = []
+    start = 0.0
+    while start < duration:
+        width = min(1.0, duration - start)
+        n = int(rng.poisson(rate * width))
+        if n:
+            gaps = rng.exponential(1.0 / rate, n)
+            parts.append(start + np.cumsum(gaps * (width / gaps.sum())))
+        start += width
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def stage_offsets(kind: str, rate: float, duration: float, rng: np.random.Generator) -> np.ndarray:
+    if kind == "poisson":
+        return poisson_load_offsets(rate, duration, rng)
+    return constant_load_offsets(rate, duration, rng)
+
+
 def _stage_plan(exp: Experiment) -> list[tuple[int, float, float]]:
     """(target stage, rate, duration) of every stage in run order; warm-up is stage -1."""
     plan: list[tuple[int, float, float]] = []
     if exp.scenario.load.kind == "sweep":
         plan.append((-1, SWEEP_WARMUP_REQUESTS / SWEEP_WARMUP_S, SWEEP_WARMUP_S))
+    total = 0.0
     for k, st in enumerate(exp.scenario.load.stages):
         if st.rate is None or st.duration_s is None:
             raise ValueError(f"load.stages[{k}] has no rate or duration")
         plan.append((k, st.rate, st.duration_s))
+        total += st.rate * st.duration_s
+    if total > MAX_REQUESTS:
+        raise ValueError(
+            f"the load stages send {total:,.0f} requests; more than {MAX_REQUESTS:,} is not "
+            "simulated by validate"
+        )
     return plan
 
 
@@ -149,7 +177,8 @@ def shared_prefix_stream(
     for k, rate, duration in plan:
         sl = rows[k] if (rows is not None and trace is not None and k >= 0) else None
         if sl is None:
-            offsets.append(constant_load_offsets(rate, duration, rng))
+            kind = "constant" if k < 0 else exp.scenario.load.kind
+            offsets.append(stage_offsets(kind, rate, duration, rng))
             recorded.append(None)
             continue
         arr = trace.arrival_s[sl]  # type: ignore[union-attr]
@@ -228,6 +257,8 @@ def trace_stream(exp: Experiment, corpus_file: Path, *, max_model_len: int) -> S
     wl = exp.scenario.workload
     assert isinstance(wl, TraceWorkload) and wl.file is not None
     trace = load_trace(trace_path(corpus_file, wl.file), where=str(corpus_file))
+    if len(trace) > MAX_REQUESTS:
+        raise ValueError(f"the trace has {len(trace):,} rows; more than {MAX_REQUESTS:,}")
     notes: list[str] = []
     items: list[ScheduledRequest] = []
     target_stage: list[int] = []
