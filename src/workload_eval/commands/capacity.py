@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from workload_eval import paper
 from workload_eval.commands.options import (
     check_kv_size,
     engine_shape_options,
@@ -48,7 +49,7 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
 @click.option(
     "--duration",
     type=float,
-    default=600.0,
+    default=paper.ONLINE_DURATION_S,
     show_default=True,
     help="Seconds of arrivals per probe.",
 )
@@ -59,7 +60,7 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
     multiple=True,
     required=True,
     metavar="METRIC<=VALUE",
-    help="Objective on a run summary metric, e.g. normalized_latency_p95<=0.1875 "
+    help=f"Objective on a run summary metric, e.g. {paper.SLO_TEXT} (the paper's) "
     "or ttft_p99<=2 (seconds). Repeatable: every SLO must hold.",
 )
 @click.option(
@@ -67,7 +68,8 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
     type=click.Choice(["bisect", "seed-grid"]),
     default="bisect",
     show_default=True,
-    help="bisect: bracket then bisect; seed-grid: the paper's rule on --rates.",
+    help=f"bisect: bracket then bisect; seed-grid: the paper's rule on --rates "
+    f"({paper.CAPACITY_RULE}).",
 )
 @click.option(
     "--rates",

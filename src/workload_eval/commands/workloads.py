@@ -28,7 +28,7 @@ def _parse_fields(items: tuple[str, ...]) -> dict[str, str]:
 def _warnings_as_lines() -> Iterator[None]:
     """Warnings become one 'warning: ...' line on stderr, never a source excerpt."""
 
-    def show(message: Any, category: Any, filename: str, lineno: int, *a: Any, **k: Any) -> None:
+    def show(message: Any, *_: Any, **__: Any) -> None:
         click.echo(f"warning: {message}", err=True)
 
     with warnings.catch_warnings():

@@ -24,11 +24,11 @@ from pydantic import (
     model_validator,
 )
 
+from workload_eval import paper
 from workload_eval.engines.base import EngineConfig
 from workload_eval.errors import UserError
 from workload_eval.experiments.capacity import SLO
 
-PAPER_WORKLOADS = ["alpaca", "cnn_dailymail", "dolly", "sharegpt"]
 # Axes set per grid point, so an engine entry may not set them.
 AXIS_FIELDS = {"model", "gpu", "kv_blocks", "gpu_memory_utilization", "seed"}
 
@@ -218,8 +218,9 @@ class CapacityOptions(BaseModel):
 
 def _default_schedules() -> list[ScheduleEntry]:
     return [
-        ScheduleEntry(kind="offline", num_requests=[100, 500, 1000]),
-        ScheduleEntry(kind="poisson", rate="capacity", duration=600),
+        ScheduleEntry(kind="offline", num_requests=list(paper.NUM_REQUESTS)),
+        # an int as before: a capacity task's key hashes the schedule as written
+        ScheduleEntry(kind="poisson", rate="capacity", duration=int(paper.ONLINE_DURATION_S)),
     ]
 
 
@@ -234,8 +235,7 @@ def _slos(v: Any) -> Any:
                 out.append(SLO.parse(s).model_dump())
             except UserError:
                 raise ValueError(
-                    f"cannot parse SLO {s!r} (expected METRIC<=VALUE, e.g. "
-                    "normalized_latency_p95<=0.1875)"
+                    f"cannot parse SLO {s!r} (expected METRIC<=VALUE, e.g. {paper.SLO_TEXT})"
                 ) from None
         else:
             out.append(s)
@@ -260,17 +260,17 @@ class GridSpec(BaseModel):
     engines: Annotated[list[EngineEntry], BeforeValidator(_engine_entries)] = Field(
         default_factory=lambda: [EngineEntry()]
     )
-    models: _Models = Field(default_factory=lambda: ["opt-13b"])
-    gpus: _Gpus = Field(default_factory=lambda: ["a100-40gb"])
+    models: _Models = Field(default_factory=lambda: [paper.MODELS[0]])
+    gpus: _Gpus = Field(default_factory=lambda: [paper.GPU])
     kv_blocks: _Blocks = None
     gpu_memory_utilization: _Utils = None
-    workloads: _Workloads = Field(default_factory=lambda: list(PAPER_WORKLOADS))
+    workloads: _Workloads = Field(default_factory=lambda: list(paper.WORKLOADS))
     schedules: Annotated[list[ScheduleEntry], BeforeValidator(_as_list)] = Field(
         default_factory=_default_schedules
     )
-    seeds: _Seeds = Field(default_factory=lambda: [0])
+    seeds: _Seeds = Field(default_factory=lambda: [paper.SEED])
     slos: Annotated[list[Annotated[SLO, AfterValidator(_known_metric)]], BeforeValidator(_slos)] = (
-        Field(default_factory=lambda: [SLO(metric="normalized_latency_p95", value=0.1875)])
+        Field(default_factory=lambda: [SLO(metric=paper.SLO_METRIC, value=paper.SLO_S_PER_TOKEN)])
     )
     capacity: CapacityOptions = Field(default_factory=CapacityOptions)
     sampling: Literal["first", "random"] = "first"  # which workload requests (runner)
@@ -303,7 +303,7 @@ class GridSpec(BaseModel):
     @model_validator(mode="after")
     def _default_kv(self) -> GridSpec:
         if self.kv_blocks is None and self.gpu_memory_utilization is None:
-            self.kv_blocks = [643]
+            self.kv_blocks = [paper.KV_BLOCKS_MAX]
         return self
 
     def kv_sizes(self) -> list[dict[str, Any]]:
@@ -322,9 +322,6 @@ class ExperimentSpec(BaseModel):
     description: str = ""
     groups: list[GridSpec]
     source: str | None = None  # the YAML file it came from
-
-    def points_summary(self) -> str:
-        return ", ".join(g.name for g in self.groups)
 
 
 _GROUP_KEYS = set(GridSpec.model_fields)

@@ -16,10 +16,8 @@ from typing import Any
 
 import yaml
 
-from workload_eval.report.paper import PAPER_SLO
+from workload_eval import paper
 from workload_eval.storage import atomic_write_text
-
-PAPER_WORKLOADS = ["alpaca", "cnn_dailymail", "dolly", "sharegpt"]
 
 
 @dataclass(frozen=True)
@@ -35,14 +33,14 @@ class StudyPlan:
 
 # The paper: 13B models at 643 blocks (Figure 2) and every model at 150..600 (Figure 3).
 FULL = StudyPlan(
-    big_kv=(150, 300, 450, 600, 643),
-    small_kv=(150, 300, 450, 600),
-    num_requests=(100, 500, 1000),
-    duration_s=600.0,
+    big_kv=paper.KV_BLOCKS_13B,
+    small_kv=paper.KV_BLOCKS_7B,
+    num_requests=paper.NUM_REQUESTS,
+    duration_s=paper.ONLINE_DURATION_S,
     tolerance=0.02,
 )
 QUICK = StudyPlan(
-    big_kv=(150, 600, 643),
+    big_kv=(150, 600, paper.KV_BLOCKS_MAX),
     small_kv=(150, 600),
     num_requests=(100, 1000),
     duration_s=60.0,
@@ -64,7 +62,11 @@ def paper_tokens_per_request(calibration_dir: str | Path | None = None) -> dict[
             "(--calibration-dir or ../shared/calibration)"
         )
     off, _ = load_paper(folder)
-    sel = off[(off.model == "opt-13b") & (off.num_requests == 1000) & (off.kv_blocks == 643)]
+    sel = off[
+        (off.model == paper.MODELS[0])
+        & (off.num_requests == max(paper.NUM_REQUESTS))
+        & (off.kv_blocks == paper.KV_BLOCKS_MAX)
+    ]
     return {
         str(r.workload): float(r.token_throughput / r.request_throughput) for r in sel.itertuples()
     }
@@ -77,7 +79,7 @@ def output_models_for(model: str | None, calibration_dir: str | Path | None) -> 
     if model.strip() != "eos:paper":
         return model
     targets = paper_tokens_per_request(calibration_dir)
-    return {w: f"eos:{targets[w]:.1f}" for w in PAPER_WORKLOADS if w in targets}
+    return {w: f"eos:{targets[w]:.1f}" for w in paper.WORKLOADS if w in targets}
 
 
 def study_data(plan: StudyPlan = FULL, output_len_model: Any = None) -> dict[str, Any]:
@@ -93,18 +95,18 @@ def study_data(plan: StudyPlan = FULL, output_len_model: Any = None) -> dict[str
             "max_model_len 2048, seed 0."
         ),
         "engines": [{"engine": "sim"}],
-        "gpus": ["a100-40gb"],
-        "workloads": list(PAPER_WORKLOADS),
-        "seeds": [0],
+        "gpus": [paper.GPU],
+        "workloads": list(paper.WORKLOADS),
+        "seeds": [paper.SEED],
         "schedules": [
             {"kind": "offline", "num_requests": list(plan.num_requests)},
             {"kind": "poisson", "rate": "capacity", "duration": plan.duration_s},
         ],
-        "slos": [f"normalized_latency_p95<={PAPER_SLO}"],
+        "slos": [paper.SLO_TEXT],
         "capacity": {"rule": "bisect", "tolerance": plan.tolerance},
         "groups": [
-            {"name": "13b", "models": ["opt-13b", "llama-2-13b"], "kv_blocks": list(plan.big_kv)},
-            {"name": "7b", "models": ["opt-6.7b", "llama-2-7b"], "kv_blocks": list(plan.small_kv)},
+            {"name": "13b", "models": list(paper.MODELS_13B), "kv_blocks": list(plan.big_kv)},
+            {"name": "7b", "models": list(paper.MODELS_7B), "kv_blocks": list(plan.small_kv)},
         ],
     }
 
