@@ -209,10 +209,13 @@ class V1Scheduler(SlowPaths):
         waiting = self.waiting
         if not waiting or budget <= 0:
             return budget
+        head = waiting[0]
+        if self.async_sched and self.t.arrival[head] > self._visible:
+            return budget  # not seen yet by the scheduler (asynchronous scheduling)
         blocked = self._blocked
         if (
-            blocked[0] == self._changes + self.pool.evicted_cached
-            and blocked[1] == waiting[0]
+            blocked[1] == head
+            and blocked[0] == self._changes + self.pool.evicted_cached
             and budget >= blocked[2]
         ):
             return budget  # nothing changed since the head last failed with less budget
@@ -290,7 +293,16 @@ class V1Scheduler(SlowPaths):
             if nd > self.budget or (pre and self.rank[pre[0]] < self.dec[-1]):
                 return self._general_step(now, done), done
             heap = self.heap
-            if not pre and self.skip_ahead and heap[0][0] > self.D:  # a run may be possible
+            if (
+                not pre
+                and self.skip_ahead
+                and heap[0][0] > self.D  # no finish in this step: a run may be possible
+                and not (
+                    self.async_sched
+                    and self.waiting
+                    and self.t.arrival[self.waiting[0]] > self._visible
+                )  # an unseen head is seen next step: one step at a time
+            ):
                 end = self._decode_run(now, next_arrival, done)
                 if end is not None:
                     return end, done
