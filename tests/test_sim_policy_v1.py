@@ -159,7 +159,7 @@ def test_async_scheduling_admits_a_request_arriving_mid_step_one_step_later():
     sched = schedule([100, 50], [400, 2], [0.0, 1.0])
     cfg = {"policy": "vllm-v1", "kv_blocks": 200, "max_model_len": 1024}
     sync = run(sched, **cfg).requests.set_index("request_id")
-    lagged = run(sched, **cfg, perf=AsyncLinearPerf())
+    lagged = run(sched, **cfg, perf=AsyncLinearPerf(), options={"skip_ahead": False})
     lag = lagged.requests.set_index("request_id")
     assert lag.loc[0, "first_token_time"] == sync.loc[0, "first_token_time"]  # idle: no lag
     steps = lagged.steps.reset_index(drop=True)
@@ -169,3 +169,13 @@ def test_async_scheduling_admits_a_request_arriving_mid_step_one_step_later():
     extra = lag.loc[1, "first_token_time"] - sync.loc[1, "first_token_time"]
     # that step, plus 1 U in the mixed step: request 0's context is one token longer by then
     assert extra == extra_step["duration"] + U
+
+
+def test_async_runs_with_recorded_token_times_equal_step_by_step():
+    sched = random_schedule(300, seed=7, rate=30)
+    cfg = {"policy": "vllm-v1", **KV, "perf": AsyncLinearPerf()}
+    fast = run(sched, **cfg, options={"record_token_times": True})
+    slow = run(sched, **cfg, options={"record_token_times": True, "skip_ahead": False})
+    pd.testing.assert_frame_equal(outcome(fast), outcome(slow), check_exact=True)
+    assert fast.requests["token_times"].map(tuple).equals(slow.requests["token_times"].map(tuple))
+    assert len(fast.steps) < len(slow.steps)

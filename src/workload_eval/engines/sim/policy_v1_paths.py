@@ -242,13 +242,18 @@ class SlowPaths:
         ctx = self.ctx_base + nd * d
         tt = self.t.token_times
         times: list[float] = []
+        # The step that starts at or after the arrival admits it; with asynchronous
+        # scheduling it was scheduled when the step before started, so the one after does.
+        lag = 1 if self.async_sched else 0
         if tt is not None:
             end = now
+            starts = [now]
             for j in range(k):
-                if by_arrival and j and end >= next_arrival:
+                if by_arrival and j > lag and starts[j - lag] >= next_arrival:
                     break
                 end += perf.decode_time(nd, ctx + nd * j)
                 times.append(end)
+                starts.append(end)
             k = len(times)
         else:
             if by_arrival and now + perf.decode_run_time(nd, ctx, k) >= next_arrival:
@@ -259,7 +264,7 @@ class SlowPaths:
                         hi = mid
                     else:
                         lo = mid + 1
-                k = lo
+                k = min(k, lo + lag)
             end = now + perf.decode_run_time(nd, ctx, k)
         if k < 2:
             return None
