@@ -115,7 +115,11 @@ class V1Scheduler(SlowPaths):
         base = generated - self.D
         self.base[gid] = base
         p = self.t.prompt_len[gid]
-        insort(self.dec, self.rank[gid])
+        rank, dec = self.rank[gid], self.dec
+        if not dec or rank > dec[-1]:
+            dec.append(rank)  # the usual case: the newest request starts decoding
+        else:
+            insort(dec, rank)
         self.cnt[(1 - p - base) % self.bs] += 1
         self.ctx_base += p + base
         key = (self.t.target[gid] - 1 - base, self.rank[gid], gid, self.epoch[gid])
@@ -282,54 +286,54 @@ class V1Scheduler(SlowPaths):
     def step(self, now: float, next_arrival: float) -> tuple[float, list[int]]:
         """One scheduler iteration (or a run of pure decode steps); return new time, done gids."""
         done: list[int] = []
+        dec, pre, waiting = self.dec, self.pre, self.waiting
         if self.async_sched:
-            busy = now == self._last_end and (self.dec or self.pre)
+            busy = now == self._last_end and (dec or pre)
             self._visible = self._last_start if busy else now
         if self.general:
             return self._general_step(now, done), done
-        nd = len(self.dec)
+        nd = len(dec)
+        d = self.D
         if nd:
-            pre = self.pre
-            if nd > self.budget or (pre and self.rank[pre[0]] < self.dec[-1]):
+            if nd > self.budget or (pre and self.rank[pre[0]] < dec[-1]):
                 return self._general_step(now, done), done
-            heap = self.heap
             if (
                 not pre
                 and self.skip_ahead
-                and heap[0][0] > self.D  # no finish in this step: a run may be possible
+                and self.heap[0][0] > d  # no finish in this step: a run may be possible
                 and not (
-                    self.async_sched
-                    and self.waiting
-                    and self.t.arrival[self.waiting[0]] > self._visible
+                    self.async_sched and waiting and self.t.arrival[waiting[0]] > self._visible
                 )  # an unseen head is seen next step: one step at a time
             ):
                 end = self._decode_run(now, next_arrival, done)
                 if end is not None:
                     return end, done
         bs, pool, t = self.bs, self.pool, self.t
-        dem = self.cnt[self.D % bs]
+        dem = self.cnt[d % bs]
         budget = self.budget - nd
         free = pool.free - dem
         if free < 0:
             return self._general_step(now, done), done
         chunks: list[tuple[int, int]] = []
-        plen, gen, computed, held = t.prompt_len, t.generated, self.computed, self.held
-        threshold = self.threshold
-        for gid in self.pre:
-            if budget <= 0:
-                break
-            c = computed[gid]
-            n = plen[gid] + gen[gid] - c
-            if 0 < threshold < n:
-                n = threshold
-            if n > budget:
-                n = budget
-            need = -(-(c + n) // bs) - held[gid]
-            if need > free:
-                return self._general_step(now, done), done
-            free -= need
-            chunks.append((gid, n))
-            budget -= n
+        computed, held = self.computed, self.held
+        if pre:
+            plen, gen = t.prompt_len, t.generated
+            threshold = self.threshold
+            for gid in pre:
+                if budget <= 0:
+                    break
+                c = computed[gid]
+                n = plen[gid] + gen[gid] - c
+                if 0 < threshold < n:
+                    n = threshold
+                if n > budget:
+                    n = budget
+                need = -(-(c + n) // bs) - held[gid]
+                if need > free:
+                    return self._general_step(now, done), done
+                free -= need
+                chunks.append((gid, n))
+                budget -= n
         # no preemption possible now: allocate in running order, then admit
         if self.caching:
             if dem:
@@ -345,12 +349,37 @@ class V1Scheduler(SlowPaths):
             pool.free = free
             for gid, n in chunks:
                 held[gid] = -(-(computed[gid] + n) // bs)
-        budget = self._admit(budget, now, chunks, done)
-        if not chunks and not nd:
-            if not self.pre and self.waiting and not done:
-                self._refuse_head(now, done)  # nothing runs and it cannot start: vLLM would hang
-            return now, done
+        if waiting:
+            self._admit(budget, now, chunks, done)
+        if not chunks:
+            if not nd:
+                if not pre and waiting and not done:
+                    self._refuse_head(now, done)  # nothing runs and cannot start: vLLM hangs
+                return now, done
+            return self._decode_step(now, nd, done), done
         return self._execute_fast(now, nd, chunks, done), done
+
+    def _decode_step(self, now: float, nd: int, done: list[int]) -> float:
+        """A step of decodes only (the common one)."""
+        d = self.D
+        ctx = self.ctx_base + nd * d
+        duration = self.perf.decode_time(nd, ctx)
+        end = now + duration
+        self._last_start, self._last_end = now, end
+        pool = self.pool
+        used = pool.total - pool.free
+        self.log.rows.append((now, duration, "decode", nd, nd, len(self.waiting), 0, used,
+                              ctx - nd, used * self.bs, 1))  # fmt: skip
+        tt = self.t.token_times
+        if tt is not None:
+            rank_gid = self.rank_gid
+            for r in self.dec:
+                tt[rank_gid[r]].append(end)
+        self.D = d + 1
+        heap = self.heap
+        if heap and heap[0][0] <= d:
+            self._finish_due(end, done)
+        return end
 
     def _refuse_head(self, now: float, done: list[int]) -> None:
         gid = self.waiting.popleft()
@@ -401,26 +430,26 @@ class V1Scheduler(SlowPaths):
         heap = self.heap
         if heap and heap[0][0] < d:
             self._finish_due(end, done)  # decoders come first in the running order
-        if chunks:
-            target = t.target
-            for gid, n in chunks:
-                c = computed[gid] + n
-                computed[gid] = c
-                if c == plen[gid] + gen[gid]:  # all known tokens computed: sample one
-                    g = gen[gid]
-                    if g == 0:
-                        t.first_token[gid] = end
-                    if tt is not None:
-                        tt[gid].append(end)
-                    gen[gid] = g + 1
-                    self.pre.remove(gid)
-                    if g + 1 >= target[gid]:
-                        self._finish(gid, end, done)
-                    else:
-                        self._enter(gid, g + 1)
-                elif gen[gid] and c == plen[gid] + gen[gid] - 1:
-                    self.pre.remove(gid)  # a resumed request one token short: it decodes now
-                    self._enter(gid, gen[gid])
+        target = t.target
+        pre = self.pre
+        for gid, n in chunks:
+            c = computed[gid] + n
+            computed[gid] = c
+            if c == plen[gid] + gen[gid]:  # all known tokens computed: sample one
+                g = gen[gid]
+                if g == 0:
+                    t.first_token[gid] = end
+                if tt is not None:
+                    tt[gid].append(end)
+                gen[gid] = g + 1
+                pre.remove(gid)
+                if g + 1 >= target[gid]:
+                    self._finish(gid, end, done)
+                else:
+                    self._enter(gid, g + 1)
+            elif gen[gid] and c == plen[gid] + gen[gid] - 1:
+                pre.remove(gid)  # a resumed request one token short: it decodes now
+                self._enter(gid, gen[gid])
         return end
 
     def _finish(self, gid: int, now: float, done: list[int]) -> None:
