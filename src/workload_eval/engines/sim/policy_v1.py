@@ -60,6 +60,7 @@ class V1Scheduler(SlowPaths):
 
             raise UserError("--n > 1 is simulated by --policy vllm-0.2 only")
         self.t, self.perf, self.pool, self.log = table, perf, pool, log
+        self._arrival = table.arrival
         self.bs = block_size
         self.budget, self.max_num_seqs, self.max_model_len = (
             max_num_batched_tokens,
@@ -104,7 +105,7 @@ class V1Scheduler(SlowPaths):
 
     # -- arrivals and bookkeeping ---------------------------------------------------------
     def add(self, gid: int, now: float) -> None:
-        self.t.arrival[gid] = now
+        self._arrival[gid] = now
         self.waiting.append(gid)
 
     def has_work(self) -> bool:
@@ -460,21 +461,29 @@ class V1Scheduler(SlowPaths):
 
     def _finish_due(self, now: float, done: list[int]) -> None:
         heap, epoch, D = self.heap, self.epoch, self.D
-        t, bs, dec, cnt = self.t, self.bs, self.dec, self.cnt
+        t, bs, dec, cnt, base_of = self.t, self.bs, self.dec, self.cnt, self.base
+        plen, generated, status, finish = t.prompt_len, t.generated, t.status, t.finish
+        caching, pool = self.caching, self.pool
+        ctx_base = self.ctx_base
         while heap and heap[0][0] < D:
             _, rank, gid, ep = heapq.heappop(heap)
             if ep != epoch[gid]:
                 continue
             # _leave + _finish, inlined: this runs once per request
-            p, base = t.prompt_len[gid], self.base[gid]
+            p, base = plen[gid], base_of[gid]
             del dec[bisect_left(dec, rank)]
             cnt[(1 - p - base) % bs] -= 1
-            self.ctx_base -= p + base
+            ctx_base -= p + base
             epoch[gid] = ep + 1
             g = D + base
-            t.generated[gid] = g
-            self.computed[gid] = p + g - 1
-            self.held[gid] = -(-(p + g - 1) // bs)
-            self._free(gid, preempted=False)
-            t.status[gid], t.finish[gid] = OK, now
+            generated[gid] = g
+            if caching:
+                self.computed[gid] = p + g - 1
+                self.held[gid] = -(-(p + g - 1) // bs)
+                self._free(gid, preempted=False)
+            else:
+                pool.free += -(-(p + g - 1) // bs)
+                self._changes += 1
+            status[gid], finish[gid] = OK, now
             done.append(gid)
+        self.ctx_base = ctx_base
