@@ -31,8 +31,9 @@ class _Stages:
     """Which requests are released when: roots per stage, children per parent, drain counts."""
 
     def __init__(self, items: Sequence[ScheduledRequest], staged: bool) -> None:
-        gid_of = {it.request.request_id: gid for gid, it in enumerate(items)}
-        stage_of = [it.stage if staged else 0 for it in items]
+        dependent = any(it.depends_on is not None for it in items)
+        gid_of = {it.request.request_id: gid for gid, it in enumerate(items)} if dependent else {}
+        stage_of = [it.stage for it in items] if staged else [0] * len(items)
         if staged and any(s < 0 for s in stage_of):
             raise UserError("schedule: a request has a negative stage index")
         self.count = max(stage_of, default=-1) + 1
@@ -40,8 +41,10 @@ class _Stages:
         self.offset = [float(it.arrival_time) for it in items]
         self.roots: list[list[tuple[float, int]]] = [[] for _ in range(self.count)]
         self.children: dict[int, list[int]] = {}
-        self.think = [float(it.think_time) for it in items]
-        for gid, it in enumerate(items):
+        self.think = [float(it.think_time) for it in items] if dependent else []
+        if not dependent and self.count == 1:  # the common case: every request is a root
+            self.roots[0] = sorted(zip(self.offset, range(len(items))))
+        for gid, it in enumerate(items if dependent or self.count > 1 else ()):
             parent = gid_of.get(it.depends_on) if it.depends_on is not None else None
             if parent is None:
                 self.roots[stage_of[gid]].append((self.offset[gid], gid))
@@ -55,8 +58,11 @@ class _Stages:
         for roots in self.roots:
             roots.sort()
         self.remaining = [0] * self.count
-        for s in stage_of:
-            self.remaining[s] += 1
+        if self.count == 1:
+            self.remaining[0] = len(stage_of)
+        else:
+            for s in stage_of:
+                self.remaining[s] += 1
         self.start: list[float] = [math.nan] * self.count
         self.parent_end: dict[int, float] = {}  # child gid -> when its parent finished
 
