@@ -43,7 +43,7 @@ class _Stages:
         self.children: dict[int, list[int]] = {}
         self.think = [float(it.think_time) for it in items] if dependent else []
         if not dependent and self.count == 1:  # the common case: every request is a root
-            self.roots[0] = sorted(zip(self.offset, range(len(items))))
+            self.roots[0] = sorted(zip(self.offset, range(len(items)), strict=True))
         for gid, it in enumerate(items if dependent or self.count > 1 else ()):
             parent = gid_of.get(it.depends_on) if it.depends_on is not None else None
             if parent is None:
