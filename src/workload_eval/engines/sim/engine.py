@@ -228,40 +228,47 @@ def _segment_blocks(
     """Per request the ids of the blocks inside its shared segments, and the requests whose
     generated tokens a later prompt repeats, with how to hash them.
 
-    A later prompt repeats a request's answer either as ``output_segment_key(request_id)``
-    or, for a prompt fully described by segments, by extending its last segment's key beyond
-    its length (prefix-stable keys such as ``session:<id>``: turn r+1 continues turn r's
-    prompt and answer under one key). Exported: gid -> (segments before the answer, the
-    answer's key, the answer's offset in that key).
+    A later prompt repeats a request's answer either as ``output_segment_key(request_id)``,
+    or, in its follow-up turn (``depends_on``), by extending the key of its last segment
+    beyond its length when its prompt is fully described by segments (prefix-stable keys
+    such as ``session:<id>``: turn r+1 continues turn r's prompt and answer under one key).
+    Exported: gid -> (segments before the answer, the answer's key, its offset in that key).
     """
     none: list[int] = []
     segments = [none] * len(items)
     keys_of: dict[int, tuple[tuple[str, int], ...]] = {}
     referenced: set[int] = set()  # request ids whose output key is used
-    longest: dict[str, int] = {}
     for gid, it in enumerate(items):
         if not it.request.prefix_segments:
             continue
         segs = tuple((s.key, s.length) for s in it.request.prefix_segments if s.length > 0)
         keys_of[gid] = segs
         segments[gid] = hasher.block_ids(segs)
-        for key, length in segs:
-            if length > longest.get(key, 0):
-                longest[key] = length
+        for key, _ in segs:
             if key.startswith("#") and key.endswith(">"):
                 with contextlib.suppress(ValueError):
                     referenced.add(int(key[1:-1]))
+    gid_of = {it.request.request_id: gid for gid, it in enumerate(items)}
     exported: Exported = {}
-    for gid, it in enumerate(items):
-        req = it.request
-        segs = keys_of.get(gid, ())
-        covered = sum(n for _, n in segs)
-        if req.request_id in referenced:
-            rest = req.prompt_len - covered
-            tail = ((f"#{req.request_id}<", rest),) if rest > 0 else ()
-            exported[gid] = ((*segs, *tail), output_segment_key(req.request_id), 0)
-        elif segs and covered == req.prompt_len and longest[segs[-1][0]] > segs[-1][1]:
-            exported[gid] = (segs[:-1], segs[-1][0], segs[-1][1])
+    for rid in referenced:
+        gid = gid_of.get(rid)
+        if gid is not None:
+            req = items[gid].request
+            segs = keys_of.get(gid, ())
+            rest = req.prompt_len - sum(n for _, n in segs)
+            tail = ((f"#{rid}<", rest),) if rest > 0 else ()
+            exported[gid] = ((*segs, *tail), output_segment_key(rid), 0)
+    for gid, it in enumerate(items):  # follow-up turns continuing their parent's last key
+        parent = gid_of.get(it.depends_on) if it.depends_on is not None else None
+        if parent is None or parent in exported:
+            continue
+        psegs, segs = keys_of.get(parent, ()), dict(keys_of.get(gid, ()))
+        if (
+            psegs
+            and sum(n for _, n in psegs) == items[parent].request.prompt_len
+            and segs.get(psegs[-1][0], 0) > psegs[-1][1]
+        ):
+            exported[parent] = (psegs[:-1], psegs[-1][0], psegs[-1][1])
     return segments, exported
 
 

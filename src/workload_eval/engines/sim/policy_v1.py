@@ -163,8 +163,7 @@ class V1Scheduler(SlowPaths):
                 pool.add_cached_free(ids[j])
         else:
             pool.free_plain(held - len(refs))
-        for block in reversed(refs):
-            pool.release(block)
+        pool.release_all(refs[::-1])
         self.refs[gid] = self._none
         self.reg_upto[gid] = 0
 
@@ -262,8 +261,7 @@ class V1Scheduler(SlowPaths):
                 segs = self.segs[gid]
                 if h or own:
                     self._changes += 1  # touched blocks cost the next head nothing now
-                    for j in range(h):
-                        pool.touch(segs[j])
+                    pool.touch_all(segs[:h])
                 if pool.own:
                     pool.take_own(gid, own)
                 pool.allocate(need)

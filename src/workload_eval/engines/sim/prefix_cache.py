@@ -126,6 +126,32 @@ class BlockPool:
             self.free -= 1
         self.ref[block] = r + 1
 
+    def touch_all(self, blocks: Sequence[int]) -> None:
+        """``touch`` for each block (a new request's hit chain)."""
+        ref, where = self.ref, self.where
+        taken = 0
+        for block in blocks:
+            r = ref[block]
+            if r == 0:
+                where.pop(block)[2] = 0
+                taken += 1
+            ref[block] = r + 1
+        self.free -= taken
+
+    def release_all(self, blocks: Sequence[int]) -> None:
+        """``release`` for each block, in the order given (a freed request: last block first)."""
+        ref, where, queue = self.ref, self.where, self.queue
+        freed = 0
+        for block in blocks:
+            r = ref[block] - 1
+            ref[block] = r
+            if r == 0:
+                entry = [CACHED, block, 1]
+                where[block] = entry
+                queue.append(entry)
+                freed += 1
+        self.free += freed
+
     def register(self, block: int) -> None:
         """A request computed a block nobody has cached: it holds it."""
         self.ref[block] = 1
