@@ -27,7 +27,7 @@ from collections import deque
 
 from workload_eval.engines.sim.perf_model import PerfModel
 from workload_eval.engines.sim.policy_v1_paths import SlowPaths
-from workload_eval.engines.sim.prefix_cache import BlockHasher, BlockPool
+from workload_eval.engines.sim.prefix_cache import PLAIN, BlockHasher, BlockPool
 from workload_eval.engines.sim.sequence import FAILED, IGNORED, OK, RequestTable, StepLog
 
 
@@ -336,7 +336,12 @@ class V1Scheduler(SlowPaths):
         # no preemption possible now: allocate in running order, then admit
         if self.caching:
             if dem:
-                pool.allocate(dem)
+                head = pool.queue[0]
+                if head[0] == PLAIN and head[2] > dem:  # plain blocks at the head: no eviction
+                    head[2] -= dem
+                    pool.free -= dem
+                else:
+                    pool.allocate(dem)
             for gid, n in chunks:
                 need = -(-(computed[gid] + n) // bs) - held[gid]
                 if need:
@@ -475,10 +480,19 @@ class V1Scheduler(SlowPaths):
             epoch[gid] = ep + 1
             g = D + base
             generated[gid] = g
-            if caching:
+            if caching and (self.segs[gid] or gid in self.exported):
                 self.computed[gid] = p + g - 1
                 self.held[gid] = -(-(p + g - 1) // bs)
                 self._free(gid, preempted=False)
+            elif caching:  # nothing of it can be hit again: plain blocks at the queue's tail
+                held = -(-(p + g - 1) // bs)
+                queue = pool.queue
+                if queue and queue[-1][0] == PLAIN:
+                    queue[-1][2] += held
+                else:
+                    queue.append([PLAIN, 0, held])
+                pool.free += held
+                self._changes += 1
             else:
                 pool.free += -(-(p + g - 1) // bs)
                 self._changes += 1

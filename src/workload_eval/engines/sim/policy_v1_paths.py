@@ -180,7 +180,11 @@ class SlowPaths:
         blocked = self._blocked
         stamp = self._changes + self.pool.evicted_cached
         # (with caching the run also needs a hit that cannot shrink: checked below)
-        if blocked == (stamp, gid, blocked[2]) and budget_left >= blocked[2] and not self.caching:
+        if (
+            blocked == (stamp, gid, blocked[2])
+            and budget_left >= blocked[2]
+            and (not self.caching or not (self.segs[gid] or self.pool.own))
+        ):
             return True
         t, bs = self.t, self.bs
         tokens = t.prompt_len[gid] + t.generated[gid]
