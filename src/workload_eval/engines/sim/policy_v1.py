@@ -264,7 +264,12 @@ class V1Scheduler(SlowPaths):
                     pool.touch_all(segs[:h])
                 if pool.own:
                     pool.take_own(gid, own)
-                pool.allocate(need)
+                head = pool.queue[0] if need else None
+                if head is not None and head[0] == PLAIN and head[2] > need:
+                    head[2] -= need  # plain blocks at the head: no eviction
+                    pool.free -= need
+                else:
+                    pool.allocate(need)
                 if segs:
                     self.refs[gid] = segs[:h]
                     self.reg_upto[gid] = h
