@@ -168,6 +168,12 @@ def _simulate(exp: Experiment, path: Path, seed: int, res: ExperimentResult) -> 
     ]
     arrivals = records.requests["arrival_time"].tolist()
     res.gaps = _gaps(stream, arrivals)
+    evicted = int(records.config.get("prefix_cache_evicted_blocks", 0) or 0)
+    if evicted and exp.scenario.engine.cpu_offload_gib:
+        res.notes.append(
+            f"the simulated GPU prefix cache evicted {evicted} cached blocks: the CPU KV "
+            "offload (not simulated) could have served some of them again"
+        )
     if exp.status != "ok":
         res.reason = f"not scored: status {exp.status}"
 

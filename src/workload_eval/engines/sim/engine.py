@@ -170,6 +170,9 @@ class SimEngine(Engine):
             skip_ahead=skip_ahead,
             interrupted=interrupted,
         )
+        if isinstance(scheduler, V1Scheduler) and scheduler.caching:
+            # cached blocks the GPU prefix cache had to evict (a CPU offload tier keeps these)
+            run_config["prefix_cache_evicted_blocks"] = scheduler.pool.evicted_cached
         return RunRecords(
             requests=_request_frame(items, table), steps=_step_frame(log), config=run_config
         )
