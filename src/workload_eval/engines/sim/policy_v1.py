@@ -26,12 +26,13 @@ from bisect import bisect_left, insort
 from collections import deque
 
 from workload_eval.engines.sim.perf_model import PerfModel
+from workload_eval.engines.sim.policy_v1_cache import PrefixCachePaths
 from workload_eval.engines.sim.policy_v1_paths import SlowPaths
 from workload_eval.engines.sim.prefix_cache import PLAIN, BlockHasher, BlockPool
 from workload_eval.engines.sim.sequence import FAILED, IGNORED, OK, RequestTable, StepLog
 
 
-class V1Scheduler(SlowPaths):
+class V1Scheduler(PrefixCachePaths, SlowPaths):
     """Chunked prefill mixed with decodes; recompute preemption of the newest running request."""
 
     def __init__(
@@ -125,87 +126,6 @@ class V1Scheduler(SlowPaths):
         self.ctx_base += p + base
         key = (self.t.target[gid] - 1 - base, self.rank[gid], gid, self.epoch[gid])
         heapq.heappush(self.heap, key)
-
-    def _leave(self, gid: int) -> None:
-        """Remove a decoder; its generated count and blocks become explicit."""
-        p, base = self.t.prompt_len[gid], self.base[gid]
-        del self.dec[bisect_left(self.dec, self.rank[gid])]
-        self.cnt[(1 - p - base) % self.bs] -= 1
-        self.ctx_base -= p + base
-        self.epoch[gid] += 1
-        gen = self.D + base
-        self.t.generated[gid] = gen
-        self.computed[gid] = p + gen - 1
-        self.held[gid] = -(-(p + gen - 1) // self.bs)
-
-    def _free(self, gid: int, preempted: bool) -> None:
-        """Return a request's blocks to the pool (vLLM frees the last block first)."""
-        held, pool = self.held[gid], self.pool
-        self.held[gid] = 0
-        self._changes += 1
-        if not self.caching:
-            pool.free += held
-            return
-        refs = self.refs[gid]
-        nseg = len(self.segs[gid])
-        if not nseg and not refs and not preempted and gid not in self.exported:
-            pool.free_plain(held)  # nothing of it can be hit again
-            return
-        full = self.computed[gid] // self.bs
-        own = max(0, min(full, held) - nseg)
-        if preempted:
-            pool.free_plain(held - len(refs) - own)
-            pool.free_own(gid, own)
-        elif gid in self.exported and self.hasher is not None and own:
-            pool.free_plain(held - len(refs) - own)
-            ids = self.hasher.block_ids(self._own_segments(gid))
-            for j in range(min(nseg + own, len(ids)) - 1, nseg - 1, -1):
-                pool.add_cached_free(ids[j])
-        else:
-            pool.free_plain(held - len(refs))
-        pool.release_all(refs[::-1])
-        self.refs[gid] = self._none
-        self.reg_upto[gid] = 0
-
-    def _own_segments(self, gid: int) -> tuple[tuple[str, int], ...]:
-        """Its prompt and generated tokens as segments, the way later prompts repeat them."""
-        before, key, offset = self.exported[gid]
-        return (*before, (key, offset + self.t.generated[gid]))
-
-    def _register(self, gid: int, upto_tokens: int) -> None:
-        """Cache the segment blocks a chunk completes (vLLM caches them when it schedules)."""
-        segs = self.segs[gid]
-        stop = min(len(segs), upto_tokens // self.bs)
-        pool, refs = self.pool, self.refs[gid]
-        for j in range(self.reg_upto[gid], stop):
-            block = segs[j]
-            if not pool.cached(block):
-                pool.register(block)
-                refs.append(block)
-                self._changes += 1
-        if stop > self.reg_upto[gid]:
-            self.reg_upto[gid] = stop
-
-    def _lookup(self, gid: int, tokens: int) -> tuple[int, int, int]:
-        """(cached segment blocks, own blocks reused, free-queue blocks the hit takes)."""
-        pool = self.pool
-        segs = self.segs[gid]
-        limit = (tokens - 1) // self.bs
-        stop = min(len(segs), limit)
-        h = cost = 0
-        ref = pool.ref
-        while h < stop:
-            r = ref.get(segs[h])
-            if r is None:
-                break
-            if r == 0:
-                cost += 1
-            h += 1
-        own = 0
-        if h == len(segs) and h < limit:
-            own = min(pool.own_cached(gid), limit - h)
-            cost += own
-        return h, own, cost
 
     # -- admission ------------------------------------------------------------------------
     def _admit(self, budget: int, now: float, chunks: list, done: list[int]) -> int:
