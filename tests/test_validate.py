@@ -313,3 +313,10 @@ def test_poisson_stages_and_byte_order_marks_are_read(tmp_path):
     assert res.simulated, res.reason
     sent = sum(n for _, n in res.stage_counts)
     assert 20 <= sent <= 60  # Poisson counts around 2 x 10 + 4 x 5 = 40
+
+
+def test_a_folder_of_corpora_is_searched_one_level_down(tmp_path):
+    write(tmp_path / "calib", experiment("test__nested"))
+    from workload_eval.validation.run import discover
+
+    assert [p.stem for p in discover(tmp_path, None)] == ["test__nested"]

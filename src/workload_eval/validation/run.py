@@ -76,10 +76,16 @@ class ExperimentResult:
 
 
 def discover(corpus: Path, id_glob: str | None) -> list[Path]:
-    """The corpus's ``*.json`` files (sorted), those whose stem matches ``id_glob``."""
+    """The corpus's ``*.json`` files (sorted), those whose stem matches ``id_glob``.
+
+    A folder without experiment files of its own is searched one level down (a folder of
+    corpora, e.g. ``real-gpu/`` holding ``calib/``).
+    """
     if not corpus.is_dir():
         raise UserError(f"{corpus}: not a folder (expected a workload-eval-measured/1 corpus)")
     files = sorted(p for p in corpus.glob("*.json") if p.is_file())
+    if not files:
+        files = sorted(p for p in corpus.glob("*/*.json") if p.is_file())
     if id_glob:
         files = [p for p in files if fnmatch.fnmatchcase(p.stem, id_glob)]
     if not files:
