@@ -177,7 +177,7 @@ def test_bad_profiles_are_user_errors(tmp_path):
     with pytest.raises(UserError, match=r"bad\.json: field prefill"):
         ProfilePerfModel.from_file(bad)
     bad.write_text("{not json")
-    with pytest.raises(UserError, match=r"bad\.json:1: invalid JSON"):
+    with pytest.raises(UserError, match="line 1"):
         ProfilePerfModel.from_file(bad)
 
 

@@ -48,19 +48,19 @@ def test_missing_data_dir(tmp_path, capsys):
 def test_malformed_json_line_names_file_and_line(tmp_path, tokenizer_dir, capsys):
     f = tmp_path / "mine.jsonl"
     f.write_text('{"prompt": "a", "output": "b"}\n{"prompt": "c", "output": \n')
-    with pytest.raises(UserError, match=r"mine\.jsonl:2: invalid JSON"):
+    with pytest.raises(UserError, match=r"mine\.jsonl: line 2: invalid JSON"):
         read_table(f)
     line = _cli_error(
         capsys,
         ["workloads", "describe", str(f), "-m", "opt-13b", "--tokenizer-dir", str(tokenizer_dir)],
     )
-    assert "mine.jsonl:2: " in line
+    assert "mine.jsonl: line 2" in line
 
 
 def test_malformed_gzip_json_names_line(tmp_path):
     f = tmp_path / "conv.json.gz"
     f.write_bytes(gzip.compress(b'[\n {"conversations": []},\n {"conversations": [}\n]'))
-    with pytest.raises(UserError, match=r"conv\.json\.gz:3: invalid JSON"):
+    with pytest.raises(UserError, match=r"conv\.json\.gz: line 3: invalid JSON"):
         read_table(f)
 
 

@@ -147,7 +147,7 @@ def test_bad_workload_files_name_the_file_and_field(tmp_path):
     ):
         _load(str(bad))
     bad.write_text("kind: synthetic\nprompt_tokens: [1\n")
-    with pytest.raises(UserError, match=rf"^{bad}:\d+: invalid YAML"):
+    with pytest.raises(UserError, match=rf"^{bad}: line \d+: invalid YAML"):
         _load(str(bad))
     bad.write_text("kind: shared_prefixx\n")
     with pytest.raises(UserError, match="kind: expected one of synthetic, shared_prefix"):

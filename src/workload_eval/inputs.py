@@ -82,8 +82,8 @@ def decode_utf8(data: bytes, path: str | Path) -> str:
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise UserError(
-            f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
-            "save the file as UTF-8"
+            f"{path}: line {line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset "
+            f"{e.start}); save the file as UTF-8"
         ) from None
     return text.removeprefix("\ufeff")
 
@@ -140,19 +140,19 @@ def loads_json(text: str, path: str | Path, *, first_line: int = 1) -> Any:
         obj = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as e:
         raise UserError(
-            f"{path}:{e.lineno + at}: invalid JSON ({e.msg} at column {e.colno})"
+            f"{path}: line {e.lineno + at}: invalid JSON ({e.msg} at column {e.colno})"
         ) from None
     except _Reject as e:
-        raise UserError(f"{path}:{_locate(text, str(e)) + at}: {e}") from None
+        raise UserError(f"{path}: line {_locate(text, str(e)) + at}: {e}") from None
     except RecursionError:
         raise UserError(
-            f"{path}:{first_line}: nested too deeply (more than the parser can follow)"
+            f"{path}: line {first_line}: nested too deeply (more than the parser can follow)"
         ) from None
     except ValueError as e:  # an integer of more than 4300 digits
-        raise UserError(f"{path}:{first_line}: invalid JSON ({_first_line(e)})") from None
+        raise UserError(f"{path}: line {first_line}: invalid JSON ({_first_line(e)})") from None
     if "\\u" in text and (m := _LONE_SURROGATE.search(text)) is not None and _has_surrogate(obj):
         raise UserError(
-            f"{path}:{line_of(text, m.start()) + at}: a lone UTF-16 surrogate {m.group(0)!s} "
+            f"{path}: line {line_of(text, m.start()) + at}: a lone UTF-16 surrogate {m.group(0)!s} "
             "in a string (not a character; the text was cut inside an emoji?)"
         )
     return obj
@@ -277,7 +277,9 @@ def _check_shape(text: str, path: str | Path) -> None:
         if isinstance(ev, yaml.CollectionStartEvent):
             depth += 1
             if depth > limits.MAX_NESTING:
-                raise UserError(f"{path}:{line}: nested more than {limits.MAX_NESTING} levels")
+                raise UserError(
+                    f"{path}: line {line}: nested more than {limits.MAX_NESTING} levels"
+                )
             if ev.anchor:
                 sizes.pop(ev.anchor, None)
                 opened.add(ev.anchor)
@@ -295,13 +297,15 @@ def _check_shape(text: str, path: str | Path) -> None:
                 sizes[ev.anchor] = 1
         elif isinstance(ev, yaml.AliasEvent):
             if ev.anchor in opened:
-                raise UserError(f"{path}:{line}: alias *{ev.anchor} refers to itself")
+                raise UserError(f"{path}: line {line}: alias *{ev.anchor} refers to itself")
             if ev.anchor not in sizes:
-                raise UserError(f"{path}:{line}: alias *{ev.anchor} has no &{ev.anchor} before it")
+                raise UserError(
+                    f"{path}: line {line}: alias *{ev.anchor} has no &{ev.anchor} before it"
+                )
             total += sizes[ev.anchor]
         if total > limits.MAX_YAML_NODES:
             raise UserError(
-                f"{path}:{line}: more than {limits.MAX_YAML_NODES:,} values once its aliases "
+                f"{path}: line {line}: more than {limits.MAX_YAML_NODES:,} values once its aliases "
                 "are expanded (an alias bomb?)"
             )
 
@@ -312,10 +316,10 @@ def loads_yaml(text: str, path: str | Path) -> Any:
         _check_shape(text, path)
         return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
     except _YamlReject as e:
-        raise UserError(f"{path}:{e.line}: {e}") from None
+        raise UserError(f"{path}: line {e.line}: {e}") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        where = f"{path}: line {mark.line + 1}" if mark is not None else str(path)
         raise UserError(f"{where}: invalid YAML ({e.problem or e.context or 'syntax'})") from None
     except yaml.YAMLError as e:  # reader errors (control characters) carry no mark
         raise UserError(f"{path}: invalid YAML ({_first_line(e)})") from None

@@ -8,6 +8,7 @@ seed 0, 600 s Poisson arrivals, SLO p95 normalized latency <= 0.1875 s/token).
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -520,7 +521,13 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     if not p.exists():
         raise UserError(f"{p}: no such file (expected an experiment spec in YAML)")
     text = read_text(p)
-    data = loads_yaml(text, p)  # safe, bounded, strict: aliases, keys, numbers
+    try:
+        data = loads_yaml(text, p)  # safe, bounded, strict: aliases, keys, numbers
+    except UserError as e:  # as every spec error reads: file:line: what
+        head = re.match(rf"{re.escape(str(p))}: line (\d+): ", str(e))
+        if head is None:
+            raise
+        raise UserError(f"{p}:{head.group(1)}: {str(e)[head.end() :]}") from None
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     try:
         return build_spec(data, source=p)

@@ -122,11 +122,11 @@ def _check_csv_rows(path: Path, text: str) -> None:
         for row in reader:
             if row and len(row) != width:
                 raise UserError(
-                    f"{path}:{reader.line_num}: {len(row)} fields, the header has {width} "
+                    f"{path}: line {reader.line_num}: {len(row)} fields, the header has {width} "
                     f"({', '.join(header[:8])})"
                 )
     except csv.Error as e:
-        raise UserError(f"{path}:{reader.line_num}: malformed CSV ({e})") from None
+        raise UserError(f"{path}: line {reader.line_num}: malformed CSV ({e})") from None
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
