@@ -5,7 +5,6 @@ Shapes come from each model's public Hugging Face ``config.json``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -172,33 +171,41 @@ def known_model_names() -> list[str]:
 
 def from_hf_config(path: str | Path) -> ModelSpec:
     """Build a spec from a Hugging Face ``config.json`` (file or model folder)."""
+    from workload_eval.inputs import read_json
+    from workload_eval.limits import MAX_INT
+
     p = Path(path)
     cfg_path = p / "config.json" if p.is_dir() else p
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{cfg_path}: no such file (expected a Hugging Face config.json)") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{cfg_path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    if not cfg_path.is_file():
+        raise UserError(f"{cfg_path}: no such file (expected a Hugging Face config.json)")
+    cfg = read_json(cfg_path)  # bounded, UTF-8, strict JSON
+    if not isinstance(cfg, dict):
+        raise UserError(f"{cfg_path}: expected a JSON object (a Hugging Face config.json)")
     model_type = str(cfg.get("model_type", ""))
+
+    def positive(key: str) -> int:
+        v = cfg[key]
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_INT:
+            raise UserError(f"{cfg_path}: field {key!r} = {v!r} (expected a whole number >= 1)")
+        return v
 
     def need(*keys: str) -> int:
         for k in keys:
-            if k in cfg:
-                return int(cfg[k])
+            if cfg.get(k) is not None:
+                return positive(k)
         raise UserError(f"{cfg_path}: missing field {' or '.join(keys)!r}")
 
     hidden = need("hidden_size", "n_embd", "d_model")
     is_opt = model_type == "opt"
     folder = p if p.is_dir() else p.parent
-    return ModelSpec(
+    spec = ModelSpec(
         name=folder.name if p.is_dir() or p.name == "config.json" else p.stem,
         hub_id=str(p),
         tokenizer="opt" if is_opt else "hub",
         num_layers=need("num_hidden_layers", "n_layer"),
         hidden_size=hidden,
         num_heads=need("num_attention_heads", "n_head"),
-        num_kv_heads=int(cfg["num_key_value_heads"]) if "num_key_value_heads" in cfg else None,
+        num_kv_heads=positive("num_key_value_heads") if "num_key_value_heads" in cfg else None,
         ffn_size=need("intermediate_size", "ffn_dim", "n_inner") if not is_opt else need("ffn_dim"),
         vocab_size=need("vocab_size"),
         max_position=need("max_position_embeddings", "n_positions"),
@@ -207,6 +214,12 @@ def from_hf_config(path: str | Path) -> ModelSpec:
         learned_positions=is_opt,
         profile_family="opt" if is_opt else "llama-2",
     )
+    if spec.head_dim < 1 or spec.kv_heads > spec.num_heads:
+        raise UserError(
+            f"{cfg_path}: {spec.num_heads} attention heads ({spec.kv_heads} key/value heads) "
+            f"do not fit hidden_size {spec.hidden_size}"
+        )
+    return spec
 
 
 def resolve_model(name: str) -> ModelSpec:

@@ -170,8 +170,11 @@ def reproduce(
     from workload_eval.experiments import build_spec, run_sweep
     from workload_eval.experiments.executors import make_executor
     from workload_eval.report.html import build_report
+    from workload_eval.report.paper import find_calibration_dir
+    from workload_eval.storage import ensure_writable_dir
 
-    out = Path(out)
+    find_calibration_dir(calibration_dir)  # a bad folder fails now, not after the study
+    out = ensure_writable_dir(out)
     models = output_models_for(output_len_model, calibration_dir)
     data = study_data(QUICK if quick else FULL, models)
     spec_path = out / "spec.yaml"

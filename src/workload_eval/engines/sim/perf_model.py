@@ -6,10 +6,9 @@ precomputes its coefficients at construction and a call is a handful of float op
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,7 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from workload_eval.engines.sim.calibration import PERF, PerfConstants
 from workload_eval.engines.sim.hardware import GpuSpec
 from workload_eval.errors import UserError
+from workload_eval.inputs import read_json
+from workload_eval.limits import MAX_ID, MAX_INT
 from workload_eval.models import ModelSpec
+
+MAX_STEP_TIME_S = 3600.0  # a measured engine step over an hour is not a measurement
 
 
 class PerfModel(Protocol):
@@ -125,34 +128,40 @@ class RooflinePerfModel:
 PROFILE_FORMAT = "workload-eval-perf-profile/1"
 
 
+# A measured step takes more than nothing and less than an hour; counts fit int32 and
+# sums of squares int64 (limits), so a fitted model stays finite.
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+_StepTime = Annotated[float, Field(gt=0, le=MAX_STEP_TIME_S)]
+
+
 class _PrefillPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    num_seqs: int = Field(ge=1)
-    tokens: int = Field(ge=1)
-    sum_sq_tokens: int = Field(ge=1)
-    time_s: float = Field(gt=0)
+    model_config = _STRICT
+    num_seqs: int = Field(ge=1, le=MAX_INT)
+    tokens: int = Field(ge=1, le=MAX_INT)
+    sum_sq_tokens: int = Field(ge=1, le=MAX_ID)
+    time_s: _StepTime
 
 
 class _DecodePoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    batch_size: int = Field(ge=1)
-    context_tokens: int = Field(ge=0)
-    time_s: float = Field(gt=0)
+    model_config = _STRICT
+    batch_size: int = Field(ge=1, le=MAX_INT)
+    context_tokens: int = Field(ge=0, le=MAX_INT)
+    time_s: _StepTime
 
 
 class _MixedPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    prefill_tokens: int = Field(ge=0)
-    prefill_sum_sq: int = Field(ge=0)
-    decode_seqs: int = Field(ge=0)
-    decode_context_tokens: int = Field(ge=0)
-    time_s: float = Field(gt=0)
+    model_config = _STRICT
+    prefill_tokens: int = Field(ge=0, le=MAX_INT)
+    prefill_sum_sq: int = Field(ge=0, le=MAX_ID)
+    decode_seqs: int = Field(ge=0, le=MAX_INT)
+    decode_context_tokens: int = Field(ge=0, le=MAX_INT)
+    time_s: _StepTime
 
 
 class PerfProfile(BaseModel):
     """A measured step-time profile (``workload-eval profile`` writes it)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     format: Literal["workload-eval-perf-profile/1"]
     model: str = ""
     device: str = ""
@@ -230,21 +239,35 @@ class ProfilePerfModel:
     @classmethod
     def from_file(cls, path: str | Path) -> ProfilePerfModel:
         p = Path(path)
-        try:
-            raw = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise UserError(f"--perf-profile {p}: no such file") from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"{p}: line {e.lineno}: invalid JSON ({e.msg})") from None
+        if not p.is_file():
+            raise UserError(f"--perf-profile {p}: no such file")
+        raw = read_json(p)  # bounded, UTF-8, strict (no NaN/Infinity)
         try:
             profile = PerfProfile.model_validate(raw)
         except ValidationError as e:
             err = e.errors()[0]
             loc = ".".join(str(v) for v in err["loc"])
             raise UserError(
-                f"{p}: field {loc}: {err['msg']} (expected a {PROFILE_FORMAT} profile)"
+                f"{p}: field {loc or '(top level)'}: {err['msg']} (expected a "
+                f"{PROFILE_FORMAT} profile)"
             ) from None
-        return cls(profile, source=str(p))
+        model = cls(profile, source=str(p))
+        model.check_fit()
+        return model
+
+    def check_fit(self) -> None:
+        """A fit that predicts no time for a step would give infinite throughput silently."""
+        coefs = [*self._pre, *(c for seg in self._dec for c in seg), *self._mix]
+        first_pre, first_dec = self.profile.prefill[0], self.profile.decode[0]
+        times = (
+            self.prefill_time(first_pre.num_seqs, first_pre.tokens, first_pre.sum_sq_tokens),
+            self.decode_time(first_dec.batch_size, first_dec.context_tokens),
+        )
+        if not all(math.isfinite(c) for c in coefs) or not min(times) > 0:
+            raise UserError(
+                f"{self.source}: the measured step times fit to a model that predicts no "
+                "time for a step (check the profile's time_s values)"
+            )
 
     def _decode_coef(self, batch_size: int) -> tuple[float, ...]:
         if self.decode_break is not None and batch_size >= self.decode_break:
