@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workload_eval.engines.sim.hardware import (
-    GPUS,
-    known_gpus,
-    kv_blocks_for_memory,
-    profile_activation_bytes,
-    resolve_gpu,
-)
+from workload_eval.engines.sim.hardware import GPUS, known_gpus, resolve_gpu
+from workload_eval.engines.sim.memory import kv_blocks_for_memory, profile_activation_bytes
 from workload_eval.errors import UserError
 from workload_eval.models import resolve_model
 
@@ -19,7 +14,7 @@ PAPER_PAIRS = [(643, 0.95), (600, 0.9367), (450, 0.8902), (300, 0.8437), (150, 0
 
 
 def test_catalog_has_the_required_gpus_with_datasheet_numbers():
-    assert {"a100-40gb", "a100-80gb", "h100", "h200", "l40s"} <= set(known_gpus())
+    assert {"a100-40gb", "a100-80gb", "h100-sxm", "h200", "l40s"} <= set(known_gpus())
     a100 = resolve_gpu("a100-40gb")
     assert a100.hbm_bandwidth == 1555e9 and a100.peak_flops == 312e12
     assert resolve_gpu("H100").hbm_bandwidth == 3350e9

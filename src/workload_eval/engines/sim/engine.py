@@ -10,17 +10,21 @@ import pandas as pd
 
 from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, RunRecords, Schedule
 from workload_eval.engines.base import Engine, EngineConfig
-from workload_eval.engines.sim import hardware
+from workload_eval.engines.sim.deployment import (
+    PHYSICS_OPTIONS,
+    kv_blocks_for,
+    perf_model_for,
+    physics_options,
+    resolve_deployment,
+)
 from workload_eval.engines.sim.kv_cache import KvPool, cdiv
 from workload_eval.engines.sim.loop import simulate
-from workload_eval.engines.sim.perf_model import PerfModel, build_perf_model
+from workload_eval.engines.sim.perf_model import PerfModel
 from workload_eval.engines.sim.policy_v02 import MAX_PADDINGS, V02Scheduler
 from workload_eval.engines.sim.policy_v1 import V1Scheduler
 from workload_eval.engines.sim.sequence import FAILED, PENDING, RequestTable, StepLog
 from workload_eval.errors import UserError
-from workload_eval.models import resolve_model
 
-DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default
 OPTIONS = {
     "perf_profile",
     "record_token_times",
@@ -28,7 +32,7 @@ OPTIONS = {
     "max_paddings",
     "walk",
     "long_prefill_token_threshold",
-}
+} | PHYSICS_OPTIONS
 
 
 class SimEngine(Engine):
@@ -63,21 +67,20 @@ class SimEngine(Engine):
                 f"engine option(s) {', '.join(sorted(unknown))} are not known to the "
                 f"sim engine: expected some of {', '.join(sorted(OPTIONS))}"
             )
-        model = resolve_model(config.model)
-        gpu = hardware.resolve_gpu(config.gpu)
+        dep = resolve_deployment(config.model, config.gpu, config.policy, physics_options(opts))
+        model, gpu = dep.model, dep.gpu
         kv_blocks = config.kv_blocks
         if kv_blocks is None:
-            kv_blocks = hardware.kv_blocks_for_memory(
-                model,
-                gpu,
-                config.gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION,
-                config.block_size,
+            kv_blocks = kv_blocks_for(
+                dep,
+                utilization=config.gpu_memory_utilization,
+                block_size=config.block_size,
                 max_num_batched_tokens=config.max_num_batched_tokens,
                 max_num_seqs=config.max_num_seqs,
             )
         pool = KvPool(kv_blocks, config.block_size)
         _validate(config, pool)
-        perf = self.perf or build_perf_model(model, gpu, profile=opts.get("perf_profile"))
+        perf = self.perf or perf_model_for(dep, opts.get("perf_profile"))
 
         items = schedule.items
         reqs = [it.request for it in items]
@@ -146,6 +149,10 @@ class SimEngine(Engine):
             model_spec=model.name,
             gpu_spec=gpu.name,
             perf_model=type(perf).__name__,
+            engine_generation=dep.generation,
+            parallelism=dep.parallelism.label,
+            num_gpus=dep.num_gpus,
+            precision=dep.precision.label,
             sim_end_time=end,
             skip_ahead=skip_ahead,
             interrupted=interrupted,
