@@ -214,3 +214,8 @@ class ModelSpec:
     @property
     def is_moe(self) -> bool:
         return self.moe is not None
+
+    @property
+    def num_experts(self) -> int:
+        """Routed experts per MoE layer (0: dense)."""
+        return self.moe.num_experts if self.moe else 0
