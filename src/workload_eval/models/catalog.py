@@ -25,6 +25,7 @@ def _opt(name: str, layers: int, hidden: int, heads: int) -> ModelSpec:
         tied_embeddings=True,
         learned_positions=True,
         profile_family="opt",
+        model_type="opt",
     )
 
 
@@ -34,6 +35,7 @@ def _llama(
     tokenizer = kw.pop("tokenizer", "llama-2")
     vocab = kw.pop("vocab_size", 32000)
     max_position = kw.pop("max_position", 4096)
+    kw.setdefault("model_type", "llama")
     return ModelSpec(
         name,
         hub_id,
@@ -165,6 +167,7 @@ MODELS: dict[str, ModelSpec] = {
             tokenizer="hub",
             max_position=32768,
             num_kv_heads=8,
+            model_type="mistral",
         ),
         _hf("llama-3.1-8b", "meta-llama/Llama-3.1-8B-Instruct", **_LLAMA31_8B),
         _hf("llama-3.1-70b", "meta-llama/Llama-3.1-70B-Instruct", **_LLAMA31_70B),

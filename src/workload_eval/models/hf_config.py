@@ -53,7 +53,7 @@ UNGATED_TYPES = {"opt", "gpt2", "gpt_bigcode", "gpt_neox", "gptj", "falcon", "bl
 LEARNED_POSITIONS = {"opt", "gpt2", "gpt_bigcode"}
 # Families whose config.json omits tie_word_embeddings because their class defaults to tied.
 TIED_BY_DEFAULT = {"opt", "gpt2", "gpt_bigcode", "gemma", "gemma2", "gemma3", "gemma3_text"}
-MAX_DIM = 10_000_000  # bound on any one shape; larger is a corrupt file, not a model
+MAX_DIM = 1_000_000_000  # bound on any one number (Llama 4 Scout: 10M positions)
 
 
 def load_config_file(path: str | Path) -> tuple[dict, Path]:
@@ -186,6 +186,7 @@ def spec_from_config(cfg: Mapping, *, name: str, hub_id: str = "", where: str = 
         or quantization_of(flat.get("quantization_config_summary")),
         moe=moe,
         mla=_mla(f),
+        model_type=model_type,
     )
 
 

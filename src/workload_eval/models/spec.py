@@ -79,6 +79,7 @@ class ModelSpec:
     quantization: str | None = None  # the checkpoint's weight format: a QUANT_WEIGHT_BITS key
     moe: MoeSpec | None = None
     mla: MlaSpec | None = None
+    model_type: str = ""  # config.json ``model_type`` (llama, mixtral, qwen3_moe, ...)
 
     # ---- attention ----------------------------------------------------------------------
     @property

@@ -239,6 +239,21 @@ class RooflinePerfModel:
             cpu += self._pre_seq
         return self._total(gpu, cpu)
 
+    # ---- parts a kernels-only profile borrows ----------------------------------------------
+    def comm_time(self, tokens: int) -> float:
+        """Collectives of a step over ``tokens`` tokens."""
+        if not (self._comm0 or self._comm_tok):
+            return 0.0
+        return self._comm0 + tokens / self._dp * self._comm_tok
+
+    def with_cpu(self, gpu: float, cpu: float) -> float:
+        return self._total(gpu, cpu)
+
+    def cpu_time(self, decode_seqs: int, prefill_seqs: int) -> float:
+        if decode_seqs:
+            return self._dec0 + decode_seqs * self._dec_seq + prefill_seqs * self._pre_seq
+        return self._pre0 + prefill_seqs * self._pre_seq
+
     def describe(self) -> dict[str, float | str]:
         """Per-GPU facts of this deployment, for run configs and docs."""
         s = self.shard
@@ -255,6 +270,37 @@ class RooflinePerfModel:
         }
 
 
+class KernelProfilePerfModel:
+    """A kernels-only profile (``profile --engine torch``) plus the engine's CPU time and
+    the deployment's collectives, taken from the roofline of the same deployment."""
+
+    def __init__(self, profile: ProfilePerfModel, roofline: RooflinePerfModel) -> None:
+        self.profile, self.roofline = profile, roofline
+
+    def prefill_time(self, num_seqs: int, tokens: int, sum_sq_tokens: int) -> float:
+        r = self.roofline
+        gpu = self.profile.prefill_time(num_seqs, tokens, sum_sq_tokens) + r.comm_time(tokens)
+        return r.with_cpu(gpu, r.cpu_time(0, num_seqs))
+
+    def decode_time(self, batch_size: int, context_tokens: int) -> float:
+        r = self.roofline
+        gpu = self.profile.decode_time(batch_size, context_tokens) + r.comm_time(batch_size)
+        return r.with_cpu(gpu, r.cpu_time(batch_size, 0))
+
+    def decode_run_time(self, batch_size: int, context_tokens: int, num_steps: int) -> float:
+        b = batch_size
+        return sum(self.decode_time(b, context_tokens + b * k) for k in range(num_steps))
+
+    def mixed_time(
+        self, prefill_tokens: int, prefill_sum_sq: int, decode_seqs: int, decode_context_tokens: int
+    ) -> float:
+        r = self.roofline
+        gpu = self.profile.mixed_time(
+            prefill_tokens, prefill_sum_sq, decode_seqs, decode_context_tokens
+        ) + r.comm_time(prefill_tokens + decode_seqs)
+        return r.with_cpu(gpu, r.cpu_time(decode_seqs, 1 if prefill_tokens else 0))
+
+
 def build_perf_model(
     model: ModelSpec,
     gpu: GpuSpec,
@@ -265,11 +311,15 @@ def build_perf_model(
     parallelism: Parallelism | None = None,
 ) -> PerfModel:
     """The measured profile when one is given, else the calibrated roofline for the deployment."""
-    if profile is not None:
-        return ProfilePerfModel.from_file(profile)
     costs = GENERATIONS.get(generation)
     if costs is None:
         raise UserError(
             f"unknown engine generation {generation!r}: expected one of {', '.join(GENERATIONS)}"
         )
-    return RooflinePerfModel(model, gpu, costs, precision=precision, parallelism=parallelism)
+    measured = ProfilePerfModel.from_file(profile) if profile is not None else None
+    if measured is not None and measured.profile.includes_engine_overheads:
+        return measured
+    roofline = RooflinePerfModel(model, gpu, costs, precision=precision, parallelism=parallelism)
+    if measured is not None:
+        return KernelProfilePerfModel(measured, roofline)
+    return roofline

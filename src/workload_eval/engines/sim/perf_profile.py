@@ -53,6 +53,8 @@ class PerfProfile(BaseModel):
     device: str = ""
     engine: str = ""
     block_size: int | None = None
+    # False: GPU kernels only (``profile --engine torch``); the simulator adds CPU time.
+    includes_engine_overheads: bool = True
     prefill: list[_PrefillPoint] = Field(min_length=1)
     decode: list[_DecodePoint] = Field(min_length=1)
     mixed: list[_MixedPoint] = Field(default_factory=list)
