@@ -79,6 +79,11 @@ def summary_table(summary: Mapping[str, Any], *, title: str | None = None) -> Ta
             if unit == "ms" and max(x or 0.0 for x in (mean, p99)) >= 10:
                 unit, scale = "s", 1.0
             table.add_row(label, f"{fmt(mean, scale)} / {fmt(p99, scale)}", unit)
+    config = summary.get("config")
+    if isinstance(config, Mapping):
+        from workload_eval.engines.sim.backing import backing_line
+
+        table.caption = backing_line(dict(config))
     return table
 
 

@@ -155,3 +155,17 @@ def backing_for(dep: Deployment, record: dict | None = None) -> Backing:
         median,
         gaps,
     )
+
+
+def profile_backing(path: str) -> Backing:
+    """A run on a measured profile is backed by that profile, not by the calibration."""
+    return Backing("measured profile", f"step times from the measured profile {path}")
+
+
+def backing_line(config: dict) -> str | None:
+    """The statement stored in a run's config (top level or as the engine reported it)."""
+    for cfg in (config, config.get("engine_reported") or {}):
+        b = cfg.get("backing") if isinstance(cfg, dict) else None
+        if isinstance(b, dict) and isinstance(b.get("statement"), str):
+            return f"simulator backing: {b['statement']}"
+    return None

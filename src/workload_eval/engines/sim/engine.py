@@ -10,6 +10,7 @@ import pandas as pd
 
 from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, RunRecords, Schedule
 from workload_eval.engines.base import Engine, EngineConfig
+from workload_eval.engines.sim.backing import backing_for, profile_backing
 from workload_eval.engines.sim.deployment import (
     PHYSICS_OPTIONS,
     kv_blocks_for,
@@ -153,6 +154,11 @@ class SimEngine(Engine):
             parallelism=dep.parallelism.label,
             num_gpus=dep.num_gpus,
             precision=dep.precision.label,
+            backing=(
+                profile_backing(str(opts["perf_profile"]))
+                if opts.get("perf_profile") and self.perf is None
+                else backing_for(dep)
+            ).as_dict(),
             sim_end_time=end,
             skip_ahead=skip_ahead,
             interrupted=interrupted,
