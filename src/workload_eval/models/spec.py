@@ -113,6 +113,15 @@ class ModelSpec:
         return 4 * self.num_heads * self.head_dim
 
     @property
+    def decode_attention_flops_per_pair(self) -> int:
+        """FLOPs of one (query, cached token) pair in decode; MLA attends over its latent
+        (the up-projections absorbed into the query and output, as vLLM's MLA decode does)."""
+        if self.mla is not None:
+            m = self.mla
+            return 2 * self.num_heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
+        return self.attention_flops_per_pair
+
+    @property
     def kv_elems_per_token_layer(self) -> int:
         """KV-cache elements one token stores in one layer (K and V, or MLA's latent)."""
         if self.mla is not None:

@@ -109,6 +109,7 @@ class GpuShard:
     expert_flops_per_token: float  # routed experts' share of this GPU, per token of the batch
     head_flops_per_seq: float  # LM head per sampled sequence
     attn_flops_per_pair: float  # all layers, this GPU's heads, per (query, key) pair
+    decode_attn_flops_per_pair: float  # the same in decode (MLA: over the latent)
     kv_read_per_token: float  # KV bytes read per context token per step (all layers)
     kv_bytes_per_token: float  # KV bytes one token occupies on this GPU (its stage)
     resident_weight_bytes: float  # weights held by the fullest GPU
@@ -198,6 +199,7 @@ def shard_model(model: ModelSpec, precision: Precision, par: Parallelism) -> Gpu
         expert_flops_per_token=expert_flops,
         head_flops_per_seq=2.0 * head,
         attn_flops_per_pair=float(model.attention_flops_per_pair * L / tp),
+        decode_attn_flops_per_pair=float(model.decode_attention_flops_per_pair * L / tp),
         kv_read_per_token=L * kv_layer,
         kv_bytes_per_token=stage_layers * kv_layer,
         resident_weight_bytes=resident,

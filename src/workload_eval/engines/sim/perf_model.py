@@ -137,6 +137,9 @@ class RooflinePerfModel:
         self._expert_tokens_scale = 1.0 if self.parallelism.expert else 1.0 / dp
         # Attention: KV bytes per context token, FLOP time per sum_sq unit (causal pairs / 2).
         self._kv = shard.kv_read_per_token / bw
+        # Decode attention is bandwidth-bound (GQA: heads/KV-heads FLOPs per byte) unless the
+        # cache is a latent many heads attend to (MLA): its own roofline.
+        self._dec_attn = shard.decode_attn_flops_per_pair / attn
         self._sq = shard.attn_flops_per_pair / 2 / attn
         # Collectives, kernel floor.
         link = gpu.link
@@ -194,7 +197,7 @@ class RooflinePerfModel:
         if self._one_roofline:
             return self._one_roofline_decode_run(b, context_tokens, n)
         g0 = self._gpu(b, b, 0, context_tokens)  # step k: g0 + g1 k
-        g1 = b * self._kv / self._dp
+        g1 = b * max(self._kv, self._dec_attn) / self._dp
         cpu = self._dec0 + b * self._dec_seq
         gpu_sum = n * g0 + g1 * n * (n - 1) / 2
         if not self._async:
