@@ -242,6 +242,12 @@ class RooflinePerfModel:
             cpu += self._pre_seq
         return self._total(gpu, cpu)
 
+    @property
+    def async_scheduling(self) -> bool:
+        """Whether the engine schedules step N+1 while step N runs (vLLM >= 0.14): a request
+        arriving during step N then first runs in step N+2 (the policy applies that lag)."""
+        return self._async
+
     # ---- parts a kernels-only profile borrows ----------------------------------------------
     def comm_time(self, tokens: int) -> float:
         """Collectives of a step over ``tokens`` tokens."""
@@ -279,6 +285,7 @@ class KernelProfilePerfModel:
 
     def __init__(self, profile: ProfilePerfModel, roofline: RooflinePerfModel) -> None:
         self.profile, self.roofline = profile, roofline
+        self.async_scheduling = roofline.async_scheduling
 
     def prefill_time(self, num_seqs: int, tokens: int, sum_sq_tokens: int) -> float:
         r = self.roofline
