@@ -79,18 +79,21 @@ def summary_table(summary: Mapping[str, Any], *, title: str | None = None) -> Ta
             if unit == "ms" and max(x or 0.0 for x in (mean, p99)) >= 10:
                 unit, scale = "s", 1.0
             table.add_row(label, f"{fmt(mean, scale)} / {fmt(p99, scale)}", unit)
-    config = summary.get("config")
-    if isinstance(config, Mapping):
-        from workload_eval.engines.sim.backing import backing_line
-
-        table.caption = backing_line(dict(config))
     return table
 
 
 def print_summary(
     summary: Mapping[str, Any], *, title: str | None = None, console: Console | None = None
 ) -> None:
-    (console or stdout_console()).print(summary_table(summary, title=title))
+    out = console or stdout_console()
+    out.print(summary_table(summary, title=title))
+    config = summary.get("config")
+    if isinstance(config, Mapping):  # a simulated run says which measurements back it
+        from workload_eval.engines.sim.backing import backing_line
+
+        line = backing_line(dict(config))
+        if line:
+            out.print(line, soft_wrap=True, highlight=False)
 
 
 class ProgressHandle:

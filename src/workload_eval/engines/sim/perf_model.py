@@ -25,9 +25,8 @@ import math
 from pathlib import Path
 from typing import Protocol
 
+from workload_eval.engines.sim import calibration
 from workload_eval.engines.sim.calibration import (
-    GENERATIONS,
-    INTERCONNECT,
     PERF,
     InterconnectConstants,
     PerfConstants,
@@ -108,7 +107,7 @@ class RooflinePerfModel:
         *,
         precision: Precision | None = None,
         parallelism: Parallelism | None = None,
-        interconnect: InterconnectConstants = INTERCONNECT,
+        interconnect: InterconnectConstants | None = None,
     ) -> None:
         costs = constants.step_costs() if isinstance(constants, PerfConstants) else constants
         self.model, self.gpu, self.costs = model, gpu, costs
@@ -143,6 +142,7 @@ class RooflinePerfModel:
         self._sq = shard.attn_flops_per_pair / 2 / attn
         # Collectives, kernel floor.
         link = gpu.link
+        interconnect = interconnect or calibration.INTERCONNECT  # read now: fits patch it
         fixed, per_tok = allreduce_coefficients(
             shard, link, interconnect.hop_latency(link.kind), interconnect.link_efficiency
         )
@@ -321,11 +321,10 @@ def build_perf_model(
     parallelism: Parallelism | None = None,
 ) -> PerfModel:
     """The measured profile when one is given, else the calibrated roofline for the deployment."""
-    costs = GENERATIONS.get(generation)
+    costs = calibration.GENERATIONS.get(generation)
     if costs is None:
-        raise UserError(
-            f"unknown engine generation {generation!r}: expected one of {', '.join(GENERATIONS)}"
-        )
+        known = ", ".join(calibration.GENERATIONS)
+        raise UserError(f"unknown engine generation {generation!r}: expected one of {known}")
     measured = ProfilePerfModel.from_file(profile) if profile is not None else None
     if measured is not None and measured.profile.includes_engine_overheads:
         return measured
