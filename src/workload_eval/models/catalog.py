@@ -134,6 +134,66 @@ _CODELLAMA_34B = dict(
     tie_word_embeddings=False,
 )
 
+_DEEPSEEK_V3 = dict(
+    model_type="deepseek_v3",
+    hidden_size=7168,
+    intermediate_size=18432,
+    moe_intermediate_size=2048,
+    num_hidden_layers=61,
+    num_attention_heads=128,
+    num_key_value_heads=128,
+    n_routed_experts=256,
+    n_shared_experts=1,
+    num_experts_per_tok=8,
+    first_k_dense_replace=3,
+    moe_layer_freq=1,
+    kv_lora_rank=512,
+    q_lora_rank=1536,
+    qk_nope_head_dim=128,
+    qk_rope_head_dim=64,
+    v_head_dim=128,
+    vocab_size=129280,
+    max_position_embeddings=163840,
+    tie_word_embeddings=False,
+    torch_dtype="bfloat16",
+    quantization_config={"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]},
+)
+_LLAMA4_SCOUT = dict(
+    model_type="llama4",
+    tie_word_embeddings=False,
+    text_config=dict(
+        model_type="llama4_text",
+        hidden_size=5120,
+        intermediate_size=8192,
+        intermediate_size_mlp=16384,
+        num_hidden_layers=48,
+        num_attention_heads=40,
+        num_key_value_heads=8,
+        head_dim=128,
+        num_local_experts=16,
+        num_experts_per_tok=1,
+        interleave_moe_layer_step=1,
+        vocab_size=202048,
+        max_position_embeddings=10485760,
+        torch_dtype="bfloat16",
+    ),
+)
+_GPT_OSS_120B = dict(
+    model_type="gpt_oss",
+    hidden_size=2880,
+    intermediate_size=2880,
+    num_hidden_layers=36,
+    num_attention_heads=64,
+    num_key_value_heads=8,
+    head_dim=64,
+    num_local_experts=128,
+    num_experts_per_tok=4,
+    vocab_size=201088,
+    max_position_embeddings=131072,
+    tie_word_embeddings=False,
+    quantization_config={"quant_method": "mxfp4"},
+)
+
 MODELS: dict[str, ModelSpec] = {
     m.name: m
     for m in [
@@ -175,5 +235,8 @@ MODELS: dict[str, ModelSpec] = {
         _hf("mixtral-8x7b", "mistralai/Mixtral-8x7B-v0.1", **_MIXTRAL),
         _hf("qwen2.5-7b", "Qwen/Qwen2.5-7B-Instruct", **_QWEN25_7B),
         _hf("qwen3-30b-a3b", "Qwen/Qwen3-30B-A3B", **_QWEN3_30B_A3B),
+        _hf("deepseek-v3", "deepseek-ai/DeepSeek-V3", **_DEEPSEEK_V3),
+        _hf("llama-4-scout", "meta-llama/Llama-4-Scout-17B-16E-Instruct", **_LLAMA4_SCOUT),
+        _hf("gpt-oss-120b", "openai/gpt-oss-120b", **_GPT_OSS_120B),
     ]
 }
