@@ -18,6 +18,7 @@ Two calibrations live here:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -147,37 +148,33 @@ class InterconnectConstants:
 ACTIVATION = ActivationConstants()
 MEMORY = MemoryConstants()
 PERF = PerfConstants()
-INTERCONNECT = InterconnectConstants()
+INTERCONNECT = InterconnectConstants(nvlink_hop_latency_s=1.125e-6)
 
 # Kernels of vLLM 0.3+ (FlashAttention, CUDA graphs, cuBLAS/CUTLASS GEMMs, fused MoE).
+# Fitted by scripts/fit_real_gpu.py on ../shared/real-gpu/calib (see SOURCES).
 MODERN_KERNELS = KernelConstants(
     bw_efficiency=0.87,
-    gemm_efficiency=0.65,
+    gemm_efficiency=0.6435,
     attn_efficiency=0.5,
-    overlap_loss=0.43,
+    overlap_loss=0.387,
     layer_floor_s=45e-6,
 )
 V0 = CpuOverheads(
-    prefill_step_s=1.5e-3,
-    decode_step_s=1.5e-3,
-    prefill_seq_s=60e-6,
-    decode_seq_s=60e-6,
+    prefill_step_s=1.392e-3,
+    decode_step_s=1.392e-3,
+    prefill_seq_s=40.5e-6,
+    decode_seq_s=40.5e-6,
     async_scheduling=False,
 )
 V1_SYNC = CpuOverheads(
-    prefill_step_s=0.4e-3,
-    decode_step_s=0.4e-3,
+    prefill_step_s=0.44e-3,
+    decode_step_s=0.44e-3,
     prefill_seq_s=15e-6,
     decode_seq_s=15e-6,
     async_scheduling=False,
 )
-V1_ASYNC = CpuOverheads(
-    prefill_step_s=1.0e-3,
-    decode_step_s=1.0e-3,
-    prefill_seq_s=20e-6,
-    decode_seq_s=20e-6,
-    async_scheduling=True,
-)
+# The same CPU work as V1_SYNC, overlapped with the GPU (vLLM >= 0.14).
+V1_ASYNC = dataclasses.replace(V1_SYNC, async_scheduling=True)
 # Engine generation -> step costs. Keys are what engines/sim/generations.py resolves to.
 GENERATIONS: dict[str, StepCosts] = {
     "vllm-0.2": PERF.step_costs(),
