@@ -1,6 +1,6 @@
 """Typed hand-overs between the stages: workload -> schedule -> engine -> records.
 
-These shapes are the project's stable contracts (see DESIGN.md); engines, metrics and
+These shapes are the project's stable contracts (see docs/INTERFACES.md); engines, metrics and
 reports depend on them, never on each other's internals.
 """
 
@@ -12,7 +12,6 @@ from typing import Any, Literal
 import pandas as pd
 
 RequestStatus = Literal["ok", "failed", "ignored"]
-StepKind = Literal["prefill", "decode", "mixed"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,7 +139,7 @@ def total_preemptions(records: RunRecords) -> int:
 
 
 def summarize(records: RunRecords, *, slo: dict[str, float] | None = None) -> dict[str, Any]:
-    """The run's summary.json: DESIGN.md's key names; NaN (undefined) becomes None."""
+    """The run's summary.json (keys in docs/INTERFACES.md); NaN (undefined) becomes None."""
     req = records.requests
     done = completed(req)
     seconds = run_interval(req)

@@ -48,6 +48,20 @@ class RunSpec(BaseModel):
     # (a server's served-model-name); default: engine_config.model.
     tokenizer: str | None = None
     slo: dict[str, float] | None = None  # per-request bounds for goodput (metrics.SLO_KEYS)
+    # reference (None) | eos:TOKENS | recorded:RUN_DIR (workloads.output_models)
+    output_len_model: str | None = None
+
+    @field_validator("output_len_model")
+    @classmethod
+    def _known_output_model(cls, v: str | None) -> str | None:
+        from workload_eval.workloads.output_models import parse_output_len_model
+
+        if v is None or v.strip() == "reference":
+            return None
+        try:
+            return str(parse_output_len_model(v, where="output_len_model"))
+        except UserError as e:
+            raise ValueError(str(e).removeprefix("output_len_model").lstrip(": ")) from None
 
     @field_validator("slo")
     @classmethod
@@ -81,6 +95,7 @@ def run_config(spec: RunSpec, engine_reported: dict[str, Any], attrs: dict[str, 
         gpu=ec.gpu,
         kv_blocks=engine_reported.get("kv_blocks", ec.kv_blocks),
         workload_source=attrs.get("source"),
+        workload_spec=attrs.get("workload_spec"),
         tokenizer=attrs.get("tokenizer"),
         package_version=__version__,
         engine_reported=engine_reported,
@@ -110,6 +125,7 @@ def execute(spec: RunSpec, *, progress: bool = False) -> RunResult:
         data_dir=spec.data_dir,
         tokenizer_dir=spec.tokenizer_dir,
         source=spec.source,
+        output_len_model=spec.output_len_model,
     )
     schedule = build_schedule(spec.schedule, df, seed=spec.seed)
     config = spec.engine_config.model_copy(update={"seed": spec.seed})

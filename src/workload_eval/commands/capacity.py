@@ -7,9 +7,11 @@ from typing import Any
 
 import click
 
+from workload_eval import paper
 from workload_eval.commands.options import (
     check_kv_size,
     engine_shape_options,
+    ignore_eos_option,
     parse_engine_options,
     target_options,
     workload_source_options,
@@ -47,7 +49,7 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
 @click.option(
     "--duration",
     type=float,
-    default=600.0,
+    default=paper.ONLINE_DURATION_S,
     show_default=True,
     help="Seconds of arrivals per probe.",
 )
@@ -58,7 +60,7 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
     multiple=True,
     required=True,
     metavar="METRIC<=VALUE",
-    help="Objective on a run summary metric, e.g. normalized_latency_p95<=0.1875 "
+    help=f"Objective on a run summary metric, e.g. {paper.SLO_TEXT} (the paper's) "
     "or ttft_p99<=2 (seconds). Repeatable: every SLO must hold.",
 )
 @click.option(
@@ -66,7 +68,8 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
     type=click.Choice(["bisect", "seed-grid"]),
     default="bisect",
     show_default=True,
-    help="bisect: bracket then bisect; seed-grid: the paper's rule on --rates.",
+    help=f"bisect: bracket then bisect; seed-grid: the paper's rule on --rates "
+    f"({paper.CAPACITY_RULE}).",
 )
 @click.option(
     "--rates",
@@ -194,7 +197,7 @@ def build_task(o: dict[str, Any]) -> Any:
             max_num_seqs=o["max_num_seqs"],
             max_model_len=o["max_model_len"],
             policy=o["policy"],
-            options=parse_engine_options(o["engine_options"]),
+            options={**ignore_eos_option(o), **parse_engine_options(o["engine_options"])},
         )
         options = CapacityOptions(
             rule=o["rule"],
@@ -216,6 +219,8 @@ def build_task(o: dict[str, Any]) -> Any:
         "seed": 0,
         "source": o["workload_source"],
     }
+    if o.get("output_len_model") is not None:
+        base["output_len_model"] = o["output_len_model"]
     for k in ("data_dir", "tokenizer_dir"):
         if o[k] is not None:
             base[k] = o[k]

@@ -31,7 +31,12 @@ target_options = _stack(
     click.option("--gpu", default=_DEFAULTS["gpu"], show_default=True, help="GPU (sim)."),
     click.option("--kv-blocks", type=int, help="KV-cache blocks (exact)."),
     click.option("--gpu-memory-utilization", type=float, help="Or: KV size from GPU memory share."),
-    click.option("--workload", required=True, help="Workload name (see `workloads list`)."),
+    click.option(
+        "--workload",
+        required=True,
+        help="Workload: a name (see `workloads list`), a workload file (.yaml/.json), an inline "
+        "spec (synthetic:prompt_tokens=512,output_tokens=256) or a lengths/trace file.",
+    ),
 )
 
 engine_shape_options = _stack(
@@ -59,7 +64,31 @@ workload_source_options = _stack(
     ),
     click.option("--data-dir", help="Datasets folder (else $WORKLOAD_EVAL_DATA_DIR)."),
     click.option("--tokenizer-dir", help="Tokenizers folder (else $WORKLOAD_EVAL_TOKENIZER_DIR)."),
+    click.option(
+        "--output-len-model",
+        metavar="MODEL",
+        help="Output lengths: reference (the data's, default), eos:TOKENS (stop at EOS so "
+        "prompt + output averages TOKENS) or recorded:RUN_DIR (what a run generated).",
+    ),
+    click.option(
+        "--ignore-eos/--no-ignore-eos",
+        default=None,
+        help="vllm/openai: --no-ignore-eos stops at EOS and records what the model generated "
+        "[default: ignore EOS, outputs follow the workload].",
+    ),
 )
+
+
+def ignore_eos_option(o: dict[str, Any]) -> dict[str, Any]:
+    """The engine option --no-ignore-eos sets (real engines only)."""
+    if o.get("ignore_eos") is None:
+        return {}
+    if o["engine"] == "sim":
+        raise UserError(
+            "--no-ignore-eos: the sim generates the workload's output lengths; use "
+            "--output-len-model eos:TOKENS or recorded:RUN_DIR"
+        )
+    return {"ignore_eos": bool(o["ignore_eos"])}
 
 
 def check_kv_size(o: dict[str, Any]) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from workload_eval.paper import SLO_S_PER_TOKEN
+
 
 @click.command(
     help="Render figures (PNG+PDF), summary.csv and report.html from a results "
@@ -29,7 +31,7 @@ import click
 @click.option(
     "--slo",
     type=float,
-    default=0.1875,
+    default=SLO_S_PER_TOKEN,
     show_default=True,
     help="p95 normalized latency SLO (s/token) for the capacity figures.",
 )

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from workload_eval.commands.options import (
     check_kv_size,
     engine_shape_options,
+    ignore_eos_option,
     parse_engine_options,
     target_options,
     workload_source_options,
@@ -228,7 +229,7 @@ def command(**o: Any) -> None:
     click.echo(f"wrote {Path(o['out']) / 'summary.json'}, requests.parquet, steps.parquet")
     if result.interrupted:
         stderr_console().print("interrupted: the results gathered so far were saved")
-        raise SystemExit(130)  # cli.main discards click.Exit codes outside standalone mode
+        raise click.exceptions.Exit(130)
 
 
 def build_spec(o: dict[str, Any]) -> Any:
@@ -253,6 +254,7 @@ def build_spec(o: dict[str, Any]) -> Any:
         for k in ("base_url", "api_key_env", "max_concurrency", "endpoint", "device", "dtype")
         if o.get(k) is not None
     }
+    options.update(ignore_eos_option(o))
     options.update(parse_engine_options(o.get("engine_options", ())))
     if o["perf_profile"] is not None:
         path = Path(o["perf_profile"])
@@ -288,6 +290,7 @@ def build_spec(o: dict[str, Any]) -> Any:
             tokenizer_dir=o["tokenizer_dir"],
             tokenizer=o.get("tokenizer"),
             slo=parse_slo(o["slo"]),
+            output_len_model=o.get("output_len_model"),
         )
     except ValidationError as e:
         raise _validation_error(e) from None

@@ -391,7 +391,8 @@ class _Driver:
             n=config.n,
             temperature=float(opts.get("temperature", 1.0)),
             top_p=1.0,
-            ignore_eos=True,
+            # False (--no-ignore-eos): stop at EOS and record what the model generated
+            ignore_eos=bool(opts.get("ignore_eos", True)),
             max_tokens=1,
             detokenize=False,
             output_kind=RequestOutputKind.DELTA if self.stream else RequestOutputKind.FINAL_ONLY,

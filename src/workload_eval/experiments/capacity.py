@@ -19,6 +19,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from workload_eval.errors import UserError
+from workload_eval.paper import SLO_TEXT, RuleAnswer, max_rate_under_slo
 
 Evaluator = Callable[[float, int], Mapping[str, Any]]
 Aggregate = Literal["majority", "mean", "all"]
@@ -48,7 +49,7 @@ class SLO(BaseModel):
         if m is None:
             raise UserError(
                 f"{where}: cannot parse SLO {text!r} (expected METRIC<=VALUE, "
-                "e.g. normalized_latency_p95<=0.1875; operators <=, <, >=, >)"
+                f"e.g. {SLO_TEXT}; operators <=, <, >=, >)"
             )
         return cls(metric=m.group(1), op=m.group(2), value=float(m.group(3)))  # type: ignore[arg-type]
 
@@ -358,21 +359,9 @@ class BisectSearch(CapacitySearch):
         return self.lower, self.upper, self._hit_limit
 
 
-def seed_grid_capacity(rates: Sequence[float], passed: Sequence[bool]) -> float:
-    """The seed's rule: scanning rates upward, at the first two consecutive violations
-    (r[i-1], r[i]) with i >= 2, the answer is r[i-2] if it passed, else 0; 0 if never.
-    """
-    order = np.argsort(np.asarray(rates, dtype=float), kind="stable")
-    r = [float(rates[i]) for i in order]
-    ok = [bool(passed[i]) for i in order]
-    for i in range(2, len(r)):
-        if not ok[i] and not ok[i - 1]:
-            return r[i - 2] if ok[i - 2] else 0.0
-    return 0.0
-
-
 class SeedGridSearch(CapacitySearch):
-    """The paper's rule on a fixed grid, probed upward and stopped once it triggers."""
+    """The paper's rule (``paper.max_rate_under_slo``) on a fixed grid, probed upward and
+    stopped once the rule has decided."""
 
     rule = "seed-grid"
 
@@ -380,30 +369,33 @@ class SeedGridSearch(CapacitySearch):
         super().__init__(slos, **kw)
         grid = sorted({_nice(float(r)) for r in rates})
         if len(grid) < 3:
-            raise UserError("capacity: the seed-grid rule needs at least 3 rates (--rates a,b,c)")
+            raise UserError(
+                "capacity: the seed-grid rule needs at least 3 rates (a rate and the two "
+                "above it; --rates a,b,c)"
+            )
         self.grid = grid
         self._i = 0
-        self._triggered = False
+
+    def _rule(self) -> RuleAnswer:
+        return max_rate_under_slo(self._order, [self._verdicts[r] for r in self._order])
 
     def _next_rate(self) -> float | None:
-        if self._triggered or self._i >= len(self.grid):
+        if self._i >= len(self.grid) or self._rule().decided:
             return None
         rate = self.grid[self._i]
         self._i += 1
         return rate
 
     def _on_verdict(self, rate: float, passed: bool) -> None:
-        seen = [self._verdicts[r] for r in self._order]
-        if len(seen) >= 3 and not seen[-1] and not seen[-2]:
-            self._triggered = True
+        pass  # the verdicts so far are the whole state: _rule() reads them
 
     def answer(self) -> float:
-        return seed_grid_capacity(self._order, [self._verdicts[r] for r in self._order])
+        rate = self._rule().rate
+        return rate if rate is not None else 0.0
 
     def _bounds(self) -> tuple[float | None, float | None, bool]:
-        ans = self.answer()
-        above = [r for r in self._order if r > ans and not self._verdicts[r]]
-        return (ans or None), (min(above) if above else None), not self._triggered
+        ans = self._rule()
+        return ans.rate, ans.upper, ans.censored
 
 
 def make_search(

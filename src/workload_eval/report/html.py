@@ -21,6 +21,7 @@ import jinja2
 import pandas as pd
 
 from workload_eval.errors import UserError
+from workload_eval.paper import SLO_S_PER_TOKEN
 from workload_eval.report import figures, paper, style
 from workload_eval.report.results import (
     CONFIG_COLUMNS,
@@ -351,7 +352,7 @@ def build_report(
     out_dir: str | Path | None = None,
     *,
     calibration_dir: str | Path | None = None,
-    slo: float = paper.PAPER_SLO,
+    slo: float = SLO_S_PER_TOKEN,
     title: str = "LLM workload evaluation report",
 ) -> Report:
     """Figures (PNG+PDF), ``summary.csv``, ``capacity.csv``, ``paper_comparison.csv`` and

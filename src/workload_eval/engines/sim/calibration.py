@@ -7,7 +7,8 @@ per-point: the same numbers serve every model, GPU and workload of an engine gen
 
 Two calibrations live here:
 - the seed paper's vLLM 0.2.1 on A100 (``PERF``, ``ACTIVATION.sampler_bytes_per_logit``):
-  ``scripts/fit_perf_model.py`` re-derives them from the paper's tables;
+  ``scripts/fit_perf_model.py`` re-fits the overheads on the simulator itself against the
+  paper's tables (``engines/sim/fitting.py``);
 - current vLLM (V0 0.3-0.10, V1 0.8+) on H100 (``MODERN_KERNELS``, ``V0``, ``V1_SYNC``,
   ``V1_ASYNC``, ``INTERCONNECT``, ``MEMORY``): ``scripts/fit_real_gpu.py`` fits them to
   ``../shared/real-gpu/calib`` by simulating every experiment with the shipped simulator;
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -67,9 +68,6 @@ class PerfConstants:
     # block tables, input preparation, sampling). One value for both step kinds.
     prefill_seq_overhead: float = 1.0625e-4
     decode_seq_overhead: float = 1.0625e-4
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
 
     def step_costs(self) -> StepCosts:
         """The same constants in the generation-independent form the roofline consumes."""
@@ -183,7 +181,7 @@ GENERATIONS: dict[str, StepCosts] = {
     "vllm-v1": StepCosts(MODERN_KERNELS, V1_ASYNC),
 }
 
-# Where each constant comes from (printed by the benchmarks, rendered in the docs).
+# Where each constant comes from (docs/simulator-accuracy.md renders them as a table).
 SOURCES: dict[str, str] = {
     "sampler_bytes_per_logit": (
         "solved from the calibration's five (kv_blocks, gpu_memory_utilization) pairs of "
