@@ -99,9 +99,6 @@ class KernelConstants:
     attn_efficiency: float  # achieved fraction of tensor FLOP/s in prefill attention
     overlap_loss: float  # share of min(memory, compute) time of a GEMM not overlapped
     layer_floor_s: float  # GPU time per layer per step no batch shrinks (kernel floors)
-    # > 0: a GEMM lasts (mem^p + comp^p)^(1/p) with this p (a smooth roofline: the max far
-    # from the ridge, a bump near it) instead of max + overlap_loss x min.
-    roof_norm: float = 0.0
     # True: a step's memory and compute (attention included) form ONE roofline, the form
     # DistServe fitted vLLM 0.2 on A100 with (its large-batch decode is cheaper than separate
     # attention and GEMM kernels would add up to); False: each kind of kernel is its own.

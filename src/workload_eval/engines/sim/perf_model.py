@@ -126,8 +126,6 @@ class RooflinePerfModel:
         self._tok = shard.dense_flops_per_token / gemm
         self._head = shard.head_flops_per_seq / gemm
         self._loss = k.overlap_loss
-        self._p = k.roof_norm
-        self._inv_p = 1.0 / k.roof_norm if k.roof_norm else 0.0
         self._one_roofline = k.one_roofline
         self._w_all = model.weight_bytes / bw  # the paper-era form reads every parameter
         # Routed experts.
@@ -157,8 +155,6 @@ class RooflinePerfModel:
 
     # ---- pieces ---------------------------------------------------------------------------
     def _roof(self, mem: float, comp: float) -> float:
-        if self._p:
-            return (mem**self._p + comp**self._p) ** self._inv_p
         if mem >= comp:
             return mem + self._loss * comp
         return comp + self._loss * mem
