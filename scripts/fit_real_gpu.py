@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 from workload_eval.engines.sim import calibration as C
+from workload_eval.engines.sim.deployment import physics_options, resolve_deployment
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "real-gpu" / "calib"
@@ -161,8 +162,6 @@ def record(results) -> dict:
     """Per experiment: its deployment and the simulator's median |error| over scored cells."""
     from workload_eval.validation.corpus import load_experiment
     from workload_eval.validation.scenario import engine_setup
-
-    from workload_eval.engines.sim.deployment import physics_options, resolve_deployment
 
     out = []
     for r in results:
