@@ -49,6 +49,8 @@ class PhysicsOptions(BaseModel):
     async_scheduling: bool | None = None
     # HF config.json fields of the model, inline (``validate`` passes a corpus's config).
     hf_config: dict | None = None
+    # GPU memory in GB when the GPU name leaves the board size open (a corpus's gpu_memory_gb).
+    gpu_memory_gb: float | None = Field(default=None, gt=0, le=10_000)
 
 
 PHYSICS_OPTIONS = frozenset(PhysicsOptions.model_fields)
@@ -87,7 +89,7 @@ def resolve_deployment(
         model = spec_from_config(opts.hf_config, name=model_name, where="engine option hf_config")
     else:
         model = resolve_model(model_name)
-    gpu = hardware.resolve_gpu(gpu_name)
+    gpu = hardware.resolve_gpu(gpu_name, opts.gpu_memory_gb)
     precision = resolve_precision(
         model,
         gpu,

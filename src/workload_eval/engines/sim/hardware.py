@@ -96,11 +96,24 @@ GPUS: dict[str, GpuSpec] = {
             2039e9,
             312e12,
             "NVIDIA A100 80GB SXM",
-            ("a100-80g", "a100-sxm4-80gb", "a100_80gb", "a100-80gb-sxm"),
+            ("a100-80g", "a100-sxm4-80gb", "a100_80gb", "a100-80gb-sxm", "a100-sxm-80gb"),
             int8_ops=624e12,
             interconnect=NVLINK3,
             architecture="ampere",
             source=f"{_NV}/a100/ (datasheet: 2,039 GB/s, BF16 312 TFLOPS dense)",
+        ),
+        # Estimated as the SXM board's total; PCIe 4.0, no NVLink in a typical server.
+        GpuSpec(
+            "a100-80gb-pcie",
+            81050 * MIB,
+            1935e9,
+            312e12,
+            "NVIDIA A100 80GB PCIe",
+            ("a100-pcie-80gb", "a100-80gb-pcie4"),
+            int8_ops=624e12,
+            interconnect=PCIE4,
+            architecture="ampere",
+            source=f"{_NV}/a100/ (datasheet, PCIe: 1,935 GB/s, BF16 312 TFLOPS dense)",
         ),
         # 79.11 GiB: vLLM's "total_gpu_memory (79.11GiB)" on an H100 80GB HBM3 (SXM).
         # "h100" (80 GB, form factor not stated) resolves here: cloud H100 instances that
@@ -133,6 +146,22 @@ GPUS: dict[str, GpuSpec] = {
             interconnect=PCIE5,
             architecture="hopper",
             source=f"{_NV}/h100/ (datasheet, PCIe: 2.0 TB/s, BF16 756 / FP8 1,513 TFLOPS dense)",
+        ),
+        # Estimated: 95,830 MiB shown by nvidia-smi x 0.993; NVLink bridges join pairs only,
+        # so collectives of more than two cards go over PCIe 5.0.
+        GpuSpec(
+            "h100-nvl",
+            95160 * MIB,
+            3900e9,
+            835e12,
+            "NVIDIA H100 NVL 94GB",
+            ("h100-94gb", "h100-nvl-94gb"),
+            fp8_flops=1670e12,
+            int8_ops=1670e12,
+            interconnect=PCIE5,
+            architecture="hopper",
+            source=f"{_NV}/h100/ (datasheet, H100 NVL: 94 GB, 3.9 TB/s, BF16 835 / FP8 1,670 "
+            "TFLOPS dense)",
         ),
         # 139.81 GiB: vLLM's "total_gpu_memory (139.81GiB)" on an H200.
         GpuSpec(
@@ -251,10 +280,36 @@ def known_gpus() -> list[str]:
     return sorted(GPUS)
 
 
-def resolve_gpu(name: str) -> GpuSpec:
-    """A catalog name or alias, case-insensitive (``_`` and ``-`` alike)."""
-    key = name.strip().lower().replace("_", "-")
+_VENDOR_PREFIXES = ("nvidia-", "amd-", "instinct-", "geforce-", "tesla-")
+
+
+def _normalize(name: str) -> str:
+    key = "-".join(name.strip().lower().replace("_", " ").replace("-", " ").split())
+    for prefix in _VENDOR_PREFIXES:
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+    return key
+
+
+def _lookup(key: str) -> GpuSpec | None:
     for g in GPUS.values():
-        if key == g.name or key in (a.replace("_", "-") for a in g.aliases):
+        if key == g.name or key in (_normalize(a) for a in g.aliases):
             return g
-    raise UserError(f"unknown GPU {name!r}: expected one of {', '.join(known_gpus())}")
+    return None
+
+
+def resolve_gpu(name: str, memory_gb: float | None = None) -> GpuSpec:
+    """A catalog name or alias (case, ``_``/``-`` and vendor prefixes ignored).
+
+    ``memory_gb`` (a corpus's ``gpu_memory_gb``) picks the variant of that size when the name
+    leaves it open (``a100`` with 80 GB is the 80 GB board).
+    """
+    key = _normalize(name)
+    spec = _lookup(key)
+    if memory_gb and (spec is None or abs(spec.memory_bytes / 1e9 - memory_gb) > 0.15 * memory_gb):
+        sized = _lookup(f"{key}-{round(memory_gb)}gb")
+        if sized is not None:
+            spec = sized
+    if spec is None:
+        raise UserError(f"unknown GPU {name!r}: expected one of {', '.join(known_gpus())}")
+    return spec
