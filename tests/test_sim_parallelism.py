@@ -71,6 +71,11 @@ def test_pipeline_stages_hold_their_layers_and_expert_parallel_whole_experts():
     assert ep2.all_to_alls_per_step == 2 * 32
 
 
+def test_a_corpus_gpu_name_and_size_pick_the_board():
+    assert deploy("llama-2-7b", gpu="a100", gpu_memory_gb=80).gpu.name == "a100-80gb"
+    assert deploy("llama-2-7b", gpu="a100").gpu.name == "a100-40gb"
+
+
 def test_layouts_vllm_refuses_are_user_errors():
     with pytest.raises(UserError, match="not divisible"):
         deploy("llama-2-7b", tensor_parallel_size=3)
