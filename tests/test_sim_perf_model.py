@@ -270,3 +270,11 @@ def test_a_chunk_after_cached_tokens_costs_its_causal_pairs():
     assert after > fresh
     whole = pm.prefill_time(1, o + c, (o + c) ** 2)
     assert pm.prefill_time(1, c, c * (2 * o + c)) < whole
+
+
+def test_mla_decode_run_time_equals_the_sum_of_steps():
+    """DeepSeek's latent attention is costed by its own roofline in both forms."""
+    pm = modern("deepseek-v3", "h200", tensor_parallel_size=8)
+    assert pm._dec_attn > 0
+    expect = sum(pm.decode_time(32, 64000 + k * 32) for k in range(40))
+    assert pm.decode_run_time(32, 64000, 40) == pytest.approx(expect, rel=1e-9)

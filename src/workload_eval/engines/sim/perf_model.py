@@ -152,6 +152,12 @@ class RooflinePerfModel:
         self._async = c.async_scheduling
         self._pre0, self._pre_seq = c.prefill_step_s, c.prefill_seq_s
         self._dec0, self._dec_seq = c.decode_step_s, c.decode_seq_s
+        # Hot-path coefficients: per token of the whole batch (DP ranks split it).
+        self._fixed = self._floor + fixed
+        self._tok_dp, self._head_dp = self._tok / dp, self._head / dp
+        self._ctx_dp = max(self._kv, self._dec_attn) / dp
+        self._sq_dp = self._sq / dp
+        self._comm_dp = per_tok / dp
 
     # ---- pieces ---------------------------------------------------------------------------
     def _roof(self, mem: float, comp: float) -> float:
@@ -164,17 +170,13 @@ class RooflinePerfModel:
         if self._one_roofline:  # vLLM 0.2's form: one GPU, dense, no collectives
             mem = self._w_all + context * self._kv
             comp = tokens * self._tok + sampled * self._head + sum_sq * self._sq
-            return self._roof(mem, comp)
-        dp = self._dp
-        t = tokens / dp
-        gpu = self._floor + self._roof(self._w, t * self._tok + sampled / dp * self._head)
+            return mem + self._loss * comp if mem >= comp else comp + self._loss * mem
+        w, comp = self._w, tokens * self._tok_dp + sampled * self._head_dp
+        gpu = self._fixed + (w + self._loss * comp if w >= comp else comp + self._loss * w)
         if self._moe and tokens:
-            te = tokens * self._expert_tokens_scale
-            touched = 1.0 - self._untouched**te
+            touched = 1.0 - self._untouched ** (tokens * self._expert_tokens_scale)
             gpu += self._roof(self._expert_w * touched, tokens * self._expert_tok)
-        return (
-            gpu + (context * self._kv + sum_sq * self._sq) / dp + self._comm0 + t * self._comm_tok
-        )
+        return gpu + context * self._ctx_dp + sum_sq * self._sq_dp + tokens * self._comm_dp
 
     def _total(self, gpu: float, cpu: float) -> float:
         return max(gpu, cpu) if self._async else gpu + cpu
@@ -186,7 +188,10 @@ class RooflinePerfModel:
 
     def decode_time(self, batch_size: int, context_tokens: int) -> float:
         gpu = self._gpu(batch_size, batch_size, 0, context_tokens)
-        return self._total(gpu, self._dec0 + batch_size * self._dec_seq)
+        cpu = self._dec0 + batch_size * self._dec_seq
+        if self._async:
+            return gpu if gpu > cpu else cpu
+        return gpu + cpu
 
     def decode_run_time(self, batch_size: int, context_tokens: int, num_steps: int) -> float:
         """Sum of ``num_steps`` decode steps, context growing by ``batch_size`` each step."""
@@ -197,7 +202,7 @@ class RooflinePerfModel:
         if self._one_roofline:
             return self._one_roofline_decode_run(b, context_tokens, n)
         g0 = self._gpu(b, b, 0, context_tokens)  # step k: g0 + g1 k
-        g1 = b * max(self._kv, self._dec_attn) / self._dp
+        g1 = b * self._ctx_dp
         cpu = self._dec0 + b * self._dec_seq
         gpu_sum = n * g0 + g1 * n * (n - 1) / 2
         if not self._async:
@@ -251,9 +256,7 @@ class RooflinePerfModel:
     # ---- parts a kernels-only profile borrows ----------------------------------------------
     def comm_time(self, tokens: int) -> float:
         """Collectives of a step over ``tokens`` tokens."""
-        if not (self._comm0 or self._comm_tok):
-            return 0.0
-        return self._comm0 + tokens / self._dp * self._comm_tok
+        return self._comm0 + tokens * self._comm_dp
 
     def with_cpu(self, gpu: float, cpu: float) -> float:
         return self._total(gpu, cpu)
