@@ -127,11 +127,12 @@ class _Layer:
         torch = self.torch
         q = torch.randn(seqs, self.heads, length, self.hd, device=self.device, dtype=self.dtype)
         kv = torch.randn(seqs, self.kv_heads, length, self.hd, device=self.device, dtype=self.dtype)
-        group = self.heads // self.kv_heads
+        gqa = self.heads != self.kv_heads
 
-        def run() -> Any:
-            k = kv.repeat_interleave(group, dim=1) if group > 1 else kv
-            return torch.nn.functional.scaled_dot_product_attention(q, k, k, is_causal=True)
+        def run() -> Any:  # GQA reads each KV head once (no repeated copy), as vLLM's kernels
+            return torch.nn.functional.scaled_dot_product_attention(
+                q, kv, kv, is_causal=True, enable_gqa=gqa
+            )
 
         return run
 
@@ -141,11 +142,10 @@ class _Layer:
         kv = torch.randn(
             batch, self.kv_heads, context, self.hd, device=self.device, dtype=self.dtype
         )
-        group = self.heads // self.kv_heads
+        gqa = self.heads != self.kv_heads
 
         def run() -> Any:
-            k = kv.repeat_interleave(group, dim=1) if group > 1 else kv
-            return torch.nn.functional.scaled_dot_product_attention(q, k, k)
+            return torch.nn.functional.scaled_dot_product_attention(q, kv, kv, enable_gqa=gqa)
 
         return run
 
