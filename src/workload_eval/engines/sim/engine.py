@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from workload_eval.contracts import (
     REQUEST_COLUMNS,
@@ -21,9 +21,17 @@ from workload_eval.contracts import (
 )
 from workload_eval.engines.base import Engine, EngineConfig
 from workload_eval.engines.sim import hardware
+from workload_eval.engines.sim.backing import backing_for, profile_backing
+from workload_eval.engines.sim.deployment import (
+    Deployment,
+    PhysicsOptions,
+    kv_blocks_for,
+    perf_model_for,
+    resolve_deployment,
+)
 from workload_eval.engines.sim.kv_cache import KvPool, cdiv
 from workload_eval.engines.sim.loop import simulate
-from workload_eval.engines.sim.perf_model import PerfModel, build_perf_model
+from workload_eval.engines.sim.perf_model import PerfModel
 from workload_eval.engines.sim.policy_v0 import V0ChunkedScheduler
 from workload_eval.engines.sim.policy_v02 import MAX_PADDINGS, V02Scheduler
 from workload_eval.engines.sim.policy_v1 import V1Scheduler
@@ -37,9 +45,7 @@ from workload_eval.engines.sim.sequence import (
 )
 from workload_eval.errors import UserError
 from workload_eval.limits import MAX_INT
-from workload_eval.models import ModelSpec, resolve_model
-
-DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default
+from workload_eval.models import ModelSpec
 
 
 class SimEngine(Engine):
@@ -76,6 +82,7 @@ class SimEngine(Engine):
             setup.perf,
         )
         opts = setup.opts.model_dump()
+        dep = setup.dep
 
         items = schedule.items
         reqs = [it.request for it in items]
@@ -138,6 +145,15 @@ class SimEngine(Engine):
             model_spec=model.name,
             gpu_spec=gpu.name,
             perf_model=type(perf).__name__,
+            engine_generation=dep.generation,
+            parallelism=dep.parallelism.label,
+            num_gpus=dep.num_gpus,
+            precision=dep.precision.label,
+            backing=(
+                profile_backing(str(opts["perf_profile"]))
+                if opts.get("perf_profile") and self.perf is None
+                else backing_for(dep)
+            ).as_dict(),
             sim_end_time=end,
             skip_ahead=skip_ahead,
             interrupted=interrupted,
@@ -150,9 +166,10 @@ class SimEngine(Engine):
         )
 
 
-class SimOptions(BaseModel):
+class SimOptions(PhysicsOptions):
     """The sim's engine options, typed and range-checked (a wrong type or a value that
-    would stall the scheduler is refused before the run)."""
+    would stall the scheduler is refused before the run); the deployment knobs
+    (parallelism, number formats, vLLM version) come from PhysicsOptions."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
@@ -162,9 +179,6 @@ class SimOptions(BaseModel):
     max_paddings: int = Field(default=MAX_PADDINGS, ge=0, le=MAX_INT)
     walk: Literal["fast", "general"] = "fast"
     long_prefill_token_threshold: int = Field(default=0, ge=0, le=MAX_INT)
-    # the vLLM version a run reproduces: the performance model's business (per-step CPU
-    # costs, asynchronous scheduling); accepted here so validate can always pass it
-    vllm_version: str | None = None
 
 
 def parse_options(options: dict[str, Any]) -> SimOptions:
@@ -187,6 +201,7 @@ class SimSetup:
     """What a run resolves from its configuration before simulating anything."""
 
     opts: SimOptions
+    dep: Deployment
     model: ModelSpec
     gpu: hardware.GpuSpec
     kv_blocks: int
@@ -215,22 +230,20 @@ def check_config(config: EngineConfig, perf: PerfModel | None = None) -> SimSetu
             f"--max-num-batched-tokens {config.max_num_batched_tokens}: without chunked "
             f"prefill vLLM needs at least max_model_len ({config.max_model_len})"
         )
-    model = resolve_model(config.model)
-    gpu = hardware.resolve_gpu(config.gpu)
+    dep = resolve_deployment(config.model, config.gpu, config.policy, opts)
     kv_blocks = config.kv_blocks
     if kv_blocks is None:
-        kv_blocks = hardware.kv_blocks_for_memory(
-            model,
-            gpu,
-            config.gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION,
-            config.block_size,
+        kv_blocks = kv_blocks_for(
+            dep,
+            utilization=config.gpu_memory_utilization,
+            block_size=config.block_size,
             max_num_batched_tokens=config.max_num_batched_tokens,
             max_num_seqs=config.max_num_seqs,
         )
     pool = KvPool(kv_blocks, config.block_size)
     _validate(config, pool, watermark=config.policy != "vllm-v1")
-    perf = perf or build_perf_model(model, gpu, profile=opts.perf_profile)
-    return SimSetup(opts, model, gpu, kv_blocks, pool, perf)
+    perf = perf or perf_model_for(dep, opts.perf_profile)
+    return SimSetup(opts, dep, dep.model, dep.gpu, kv_blocks, pool, perf)
 
 
 def _v1_scheduler(
