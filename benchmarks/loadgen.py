@@ -30,7 +30,7 @@ import numpy as np
 
 from workload_eval.contracts import Request, Schedule, ScheduledRequest
 from workload_eval.engines.base import EngineConfig
-from workload_eval.engines.openai_engine import OpenAIEngine
+from workload_eval.engines.openai import OpenAIEngine
 from workload_eval.testing.instant_server import InstantServerProcess
 
 REPO = Path(__file__).resolve().parents[1]

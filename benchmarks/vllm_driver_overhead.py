@@ -35,7 +35,8 @@ def _measure(side: str, model: str, n: int, repeats: int, kv_blocks: int) -> dic
     """One side in this process (one live engine): warm up, then time ``repeats`` runs."""
     from workload_eval.contracts import Request, Schedule, ScheduledRequest
     from workload_eval.engines.base import EngineConfig
-    from workload_eval.engines.vllm_engine import PromptVocab, VllmEngine, prompt_ids
+    from workload_eval.engines.vllm import VllmEngine
+    from workload_eval.engines.vllm.prompts import PromptVocab, prompt_ids
 
     lengths = _batch(n, seed=0)
     total = sum(p + o for p, o in lengths)
@@ -62,7 +63,7 @@ def _measure(side: str, model: str, n: int, repeats: int, kv_blocks: int) -> dic
     else:
         from vllm import LLM, SamplingParams
 
-        from workload_eval.engines.vllm_engine import build_engine_args
+        from workload_eval.engines.vllm.args import build_engine_args
 
         llm = LLM(**build_engine_args(config))
         vocab = PromptVocab.of(

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from workload_eval.cli import main
+from workload_eval.commands.capacity import task_evaluator
 from workload_eval.engines.base import EngineConfig
 from workload_eval.experiments import (
     SLO,
@@ -20,7 +21,6 @@ from workload_eval.experiments import (
 )
 from workload_eval.experiments.grid import CapacityTask
 from workload_eval.experiments.spec import CapacityOptions
-from workload_eval.experiments.sweep import task_evaluator
 
 P95 = SLO(metric="normalized_latency_p95", value=0.1875)
 TOL = 0.02

@@ -10,7 +10,7 @@ import pytest
 
 from workload_eval.cli import main
 from workload_eval.experiments import build_spec, expand
-from workload_eval.report.study import FULL, QUICK, study_data
+from workload_eval.experiments.study import FULL, QUICK, study_data
 
 
 def _configs(tasks) -> set[tuple[str, int, str]]:

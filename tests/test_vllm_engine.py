@@ -42,7 +42,7 @@ def config(tiny_llama):
         max_model_len=1024,
         max_num_batched_tokens=1024,
     )
-    from workload_eval.engines.vllm_engine import shutdown_engines
+    from workload_eval.engines.vllm import shutdown_engines
 
     shutdown_engines()
 
@@ -77,7 +77,7 @@ def test_offline_batch_follows_the_workload_exactly(config):
 
 
 def test_kv_blocks_override_is_honored(config):
-    from workload_eval.engines.vllm_engine import load_engine
+    from workload_eval.engines.vllm.loader import load_engine
 
     loaded = load_engine(config)
     assert loaded.num_blocks == KV_BLOCKS
@@ -147,7 +147,7 @@ def test_summary_from_vllm_records(config):
 
 
 def test_cpu_block_size_must_be_a_multiple_of_32(tiny_llama):
-    from workload_eval.engines.vllm_engine import build_engine_args
+    from workload_eval.engines.vllm.args import build_engine_args
 
     with pytest.raises(UserError, match="multiple of 32"):
         build_engine_args(EngineConfig(model=str(tiny_llama), block_size=16))
@@ -158,9 +158,9 @@ def test_cpu_block_size_must_be_a_multiple_of_32(tiny_llama):
 
 def test_interrupt_mid_run_returns_partial_records(config):
     """Last in the module: an interrupted engine is dropped from the cache."""
-    from workload_eval.engines import vllm_engine
+    from workload_eval.engines.vllm import VllmEngine, loader
 
-    loaded = vllm_engine.load_engine(config)
+    loaded = loader.load_engine(config)
     real_step, calls = loaded.engine.step, []
 
     def step_then_interrupt():
@@ -173,11 +173,11 @@ def test_interrupt_mid_run_returns_partial_records(config):
     lengths = [(20, 5)] * 4 + [(20, 200)] * 4
     items = [ScheduledRequest(Request(i, p, o), 0.0) for i, (p, o) in enumerate(lengths)]
     items.append(ScheduledRequest(Request(8, 20, 5), 30.0))  # never sent
-    rec = vllm_engine.VllmEngine().run(Schedule("offline", items), config)
+    rec = VllmEngine().run(Schedule("offline", items), config)
     req = rec.requests.set_index("request_id")
     assert len(req) == 9 and rec.config["interrupted"] is True
     assert (req.loc[[0, 1, 2, 3], "status"] == "ok").all()
     assert (req.loc[[4, 5, 6, 7, 8], "status"] == "failed").all()
     assert (req.loc[[4, 5, 6, 7, 8], "error"] == "interrupted").all()
     assert len(rec.steps) > 0
-    assert loaded.key not in vllm_engine._CACHE
+    assert loaded.key not in loader._CACHE

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,11 @@ from workload_eval.commands.options import (
     workload_source_options,
 )
 from workload_eval.errors import UserError
+
+if TYPE_CHECKING:
+    from workload_eval.experiments.capacity import Evaluator
+    from workload_eval.experiments.grid import CapacityTask
+    from workload_eval.experiments.store import ResultStore
 
 RATE_KINDS = ("poisson", "poisson-exp", "gamma", "constant", "sessions")
 
@@ -133,7 +138,6 @@ def command(**o: Any) -> None:
     from workload_eval.console import stdout_console
     from workload_eval.experiments.capacity import find_capacity
     from workload_eval.experiments.store import ResultStore
-    from workload_eval.experiments.sweep import task_evaluator
 
     task = build_task(o)
     search = task.make_search()
@@ -270,3 +274,26 @@ def _write(store: Any, task: Any, result: Any) -> None:
     ]
     write_table(probes, store.root / "capacity_probes")
     store.rebuild_index()
+
+
+def task_evaluator(task: CapacityTask, store: ResultStore | None = None) -> Evaluator:
+    """``evaluate(rate, seed) -> summary`` running ``task``'s points in this process;
+    with a store, stored points are reused and new ones stored (resumable searches)."""
+    import json
+
+    from workload_eval.experiments.executors import run_point
+    from workload_eval.experiments.grid import point_key
+
+    def evaluate(rate: float, seed: int) -> dict[str, Any]:
+        spec = task.run_spec(rate, seed)
+        key = point_key(spec)
+        if store is not None and store.has(key):
+            return store.summary(key)
+        payload = run_point(spec.model_dump_json())
+        if payload.get("error") is not None:
+            raise UserError(f"rate {rate:g}, seed {seed}: {payload['error']}")
+        if store is not None:
+            store.write_point(spec, payload["files"], wall_s=payload.get("wall_s"))
+        return json.loads(payload["files"]["summary.json"])
+
+    return evaluate

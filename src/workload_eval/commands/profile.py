@@ -67,7 +67,12 @@ def command(
     import os
 
     from workload_eval.engines.base import EngineConfig
-    from workload_eval.profiling import QUICK_GRID, ProfileGrid, profile_vllm, write_profile
+    from workload_eval.engines.vllm.profiling import (
+        QUICK_GRID,
+        ProfileGrid,
+        profile_vllm,
+        write_profile,
+    )
 
     if repeats < 1:
         raise UserError(f"--repeats {repeats}: expected at least 1")

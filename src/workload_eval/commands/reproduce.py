@@ -45,7 +45,7 @@ import click
 def command(
     out_dir: Path, quick: bool, jobs: int | None, calibration_dir: Path | None, progress: bool
 ) -> None:
-    from workload_eval.report.study import reproduce
+    from workload_eval.experiments.study import reproduce
 
     jobs = jobs or os.cpu_count() or 1
     r = reproduce(

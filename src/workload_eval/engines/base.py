@@ -59,8 +59,8 @@ class Engine(ABC):
 # engine name -> "module:Class"; modules are imported only when the engine is used.
 ENGINES: dict[str, str] = {
     "sim": "workload_eval.engines.sim:SimEngine",
-    "vllm": "workload_eval.engines.vllm_engine:VllmEngine",
-    "openai": "workload_eval.engines.openai_engine:OpenAIEngine",
+    "vllm": "workload_eval.engines.vllm:VllmEngine",
+    "openai": "workload_eval.engines.openai:OpenAIEngine",
 }
 
 

@@ -274,26 +274,3 @@ class _SweepState:
                 self.store.root / "capacity_probes",
             )
         return df
-
-
-def task_evaluator(task: CapacityTask, store: ResultStore | None = None) -> Any:
-    """``evaluate(rate, seed) -> summary`` running ``task``'s points in this process;
-    with a store, stored points are reused and new ones stored (resumable searches)."""
-    import json
-
-    from workload_eval.errors import UserError
-    from workload_eval.experiments.executors import run_point
-
-    def evaluate(rate: float, seed: int) -> dict[str, Any]:
-        spec = task.run_spec(rate, seed)
-        key = point_key(spec)
-        if store is not None and store.has(key):
-            return store.summary(key)
-        payload = run_point(spec.model_dump_json())
-        if payload.get("error") is not None:
-            raise UserError(f"rate {rate:g}, seed {seed}: {payload['error']}")
-        if store is not None:
-            store.write_point(spec, payload["files"], wall_s=payload.get("wall_s"))
-        return json.loads(payload["files"]["summary.json"])
-
-    return evaluate

@@ -63,7 +63,7 @@ class _Profiler:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        from workload_eval.engines.vllm_engine import load_engine
+        from workload_eval.engines.vllm.loader import load_engine
 
         self.config = config
         self.loaded = load_engine(config, multiprocess=False)
@@ -98,7 +98,7 @@ class _Profiler:
         )
 
     def _add(self, count: int, length: int, max_tokens: int) -> list[str]:
-        from workload_eval.engines.vllm_engine import synth_prompt
+        from workload_eval.engines.vllm.prompts import synth_prompt
 
         ids = []
         for _ in range(count):

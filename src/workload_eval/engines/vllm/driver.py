@@ -1,0 +1,223 @@
+"""One run of the in-process engine: arrivals injected on time, vLLM stepped, records kept.
+
+Timings come from vLLM's own per-request stats (engine-core monotonic clock, the same clock
+as ours on Linux), so client-side bookkeeping never inflates latencies.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from workload_eval.contracts import REQUEST_COLUMNS, RunRecords, Schedule, ScheduledRequest
+from workload_eval.engines.base import EngineConfig
+from workload_eval.engines.vllm import loader
+from workload_eval.engines.vllm.loader import LoadedEngine
+from workload_eval.engines.vllm.prompts import prompt_ids
+
+if TYPE_CHECKING:
+    from vllm.outputs import RequestOutput
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Row:
+    """One request's record while the run is in progress."""
+
+    item: ScheduledRequest
+    arrival: float
+    send: float = np.nan
+    first: float = np.nan
+    finish: float = np.nan
+    prompt_tokens: int = 0
+    generated: int = 0
+    preemptions: int = 0
+    status: str = "failed"
+    error: str = "not sent"
+    token_times: list[float] = field(default_factory=list)
+
+    def as_tuple(self) -> tuple:
+        r = self.item.request
+        return (
+            r.request_id,
+            r.workload,
+            r.session_id,
+            r.turn,
+            self.arrival,
+            self.send,
+            self.first,
+            self.finish,
+            self.prompt_tokens,
+            self.generated,
+            r.output_len,
+            self.preemptions,
+            self.status,
+            self.error,
+            self.token_times,
+        )
+
+
+class Driver:
+    """One run: the arrival heap, the in-flight set and the records."""
+
+    def __init__(
+        self, loaded: LoadedEngine, config: EngineConfig, schedule: Schedule, progress: bool
+    ) -> None:
+        from vllm import SamplingParams
+        from vllm.exceptions import VLLMClientError
+        from vllm.sampling_params import RequestOutputKind
+
+        self.rejected = (ValueError, TypeError, VLLMClientError)
+
+        self.loaded, self.config, self.schedule = loaded, config, schedule
+        self.engine = loaded.engine
+        opts = config.options
+        self.stream = bool(opts.get("token_times", False))
+        self.base_params = SamplingParams(
+            n=config.n,
+            temperature=float(opts.get("temperature", 1.0)),
+            top_p=1.0,
+            ignore_eos=True,
+            max_tokens=1,
+            detokenize=False,
+            output_kind=RequestOutputKind.DELTA if self.stream else RequestOutputKind.FINAL_ONLY,
+        )
+        self.rows: dict[int, _Row] = {}
+        self.children: dict[int, list[ScheduledRequest]] = {}
+        self.heap: list[tuple[float, int, int]] = []  # (arrival, order, request_id)
+        self.items: dict[int, ScheduledRequest] = {}
+        for order, item in enumerate(schedule.items):
+            rid = item.request.request_id
+            self.items[rid] = item
+            if item.depends_on is None:
+                self.rows[rid] = _Row(item, float(item.arrival_time))
+                heapq.heappush(self.heap, (float(item.arrival_time), order, rid))
+            else:
+                self.children.setdefault(item.depends_on, []).append(item)
+        self.order = len(schedule.items)
+        self.in_flight: set[int] = set()
+        self.bar = None
+        if progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=len(schedule.items), desc="vllm", unit="req")
+
+    def _send(self, rid: int, now: float) -> None:
+        row = self.rows[rid]
+        req = row.item.request
+        params = self.base_params.clone()
+        params.max_tokens = max(int(req.output_len), 1)
+        row.send = now
+        try:
+            ids = prompt_ids(req, self.loaded.vocab, self.config.seed)
+            row.prompt_tokens = len(ids)
+            self.engine.add_request(str(rid), {"prompt_token_ids": ids}, params)
+        except self.rejected as e:  # too long for max_model_len, bad ids, ...
+            row.status, row.error = "ignored", str(e).splitlines()[0]
+            self._done(rid, now)
+            return
+        row.error = ""
+        self.in_flight.add(rid)
+
+    def _done(self, rid: int, now: float) -> None:
+        """A request left the engine: release the turns that wait on it."""
+        if self.bar is not None:
+            self.bar.update(1)
+        row = self.rows[rid]
+        for child in self.children.pop(rid, []):
+            cid = child.request.request_id
+            if row.status != "ok":
+                crow = _Row(child, np.nan, status="failed", error=f"previous turn {rid} failed")
+                self.rows[cid] = crow
+                self._done(cid, now)
+                continue
+            arrival = float(row.finish) + float(child.think_time)
+            self.rows[cid] = _Row(child, arrival)
+            self.order += 1
+            heapq.heappush(self.heap, (arrival, self.order, cid))
+
+    def _collect(self, out: RequestOutput, t0: float) -> None:
+        rid = int(out.request_id)
+        row = self.rows[rid]
+        m = out.metrics
+        gen = sum(len(c.token_ids) for c in out.outputs)
+        if self.stream:
+            stamp = (m.last_token_ts - t0) if m is not None else time.monotonic() - t0
+            row.token_times.extend([stamp] * gen)
+            row.generated += gen
+        else:
+            row.generated = gen
+        if not out.finished:
+            return
+        if m is not None and m.first_token_ts > 0:
+            row.first = m.first_token_ts - t0
+            row.finish = m.last_token_ts - t0
+            row.preemptions = int(m.num_preemptions)
+        else:
+            row.finish = time.monotonic() - t0
+            row.first = row.first if not np.isnan(row.first) else row.finish
+        row.prompt_tokens = len(out.prompt_token_ids or []) or row.prompt_tokens
+        row.status, row.error = "ok", ""
+        self.in_flight.discard(rid)
+        self._done(rid, row.finish)
+
+    def run(self) -> RunRecords:
+        engine = self.engine
+        t0 = time.monotonic()
+        self.loaded.recorder.reset(t0)
+        error: BaseException | None = None
+        try:
+            while self.heap or self.in_flight:
+                now = time.monotonic() - t0
+                while self.heap and self.heap[0][0] <= now:
+                    _, _, rid = heapq.heappop(self.heap)
+                    self._send(rid, now)
+                if self.in_flight:
+                    for out in engine.step():
+                        self._collect(out, t0)
+                elif self.heap:
+                    time.sleep(max(self.heap[0][0] - (time.monotonic() - t0), 0.0))
+        except (Exception, KeyboardInterrupt) as e:
+            error = e
+            self._abort(e)
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+        return self._records(error)
+
+    def _abort(self, e: BaseException) -> None:
+        """Record what is unfinished as failed; drop the engine, whose state is now unknown."""
+        msg = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+        for rid in self.items:
+            row = self.rows.get(rid)
+            if row is None:
+                self.rows[rid] = _Row(self.items[rid], np.nan, error=msg)
+            elif row.status != "ok" and (rid in self.in_flight or row.error == "not sent"):
+                row.status, row.error = "failed", msg
+        self.in_flight.clear()
+        self.heap.clear()
+        log.warning("vLLM run stopped early (%s); returning partial records", msg)
+        loader.forget(self.loaded)
+
+    def _records(self, error: BaseException | None) -> RunRecords:
+        rows = [self.rows[rid].as_tuple() for rid in self.items if rid in self.rows]
+        requests = pd.DataFrame(rows, columns=list(REQUEST_COLUMNS))
+        requests["session_id"] = requests["session_id"].astype("Int64")
+        steps = self.loaded.recorder.frame()
+        cfg: dict[str, Any] = {
+            "engine": "vllm",
+            **self.config.model_dump(mode="json"),
+            **self.loaded.info,
+            "schedule": {"kind": self.schedule.kind, **self.schedule.params},
+        }
+        if error is not None:
+            cfg["error"] = "interrupted" if isinstance(error, KeyboardInterrupt) else repr(error)
+            cfg["interrupted"] = isinstance(error, KeyboardInterrupt)
+        return RunRecords(requests=requests, steps=steps, config=cfg)
