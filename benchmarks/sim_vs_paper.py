@@ -98,14 +98,13 @@ def simulate(name: str, spec, kv_blocks: int, lengths: str, cache: dict) -> dict
     schedule = build_schedule(spec, cache[key], seed=0)
     config = EngineConfig(
         model="opt-13b",
-        gpu="a100-40gb",
         kv_blocks=kv_blocks,
         block_size=16,
         max_num_batched_tokens=2560,
         max_num_seqs=2048,
         max_model_len=2048,
-        policy="vllm-0.2",
         seed=0,
+        options={"gpu": "a100-40gb", "policy": "vllm-0.2"},
     )
     records = get_engine("sim").run(schedule, config)
     return summarize(records)

@@ -103,7 +103,7 @@ def _compare(base: dict, profile: str, args: argparse.Namespace) -> None:
             real_cfg = EngineConfig(**base, kv_blocks=kv)
             # vLLM keeps one of its blocks as the null block: the simulator gets the usable ones.
             sim_cfg = EngineConfig(
-                **base, kv_blocks=kv - 1, policy="vllm-v1", options={"perf_profile": profile}
+                **base, kv_blocks=kv - 1, options={"policy": "vllm-v1", "perf_profile": profile}
             )
             offline_rate = None
             for kind in ("offline", "online"):

@@ -142,7 +142,7 @@ def test_capacity_command_seed_grid_rule(
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        (["--slo", "p95 < 2"], "--slo: unknown metric 'p95' in SLO 'p95<2' (expected one of"),
+        (["--slo", "p95 < 2"], "--slo: unknown metric 'p95' in SLO 'p95<2' (expected a per-"),
         (["--slo", "ttft_p99=2"], "--slo: cannot parse SLO 'ttft_p99=2'"),
         (["--slo", "ttft_p99<=2", "--rule", "seed-grid"], "needs --rates"),
         (["--slo", "ttft_p99<=2", "--rates", "1,x"], "--rates '1,x': expected numbers"),

@@ -21,9 +21,15 @@ def test_defaults_are_the_seed_settings() -> None:
     assert {p.schedule.num_requests for p in offline} == {100, 500, 1000}
     assert {p.workload for p in offline} == {"alpaca", "cnn_dailymail", "dolly", "sharegpt"}
     ec = offline[0].engine_config
-    assert (ec.model, ec.gpu, ec.kv_blocks, ec.block_size) == ("opt-13b", "a100-40gb", 643, 16)
+    assert (ec.model, ec.options["gpu"], ec.kv_blocks, ec.block_size) == (
+        "opt-13b",
+        "a100-40gb",
+        643,
+        16,
+    )
     assert (ec.max_num_batched_tokens, ec.max_num_seqs, ec.max_model_len) == (2560, 2048, 2048)
-    assert ec.policy == "vllm-0.2" and offline[0].seed == 0 and offline[0].engine == "sim"
+    assert "policy" not in ec.options  # the sim's default, vllm-0.2
+    assert offline[0].seed == 0 and offline[0].engine == "sim"
     assert len(tasks) == 4  # one capacity search per workload
     probe = tasks[0].run_spec(12.5, 0)
     assert (probe.schedule.kind, probe.schedule.duration, probe.schedule.rate) == (
@@ -55,7 +61,7 @@ groups:
     # group a: 2 engines x 2 kv x 3 rates x 2 seeds = 24; group b adds only util 0.9 (12)
     assert len(points) == 24 + 12
     assert len({p.key for p in points}) == len(points)
-    assert {p.spec.engine_config.policy for p in points} == {"vllm-0.2", "vllm-v1"}
+    assert {p.spec.engine_config.options.get("policy") for p in points} == {None, "vllm-v1"}
     assert all(p.spec.engine_config.seed == p.spec.seed for p in points)
 
 

@@ -153,7 +153,7 @@ def test_api_key_comes_from_the_environment_and_is_never_stored(monkeypatch):
     ("options", "match"),
     [
         ({}, "--base-url"),
-        ({"base_url": "x", "endpoint": "embed"}, "endpoint"),
+        ({"base_url": "http://h", "endpoint": "embed"}, "endpoint"),
         ({"base_url": "ftp://h"}, "http"),
         ({"base_url": "http://h", "max_concurency": 3}, "max_concurency"),
     ],

@@ -135,7 +135,7 @@ def test_run_spec_round_trips_through_json_with_the_schedule_kind():
 
 
 def test_run_spec_rejects_unknown_slo_keys():
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match="unknown metric 'foo'"):
         RunSpec(engine_config=EngineConfig(model="opt-13b"), workload="alpaca", slo={"foo": 1})
 
 

@@ -146,6 +146,22 @@ def test_summary_from_vllm_records(config):
     assert s["request_throughput"] > 0 and s["normalized_latency_p95"] > 0
 
 
+def test_max_concurrency_caps_requests_in_the_engine(config):
+    capped = config.model_copy(update={"options": {"max_concurrency": 1}})
+    rec = get_engine("vllm").run(_offline([(30, 6)] * 4), capped)
+    req = rec.requests.sort_values("send_time")
+    assert (req["status"] == "ok").all()
+    # one at a time: each is sent once the one before it finished (the wait is send lag)
+    assert (req["send_time"].to_numpy()[1:] >= req["finish_time"].to_numpy()[:-1]).all()
+    assert rec.steps["num_running"].max() == 1
+
+
+def test_unknown_option_names_the_engine_and_its_options(config):
+    typo = config.model_copy(update={"options": {"max_concurency": 1}})
+    with pytest.raises(UserError, match=r"engine vllm: unknown option 'max_concurency' \(known"):
+        get_engine("vllm").run(_offline([(30, 6)]), typo)
+
+
 def test_cpu_block_size_must_be_a_multiple_of_32(tiny_llama):
     from workload_eval.engines.vllm.args import build_engine_args
 

@@ -12,19 +12,28 @@ An engine that lets the interrupt escape loses only its own unfinished run.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from workload_eval import __version__
 from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, RunRecords
-from workload_eval.engines.base import EngineConfig, get_engine
+from workload_eval.engines.base import ENGINES, EngineConfig, get_engine, parse_options
 from workload_eval.errors import UserError
-from workload_eval.metrics import check_slo, summarize
+from workload_eval.metrics import summarize
 from workload_eval.schedules import OfflineSchedule, ScheduleSpec, build_schedule, request_count
+from workload_eval.slo import GRAMMAR, SLO, parse_slos
 from workload_eval.storage import atomic_write_json, atomic_write_parquet
 
 SUMMARY_FILE, REQUESTS_FILE, STEPS_FILE = "summary.json", "requests.parquet", "steps.parquet"
@@ -47,17 +56,34 @@ class RunSpec(BaseModel):
     # Model whose tokenizer prepares the workload when the engine's model name is not one
     # (a server's served-model-name); default: engine_config.model.
     tokenizer: str | None = None
-    slo: dict[str, float] | None = None  # per-request bounds for goodput (metrics.SLO_KEYS)
+    slo: list[SLO] | None = None  # bounds (slo.py): goodput, slo_attainment, slo_met
 
-    @field_validator("slo")
+    @field_validator("slo", mode="before")
     @classmethod
-    def _known_slo(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+    def _parse_slo(cls, v: object) -> list[SLO] | None:
         if v is None:
-            return v
+            return None
+        if not isinstance(v, Mapping | list | tuple):
+            raise ValueError(f"expected a list of {GRAMMAR}")
         try:
-            return check_slo(v)
+            return parse_slos(v, where="slo") or None
         except UserError as e:
-            raise ValueError(str(e)) from None
+            raise ValueError(str(e).removeprefix("slo: ")) from None
+
+    @field_serializer("slo")
+    def _slo_as_text(self, v: list[SLO] | None) -> list[str] | None:
+        return None if v is None else [str(s) for s in v]  # the grammar users write
+
+    @model_validator(mode="after")
+    def _engine_options_and_seed(self) -> RunSpec:
+        if self.engine in ENGINES:  # an unknown engine fails in execute(), before any loading
+            try:
+                parse_options(self.engine, self.engine_config.options)
+            except UserError as e:
+                raise ValueError(str(e)) from None
+        if self.engine_config.seed != self.seed:  # one seed: the stored spec must not disagree
+            self.engine_config = self.engine_config.model_copy(update={"seed": self.seed})
+        return self
 
 
 @dataclass
@@ -78,7 +104,7 @@ def run_config(spec: RunSpec, engine_reported: dict[str, Any], attrs: dict[str, 
     ec = spec.engine_config
     cfg.update(
         model=ec.model,
-        gpu=ec.gpu,
+        gpu=ec.options.get("gpu"),
         kv_blocks=engine_reported.get("kv_blocks", ec.kv_blocks),
         workload_source=attrs.get("source"),
         tokenizer=attrs.get("tokenizer"),

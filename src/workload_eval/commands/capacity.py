@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from workload_eval.commands.options import (
-    check_kv_size,
+    engine_config,
+    engine_flag_options,
     engine_shape_options,
-    parse_engine_options,
+    parse_slo_flags,
+    slo_option,
     target_options,
-    workload_source_options,
+    workload_fields,
+    workload_options,
 )
 from workload_eval.errors import UserError
 
@@ -57,15 +60,7 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
     help="Seconds of arrivals per probe.",
 )
 @click.option("--burstiness", type=float, help="Gamma shape (with --schedule gamma).")
-@click.option(
-    "--slo",
-    "slos",
-    multiple=True,
-    required=True,
-    metavar="METRIC<=VALUE",
-    help="Objective on a run summary metric, e.g. normalized_latency_p95<=0.1875 "
-    "or ttft_p99<=2 (seconds). Repeatable: every SLO must hold.",
-)
+@slo_option(required=True, help_text="Every bound on a run metric must hold.")
 @click.option(
     "--rule",
     type=click.Choice(["bisect", "seed-grid"]),
@@ -110,15 +105,8 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
     "bound (negative: always run every seed).",
 )
 @engine_shape_options
-@click.option(
-    "--engine-option",
-    "--option",
-    "engine_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Engine option (e.g. perf_profile=p.json, base_url=...). Repeatable.",
-)
-@workload_source_options
+@engine_flag_options
+@workload_options
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
@@ -138,6 +126,7 @@ def command(**o: Any) -> None:
     from workload_eval.console import stdout_console
     from workload_eval.experiments.capacity import find_capacity
     from workload_eval.experiments.store import ResultStore
+    from workload_eval.slo import run_level
 
     task = build_task(o)
     search = task.make_search()
@@ -145,7 +134,7 @@ def command(**o: Any) -> None:
     if store is not None:
         store.cleanup()
     console = stdout_console()
-    metrics = list(dict.fromkeys(s.metric for s in task.slos))
+    metrics = list(dict.fromkeys(s.metric for s in run_level(task.slos)))
 
     def on_probe(rate: float, seed: int, m: dict[str, Any], passed: bool) -> None:
         shown = "  ".join(f"{k}={_num(m.get(k))}" for k in metrics)
@@ -168,38 +157,26 @@ def command(**o: Any) -> None:
         console.print(f"wrote {Path(o['out']) / 'capacity.csv'} and the probes' points")
 
 
-def build_task(o: dict[str, Any]) -> Any:
+def build_task(o: dict[str, Any]) -> CapacityTask:
     """A capacity task (base RunSpec without a rate) from the options."""
     from pydantic import ValidationError
 
-    from workload_eval.engines.base import EngineConfig
-    from workload_eval.experiments.capacity import check_metrics, parse_slos
+    from workload_eval.experiments.capacity import check_objectives
     from workload_eval.experiments.grid import CapacityTask
     from workload_eval.experiments.spec import CapacityOptions
+    from workload_eval.slo import per_request
 
-    check_kv_size(o)
     if o["burstiness"] is not None and o["kind"] != "gamma":
         raise UserError("--burstiness needs --schedule gamma")
     seeds = parse_numbers(o["seeds"], "--seeds", int) or [0]
     rates = parse_numbers(o["rates"], "--rates")
-    slos = parse_slos(o["slos"])
-    check_metrics(slos)
+    slos = parse_slo_flags(o["slo"])
+    check_objectives(slos)
     schedule: dict[str, Any] = {"kind": o["kind"], "duration": o["duration"]}
     if o["burstiness"] is not None:
         schedule["burstiness"] = o["burstiness"]
+    config = engine_config(o)
     try:
-        config = EngineConfig(
-            model=o["model"],
-            gpu=o["gpu"],
-            kv_blocks=o["kv_blocks"],
-            gpu_memory_utilization=o["gpu_memory_utilization"],
-            block_size=o["block_size"],
-            max_num_batched_tokens=o["max_num_batched_tokens"],
-            max_num_seqs=o["max_num_seqs"],
-            max_model_len=o["max_model_len"],
-            policy=o["policy"],
-            options=parse_engine_options(o["engine_options"]),
-        )
         options = CapacityOptions(
             rule=o["rule"],
             tolerance=o["tolerance"],
@@ -212,17 +189,16 @@ def build_task(o: dict[str, Any]) -> Any:
         err = e.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else ""
         raise UserError(f"--{field.replace('_', '-')}: {err['msg']}") from None
-    base = {
+    base: dict[str, Any] = {
         "engine": o["engine"],
         "engine_config": config.model_dump(mode="json"),
         "workload": o["workload"],
         "schedule": schedule,
         "seed": 0,
-        "source": o["workload_source"],
+        **workload_fields(o),
     }
-    for k in ("data_dir", "tokenizer_dir"):
-        if o[k] is not None:
-            base[k] = o[k]
+    if per_request(slos):  # so every probe's summary has goodput and slo_attainment
+        base["slo"] = [str(s) for s in per_request(slos)]
     task = CapacityTask("capacity", o["engine"], base, tuple(slos), options, tuple(seeds))
     try:
         task.run_spec(options.start, seeds[0])  # fail on bad settings before any run

@@ -6,6 +6,27 @@ from pathlib import Path
 
 import click
 
+from workload_eval.errors import UserError
+from workload_eval.report.paper import PAPER_SLO
+from workload_eval.slo import SLO
+
+# The report's capacity figures are drawn for the seed paper's metric.
+REPORT_METRIC = "normalized_latency_p95"
+
+
+def report_slo(text: str) -> SLO:
+    """``normalized_latency_p95<=0.1875`` (the one SLO grammar) or a bare number for its value."""
+    try:
+        return SLO(metric=REPORT_METRIC, value=float(text))
+    except ValueError:
+        slo = SLO.parse(text)
+    if slo.metric != REPORT_METRIC or slo.op not in ("<=", "<"):
+        raise UserError(
+            f"--slo {text!r}: the report's capacity figures bound {REPORT_METRIC} from above "
+            f"(e.g. {REPORT_METRIC}<={PAPER_SLO})"
+        )
+    return slo
+
 
 @click.command(
     help="Render figures (PNG+PDF), summary.csv and report.html from a results "
@@ -28,17 +49,20 @@ import click
 )
 @click.option(
     "--slo",
-    type=float,
-    default=0.1875,
+    default=f"{REPORT_METRIC}<={PAPER_SLO}",
     show_default=True,
-    help="p95 normalized latency SLO (s/token) for the capacity figures.",
+    metavar="METRIC<=VALUE",
+    help=f"The bound behind the capacity figures, on {REPORT_METRIC} (a bare number: "
+    "its value). Same grammar as run and capacity.",
 )
 def command(
-    results_dir: Path, out_dir: Path | None, calibration_dir: Path | None, slo: float
+    results_dir: Path, out_dir: Path | None, calibration_dir: Path | None, slo: str
 ) -> None:
     from workload_eval.report import build_report
 
-    report = build_report(results_dir, out_dir, calibration_dir=calibration_dir, slo=slo)
+    report = build_report(
+        results_dir, out_dir, calibration_dir=calibration_dir, slo=report_slo(slo).value
+    )
     click.echo(f"{len(report.points)} points, {len(report.figures)} figures")
     if report.comparison is not None and len(report.comparison):
         click.echo(f"paper vs ours: {len(report.comparison)} pairs (paper_comparison.csv)")

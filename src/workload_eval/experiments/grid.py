@@ -8,9 +8,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from workload_eval.engines.base import EngineConfig
-from workload_eval.experiments.capacity import SLO, CapacitySearch, make_search
-from workload_eval.experiments.spec import CapacityOptions, ExperimentSpec, GridSpec
+from workload_eval.engines.base import EngineConfig, options_model
+from workload_eval.experiments.capacity import CapacitySearch, make_search
+from workload_eval.experiments.spec import CapacityOptions, EngineEntry, ExperimentSpec, GridSpec
+from workload_eval.slo import SLO, per_request
 
 # RunSpec fields that locate inputs on this machine rather than define the run.
 LOCATION_FIELDS = ("data_dir", "tokenizer_dir")
@@ -99,7 +100,7 @@ class CapacityTask:
 
 def _base_data(
     grid: GridSpec,
-    engine: Any,
+    engine: EngineEntry,
     model: str,
     gpu: str,
     kv: dict[str, Any],
@@ -107,7 +108,10 @@ def _base_data(
     schedule: dict[str, Any],
     seed: int,
 ) -> dict[str, Any]:
-    config = EngineConfig(model=model, gpu=gpu, **engine.knobs, **kv, seed=seed)
+    options = dict(engine.options)
+    if "gpu" in options_model(engine.engine).model_fields:  # the gpus axis is the sim's
+        options["gpu"] = gpu
+    config = EngineConfig(model=model, **engine.config_knobs, **kv, seed=seed, options=options)
     data: dict[str, Any] = {
         "engine": engine.engine,
         "engine_config": config.model_dump(mode="json"),
@@ -132,6 +136,8 @@ def expand_group(grid: GridSpec) -> tuple[list[Point], list[CapacityTask]]:
             for schedule in entry.expand():
                 if entry.is_capacity:
                     base = _base_data(grid, engine, model, gpu, kv, workload, schedule, 0)
+                    if per_request(grid.slos):  # probes then report goodput, slo_attainment
+                        base["slo"] = [str(s) for s in per_request(grid.slos)]
                     tasks.append(
                         CapacityTask(
                             grid.name,

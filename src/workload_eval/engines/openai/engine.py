@@ -11,14 +11,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import math
-import os
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, TypeVar
 
 from workload_eval.contracts import RunRecords, Schedule
-from workload_eval.engines.base import Engine, EngineConfig
+from workload_eval.engines.base import Engine, EngineConfig, validate_options
 from workload_eval.engines.openai import loadgen
-from workload_eval.engines.openai.options import api_root, parse_options
+from workload_eval.engines.openai.options import OpenAIOptions, api_root
 from workload_eval.engines.openai.plan import RequestPlan
 from workload_eval.engines.openai.prometheus import Timeline, sample_metrics
 from workload_eval.engines.openai.records import build_records
@@ -37,12 +36,12 @@ class OpenAIEngine(Engine):
     def run(
         self, schedule: Schedule, config: EngineConfig, *, progress: bool = False
     ) -> RunRecords:
-        opts = parse_options(config.options)
+        opts = validate_options(OpenAIOptions, self.name, config.options)
         plan = RequestPlan(schedule, config, opts)
         plan.build()
         headers = {"Content-Type": "application/json"}
-        if opts.api_key_env:
-            headers["Authorization"] = f"Bearer {os.environ[opts.api_key_env]}"
+        if (key := opts.api_key()) is not None:
+            headers["Authorization"] = f"Bearer {key}"
         bar = None
         if progress:
             from tqdm import tqdm

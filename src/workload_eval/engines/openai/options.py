@@ -1,20 +1,19 @@
-"""What the openai engine can be told (``EngineConfig.options``) and how a URL is stored."""
+"""What the openai engine can be told beyond the shared knobs, and how a URL is stored."""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, JsonValue, field_validator
 
+from workload_eval.engines.base import EngineOptions
 from workload_eval.errors import UserError
 
 
-class OpenAIOptions(BaseModel):
-    """``EngineConfig.options`` of the openai engine (CLI: --base-url, --api-key-env, ...)."""
-
-    model_config = ConfigDict(extra="forbid")
+class OpenAIOptions(EngineOptions):
+    """The openai engine's options (CLI: --base-url, --api-key-env, --endpoint, ...)."""
 
     base_url: str
     api_key_env: str | None = None  # name of the env var holding the key; the key is never stored
@@ -27,36 +26,27 @@ class OpenAIOptions(BaseModel):
     continuous_usage: bool = True  # vLLM's per-chunk usage: exact per-token times when merged
     min_tokens: bool = False  # also send min_tokens = max_tokens (servers without ignore_eos)
     tokenizer: str | None = None  # HF tokenizer to decode token ids when text is needed
-    extra_body: dict[str, Any] = Field(default_factory=dict)
+    extra_body: dict[str, JsonValue] = Field(default_factory=dict)
     metrics: bool = True
     metrics_url: str | None = None  # default: <server root>/metrics
     metrics_interval: float = Field(default=0.5, gt=0)
     max_lag_p99: float = Field(default=0.010, gt=0)  # s; above it the run is flagged invalid
     rate_tolerance: float = Field(default=0.05, gt=0, lt=1)  # |achieved/target - 1| allowed
 
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if urlsplit(v).scheme not in ("http", "https"):
+            raise ValueError("expected an http:// or https:// URL (--base-url)")
+        return v
 
-def parse_options(options: dict[str, Any]) -> OpenAIOptions:
-    """Validate the options; a mistake names the option and what was expected."""
-    if "base_url" not in options:
-        raise UserError("engine openai: --base-url is required (e.g. http://127.0.0.1:8000)")
-    unknown = sorted(set(options) - set(OpenAIOptions.model_fields))
-    if unknown:
-        raise UserError(
-            f"engine openai: unknown option {unknown[0]!r} (expected one of "
-            f"{', '.join(OpenAIOptions.model_fields)})"
-        )
-    try:
-        opts = OpenAIOptions.model_validate(options)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "options"
-        raise UserError(f"engine openai: option {where!r}: {err['msg']}") from None
-    scheme = urlsplit(opts.base_url).scheme
-    if scheme not in ("http", "https"):
-        raise UserError(f"--base-url {opts.base_url!r}: expected an http:// or https:// URL")
-    if opts.api_key_env and opts.api_key_env not in os.environ:
-        raise UserError(f"--api-key-env {opts.api_key_env}: environment variable is not set")
-    return opts
+    def api_key(self) -> str | None:
+        """The key, read from the environment at run time (never stored); unset is an error."""
+        if not self.api_key_env:
+            return None
+        if self.api_key_env not in os.environ:
+            raise UserError(f"--api-key-env {self.api_key_env}: environment variable is not set")
+        return os.environ[self.api_key_env]
 
 
 def api_root(base_url: str) -> str:

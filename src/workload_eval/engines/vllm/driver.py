@@ -18,6 +18,7 @@ import pandas as pd
 from workload_eval.contracts import REQUEST_COLUMNS, RunRecords, Schedule, ScheduledRequest
 from workload_eval.engines.base import EngineConfig
 from workload_eval.engines.vllm import loader
+from workload_eval.engines.vllm.args import vllm_options
 from workload_eval.engines.vllm.loader import LoadedEngine
 from workload_eval.engines.vllm.prompts import prompt_ids
 
@@ -78,11 +79,13 @@ class Driver:
 
         self.loaded, self.config, self.schedule = loaded, config, schedule
         self.engine = loaded.engine
-        opts = config.options
-        self.stream = bool(opts.get("token_times", False))
+        opts = vllm_options(config)
+        self.stream = opts.token_times
+        # Arrivals wait (counted as send lag) while this many requests are in the engine.
+        self.max_in_flight = opts.max_concurrency or len(schedule.items) or 1
         self.base_params = SamplingParams(
             n=config.n,
-            temperature=float(opts.get("temperature", 1.0)),
+            temperature=opts.temperature,
             top_p=1.0,
             ignore_eos=True,
             max_tokens=1,
@@ -176,7 +179,11 @@ class Driver:
         try:
             while self.heap or self.in_flight:
                 now = time.monotonic() - t0
-                while self.heap and self.heap[0][0] <= now:
+                while (
+                    self.heap
+                    and self.heap[0][0] <= now
+                    and len(self.in_flight) < self.max_in_flight
+                ):
                     _, _, rid = heapq.heappop(self.heap)
                     self._send(rid, now)
                 if self.in_flight:

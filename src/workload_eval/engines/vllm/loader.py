@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from workload_eval.engines.base import EngineConfig
-from workload_eval.engines.vllm.args import build_engine_args, platform_device
+from workload_eval.engines.vllm.args import build_engine_args, platform_device, vllm_options
 from workload_eval.engines.vllm.prompts import PromptVocab
 from workload_eval.engines.vllm.steps import StepRecorder
 from workload_eval.errors import UserError
@@ -37,7 +37,7 @@ _CACHE: dict[str, LoadedEngine] = {}
 
 
 def _env_for(config: EngineConfig) -> dict[str, str]:
-    space = config.options.get("kv_cache_space_gib")
+    space = vllm_options(config).kv_cache_space_gib
     return {"VLLM_CPU_KVCACHE_SPACE": str(space)} if space is not None else {}
 
 

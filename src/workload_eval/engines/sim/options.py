@@ -1,0 +1,22 @@
+"""What the simulator can be told beyond the shared knobs (``EngineConfig.options``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from workload_eval.engines.base import EngineOptions
+from workload_eval.engines.sim.policy_v02 import MAX_PADDINGS
+
+
+class SimOptions(EngineOptions):
+    """The sim engine's options (CLI: --gpu, --policy, --perf-profile, --engine-option K=V)."""
+
+    gpu: str = "a100-40gb"  # the simulated GPU (engines/sim/hardware.py's catalog)
+    policy: Literal["vllm-0.2", "vllm-v1"] = "vllm-0.2"  # the scheduler simulated
+    perf_profile: str | None = None  # measured step times (`workload-eval profile`) to use
+    record_token_times: bool = False  # every token's time (ITL); costs memory on long runs
+    skip_ahead: bool = True  # advance runs of identical decode steps at once (same results)
+    max_paddings: int = Field(default=MAX_PADDINGS, ge=0)  # vllm-0.2's padding budget
+    walk: Literal["fast", "general"] = "fast"  # vllm-0.2 decode walk (same results; tests)
