@@ -44,7 +44,7 @@ def server():
 
 def test_open_loop_keeps_the_schedule_and_measures_from_it(server):
     rec = run(server.base_url, poisson(300, 600), max_lag_p99=0.05, rate_tolerance=0.05)
-    r, lg = rec.requests, rec.config["loadgen"]
+    r, lg = rec.requests, rec.report.loadgen.model_dump()
     assert len(r) == 600 and (r.status == "ok").all()
     assert (r.generated_tokens == 16).all() and (r.prompt_tokens == 32).all()
     assert lg["output_token_mismatches"] == 0 and lg["prompt_token_mismatches"] == 0
@@ -102,8 +102,8 @@ def test_max_concurrency_caps_requests_in_flight_at_the_server():
     )
     assert max_running == 4
     # Waiting for a slot is lag: the schedule could not be kept, and the run says so.
-    assert not rec.config["loadgen"]["valid"]
-    assert "lag" in rec.config["loadgen"]["invalid_reason"]
+    assert not rec.report.loadgen.valid
+    assert "lag" in rec.report.loadgen.invalid_reason
 
 
 def test_chat_sessions_send_the_history_with_the_servers_replies(server):
@@ -142,7 +142,7 @@ def test_api_key_comes_from_the_environment_and_is_never_stored(monkeypatch):
         bad = run(srv.base_url, poisson(100, 2))
     assert (rec.requests.status == "ok").all()
     assert bad.requests.error.str.startswith("HTTP 401").all()
-    dumped = json.dumps(rec.config, default=str)
+    dumped = rec.report.model_dump_json()
     assert "sekret" not in dumped and "pw@" not in dumped
     monkeypatch.delenv("WE_TEST_KEY")
     with pytest.raises(UserError, match="WE_TEST_KEY"):
@@ -182,7 +182,7 @@ CTRL_C_SCRIPT = textwrap.dedent("""
     rec = OpenAIEngine().run(Schedule("constant", items), cfg)
     print(json.dumps({"n": len(rec.requests), "status": rec.requests.status.tolist(),
                       "errors": rec.requests.error.tolist(),
-                      "loadgen": rec.config["loadgen"]}, default=str))
+                      "loadgen": rec.report.loadgen.model_dump()}, default=str))
 """)
 
 

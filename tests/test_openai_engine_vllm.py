@@ -115,7 +115,7 @@ def test_streamed_completions_follow_the_workload_exactly(server):
     ]
     items[0].request.prompt_token_ids = list(range(1000, 1000 + int(prompt_lens[0])))
     rec = run(server, items)
-    r, lg = rec.requests, rec.config["loadgen"]
+    r, lg = rec.requests, rec.report.loadgen.model_dump()
     assert (r.status == "ok").all(), r.error.tolist()
     assert (r.generated_tokens == output_lens).all()  # ignore_eos: exactly the workload's
     assert (r.prompt_tokens == prompt_lens).all()  # token-id prompts, counted by the server
@@ -163,7 +163,7 @@ def test_a_server_killed_mid_run_leaves_partial_results_not_a_crash(server):
     finally:
         killer.cancel()
     wall = time.monotonic() - t
-    r, lg = rec.requests, rec.config["loadgen"]
+    r, lg = rec.requests, rec.report.loadgen.model_dump()
     assert server.proc.wait(10) is not None
     assert len(r) == 30 and lg["sent"] == 30
     failed = r[r.status == "failed"]

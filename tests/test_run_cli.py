@@ -243,7 +243,7 @@ CAPACITY_FLAGS = {
 def _check_run_folder(out, workload):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) >= SUMMARY_KEYS
-    assert summary["config"]["workload"] == workload
+    assert summary["config"]["spec"]["workload"] == workload
     req = pd.read_parquet(out / "requests.parquet")
     steps = pd.read_parquet(out / "steps.parquet")
     assert list(req.columns)[: len(REQUEST_COLUMNS)] == list(REQUEST_COLUMNS)
@@ -277,7 +277,7 @@ def test_cli_sim_offline_and_online_per_seed_workload(
     ]
     assert main([*common, "--num-requests", "30", "--out", str(tmp_path / "off")]) == 0
     off = _check_run_folder(tmp_path / "off", workload)
-    assert off["num_requests"] == 30 and off["config"]["schedule"]["kind"] == "offline"
+    assert off["num_requests"] == 30 and off["config"]["spec"]["schedule"]["kind"] == "offline"
     out = capsys.readouterr().out
     assert "Request throughput" in out and "summary.json" in out
     assert (
@@ -285,7 +285,7 @@ def test_cli_sim_offline_and_online_per_seed_workload(
         == 0
     )
     on = _check_run_folder(tmp_path / "on", workload)
-    assert on["config"]["schedule"] == {
+    assert on["config"]["spec"]["schedule"] == {
         "kind": "poisson",
         "rate": 2.0,
         "duration": 10.0,

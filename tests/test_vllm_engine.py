@@ -83,7 +83,7 @@ def test_kv_blocks_override_is_honored(config):
     assert loaded.num_blocks == KV_BLOCKS
     assert loaded.engine.vllm_config.cache_config.num_gpu_blocks == KV_BLOCKS
     rec = get_engine("vllm").run(_offline([(100, 10)] * 4), config)
-    assert rec.config["num_gpu_blocks"] == KV_BLOCKS
+    assert rec.report.kv_blocks == KV_BLOCKS
     assert (rec.steps["kv_blocks_total"] == KV_BLOCKS - 1).all()  # one null block reserved
     assert rec.steps["kv_blocks_used"].max() == 4 * 4  # 4 requests x ceil(110/32) blocks
 
@@ -191,7 +191,7 @@ def test_interrupt_mid_run_returns_partial_records(config):
     items.append(ScheduledRequest(Request(8, 20, 5), 30.0))  # never sent
     rec = VllmEngine().run(Schedule("offline", items), config)
     req = rec.requests.set_index("request_id")
-    assert len(req) == 9 and rec.config["interrupted"] is True
+    assert len(req) == 9 and rec.report.interrupted is True
     assert (req.loc[[0, 1, 2, 3], "status"] == "ok").all()
     assert (req.loc[[4, 5, 6, 7, 8], "status"] == "failed").all()
     assert (req.loc[[4, 5, 6, 7, 8], "error"] == "interrupted").all()

@@ -6,10 +6,12 @@ reports depend on them, never on each other's internals.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 RequestStatus = Literal["ok", "failed", "ignored"]
 StepKind = Literal["prefill", "decode", "mixed"]
@@ -110,10 +112,48 @@ STEP_COLUMNS: tuple[str, ...] = (
 )
 
 
+Cell = str | int | float | bool | None  # one value of a points-table column
+
+
+def _nan_to_none(v: object) -> object:
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+# A float that may be undefined (NaN in memory, null in JSON).
+MaybeFloat = Annotated[float | None, BeforeValidator(_nan_to_none)]
+
+
+class WorkloadReport(BaseModel):
+    """What the workload loader resolved (filled by the runner, not the engine)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str | None = None  # hub | local | profile: where the requests came from
+    tokenizer: str | None = None  # the tokenizer (family) that counted the tokens
+    requests: int | None = None  # requests loaded
+
+
+class EngineReport(BaseModel):
+    """What an engine resolved and observed besides its tables; each engine extends it
+    (SimReport, VllmReport, OpenAIReport) and registers the subclass with itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: str
+    kv_blocks: int | None = Field(default=None, ge=0)  # KV blocks the engine really had
+    interrupted: bool = False  # Ctrl-C: the records hold what was gathered
+    error: str | None = None  # why the run stopped early, when it did
+    workload: WorkloadReport = Field(default_factory=WorkloadReport)
+
+    def columns(self) -> dict[str, Cell]:
+        """Engine-specific columns of the points table (results.py), e.g. the sim's gpu."""
+        return {}
+
+
 @dataclass
 class RunRecords:
-    """What an engine returns: per-request and per-step tables plus the run's configuration."""
+    """What an engine returns: per-request and per-step tables plus its typed report."""
 
     requests: pd.DataFrame
     steps: pd.DataFrame
-    config: dict[str, Any] = field(default_factory=dict)
+    report: EngineReport = field(default_factory=lambda: EngineReport(engine=""))

@@ -9,16 +9,16 @@ interval for offline runs.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import JsonValue
 
-from workload_eval import __version__
 from workload_eval.contracts import RunRecords
 from workload_eval.slo import PERCENTILES, REQUEST_METRICS, SLO, SLOInput, parse_slos, run_level
 
 SLO_KEYS = REQUEST_METRICS  # per-request latencies a bound can apply to (see slo.py)
+Summary = dict[str, JsonValue]  # summary.json: metric name -> value (+ config, version)
 
 
 def completed(requests: pd.DataFrame) -> pd.DataFrame:
@@ -118,7 +118,7 @@ def goodput(requests: pd.DataFrame, slo: SLOInput) -> float:
     return _rate(float(meets_slo(requests, slo).sum()), run_interval(requests))
 
 
-def _nan_to_none(d: dict[str, Any]) -> dict[str, Any]:
+def _nan_to_none(d: dict[str, JsonValue]) -> Summary:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
@@ -132,15 +132,16 @@ def total_preemptions(records: RunRecords) -> int:
     return int(req["num_preemptions"].sum()) if len(req) else 0
 
 
-def summarize(records: RunRecords, *, slo: SLOInput | None = None) -> dict[str, Any]:
-    """The run's summary.json: DESIGN.md's key names; NaN (undefined) becomes None."""
+def summarize(records: RunRecords, *, slo: SLOInput | None = None) -> Summary:
+    """The run's metrics (summary.json without the configuration the runner adds); DESIGN.md's
+    key names; NaN (undefined) becomes None."""
     req = records.requests
     done = completed(req)
     seconds = run_interval(req)
     per = request_metrics(done)
     tokens_in = float(done["prompt_tokens"].sum())
     tokens_out = float(done["generated_tokens"].sum())
-    out: dict[str, Any] = {
+    out: Summary = {
         "request_throughput": _rate(len(done), seconds),
         "token_throughput": _rate(tokens_in + tokens_out, seconds),
         "output_token_throughput": _rate(tokens_out, seconds),
@@ -170,10 +171,7 @@ def summarize(records: RunRecords, *, slo: SLOInput | None = None) -> dict[str, 
         out["slo"] = [str(s) for s in slos]
     if run_level(slos):  # after goodput: a bound may name it
         out["slo_met"] = all(s.met(out) for s in run_level(slos))
-    out = _nan_to_none(out)
-    out["config"] = dict(records.config)
-    out["package_version"] = __version__
-    return out
+    return _nan_to_none(out)
 
 
 __all__ = [

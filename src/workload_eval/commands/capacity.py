@@ -20,7 +20,7 @@ from workload_eval.commands.options import (
 from workload_eval.errors import UserError
 
 if TYPE_CHECKING:
-    from workload_eval.experiments.capacity import Evaluator
+    from workload_eval.experiments.capacity import CapacityResult, Evaluator
     from workload_eval.experiments.grid import CapacityTask
     from workload_eval.experiments.store import ResultStore
 
@@ -233,21 +233,25 @@ def _print_rates(result: Any, metrics: list[str]) -> None:
     stdout_console().print(table)
 
 
-def _write(store: Any, task: Any, result: Any) -> None:
+def _write(store: ResultStore, task: CapacityTask, result: CapacityResult) -> None:
     import pandas as pd
 
     from workload_eval.experiments.grid import point_key
-    from workload_eval.experiments.store import flatten_spec, write_table
+    from workload_eval.experiments.store import write_table
+    from workload_eval.results import search_columns
 
-    cfg = flatten_spec({k: v for k, v in task.base.items() if k != "seed"})
-    cfg.pop("engine_seed", None)
-    row = {"task": task.key, **cfg, **result.as_row(), "seeds": ",".join(map(str, task.seeds))}
-    write_table(pd.DataFrame([row]), store.root / "capacity")
     probes = result.probes[["rate", "seed", "passed"]].copy()
     probes.insert(0, "task", task.key)
     probes["key"] = [
         point_key(task.run_spec(r, s)) for r, s in zip(probes["rate"], probes["seed"], strict=True)
     ]
+    kv = store.index_row(probes["key"].iloc[0])["kv_blocks"] if len(probes) else None
+    cfg = search_columns(
+        task.run_spec(task.options.start, task.seeds[0]),
+        int(kv) if isinstance(kv, int | float) else None,
+    )
+    row = {"task": task.key, **cfg, **result.as_row(), "seeds": ",".join(map(str, task.seeds))}
+    write_table(pd.DataFrame([row]), store.root / "capacity")
     write_table(probes, store.root / "capacity_probes")
     store.rebuild_index()
 

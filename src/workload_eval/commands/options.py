@@ -218,7 +218,9 @@ def engine_config(o: Mapping[str, Any], *, seed: int = 0) -> EngineConfig:
 def workload_fields(o: Mapping[str, Any]) -> dict[str, Any]:
     """RunSpec fields set by the workload flags (only those given, so defaults stay implicit)."""
     out: dict[str, Any] = {"source": o["source"], "sampling": o["sampling"]}
-    for k in ("data_dir", "tokenizer_dir", "tokenizer"):
+    for k in ("data_dir", "tokenizer_dir"):  # absolute, so the stored spec re-runs anywhere
         if o.get(k) is not None:
-            out[k] = o[k]
+            out[k] = str(Path(o[k]).expanduser().resolve())
+    if o.get("tokenizer") is not None:
+        out["tokenizer"] = o["tokenizer"]
     return out

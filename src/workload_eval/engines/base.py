@@ -1,8 +1,9 @@
 """The Engine interface, the knobs every engine shares, and the registry of engines.
 
-Each engine registers a pair: its class and the pydantic model of its own options (GuideLLM's
-``Backend.register`` / AIPerf's factory). Entries are "module:Class" references resolved on
-first use, so naming an engine or checking its options never imports vLLM.
+Each engine registers its class with the pydantic model of its own options (GuideLLM's
+``Backend.register`` / AIPerf's factory) and of the report it returns. Entries are
+"module:Class" references resolved on first use, so naming an engine or checking its
+options never imports vLLM.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
-from workload_eval.contracts import RunRecords, Schedule
+from workload_eval.contracts import EngineReport, RunRecords, Schedule
 from workload_eval.errors import UserError
 
 # Fields that used to be shared but only the simulator reads (moved to SimOptions); still
@@ -77,31 +78,36 @@ class Engine(ABC):
 
         On KeyboardInterrupt return the records gathered so far: unfinished requests get
         status "failed" with an error mentioning "interrupted", and
-        ``records.report.interrupted`` is True.
+        ``records.report.interrupted`` is True. ``records.report`` is the engine's
+        registered report model.
         """
 
 
 @dataclass(frozen=True)
 class EngineEntry:
-    """One registered engine: its class and its Options model, as "module:Class" references
-    (or the classes themselves, for engines registered at runtime)."""
+    """One registered engine: its class, its Options model and its report model, as
+    "module:Class" references (or the classes themselves, for engines registered at runtime)."""
 
     engine: str | type[Engine]
     options: str | type[EngineOptions]
+    report: str | type[EngineReport]
 
 
 ENGINES: dict[str, EngineEntry] = {
     "sim": EngineEntry(
         "workload_eval.engines.sim:SimEngine",
         "workload_eval.engines.sim.options:SimOptions",
+        "workload_eval.engines.sim.report:SimReport",
     ),
     "vllm": EngineEntry(
         "workload_eval.engines.vllm:VllmEngine",
         "workload_eval.engines.vllm.options:VllmOptions",
+        "workload_eval.engines.vllm.report:VllmReport",
     ),
     "openai": EngineEntry(
         "workload_eval.engines.openai:OpenAIEngine",
         "workload_eval.engines.openai.options:OpenAIOptions",
+        "workload_eval.engines.openai.report:OpenAIReport",
     ),
 }
 
@@ -112,9 +118,10 @@ def register_engine(
     name: str,
     engine: str | type[Engine],
     options: str | type[EngineOptions],
+    report: str | type[EngineReport] = EngineReport,
 ) -> None:
     """Add (or replace) an engine: ``--engine NAME`` then runs it with its own options."""
-    ENGINES[name] = EngineEntry(engine, options)
+    ENGINES[name] = EngineEntry(engine, options, report)
 
 
 def known_engines() -> list[str]:
@@ -145,6 +152,10 @@ def get_engine(name: str) -> Engine:
 
 def options_model(name: str) -> type[EngineOptions]:
     return _resolve(_entry(name).options, f"engine {name!r}")
+
+
+def report_model(name: str) -> type[EngineReport]:
+    return _resolve(_entry(name).report, f"engine {name!r}")
 
 
 def option_flag(option: str) -> str:
@@ -193,5 +204,6 @@ __all__ = [
     "options_model",
     "parse_options",
     "register_engine",
+    "report_model",
     "validate_options",
 ]

@@ -11,14 +11,11 @@ from typing import Any
 from workload_eval.engines.base import EngineConfig, options_model
 from workload_eval.experiments.capacity import CapacitySearch, make_search
 from workload_eval.experiments.spec import CapacityOptions, EngineEntry, ExperimentSpec, GridSpec
+from workload_eval.results import canonical_json
 from workload_eval.slo import SLO, per_request
 
 # RunSpec fields that locate inputs on this machine rather than define the run.
 LOCATION_FIELDS = ("data_dir", "tokenizer_dir")
-
-
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def run_spec_json(spec: Any) -> dict[str, Any]:

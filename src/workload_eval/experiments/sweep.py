@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from workload_eval.experiments.capacity import CapacityResult, CapacitySearch
 from workload_eval.experiments.executors import Executor, Outcome, SequentialExecutor
 from workload_eval.experiments.grid import CapacityTask, Point, expand, point_key
 from workload_eval.experiments.spec import ExperimentSpec
-from workload_eval.experiments.store import ResultStore, flatten_spec, write_table
+from workload_eval.experiments.store import ResultStore, write_table
+from workload_eval.results import search_columns
 from workload_eval.storage import atomic_write_json
 
 INDEX_EVERY_S = 2.0  # rewrite the index at most this often while running
@@ -230,6 +232,15 @@ class _SweepState:
                 s.search.record(rate, seed, self.store.summary(key))
             self._advance(s)
 
+    def _resolved_kv(self, keys: Iterable[str]) -> int | None:
+        """The KV blocks a stored probe's engine resolved (all probes of a search share it)."""
+        for key in keys:
+            if self.store.has(key):
+                row = self.rows.get(key) or self.store.index_row(key)
+                kv = row.get("kv_blocks")
+                return int(kv) if isinstance(kv, int | float) else None
+        return None
+
     def write_capacity(self) -> pd.DataFrame:
         """capacity.{parquet,csv} (one row per finished search) and capacity_probes.*."""
         rows, probes = [], []
@@ -237,9 +248,8 @@ class _SweepState:
             if not (s.search.done or s.failed):
                 continue
             result: CapacityResult = s.search.result()
-            cfg = flatten_spec({k: v for k, v in s.task.base.items() if k != "seed"})
-            cfg.pop("engine_seed", None)
-            cfg.pop("schedule.rate", None)
+            first = s.task.run_spec(s.task.options.start, s.task.seeds[0])
+            cfg = search_columns(first, self._resolved_kv(s.probe_keys.values()))
             row = {
                 "task": s.task.key,
                 "group": s.task.group,

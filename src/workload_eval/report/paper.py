@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from workload_eval.errors import UserError
-from workload_eval.report.results import offline_points, seed_rule_capacity
+from workload_eval.report.results import seed_rule_capacity
+from workload_eval.results import offline_points
 
 ENV_VAR = "WORKLOAD_EVAL_CALIBRATION_DIR"
 PAPER_SLO = 0.1875  # s/token: 4 words/s reading speed, 1 token ~ 0.75 words (the seed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,15 +12,16 @@ from workload_eval.engines.openai import loadgen
 from workload_eval.engines.openai.options import redact
 from workload_eval.engines.openai.plan import RequestPlan
 from workload_eval.engines.openai.prometheus import Timeline
+from workload_eval.engines.openai.report import LoadgenReport, OpenAIReport
 
 
 def _pct(x: np.ndarray, q: float) -> float:
     return float(np.percentile(x, q)) if len(x) else math.nan
 
 
-def loadgen_summary(
+def loadgen_report(
     plan: RequestPlan, res: loadgen.LoadResult, timeline: Timeline, mismatches: dict[str, int]
-) -> dict[str, Any]:
+) -> LoadgenReport:
     """Was the schedule kept? Dispatch lag, achieved vs target send rate, and the verdict."""
     sched = np.asarray(res.scheduled, dtype=float)
     sends = np.array(
@@ -48,29 +48,26 @@ def loadgen_summary(
     ):
         reasons.append(f"achieved send rate {achieved:.2f}/s vs target {target:.2f}/s")
     n_ok = sum(1 for o in res.outcomes if o is not None and o.status == "ok")
-    return {
-        "client": "workload_eval.engines.openai.loadgen (aiohttp)",
-        "endpoint": plan.opts.endpoint,
-        "base_url": redact(plan.opts.base_url),
-        "max_concurrency": plan.opts.max_concurrency,
-        "requests": len(res.outcomes),
-        "sent": int(sent.sum()),
-        "ok": n_ok,
-        "not_sent": int((~sent).sum()),
-        "dispatch_lag_p50": _pct(lag, 50),
-        "dispatch_lag_p99": p99,
-        "dispatch_lag_max": float(lag.max()) if len(lag) else math.nan,
-        "target_rate": target,
-        "achieved_rate": achieved,
-        "valid": not reasons,
-        "invalid_reason": "; ".join(reasons),
-        "interrupted": res.interrupted,
-        "wall_s": res.wall_s,
-        "client_cpu_s": res.cpu_s,
-        "metrics_samples": len(timeline.rows),
-        "server_preemptions": timeline.preemptions,
+    return LoadgenReport(
+        client="workload_eval.engines.openai.loadgen (aiohttp)",
+        requests=len(res.outcomes),
+        sent=int(sent.sum()),
+        ok=n_ok,
+        not_sent=int((~sent).sum()),
+        dispatch_lag_p50=_pct(lag, 50),
+        dispatch_lag_p99=p99,
+        dispatch_lag_max=float(lag.max()) if len(lag) else math.nan,
+        target_rate=target,
+        achieved_rate=achieved,
+        valid=not reasons,
+        invalid_reason="; ".join(reasons),
+        interrupted=res.interrupted,
+        wall_s=res.wall_s,
+        client_cpu_s=res.cpu_s,
+        metrics_samples=len(timeline.rows),
+        server_preemptions=timeline.preemptions,
         **mismatches,
-    }
+    )
 
 
 def build_records(plan: RequestPlan, res: loadgen.LoadResult, timeline: Timeline) -> RunRecords:
@@ -117,15 +114,17 @@ def build_records(plan: RequestPlan, res: loadgen.LoadResult, timeline: Timeline
         "output_token_mismatches": out_mismatch,
         "prompt_token_mismatches": prompt_mismatch,
     }
-    summary = loadgen_summary(plan, res, timeline, mismatches)
-    cfg = plan.config.model_dump()
-    cfg["options"] = {**cfg["options"], "base_url": redact(plan.opts.base_url)}
-    config = {
-        "engine": "openai",
-        "engine_config": cfg,
-        "schedule": plan.schedule.kind,
-        "interrupted": res.interrupted,
-        "schedule_params": dict(plan.schedule.params),
-        "loadgen": summary,
-    }
-    return RunRecords(requests=requests, steps=steps, config=config)
+    report = OpenAIReport(
+        options=plan.opts.model_copy(update={"base_url": redact(plan.opts.base_url)}),
+        kv_blocks=_server_kv_blocks(timeline, plan.config.kv_blocks),
+        interrupted=res.interrupted,
+        loadgen=loadgen_report(plan, res, timeline, mismatches),
+    )
+    return RunRecords(requests=requests, steps=steps, report=report)
+
+
+def _server_kv_blocks(timeline: Timeline, configured: int | None) -> int | None:
+    """The server's KV blocks as its /metrics said (vllm:cache_config_info), else the config's."""
+    totals = [r["kv_blocks_total"] for r in timeline.rows]
+    known = [float(t) for t in totals if isinstance(t, float | int) and not math.isnan(t)]
+    return int(known[-1]) if known else configured

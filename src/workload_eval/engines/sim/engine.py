@@ -17,6 +17,7 @@ from workload_eval.engines.sim.options import SimOptions
 from workload_eval.engines.sim.perf_model import PerfModel, build_perf_model
 from workload_eval.engines.sim.policy_v02 import V02Scheduler
 from workload_eval.engines.sim.policy_v1 import V1Scheduler
+from workload_eval.engines.sim.report import SimReport
 from workload_eval.engines.sim.sequence import FAILED, PENDING, RequestTable, StepLog
 from workload_eval.errors import UserError
 from workload_eval.models import resolve_model
@@ -123,21 +124,17 @@ class SimEngine(Engine):
             if status == PENDING:  # without Ctrl-C, defensive: the loop drains every queue
                 table.status[gid], table.error[gid] = FAILED, unfinished
 
-        run_config = config.model_dump()
-        run_config.update(
-            engine="sim",
-            gpu=opts.gpu,
-            policy=opts.policy,
+        report = SimReport(
+            options=opts,
             kv_blocks=kv_blocks,
             model_spec=model.name,
             gpu_spec=gpu.name,
             perf_model=type(perf).__name__,
             sim_end_time=end,
-            skip_ahead=skip_ahead,
             interrupted=interrupted,
         )
         return RunRecords(
-            requests=_request_frame(items, table), steps=_step_frame(log), config=run_config
+            requests=_request_frame(items, table), steps=_step_frame(log), report=report
         )
 
 

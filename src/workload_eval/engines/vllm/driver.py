@@ -10,7 +10,7 @@ import heapq
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -218,13 +218,9 @@ class Driver:
         requests = pd.DataFrame(rows, columns=list(REQUEST_COLUMNS))
         requests["session_id"] = requests["session_id"].astype("Int64")
         steps = self.loaded.recorder.frame()
-        cfg: dict[str, Any] = {
-            "engine": "vllm",
-            **self.config.model_dump(mode="json"),
-            **self.loaded.info,
-            "schedule": {"kind": self.schedule.kind, **self.schedule.params},
-        }
+        report = self.loaded.report.model_copy()
         if error is not None:
-            cfg["error"] = "interrupted" if isinstance(error, KeyboardInterrupt) else repr(error)
-            cfg["interrupted"] = isinstance(error, KeyboardInterrupt)
-        return RunRecords(requests=requests, steps=steps, config=cfg)
+            interrupted = isinstance(error, KeyboardInterrupt)
+            report.error = "interrupted" if interrupted else repr(error)
+            report.interrupted = interrupted
+        return RunRecords(requests=requests, steps=steps, report=report)

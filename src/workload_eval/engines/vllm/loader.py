@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from workload_eval.engines.base import EngineConfig
 from workload_eval.engines.vllm.args import build_engine_args, platform_device, vllm_options
 from workload_eval.engines.vllm.prompts import PromptVocab
+from workload_eval.engines.vllm.report import VllmReport
 from workload_eval.engines.vllm.steps import StepRecorder
 from workload_eval.errors import UserError
 
@@ -30,7 +31,7 @@ class LoadedEngine:
     num_blocks: int
     block_size: int
     vocab: PromptVocab
-    info: dict[str, Any] = field(default_factory=dict)
+    report: VllmReport  # what every run on this engine reports (copied per run)
 
 
 _CACHE: dict[str, LoadedEngine] = {}
@@ -105,16 +106,16 @@ def load_engine(config: EngineConfig, *, multiprocess: bool = True) -> LoadedEng
         num_blocks=num_blocks,
         block_size=int(cache.block_size),
         vocab=vocab,
-        info={
-            "vllm_version": vllm.__version__,
-            "device": platform_device(),
-            "engine_args": args,
-            "num_gpu_blocks": num_blocks,
-            "dtype": str(engine.model_config.dtype),
-            "enable_chunked_prefill": bool(
-                engine.vllm_config.scheduler_config.enable_chunked_prefill
-            ),
-        },
+        report=VllmReport(
+            options=vllm_options(config),
+            kv_blocks=num_blocks,
+            vllm_version=vllm.__version__,
+            device=platform_device(),
+            dtype=str(engine.model_config.dtype),
+            block_size=int(cache.block_size),
+            enable_chunked_prefill=bool(engine.vllm_config.scheduler_config.enable_chunked_prefill),
+            engine_args=args,
+        ),
     )
     _CACHE[key] = loaded
     return loaded
