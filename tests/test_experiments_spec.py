@@ -65,6 +65,26 @@ groups:
     assert all(p.spec.engine_config.seed == p.spec.seed for p in points)
 
 
+def test_engine_options_are_flat_or_nested_and_reach_the_run_spec() -> None:
+    spec = spec_from_yaml_text(
+        """
+engines:
+  - {engine: sim, policy: vllm-v1, enable_chunked_prefill: false}
+  - {engine: sim, label: prof, options: {record_token_times: true}}
+gpus: [h100]
+workloads: [alpaca]
+schedules: [{kind: offline, num_requests: 10}]
+"""
+    )
+    points, _ = expand(spec)
+    opts = sorted((p.engine_label, p.spec.engine_config.options) for p in points)
+    assert opts == [
+        ("prof", {"gpu": "h100", "record_token_times": True}),
+        ("sim", {"gpu": "h100", "policy": "vllm-v1"}),
+    ]
+    assert {p.spec.engine_config.enable_chunked_prefill for p in points} == {False, None}
+
+
 def test_point_key_is_stable_and_ignores_data_locations() -> None:
     spec = spec_from_yaml_text(
         "workloads: [alpaca]\nschedules: [{kind: offline, num_requests: 10}]\n"
@@ -81,6 +101,8 @@ BAD = [
     ("workloads: [alpaca, dolly, foo]\n", 2, "workloads[2]: unknown workload 'foo' (expected"),
     ("models: [opt-13b]\nkv_blocks: [100, -1]\n", 3, "kv_blocks[1]: Input should be greater"),
     ("engines:\n  - engine: sim\n    policy: fast\n", 4, "engines[0].policy:"),
+    ("engines:\n  - engine: sim\n    polcy: vllm-v1\n", 4, "engines[0].polcy: unknown setting"),
+    ("engines: [vllm]\ngpus: [h100]\n", 3, "gpus: engine 'vllm' runs on its own hardware"),
     ("engines: [trt]\n", 2, "engines[0].engine: unknown engine 'trt'"),
     (
         "schedules:\n  - kind: poisson\n    rate: capacity\n",

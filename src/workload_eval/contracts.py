@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import pandas as pd
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 RequestStatus = Literal["ok", "failed", "ignored"]
 StepKind = Literal["prefill", "decode", "mixed"]
@@ -23,7 +23,9 @@ class PromptSegment:
 
     This is how a workload says what a prefix cache could reuse (a group's system prompt, a
     Mooncake hash block, a session's history) without carrying token ids; the one prompt
-    synthesizer turns segments into ids for every engine.
+    synthesizer (workloads/synthesizer.py) turns segments into ids for every engine. A key
+    names one stream of ids and a segment is its first ``length`` ids, so a shorter segment
+    of a key is a prefix of a longer one.
     """
 
     key: str
@@ -64,16 +66,72 @@ class ScheduledRequest:
     think_time: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleGraph:
+    """Who is sent when: a root at its ``arrival_time``, a follow-up ``think_time`` after the
+    request it depends on finished. Indices are positions in ``Schedule.items``; every engine
+    walks this one graph (roots first, then ``children[i]`` when item ``i`` finishes)."""
+
+    roots: tuple[int, ...]  # by arrival time, ties in schedule order
+    parents: tuple[int | None, ...]  # per item: the item whose finish releases it
+    children: tuple[tuple[int, ...], ...]  # per item: the follow-ups its finish releases
+
+    @property
+    def has_follow_ups(self) -> bool:
+        return len(self.roots) < len(self.parents)
+
+    @classmethod
+    def of(cls, items: list[ScheduledRequest]) -> ScheduleGraph:
+        """The graph of ``items``; a follow-up naming no request, or never released, is an
+        error (a one-line UserError naming the item)."""
+        from workload_eval.errors import UserError
+
+        index = {it.request.request_id: i for i, it in enumerate(items)}
+        parents: list[int | None] = []
+        children: list[list[int]] = [[] for _ in items]
+        for i, it in enumerate(items):
+            parent = None if it.depends_on is None else index.get(it.depends_on)
+            if it.depends_on is not None and (parent is None or parent == i):
+                raise UserError(
+                    f"schedule item {i}: depends_on={it.depends_on} names no other request "
+                    "of the schedule"
+                )
+            parents.append(parent)
+            if parent is not None:
+                children[parent].append(i)
+        roots = sorted(
+            (i for i, p in enumerate(parents) if p is None), key=lambda i: items[i].arrival_time
+        )
+        reached, todo = 0, list(roots)
+        while todo:
+            reached += 1
+            todo.extend(children[todo.pop()])
+        if reached < len(items):
+            raise UserError(
+                f"schedule: {len(items) - reached} item(s) are never sent (their depends_on "
+                "chain is a cycle)"
+            )
+        return cls(tuple(roots), tuple(parents), tuple(tuple(c) for c in children))
+
+
 @dataclass(slots=True)
 class Schedule:
-    """An arrival schedule: requests ordered by intended arrival time."""
+    """An arrival schedule: requests ordered by intended arrival time, and their graph."""
 
     kind: str
     items: list[ScheduledRequest]
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, JsonValue] = field(default_factory=dict)
+    _graph: ScheduleGraph | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.items)
+
+    @property
+    def graph(self) -> ScheduleGraph:
+        """Roots and follow-ups (sessions), built once; engines send by it."""
+        if self._graph is None or len(self._graph.parents) != len(self.items):
+            self._graph = ScheduleGraph.of(self.items)
+        return self._graph
 
 
 # Column names of RunRecords tables (Parquet). One place, so every engine writes the same.
@@ -93,6 +151,7 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "status",  # "ok" | "failed" | "ignored"
     "error",  # str, "" when ok
     "token_times",  # list[float] of every token time where the engine streams; may be empty
+    "prompt_digest",  # str: fingerprint of the prompt ids the engine was sent; "" if unknown
 )
 
 STEP_COLUMNS: tuple[str, ...] = (

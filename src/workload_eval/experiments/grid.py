@@ -5,33 +5,35 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import JsonValue
 
 from workload_eval.engines.base import EngineConfig, options_model
 from workload_eval.experiments.capacity import CapacitySearch, make_search
 from workload_eval.experiments.spec import CapacityOptions, EngineEntry, ExperimentSpec, GridSpec
 from workload_eval.results import canonical_json
+from workload_eval.runner import RunSpec
 from workload_eval.slo import SLO, per_request
 
 # RunSpec fields that locate inputs on this machine rather than define the run.
 LOCATION_FIELDS = ("data_dir", "tokenizer_dir")
 
 
-def run_spec_json(spec: Any) -> dict[str, Any]:
+def run_spec_json(spec: RunSpec | Mapping[str, JsonValue]) -> dict[str, JsonValue]:
     """The RunSpec as plain JSON data, without machine-local paths."""
-    data = spec.model_dump(mode="json") if hasattr(spec, "model_dump") else dict(spec)
+    data = spec.model_dump(mode="json") if isinstance(spec, RunSpec) else dict(spec)
     return {k: v for k, v in data.items() if k not in LOCATION_FIELDS}
 
 
-def point_key(spec: Any) -> str:
+def point_key(spec: RunSpec | Mapping[str, JsonValue]) -> str:
     """Stable short hash of the point's full canonical RunSpec (16 hex digits)."""
     return hashlib.sha256(canonical_json(run_spec_json(spec)).encode()).hexdigest()[:16]
 
 
-def make_run_spec(data: dict[str, Any]) -> Any:
-    from workload_eval.runner import RunSpec
-
+def make_run_spec(data: dict[str, Any]) -> RunSpec:
     return RunSpec.model_validate(data)
 
 
@@ -41,7 +43,7 @@ class Point:
 
     group: str
     engine_label: str
-    spec: Any  # workload_eval.runner.RunSpec
+    spec: RunSpec
 
     @property
     def key(self) -> str:
@@ -59,7 +61,7 @@ class CapacityTask:
     options: CapacityOptions
     seeds: tuple[int, ...]
 
-    def run_spec(self, rate: float, seed: int) -> Any:
+    def run_spec(self, rate: float, seed: int) -> RunSpec:
         data = json.loads(json.dumps(self.base))
         data["schedule"]["rate"] = rate
         data["seed"] = seed

@@ -78,8 +78,8 @@ async def _drive(
 
     async def send(i: int, out: loadgen.Outcome) -> None:
         body = plan.bodies[i]
-        if body is None:
-            parent = plan.jobs[i].depends_on
+        if body is None:  # a later session turn sent as text: it carries the parent's reply
+            parent = plan.schedule.graph.parents[i]
             assert parent is not None
             body = plan.follow_up_body(i, outcomes[parent].text)
         plan.bodies[i] = None  # free memory as we go
@@ -99,7 +99,7 @@ async def _drive(
         )
     try:
         result = await loadgen.run_open_loop(
-            plan.jobs,
+            plan.schedule,
             send,
             max_concurrency=opts.max_concurrency,
             on_done=on_done,

@@ -13,6 +13,7 @@ from workload_eval.engines.openai.options import redact
 from workload_eval.engines.openai.plan import RequestPlan
 from workload_eval.engines.openai.prometheus import Timeline
 from workload_eval.engines.openai.report import LoadgenReport, OpenAIReport
+from workload_eval.workloads.synthesizer import prompt_digest
 
 
 def _pct(x: np.ndarray, q: float) -> float:
@@ -29,7 +30,7 @@ def loadgen_report(
     )
     sent = ~np.isnan(sends)
     lag = sends[sent] - sched[sent]
-    roots = np.array([j.depends_on is None for j in plan.jobs], dtype=bool)
+    roots = np.array([p is None for p in plan.schedule.graph.parents], dtype=bool)
     target = achieved = math.nan
     rs = np.sort(sched[roots])
     if len(rs) > 1 and rs[-1] - rs[0] > 0:
@@ -81,13 +82,16 @@ def build_records(plan: RequestPlan, res: loadgen.LoadResult, timeline: Timeline
             o = loadgen.Outcome(status="failed", error="not sent (run interrupted)")
         ok = o.status == "ok"
         generated = o.completion_tokens if o.completion_tokens is not None else len(o.token_times)
+        sent = plan.sent_ids[i]
         prompt_tokens = o.prompt_tokens
         if prompt_tokens is None:
-            prompt_tokens = plan.sent_ids[i] if plan.sent_ids[i] is not None else req.prompt_len
+            prompt_tokens = len(sent) if sent is not None else req.prompt_len
         if ok and generated != req.output_len * plan.config.n:
             out_mismatch += 1
-        if ok and plan.sent_ids[i] is not None and prompt_tokens != plan.sent_ids[i]:
+        seen = o.prompt_token_ids  # the server's own view, when it reports it
+        if ok and sent is not None and (prompt_tokens != len(sent) or seen not in (None, sent)):
             prompt_mismatch += 1
+        view = seen if seen is not None else sent
         rows.append(
             {
                 "request_id": req.request_id,
@@ -105,6 +109,7 @@ def build_records(plan: RequestPlan, res: loadgen.LoadResult, timeline: Timeline
                 "status": "ok" if ok else "failed",
                 "error": "" if ok else (o.error or "failed"),
                 "token_times": [t - t0 for t in o.token_times],
+                "prompt_digest": prompt_digest(view) if view is not None else "",
             }
         )
     requests = pd.DataFrame(rows, columns=list(REQUEST_COLUMNS))

@@ -8,7 +8,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, RunRecords, Schedule
+from workload_eval.contracts import (
+    REQUEST_COLUMNS,
+    STEP_COLUMNS,
+    RunRecords,
+    Schedule,
+    ScheduledRequest,
+)
 from workload_eval.engines.base import Engine, EngineConfig, validate_options
 from workload_eval.engines.sim import hardware
 from workload_eval.engines.sim.kv_cache import KvPool, cdiv
@@ -20,7 +26,7 @@ from workload_eval.engines.sim.policy_v1 import V1Scheduler
 from workload_eval.engines.sim.report import SimReport
 from workload_eval.engines.sim.sequence import FAILED, PENDING, RequestTable, StepLog
 from workload_eval.errors import UserError
-from workload_eval.models import resolve_model
+from workload_eval.models import ModelSpec, resolve_model
 
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default
 
@@ -116,7 +122,7 @@ class SimEngine(Engine):
             )
         interrupted = False
         try:
-            end = simulate(items, scheduler, table.finish, progress=progress)
+            end = simulate(schedule, scheduler, table.finish, progress=progress)
         except KeyboardInterrupt:  # Ctrl-C: keep what was simulated (Engine.run's contract)
             interrupted, end = True, float(np.nanmax(table.finish, initial=0.0))
         unfinished = "interrupted (Ctrl-C)" if interrupted else "not finished by the simulator"
@@ -133,9 +139,10 @@ class SimEngine(Engine):
             sim_end_time=end,
             interrupted=interrupted,
         )
-        return RunRecords(
-            requests=_request_frame(items, table), steps=_step_frame(log), report=report
-        )
+        requests = _request_frame(items, table)
+        if opts.record_prompts:
+            requests["prompt_digest"] = _prompt_digests(items, model, config.seed)
+        return RunRecords(requests=requests, steps=_step_frame(log), report=report)
 
 
 def _validate(config: EngineConfig, pool: KvPool) -> None:
@@ -151,7 +158,7 @@ def _validate(config: EngineConfig, pool: KvPool) -> None:
         )
 
 
-def _request_frame(items: list, table: RequestTable) -> pd.DataFrame:
+def _request_frame(items: list[ScheduledRequest], table: RequestTable) -> pd.DataFrame:
     reqs = [it.request for it in items]
     arrival = np.asarray(table.arrival, dtype=float)
     tt = table.token_times
@@ -174,11 +181,20 @@ def _request_frame(items: list, table: RequestTable) -> pd.DataFrame:
             "status": table.status,
             "error": table.error,
             "token_times": tt if tt is not None else [[] for _ in reqs],
+            "prompt_digest": "",
         }
     )
     # ignored/failed requests were dropped, not finished (their time only releases a session)
     frame.loc[frame["status"] != "ok", "finish_time"] = np.nan
     return frame[list(REQUEST_COLUMNS)]
+
+
+def _prompt_digests(items: list[ScheduledRequest], model: ModelSpec, seed: int) -> list[str]:
+    """What a real engine would be sent for each request (the one synthesizer's ids)."""
+    from workload_eval.workloads.synthesizer import PromptSynthesizer, Vocab, prompt_digest
+
+    synth = PromptSynthesizer(Vocab.for_model(model), seed)
+    return [prompt_digest(synth.prompt_ids(it.request)) for it in items]
 
 
 def _step_frame(log: StepLog) -> pd.DataFrame:

@@ -1,17 +1,17 @@
 """The event loop: a heap of arrivals and a loop that lets the scheduler step in virtual time.
 
-Arrivals known up front are a sorted list; follow-up turns of a session become arrival events
-when their parent finishes (parent finish + think time). The scheduler does the rest.
+Arrivals known up front (the schedule graph's roots) are a sorted list; follow-up turns of a
+session become arrival events when their parent finishes (parent finish + think time). The
+scheduler does the rest.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
 from typing import Protocol
 
-from workload_eval.contracts import ScheduledRequest
+from workload_eval.contracts import Schedule
 
 
 class Scheduler(Protocol):
@@ -53,28 +53,27 @@ class _Progress:
 
 
 def simulate(
-    items: Sequence[ScheduledRequest],
+    schedule: Schedule,
     scheduler: Scheduler,
     finish: list[float],
     *,
     progress: bool = False,
 ) -> float:
-    """Run every request to completion; return the simulated end time."""
-    gid_of = {it.request.request_id: gid for gid, it in enumerate(items)}
-    children: dict[int, list[tuple[int, float]]] = {}
-    static: list[tuple[float, int]] = []
-    for gid, it in enumerate(items):
-        if it.depends_on is not None and it.depends_on in gid_of:
-            children.setdefault(gid_of[it.depends_on], []).append((gid, it.think_time))
-        else:
-            static.append((float(it.arrival_time), gid))
-    static.sort()
+    """Run every request to completion; return the simulated end time.
+
+    ``gid`` is a request's position in ``schedule.items``; the schedule's graph says which
+    arrive on their own (roots) and which a finished request releases (follow-ups).
+    """
+    items, graph = schedule.items, schedule.graph
+    children: dict[int, list[tuple[int, float]]] = {
+        gid: [(c, items[c].think_time) for c in cs] for gid, cs in enumerate(graph.children) if cs
+    }
     follow: list[tuple[float, int]] = []  # heap of session follow-ups
-    bar = _Progress(static[-1][0] if static else 0.0, progress)
+    st = [float(items[g].arrival_time) for g in graph.roots]
+    sg = list(graph.roots)
+    bar = _Progress(st[-1] if st else 0.0, progress)
     inf = math.inf
-    st = [a for a, _ in static]
-    sg = [g for _, g in static]
-    i, ns = 0, len(static)
+    i, ns = 0, len(st)
     add, step, has_work = scheduler.add, scheduler.step, scheduler.has_work
     now = 0.0
     while True:

@@ -17,6 +17,7 @@ class SimOptions(EngineOptions):
     policy: Literal["vllm-0.2", "vllm-v1"] = "vllm-0.2"  # the scheduler simulated
     perf_profile: str | None = None  # measured step times (`workload-eval profile`) to use
     record_token_times: bool = False  # every token's time (ITL); costs memory on long runs
+    record_prompts: bool = False  # each request's prompt_digest: the ids a real engine gets
     skip_ahead: bool = True  # advance runs of identical decode steps at once (same results)
     max_paddings: int = Field(default=MAX_PADDINGS, ge=0)  # vllm-0.2's padding budget
     walk: Literal["fast", "general"] = "fast"  # vllm-0.2 decode walk (same results; tests)

@@ -20,7 +20,7 @@ from workload_eval.engines.base import EngineConfig
 from workload_eval.engines.vllm import loader
 from workload_eval.engines.vllm.args import vllm_options
 from workload_eval.engines.vllm.loader import LoadedEngine
-from workload_eval.engines.vllm.prompts import prompt_ids
+from workload_eval.workloads.synthesizer import PromptSynthesizer, prompt_digest
 
 if TYPE_CHECKING:
     from vllm.outputs import RequestOutput
@@ -43,8 +43,9 @@ class _Row:
     status: str = "failed"
     error: str = "not sent"
     token_times: list[float] = field(default_factory=list)
+    prompt_digest: str = ""
 
-    def as_tuple(self) -> tuple:
+    def as_tuple(self) -> tuple[object, ...]:
         r = self.item.request
         return (
             r.request_id,
@@ -62,11 +63,13 @@ class _Row:
             self.status,
             self.error,
             self.token_times,
+            self.prompt_digest,
         )
 
 
 class Driver:
-    """One run: the arrival heap, the in-flight set and the records."""
+    """One run: the arrival heap (roots of the schedule's graph, then released follow-ups),
+    the in-flight set and the records. vLLM request ids are schedule positions."""
 
     def __init__(
         self, loaded: LoadedEngine, config: EngineConfig, schedule: Schedule, progress: bool
@@ -79,6 +82,8 @@ class Driver:
 
         self.loaded, self.config, self.schedule = loaded, config, schedule
         self.engine = loaded.engine
+        self.graph = schedule.graph
+        self.prompts = PromptSynthesizer(loaded.vocab, config.seed)
         opts = vllm_options(config)
         self.stream = opts.token_times
         # Arrivals wait (counted as send lag) while this many requests are in the engine.
@@ -92,63 +97,64 @@ class Driver:
             detokenize=False,
             output_kind=RequestOutputKind.DELTA if self.stream else RequestOutputKind.FINAL_ONLY,
         )
-        self.rows: dict[int, _Row] = {}
-        self.children: dict[int, list[ScheduledRequest]] = {}
-        self.heap: list[tuple[float, int, int]] = []  # (arrival, order, request_id)
-        self.items: dict[int, ScheduledRequest] = {}
-        for order, item in enumerate(schedule.items):
-            rid = item.request.request_id
-            self.items[rid] = item
-            if item.depends_on is None:
-                self.rows[rid] = _Row(item, float(item.arrival_time))
-                heapq.heappush(self.heap, (float(item.arrival_time), order, rid))
-            else:
-                self.children.setdefault(item.depends_on, []).append(item)
-        self.order = len(schedule.items)
+        items = schedule.items
+        self.rows: list[_Row | None] = [None] * len(items)
+        self.heap: list[tuple[float, int, int]] = []  # (arrival, order, item)
+        for i in self.graph.roots:
+            self.rows[i] = _Row(items[i], float(items[i].arrival_time))
+            heapq.heappush(self.heap, (float(items[i].arrival_time), i, i))
+        self.order = len(items)
         self.in_flight: set[int] = set()
         self.bar = None
         if progress:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=len(schedule.items), desc="vllm", unit="req")
+            self.bar = tqdm(total=len(items), desc="vllm", unit="req")
 
-    def _send(self, rid: int, now: float) -> None:
-        row = self.rows[rid]
+    def _row(self, i: int) -> _Row:
+        row = self.rows[i]
+        assert row is not None  # rows exist from release on
+        return row
+
+    def _send(self, i: int, now: float) -> None:
+        row = self._row(i)
         req = row.item.request
         params = self.base_params.clone()
         params.max_tokens = max(int(req.output_len), 1)
         row.send = now
         try:
-            ids = prompt_ids(req, self.loaded.vocab, self.config.seed)
+            ids = self.prompts.prompt_ids(req)
             row.prompt_tokens = len(ids)
-            self.engine.add_request(str(rid), {"prompt_token_ids": ids}, params)
+            row.prompt_digest = prompt_digest(ids)
+            self.engine.add_request(str(i), {"prompt_token_ids": ids}, params)
         except self.rejected as e:  # too long for max_model_len, bad ids, ...
             row.status, row.error = "ignored", str(e).splitlines()[0]
-            self._done(rid, now)
+            self._done(i, now)
             return
         row.error = ""
-        self.in_flight.add(rid)
+        self.in_flight.add(i)
 
-    def _done(self, rid: int, now: float) -> None:
+    def _done(self, i: int, now: float) -> None:
         """A request left the engine: release the turns that wait on it."""
         if self.bar is not None:
             self.bar.update(1)
-        row = self.rows[rid]
-        for child in self.children.pop(rid, []):
-            cid = child.request.request_id
+        row = self._row(i)
+        items = self.schedule.items
+        for c in self.graph.children[i]:
             if row.status != "ok":
-                crow = _Row(child, np.nan, status="failed", error=f"previous turn {rid} failed")
-                self.rows[cid] = crow
-                self._done(cid, now)
+                rid = row.item.request.request_id
+                crow = _Row(items[c], np.nan, status="failed", error=f"previous turn {rid} failed")
+                self.rows[c] = crow
+                self._done(c, now)
                 continue
-            arrival = float(row.finish) + float(child.think_time)
-            self.rows[cid] = _Row(child, arrival)
+            arrival = float(row.finish) + float(items[c].think_time)
+            self.rows[c] = _Row(items[c], arrival)
             self.order += 1
-            heapq.heappush(self.heap, (arrival, self.order, cid))
+            heapq.heappush(self.heap, (arrival, self.order, c))
 
     def _collect(self, out: RequestOutput, t0: float) -> None:
-        rid = int(out.request_id)
-        row = self.rows[rid]
+        i = int(out.request_id)
+        row = self._row(i)
         m = out.metrics
         gen = sum(len(c.token_ids) for c in out.outputs)
         if self.stream:
@@ -166,10 +172,12 @@ class Driver:
         else:
             row.finish = time.monotonic() - t0
             row.first = row.first if not np.isnan(row.first) else row.finish
-        row.prompt_tokens = len(out.prompt_token_ids or []) or row.prompt_tokens
+        if out.prompt_token_ids:  # what vLLM itself processed
+            row.prompt_tokens = len(out.prompt_token_ids)
+            row.prompt_digest = prompt_digest(out.prompt_token_ids)
         row.status, row.error = "ok", ""
-        self.in_flight.discard(rid)
-        self._done(rid, row.finish)
+        self.in_flight.discard(i)
+        self._done(i, row.finish)
 
     def run(self) -> RunRecords:
         engine = self.engine
@@ -184,8 +192,8 @@ class Driver:
                     and self.heap[0][0] <= now
                     and len(self.in_flight) < self.max_in_flight
                 ):
-                    _, _, rid = heapq.heappop(self.heap)
-                    self._send(rid, now)
+                    _, _, i = heapq.heappop(self.heap)
+                    self._send(i, now)
                 if self.in_flight:
                     for out in engine.step():
                         self._collect(out, t0)
@@ -202,11 +210,11 @@ class Driver:
     def _abort(self, e: BaseException) -> None:
         """Record what is unfinished as failed; drop the engine, whose state is now unknown."""
         msg = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
-        for rid in self.items:
-            row = self.rows.get(rid)
+        for i, item in enumerate(self.schedule.items):
+            row = self.rows[i]
             if row is None:
-                self.rows[rid] = _Row(self.items[rid], np.nan, error=msg)
-            elif row.status != "ok" and (rid in self.in_flight or row.error == "not sent"):
+                self.rows[i] = _Row(item, np.nan, error=msg)
+            elif row.status != "ok" and (i in self.in_flight or row.error == "not sent"):
                 row.status, row.error = "failed", msg
         self.in_flight.clear()
         self.heap.clear()
@@ -214,7 +222,7 @@ class Driver:
         loader.forget(self.loaded)
 
     def _records(self, error: BaseException | None) -> RunRecords:
-        rows = [self.rows[rid].as_tuple() for rid in self.items if rid in self.rows]
+        rows = [row.as_tuple() for row in self.rows if row is not None]
         requests = pd.DataFrame(rows, columns=list(REQUEST_COLUMNS))
         requests["session_id"] = requests["session_id"].astype("Int64")
         steps = self.loaded.recorder.frame()

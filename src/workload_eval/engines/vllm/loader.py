@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 from workload_eval.engines.base import EngineConfig
 from workload_eval.engines.vllm.args import build_engine_args, platform_device, vllm_options
-from workload_eval.engines.vllm.prompts import PromptVocab
 from workload_eval.engines.vllm.report import VllmReport
 from workload_eval.engines.vllm.steps import StepRecorder
 from workload_eval.errors import UserError
+from workload_eval.workloads.synthesizer import Vocab
 
 if TYPE_CHECKING:
     from vllm.v1.engine.llm_engine import LLMEngine
@@ -30,7 +30,7 @@ class LoadedEngine:
     recorder: StepRecorder
     num_blocks: int
     block_size: int
-    vocab: PromptVocab
+    vocab: Vocab
     report: VllmReport  # what every run on this engine reports (copied per run)
 
 
@@ -96,7 +96,7 @@ def load_engine(config: EngineConfig, *, multiprocess: bool = True) -> LoadedEng
     if engine.logger_manager is not None:
         # Keep only our recorder: no periodic log lines, no process-global Prometheus state.
         engine.logger_manager.stat_loggers = [recorder]
-    vocab = PromptVocab.of(engine.get_tokenizer(), int(engine.model_config.get_vocab_size()))
+    vocab = Vocab.of(engine.get_tokenizer(), int(engine.model_config.get_vocab_size()))
     import vllm
 
     loaded = LoadedEngine(

@@ -23,6 +23,7 @@ from workload_eval.contracts import Request
 from workload_eval.engines.base import EngineConfig
 from workload_eval.errors import UserError
 from workload_eval.storage import atomic_write_json
+from workload_eval.workloads.synthesizer import PromptSynthesizer
 
 if TYPE_CHECKING:
     from vllm.outputs import RequestOutput
@@ -78,6 +79,7 @@ class _Profiler:
         self.usable_blocks = self.loaded.num_blocks - 1
         self.max_seqs = int(self.engine.vllm_config.scheduler_config.max_num_seqs)
         self._ids = itertools.count(1_000_000)
+        self._prompts = PromptSynthesizer(self.loaded.vocab, config.seed)  # unique per id
         # Time the engine core's iteration only (schedule, forward, sample, update), as it
         # runs in a run, where the client's output handling overlaps in another process.
         core = self.engine.engine_core
@@ -102,12 +104,10 @@ class _Profiler:
         )
 
     def _add(self, count: int, length: int, max_tokens: int) -> list[str]:
-        from workload_eval.engines.vllm.prompts import synth_prompt
-
         ids = []
         for _ in range(count):
             rid = next(self._ids)
-            prompt = synth_prompt(Request(rid, length, max_tokens), self.loaded.vocab, rid)
+            prompt = self._prompts.prompt_ids(Request(rid, length, max_tokens))
             self.engine.add_request(
                 str(rid), {"prompt_token_ids": prompt}, self._params(max_tokens)
             )
