@@ -7,9 +7,10 @@ errors, the max rate under the paper's SLO, and the memory-scaling ratio per wor
 
 Two views of the workload (see docs/simulator-accuracy.md):
 - ``reference``: the datasets' reference output lengths (what the simulator runs by default);
-- ``eos-matched``: output lengths cut by a geometric EOS stop so that the mean prompt + output
-  tokens per request equals what the paper really processed (its runs did not set
-  ``ignore_eos``). This corrects the *workload*, never the engine constants.
+- ``eos-matched``: output lengths cut by the package's EOS stop model (``--output-len-model
+  eos:TOKENS``, workloads/output_models.py) so that the mean prompt + output tokens per request
+  equals what the paper really processed (its runs did not set ``ignore_eos``). This corrects
+  the *workload*, never the engine constants.
 
     .venv/bin/python benchmarks/sim_vs_paper.py [--quick] [--offline-only] [--json OUT.json]
 """
@@ -18,105 +19,52 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from workload_eval.engines.base import EngineConfig, get_engine
-from workload_eval.metrics import summarize
-from workload_eval.schedules import OfflineSchedule, PoissonSchedule, build_schedule, request_count
-from workload_eval.workloads import load_workload
+from workload_eval import paper
+from workload_eval.engines.sim import paper_runs
+from workload_eval.experiments.study import paper_tokens_per_request
+from workload_eval.schedules import OfflineSchedule, PoissonSchedule, request_count
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 CALIBRATION = SHARED / "calibration"
-WORKLOADS = ["alpaca", "cnn_dailymail", "dolly", "sharegpt"]
-SLO_P95 = 0.1875  # s/token: 4 words/s reading speed, 1 token ~ 0.75 words
-DURATION = 600.0
-# Mean prompt + generated tokens per request the paper processed (token/request at N=1000).
-PAPER_TOKENS_PER_REQUEST = {
-    "alpaca": 61.5,
-    "cnn_dailymail": 855.7,
-    "dolly": 117.3,
-    "sharegpt": 442.3,
-}
+WORKLOADS = paper.WORKLOADS
 
 
-def eos_truncate(
-    prompts: np.ndarray, outputs: np.ndarray, target_mean_total: float, seed: int = 0
-) -> np.ndarray:
-    """Output lengths cut at min(reference, 1 + Geometric(p)), p set to hit the target mean.
-
-    Models sampling without ``ignore_eos``; targets above the data's mean are left alone (the
-    cut can only shorten). A workload correction, not an engine constant.
-    """
-    if (prompts + outputs).mean() <= target_mean_total:
-        return outputs
-    u = np.random.default_rng(seed).random(len(outputs))
-    lo, hi, cut = 1e-7, 1.0, outputs
-    for _ in range(60):
-        p = (lo + hi) / 2
-        stop = 1 + np.floor(np.log1p(-u) / np.log1p(-p)).astype(np.int64)
-        cut = np.minimum(outputs, stop)
-        if (prompts + cut).mean() > target_mean_total:
-            lo = p
-        else:
-            hi = p
-    return cut
-
-
-def paper(kind: str) -> dict:
+def paper_data(kind: str) -> dict:
     return json.loads((CALIBRATION / f"opt-13b-{kind}.json").read_text())["data"]
 
 
-def workload_frame(name: str, n: int | None, lengths: str) -> pd.DataFrame:
-    df = load_workload(
-        name,
-        "opt-13b",
-        num_requests=n,
-        data_dir=SHARED / "datasets",
-        tokenizer_dir=SHARED / "tokenizers",
-    )
-    if lengths == "eos-matched":
-        df = df.copy()
-        df["output_len"] = eos_truncate(
-            df["prompt_len"].to_numpy(), df["output_len"].to_numpy(), PAPER_TOKENS_PER_REQUEST[name]
-        )
-        df = df.drop(columns=[c for c in ("prompt_token_ids",) if c in df.columns])
-    return df
+def output_len_model(name: str, lengths: str) -> str | None:
+    """``eos-matched``: the ``eos:TOKENS`` model with the paper's mean tokens per request
+    (``--output-len-model eos:paper`` of ``reproduce``)."""
+    if lengths != "eos-matched":
+        return None
+    return f"eos:{paper_tokens_per_request(CALIBRATION)[name]:.1f}"
 
 
 def simulate(name: str, spec, kv_blocks: int, lengths: str, cache: dict) -> dict:
     n = request_count(spec, 0)
     key = (name, n, lengths)
     if key not in cache:
-        cache[key] = workload_frame(name, n, lengths)
-    schedule = build_schedule(spec, cache[key], seed=0)
-    config = EngineConfig(
-        model="opt-13b",
-        kv_blocks=kv_blocks,
-        block_size=16,
-        max_num_batched_tokens=2560,
-        max_num_seqs=2048,
-        max_model_len=2048,
-        seed=0,
-        options={"gpu": "a100-40gb", "policy": "vllm-0.2"},
-    )
-    records = get_engine("sim").run(schedule, config)
-    return summarize(records)
+        cache[key] = paper_runs.paper_workload(
+            name,
+            n,
+            output_len_model(name, lengths),
+            data_dir=SHARED / "datasets",
+            tokenizer_dir=SHARED / "tokenizers",
+        )
+    return paper_runs.simulate(cache[key], spec, kv_blocks)
 
 
 def max_rate_under_slo(rates: list[float], p95: list[float]) -> float | None:
-    """The seed's rule: the highest rate before the first two consecutive SLO violations."""
-    for i, v in enumerate(p95):
-        nxt = p95[i + 1] if i + 1 < len(p95) else math.inf
-        if v > SLO_P95 and nxt > SLO_P95:
-            return rates[i - 1] if i > 0 else None
-    return rates[-1]
+    """The paper's rule (workload_eval.paper); None: past the SLO at the two lowest rates."""
+    return paper.max_rate_under_slo(rates, [v <= paper.SLO_S_PER_TOKEN for v in p95]).rate
 
 
 def pct(sim: float, ref: float) -> float:
@@ -124,7 +72,7 @@ def pct(sim: float, ref: float) -> float:
 
 
 def run_offline(counts: list[int], lengths_modes: list[str], cache: dict) -> dict:
-    data, out = paper("offline"), {}
+    data, out = paper_data("offline"), {}
     for lengths in lengths_modes:
         rows = []
         for name in WORKLOADS:
@@ -178,7 +126,7 @@ def run_offline(counts: list[int], lengths_modes: list[str], cache: dict) -> dic
 
 
 def run_online(quick: bool, lengths: str, cache: dict) -> dict:
-    data, rows, capacity = paper("online"), [], []
+    data, rows, capacity = paper_data("online"), [], []
     for name in WORKLOADS:
         entries = data[name]
         if quick:
@@ -193,7 +141,11 @@ def run_online(quick: bool, lengths: str, cache: dict) -> dict:
                 ref = entry["by_request_rate"][r]
                 t0 = time.perf_counter()
                 s = simulate(
-                    name, PoissonSchedule(rate=float(r), duration=DURATION), kv, lengths, cache
+                    name,
+                    PoissonSchedule(rate=float(r), duration=paper.ONLINE_DURATION_S),
+                    kv,
+                    lengths,
+                    cache,
                 )
                 sims.append(s)
                 rows.append(
@@ -225,10 +177,13 @@ def run_online(quick: bool, lengths: str, cache: dict) -> dict:
     df = pd.DataFrame(rows)
     df["avg_err_pct"] = pct(df.sim_avg, df.paper_avg)
     df["p95_err_pct"] = pct(df.sim_p95, df.paper_p95)
-    print(f"\n== online (Poisson, {DURATION:.0f} s), {lengths} output lengths ==")
+    print(f"\n== online (Poisson, {paper.ONLINE_DURATION_S:.0f} s), {lengths} output lengths ==")
     print(df.to_string(index=False, float_format=lambda v: f"{v:8.3f}"))
     cap = pd.DataFrame(capacity)
-    print(f"\nmax request rate under SLO (p95 normalized latency <= {SLO_P95} s/token):")
+    print(
+        f"\nmax request rate under SLO (p95 normalized latency <= {paper.SLO_S_PER_TOKEN} "
+        f"s/token; {paper.CAPACITY_RULE}):"
+    )
     print(cap.to_string(index=False))
     summary = {
         "median_abs_avg_err_pct": float(df.avg_err_pct.abs().median()),

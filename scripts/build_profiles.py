@@ -21,8 +21,12 @@ from workload_eval.workloads.catalog import WORKLOADS
 from workload_eval.workloads.loader import prepare
 from workload_eval.workloads.profiles import profiles_dir
 
-SEED_WORKLOADS = ("alpaca", "dolly", "cnn_dailymail", "sharegpt", "sharegpt_chat")
+SEED_WORKLOADS = ("alpaca", "dolly", "cnn_dailymail", "sharegpt", "sharegpt_chat", "long_document")
 FAMILY_MODELS = {"opt": "opt-13b", "llama-2": "llama-2-13b"}
+# Profiles derived from another catalog entry's real data, for the families its lengths were
+# counted with: long_document offline = arXiv summarization token lengths (Llama-2 tokenizer;
+# Vidur's processed-trace format, ../shared/datasets/extra).
+DERIVED_FROM = {"long_document": ("arxiv_summarization", ("llama-2",))}
 
 
 def _sha256(path: Path) -> str:
@@ -42,7 +46,12 @@ def main() -> None:
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     for name in args.workloads:
         spec = WORKLOADS[name]
-        for family, model in FAMILY_MODELS.items():
+        families = FAMILY_MODELS
+        if name in DERIVED_FROM:
+            source_name, fams = DERIVED_FROM[name]
+            spec = WORKLOADS[source_name]
+            families = {f: FAMILY_MODELS[f] for f in fams}
+        for family, model in families.items():
             t0 = time.perf_counter()
             df, meta = prepare(
                 spec,
@@ -59,6 +68,7 @@ def main() -> None:
             src = Path(meta["where"])
             manifest[f"{name}.{family}"] = {
                 "workload": name,
+                "derived_from": spec.name,
                 "tokenizer_family": family,
                 "rows": len(out),
                 "source": meta["source"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 
@@ -12,8 +13,8 @@ from workload_eval.experiments.capacity import (
     SeedGridSearch,
     find_capacity,
     make_search,
-    seed_grid_capacity,
 )
+from workload_eval.paper import max_rate_under_slo
 from workload_eval.slo import SLO, parse_slos
 
 P95 = SLO(metric="normalized_latency_p95", value=0.1875)
@@ -122,17 +123,28 @@ ALPACA = {  # the seed's measured OPT-13B alpaca p95 normalized latency (calibra
 }
 
 
-def test_seed_grid_rule_on_hand_built_tables() -> None:
-    rates = list(ALPACA)
-    assert seed_grid_capacity(rates, [v <= 0.1875 for v in ALPACA.values()]) == 29.5
-    # the first two consecutive violations decide, even if a later rate passes
-    assert seed_grid_capacity([1, 2, 3, 4, 5, 6], [1, 0, 1, 0, 0, 1]) == 3
-    # the rule needs r[i-2] to pass, else 0
-    assert seed_grid_capacity([1, 2, 3, 4], [0, 0, 0, 0]) == 0.0
-    # never two consecutive violations: 0 (the seed's value)
-    assert seed_grid_capacity([1, 2, 3], [1, 1, 0]) == 0.0
-    # unsorted input is sorted first
-    assert seed_grid_capacity([3, 1, 2, 4], [0, 1, 1, 0]) == 2
+def test_seed_grid_search_answers_with_the_papers_rule() -> None:
+    """The rule itself is decided in test_paper.py; here: the search asks it and stops."""
+    probed: list[float] = []
+
+    def verdicts(table: dict[float, bool]) -> Callable[[float, int], dict[str, float]]:
+        def evaluate(rate: float, seed: int) -> dict[str, float]:
+            probed.append(rate)
+            return {"normalized_latency_p95": 0.1 if table[rate] else 0.3}
+
+        return evaluate
+
+    grid = {1.0: True, 2.0: True, 3.0: False}
+    result = find_capacity(verdicts(grid), SeedGridSearch([P95], rates=list(grid)))
+    want = max_rate_under_slo(list(grid), list(grid.values()))
+    assert (result.rate, result.censored, result.upper) == (want.rate, True, 3.0)
+    assert probed == [1.0, 2.0, 3.0]
+
+    probed.clear()
+    below = {1.0: False, 2.0: False, 3.0: True, 4.0: False, 5.0: False}
+    result = find_capacity(verdicts(below), SeedGridSearch([P95], rates=list(below)))
+    assert result.rate == 0.0 and result.censored and result.lower is None
+    assert probed == [1.0, 2.0]  # the rule decided after the two lowest rates
 
 
 def test_seed_grid_search_stops_after_two_violations() -> None:

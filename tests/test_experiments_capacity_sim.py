@@ -17,10 +17,10 @@ from workload_eval.experiments import (
     ResultStore,
     SeedGridSearch,
     find_capacity,
-    seed_grid_capacity,
 )
 from workload_eval.experiments.grid import CapacityTask
 from workload_eval.experiments.spec import CapacityOptions
+from workload_eval.paper import max_rate_under_slo
 
 P95 = SLO(metric="normalized_latency_p95", value=0.1875)
 TOL = 0.02
@@ -47,7 +47,8 @@ def test_bisection_agrees_with_a_grid_of_runs(
     step = 1.0
     grid = [float(r) for r in range(16, 34)]
     p95 = [evaluate(r, 0)["normalized_latency_p95"] for r in grid]
-    grid_answer = seed_grid_capacity(grid, [v <= P95.value for v in p95])
+    grid_answer = max_rate_under_slo(grid, [v <= P95.value for v in p95]).rate
+    assert grid_answer is not None
     assert 16 < grid_answer < 33, p95  # the SLO crossing lies inside the grid
 
     result = find_capacity(evaluate, BisectSearch([P95], tolerance=TOL, start=1.0))

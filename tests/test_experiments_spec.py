@@ -166,3 +166,17 @@ def test_shipped_examples_validate(name: str) -> None:
         kv = {(p.spec.engine_config.model, p.spec.engine_config.kv_blocks) for p in points}
         assert ("opt-6.7b", 150) in kv and ("llama-2-13b", 643) in kv
         assert len(tasks) == 2 * 4 + 2 * 4 * 4
+
+
+def test_validation_reads_no_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workload names are checked against the catalog; the datasets are the runs' business."""
+    data, cache = tmp_path / "data", tmp_path / "cache"
+    (data / "alpaca").mkdir(parents=True)
+    (data / "alpaca" / "alpaca_data.json").write_text("{not json")  # unreadable if opened
+    monkeypatch.setenv("WORKLOAD_EVAL_DATA_DIR", str(data))
+    monkeypatch.setenv("WORKLOAD_EVAL_CACHE_DIR", str(cache))
+    spec = load_spec(REPO / "examples" / "quick.yaml")
+    assert spec.groups[0].workloads == ["alpaca", "sharegpt"]
+    assert not cache.exists()  # nothing was counted or cached
+    with pytest.raises(UserError, match="unknown workload 'alpacca'"):
+        spec_from_yaml_text("workloads: [alpacca]\n")

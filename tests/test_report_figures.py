@@ -11,7 +11,7 @@ import pytest
 from report_fake_results import KV, MODELS, WORKLOADS, capacity_of, make_results
 
 from workload_eval.report import figures
-from workload_eval.report.results import capacity_table, seed_rule_capacity
+from workload_eval.report.results import capacity_table
 from workload_eval.results import load_points
 
 
@@ -57,22 +57,6 @@ def test_points_table_reads_config_and_metrics(points):
         (off["model"] == "opt-13b") & (off["workload"] == "alpaca") & (off["kv_blocks"] == 643)
     ].iloc[0]
     assert row["request_throughput"] == pytest.approx(30.0)
-
-
-def test_seed_rule_matches_the_seeds_analysis():
-    slo = 0.1875
-    # the paper's OPT-13B alpaca 643-block grid: 30.5 and 31 both violate -> 30.0
-    rates = np.array([27, 27.5, 28, 28.5, 29, 29.5, 30, 30.5, 31])
-    p95 = np.array([0.106, 0.113, 0.121, 0.129, 0.121, 0.172, 0.184, 0.343, 0.687])
-    assert seed_rule_capacity(rates, p95, slo) == 30.0
-    # a lone violation is noise: skipped over
-    assert (
-        seed_rule_capacity(np.array([1, 2, 3, 4, 5]), np.array([0.1, 0.2, 0.1, 0.3, 0.3]), slo)
-        == 3.0
-    )
-    # nothing passes -> 0; everything passes -> the highest rate
-    assert seed_rule_capacity(np.array([1, 2, 3]), np.array([0.5, 0.5, 0.5]), slo) == 0.0
-    assert seed_rule_capacity(np.array([3, 1, 2]), np.array([0.1, 0.1, 0.1]), slo) == 3.0
 
 
 def test_capacity_table_finds_each_configurations_capacity(points):

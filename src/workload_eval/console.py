@@ -5,22 +5,25 @@ Progress goes to stderr so stdout stays clean for tables and JSON.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 # (label, summary key, unit, scale) rows of the run table; latencies in ms below 10 s.
 _ROWS: tuple[tuple[str, str, str, float], ...] = (
@@ -88,60 +91,91 @@ def print_summary(
     (console or stdout_console()).print(summary_table(summary, title=title))
 
 
-class ProgressHandle:
-    """What a long loop reports to; cheap to call every iteration (updates are throttled)."""
+class _CountColumn(ProgressColumn):
+    """``done/total unit``; just ``done unit`` while the total is unknown."""
 
-    def __init__(self, progress: Progress | None, task: int | None, total: float | None) -> None:
-        self._progress, self._task = progress, task
-        self._value, self._shown, self._last = 0.0, 0.0, 0.0
-        self._step = (total or 0) / 1000
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
 
-    def update_to(self, value: float) -> None:
+    def render(self, task: Task) -> Text:
+        total = f"/{task.total:,.0f}" if task.total else ""
+        return Text(f"{task.completed:,.0f}{total} {self.unit}".rstrip())
+
+
+class ProgressBar:
+    """The one progress bar of the project: rich, on stderr; a silent no-op when disabled.
+
+    Cheap to call every iteration: redraws are throttled, and a hot loop can skip the call
+    while its position is below ``next_mark`` (infinite when disabled).
+    """
+
+    def __init__(
+        self, total: float | None, *, description: str, unit: str = "", enabled: bool = True
+    ) -> None:
+        self._progress: Progress | None = None
+        self._value, self._last = 0.0, 0.0
+        self._total = total or 0.0
+        self.next_mark = math.inf
+        if not enabled:
+            return
+        self._progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            _CountColumn(unit),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=stderr_console(),
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total)
+        self._set_mark()
+
+    def _set_mark(self) -> None:
+        step = self._total / 1000
+        self.next_mark = self._value + step if step > 0 else math.inf
+
+    def update_to(self, value: float, *, description: str | None = None) -> None:
         """Set the absolute position (e.g. simulated seconds so far)."""
         self._value = value
-        if self._progress is None or value - self._shown < self._step:
+        if self._progress is None or (description is None and value < self.next_mark):
             return
+        self._set_mark()
         now = time.monotonic()
-        if now - self._last < 0.05 and value - self._shown < 50 * self._step:
+        if description is None and now - self._last < 0.05:
             return
-        self._shown, self._last = value, now
-        self._progress.update(self._task, completed=value)
+        self._last = now
+        self._progress.update(self._task, completed=value, description=description)
 
-    def advance(self, amount: float = 1.0) -> None:
-        self.update_to(self._value + amount)
+    def advance(self, amount: float = 1.0, *, description: str | None = None) -> None:
+        self.update_to(self._value + amount, description=description)
 
-    def set_description(self, text: str) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, description=text)
+    def grow(self, amount: float) -> None:
+        """More work was found (e.g. a capacity search proposed more runs)."""
+        self._total += amount
+        if self._progress is not None and amount:
+            self._progress.update(self._task, total=self._total)
+            self._set_mark()
 
-    def _finish(self) -> None:
+    def close(self) -> None:
         if self._progress is not None:
             self._progress.update(self._task, completed=self._value)
+            self._progress.stop()
+            self._progress = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-@contextmanager
 def progress_bar(
     total: float | None, *, description: str, unit: str = "", enabled: bool = True
-) -> Iterator[ProgressHandle]:
-    """A rich progress bar on stderr, or a no-op handle when disabled."""
-    if not enabled:
-        yield ProgressHandle(None, None, total)
-        return
-    columns = [
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} " + unit if total else unit),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=stderr_console(), transient=False) as progress:
-        task = progress.add_task(description, total=total)
-        handle = ProgressHandle(progress, task, total)
-        try:
-            yield handle
-        finally:
-            handle._finish()
+) -> ProgressBar:
+    """A progress bar; use it in a ``with`` block or call ``close()``."""
+    return ProgressBar(total, description=description, unit=unit, enabled=enabled)
 
 
 def progress_default() -> bool:
@@ -150,7 +184,7 @@ def progress_default() -> bool:
 
 
 __all__ = [
-    "ProgressHandle",
+    "ProgressBar",
     "fmt",
     "print_summary",
     "progress_bar",

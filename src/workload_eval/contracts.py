@@ -1,6 +1,6 @@
 """Typed hand-overs between the stages: workload -> schedule -> engine -> records.
 
-These shapes are the project's stable contracts (see DESIGN.md); engines, metrics and
+These shapes are the project's stable contracts (see docs/INTERFACES.md); engines, metrics and
 reports depend on them, never on each other's internals.
 """
 
@@ -14,7 +14,6 @@ import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 RequestStatus = Literal["ok", "failed", "ignored"]
-StepKind = Literal["prefill", "decode", "mixed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +186,10 @@ class WorkloadReport(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: str | None = None  # hub | local | profile: where the requests came from
+    source: str | None = None  # hub | local | profile | generated: where requests came from
     tokenizer: str | None = None  # the tokenizer (family) that counted the tokens
     requests: int | None = None  # requests loaded
+    spec: dict[str, JsonValue] | None = None  # a generated workload's full spec
 
 
 class EngineReport(BaseModel):

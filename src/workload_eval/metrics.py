@@ -133,8 +133,8 @@ def total_preemptions(records: RunRecords) -> int:
 
 
 def summarize(records: RunRecords, *, slo: SLOInput | None = None) -> Summary:
-    """The run's metrics (summary.json without the configuration the runner adds); DESIGN.md's
-    key names; NaN (undefined) becomes None."""
+    """The run's metrics: summary.json (keys in docs/INTERFACES.md) without the run record
+    the runner adds; NaN (undefined) becomes None."""
     req = records.requests
     done = completed(req)
     seconds = run_interval(req)

@@ -73,6 +73,20 @@ class RunSpec(BaseModel):
     # (a server's served-model-name); default: engine_config.model.
     tokenizer: str | None = None
     slo: list[SLO] | None = None  # bounds (slo.py): goodput, slo_attainment, slo_met
+    # reference (None) | eos:TOKENS | recorded:RUN_DIR (workloads.output_models)
+    output_len_model: str | None = None
+
+    @field_validator("output_len_model")
+    @classmethod
+    def _known_output_model(cls, v: str | None) -> str | None:
+        from workload_eval.workloads.output_models import parse_output_len_model
+
+        if v is None or v.strip() == "reference":
+            return None
+        try:
+            return str(parse_output_len_model(v, where="output_len_model"))
+        except UserError as e:
+            raise ValueError(str(e).removeprefix("output_len_model").lstrip(": ")) from None
 
     @field_validator("slo", mode="before")
     @classmethod
@@ -152,12 +166,16 @@ def execute(spec: RunSpec, *, progress: bool = False) -> RunResult:
         data_dir=spec.data_dir,
         tokenizer_dir=spec.tokenizer_dir,
         source=spec.source,
+        output_len_model=spec.output_len_model,
     )
     schedule = build_schedule(spec.schedule, df, seed=spec.seed)
     records = engine.run(schedule, spec.engine_config, progress=progress)
     report = records.report
     report.workload = WorkloadReport(
-        source=df.attrs.get("source"), tokenizer=df.attrs.get("tokenizer"), requests=len(df)
+        source=df.attrs.get("source"),
+        tokenizer=df.attrs.get("tokenizer"),
+        requests=len(df),
+        spec=df.attrs.get("workload_spec"),
     )
     summary = summarize(records, slo=spec.slo)
     if report.interrupted:

@@ -279,7 +279,25 @@ def build_schedule(spec: ScheduleSpec, df: pd.DataFrame, seed: int = 0) -> Sched
             )
         reqs = _requests(df.iloc[: len(times)])
         items = [ScheduledRequest(r, float(t)) for r, t in zip(reqs, times, strict=True)]
+        if df.attrs.get("serialize_turns"):
+            _serialize_turns(items)
     return Schedule(kind=spec.kind, items=items, params=params)
+
+
+def _serialize_turns(items: list[ScheduledRequest]) -> None:
+    """A session's turn waits for its previous turn (inference-perf multi-turn users).
+
+    The turn keeps its scheduled ``arrival_time``; it is meant to be sent at the later of
+    that time and its previous turn's completion.
+    """
+    last: dict[int, int] = {}
+    for it in items:
+        sid = it.request.session_id
+        if sid is None:
+            continue
+        if sid in last:
+            it.depends_on = last[sid]
+        last[sid] = it.request.request_id
 
 
 def _trace_items(spec: TraceSchedule, df: pd.DataFrame) -> list[ScheduledRequest]:
@@ -296,8 +314,15 @@ def _trace_items(spec: TraceSchedule, df: pd.DataFrame) -> list[ScheduledRequest
     order, times = order[keep], times[keep]
     if spec.num_requests is not None:
         order, times = order[: spec.num_requests], times[: spec.num_requests]
-    reqs = _requests(df.iloc[order])
-    return [ScheduledRequest(r, float(x)) for r, x in zip(reqs, times, strict=True)]
+    frame = df.iloc[order]
+    items = [ScheduledRequest(r, float(x)) for r, x in zip(_requests(frame), times, strict=True)]
+    if "think_time" in frame.columns and "session_id" in frame.columns:
+        # an exported multi-turn schedule: a turn follows its previous turn by think_time
+        _serialize_turns(items)
+        for it, think in zip(items, frame["think_time"].to_numpy(dtype=float), strict=True):
+            if it.depends_on is not None:
+                it.think_time = float(think) / spec.time_scale
+    return items
 
 
 def _session_items(spec: SessionsSchedule, df: pd.DataFrame, seed: int) -> list[ScheduledRequest]:
@@ -325,19 +350,26 @@ def _session_items(spec: SessionsSchedule, df: pd.DataFrame, seed: int) -> list[
         raise UserError(f"schedule sessions: no session starts within duration {spec.duration} s")
     frame = frame[frame["session_id"].map(rank) < n_sessions]
     reqs = _requests(frame)
+    own_think = frame["think_time"].to_numpy(dtype=float) if "think_time" in frame else None
+    if own_think is not None and spec.think_time > 0:
+        raise UserError(
+            f"--think-time: {df.attrs.get('workload', 'the workload')} sets its own think "
+            "times (field think_time); drop --think-time"
+        )
     think_rng = np.random.default_rng([seed, 1])  # its own stream: arrivals stay unchanged
     items: list[ScheduledRequest] = []
     prev_session, prev_id, start = None, None, 0.0
-    for r, sid in zip(reqs, frame["session_id"].tolist(), strict=True):
+    for i, (r, sid) in enumerate(zip(reqs, frame["session_id"].tolist(), strict=True)):
         if sid != prev_session:
             start = float(starts[rank[sid]])
             items.append(ScheduledRequest(r, start))
         else:
-            think = (
-                spec.think_time
-                if spec.think_time_dist == "fixed" or spec.think_time == 0
-                else float(think_rng.exponential(spec.think_time))
-            )
+            if own_think is not None:
+                think = float(own_think[i])
+            elif spec.think_time_dist == "fixed" or spec.think_time == 0:
+                think = spec.think_time
+            else:
+                think = float(think_rng.exponential(spec.think_time))
             items.append(ScheduledRequest(r, start, depends_on=prev_id, think_time=think))
         prev_session, prev_id = sid, r.request_id
     items.sort(key=lambda it: it.arrival_time)  # stable: a session's turns stay in order

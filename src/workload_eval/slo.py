@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from workload_eval.errors import UserError
+from workload_eval.paper import SLO_TEXT
 
 # Per-request latencies a bound can apply to (seconds; normalized_latency in s per token).
 REQUEST_METRICS: tuple[str, ...] = ("ttft", "tpot", "e2e_latency", "normalized_latency")
@@ -32,7 +33,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": lambda a, b: a >= b,
     ">": lambda a, b: a > b,
 }
-GRAMMAR = "METRIC<=VALUE (operators <=, <, >=, >), e.g. normalized_latency_p95<=0.1875 or ttft<=0.5"
+GRAMMAR = f"METRIC<=VALUE (operators <=, <, >=, >), e.g. {SLO_TEXT} or ttft<=0.5"
 
 
 def run_metrics() -> list[str]:

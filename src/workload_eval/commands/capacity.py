@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from workload_eval import paper
 from workload_eval.commands.options import (
     engine_config,
     engine_flag_options,
@@ -55,7 +56,7 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
 @click.option(
     "--duration",
     type=float,
-    default=600.0,
+    default=paper.ONLINE_DURATION_S,
     show_default=True,
     help="Seconds of arrivals per probe.",
 )
@@ -66,7 +67,8 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
     type=click.Choice(["bisect", "seed-grid"]),
     default="bisect",
     show_default=True,
-    help="bisect: bracket then bisect; seed-grid: the paper's rule on --rates.",
+    help=f"bisect: bracket then bisect; seed-grid: the paper's rule on --rates "
+    f"({paper.CAPACITY_RULE}).",
 )
 @click.option(
     "--rates",

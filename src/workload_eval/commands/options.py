@@ -34,6 +34,12 @@ ENGINE_FLAGS: dict[str, str] = {
     "max_concurrency": "openai, vllm",
     "device": "vllm",
     "dtype": "vllm",
+    "ignore_eos": "openai, vllm",
+}
+# Why an engine has no such flag, where a generic "does not apply" would not help.
+_NO_FLAG_BECAUSE = {
+    "ignore_eos": "the sim generates the workload's output lengths; use --output-len-model "
+    "eos:TOKENS or recorded:RUN_DIR",
 }
 
 
@@ -53,7 +59,12 @@ target_options = _stack(
     click.option("--model", required=True, help="Model name, hub id or config.json path."),
     click.option("--kv-blocks", type=int, help="KV-cache blocks (exact)."),
     click.option("--gpu-memory-utilization", type=float, help="Or: KV size from GPU memory share."),
-    click.option("--workload", required=True, help="Workload name (see `workloads list`)."),
+    click.option(
+        "--workload",
+        required=True,
+        help="Workload: a name (see `workloads list`), a workload file (.yaml/.json), an inline "
+        "spec (synthetic:prompt_tokens=512,output_tokens=256) or a lengths/trace file.",
+    ),
 )
 
 engine_shape_options = _stack(
@@ -91,6 +102,12 @@ engine_flag_options = _stack(
     click.option("--device", help="vllm: cuda | cpu."),
     click.option("--dtype", help="vllm: weights dtype."),
     click.option(
+        "--ignore-eos/--no-ignore-eos",
+        default=None,
+        help="vllm, openai: --no-ignore-eos stops at EOS and records what the model generated "
+        "[default: ignore EOS, outputs follow the workload].",
+    ),
+    click.option(
         "--engine-option",
         "--option",
         "engine_options",
@@ -123,6 +140,12 @@ workload_options = _stack(
         default="first",
         show_default=True,
         help="First N then shuffle (seed), or uniform random.",
+    ),
+    click.option(
+        "--output-len-model",
+        metavar="MODEL",
+        help="Output lengths: reference (the data's, default), eos:TOKENS (stop at EOS so "
+        "prompt + output averages TOKENS) or recorded:RUN_DIR (what a run generated).",
     ),
 )
 
@@ -173,6 +196,8 @@ def engine_options(o: Mapping[str, Any]) -> dict[str, JsonValue]:
     for name in ENGINE_FLAGS:
         if o.get(name) is None:
             continue
+        if name not in known and name in _NO_FLAG_BECAUSE:
+            raise UserError(f"{option_flag(name)}: {_NO_FLAG_BECAUSE[name]}")
         if name not in known:
             takes = [option_flag(n) for n in ENGINE_FLAGS if n in known]
             raise UserError(
@@ -221,6 +246,7 @@ def workload_fields(o: Mapping[str, Any]) -> dict[str, Any]:
     for k in ("data_dir", "tokenizer_dir"):  # absolute, so the stored spec re-runs anywhere
         if o.get(k) is not None:
             out[k] = str(Path(o[k]).expanduser().resolve())
-    if o.get("tokenizer") is not None:
-        out["tokenizer"] = o["tokenizer"]
+    for k in ("tokenizer", "output_len_model"):
+        if o.get(k) is not None:
+            out[k] = o[k]
     return out

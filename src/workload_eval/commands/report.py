@@ -7,15 +7,14 @@ from pathlib import Path
 import click
 
 from workload_eval.errors import UserError
-from workload_eval.report.paper import PAPER_SLO
+from workload_eval.paper import SLO_METRIC, SLO_TEXT
 from workload_eval.slo import SLO
 
-# The report's capacity figures are drawn for the seed paper's metric.
-REPORT_METRIC = "normalized_latency_p95"
+REPORT_METRIC = SLO_METRIC  # the report's capacity figures are drawn for the paper's metric
 
 
 def report_slo(text: str) -> SLO:
-    """``normalized_latency_p95<=0.1875`` (the one SLO grammar) or a bare number for its value."""
+    """``METRIC<=VALUE`` on the report's metric (the one SLO grammar), or a bare number."""
     try:
         return SLO(metric=REPORT_METRIC, value=float(text))
     except ValueError:
@@ -23,7 +22,7 @@ def report_slo(text: str) -> SLO:
     if slo.metric != REPORT_METRIC or slo.op not in ("<=", "<"):
         raise UserError(
             f"--slo {text!r}: the report's capacity figures bound {REPORT_METRIC} from above "
-            f"(e.g. {REPORT_METRIC}<={PAPER_SLO})"
+            f"(e.g. {SLO_TEXT})"
         )
     return slo
 
@@ -49,7 +48,7 @@ def report_slo(text: str) -> SLO:
 )
 @click.option(
     "--slo",
-    default=f"{REPORT_METRIC}<={PAPER_SLO}",
+    default=SLO_TEXT,
     show_default=True,
     metavar="METRIC<=VALUE",
     help=f"The bound behind the capacity figures, on {REPORT_METRIC} (a bare number: "

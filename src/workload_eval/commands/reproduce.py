@@ -41,9 +41,20 @@ import click
     help="The paper's measured results [default: $WORKLOAD_EVAL_CALIBRATION_DIR, "
     "else ../shared/calibration].",
 )
+@click.option(
+    "--output-len-model",
+    metavar="MODEL",
+    help="reference (default), eos:paper (outputs stop at EOS so each workload's mean "
+    "tokens per request is the paper's), or eos:TOKENS / recorded:RUN_DIR for every workload.",
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def command(
-    out_dir: Path, quick: bool, jobs: int | None, calibration_dir: Path | None, progress: bool
+    out_dir: Path,
+    quick: bool,
+    jobs: int | None,
+    calibration_dir: Path | None,
+    output_len_model: str | None,
+    progress: bool,
 ) -> None:
     from workload_eval.experiments.study import reproduce
 
@@ -55,6 +66,7 @@ def command(
         calibration_dir=calibration_dir,
         progress=progress,
         log=lambda m: click.echo(m, err=True),
+        output_len_model=output_len_model,
     )
     s = r.sweep
     click.echo(

@@ -174,7 +174,7 @@ def command(**o: Any) -> None:
     click.echo(f"wrote {Path(o['out']) / 'summary.json'}, requests.parquet, steps.parquet")
     if result.interrupted:
         stderr_console().print("interrupted: the results gathered so far were saved")
-        raise SystemExit(130)
+        raise click.exceptions.Exit(130)
 
 
 def build_spec(o: dict[str, Any]) -> RunSpec:

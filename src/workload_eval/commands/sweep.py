@@ -80,11 +80,11 @@ def command(
             f"interrupted: {len(result.index)} completed point(s) kept in {out}; "
             "run the same command again to resume"
         )
-        raise SystemExit(130)  # cli.main drops a click Exit code (standalone_mode=False)
+        raise click.exceptions.Exit(130)
     if result.failed:
         key, msg = next(iter(result.failed.items()))
         err.print(f"{len(result.failed)} point(s) failed; first: {key}: {msg}")
-        raise SystemExit(1)
+        raise click.exceptions.Exit(1)
 
 
 def _print_result(result: Any) -> None:

@@ -28,7 +28,7 @@ def _parse_fields(items: tuple[str, ...]) -> dict[str, str]:
 def _warnings_as_lines() -> Iterator[None]:
     """Warnings become one 'warning: ...' line on stderr, never a source excerpt."""
 
-    def show(message: Any, category: Any, filename: str, lineno: int, *a: Any, **k: Any) -> None:
+    def show(message: Any, *_: Any, **__: Any) -> None:
         click.echo(f"warning: {message}", err=True)
 
     with warnings.catch_warnings():
@@ -78,7 +78,13 @@ def _data_options(f: Any) -> Any:
 
 @click.group(name="workloads", context_settings={"help_option_names": ["-h", "--help"]})
 def command() -> None:
-    """List, describe and plot the workloads."""
+    """List, describe, plot and export the workloads."""
+
+
+def _register_export() -> None:
+    from workload_eval.commands.workloads_export import command as export_cmd
+
+    command.add_command(export_cmd)
 
 
 @command.command("list")
@@ -143,6 +149,9 @@ def _load(name: str, model: str, **kw: Any) -> Any:
     help="first: first N then shuffle (seed); random: uniform.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--output-len-model", metavar="MODEL", help="reference | eos:TOKENS | recorded:RUN_DIR."
+)
 @_data_options
 def describe_cmd(
     name: str,
@@ -152,13 +161,18 @@ def describe_cmd(
     seed: int,
     sampling: str,
     as_json: bool,
+    output_len_model: str | None,
     data_dir: Path | None,
     tokenizer_dir: Path | None,
     source: str,
     data_file: Path | None,
     fields: tuple[str, ...],
 ) -> None:
-    """Input/output token statistics of a workload for a model."""
+    """Input/output token statistics of a workload for a model.
+
+    NAME is a catalog name, a use-case family, a workload file (.yaml/.json), an inline
+    spec (synthetic:prompt_tokens=512,output_tokens=256) or a lengths/trace file.
+    """
     from workload_eval.workloads import length_stats
 
     with _warnings_as_lines():
@@ -174,6 +188,7 @@ def describe_cmd(
             source=source,
             data_file=data_file,
             fields=_parse_fields(fields),
+            output_len_model=output_len_model,
         )
     stats = length_stats(df)
     if as_json:
@@ -245,6 +260,9 @@ def describe_cmd(
     default="auto",
     show_default=True,
 )
+@click.option(
+    "--output-len-model", metavar="MODEL", help="reference | eos:TOKENS | recorded:RUN_DIR."
+)
 def plot_cmd(
     names: tuple[str, ...],
     model: str,
@@ -255,8 +273,12 @@ def plot_cmd(
     data_dir: Path | None,
     tokenizer_dir: Path | None,
     source: str,
+    output_len_model: str | None,
 ) -> None:
-    """The seed's Figure 1: CDFs of input and output lengths (log x, mean marked)."""
+    """The seed's Figure 1: CDFs of input and output lengths (log x, mean marked).
+
+    NAMES are any workloads `describe` accepts.
+    """
     from workload_eval.workloads import plot_length_cdfs
 
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
@@ -272,9 +294,13 @@ def plot_cmd(
                 data_dir=data_dir,
                 tokenizer_dir=tokenizer_dir,
                 source=source,
+                output_len_model=output_len_model,
             )
             for n in names
         }
     frames = {df.attrs["workload"]: df for df in frames.values()}
     plot_length_cdfs(frames, out)
     click.echo(f"wrote {out}")
+
+
+_register_export()

@@ -2,8 +2,8 @@
 
 Public API (DataFrames out, usable from a notebook):
 ``load_spec``, ``expand``, ``run_sweep``, ``ResultStore``, ``SLO``, ``parse_slos``,
-``BisectSearch``, ``SeedGridSearch``, ``find_capacity``, ``seed_grid_capacity``,
-``memory_table``, ``scaling_table``.
+``BisectSearch``, ``SeedGridSearch`` (the paper's rule: ``workload_eval.paper``),
+``find_capacity``, ``memory_table``, ``scaling_table``.
 """
 
 from workload_eval.experiments.capacity import (
@@ -13,7 +13,6 @@ from workload_eval.experiments.capacity import (
     SeedGridSearch,
     find_capacity,
     make_search,
-    seed_grid_capacity,
 )
 from workload_eval.experiments.grid import CapacityTask, Point, expand, point_key
 from workload_eval.experiments.memory import memory_table, scaling_table
@@ -44,5 +43,4 @@ __all__ = [
     "point_key",
     "run_sweep",
     "scaling_table",
-    "seed_grid_capacity",
 ]

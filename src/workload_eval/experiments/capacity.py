@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from workload_eval.errors import UserError
+from workload_eval.paper import SLO_TEXT, RuleAnswer, max_rate_under_slo
 from workload_eval.slo import SLO, run_level
 
 Evaluator = Callable[[float, int], Mapping[str, Any]]
@@ -27,9 +28,9 @@ def check_objectives(slos: Sequence[SLO], *, where: str = "--slo") -> None:
     """A capacity needs a bound on the run (a per-request bound only defines goodput)."""
     if not run_level(slos):
         raise UserError(
-            f"{where}: capacity needs a bound on a run metric, e.g. normalized_latency_p95"
-            "<=0.1875 or slo_attainment>=0.9 (a per-request bound such as ttft<=0.5 only "
-            "defines goodput and slo_attainment)"
+            f"{where}: capacity needs a bound on a run metric, e.g. {SLO_TEXT} or "
+            "slo_attainment>=0.9 (a per-request bound such as ttft<=0.5 only defines goodput "
+            "and slo_attainment)"
         )
 
 
@@ -273,21 +274,9 @@ class BisectSearch(CapacitySearch):
         return self.lower, self.upper, self._hit_limit
 
 
-def seed_grid_capacity(rates: Sequence[float], passed: Sequence[bool]) -> float:
-    """The seed's rule: scanning rates upward, at the first two consecutive violations
-    (r[i-1], r[i]) with i >= 2, the answer is r[i-2] if it passed, else 0; 0 if never.
-    """
-    order = np.argsort(np.asarray(rates, dtype=float), kind="stable")
-    r = [float(rates[i]) for i in order]
-    ok = [bool(passed[i]) for i in order]
-    for i in range(2, len(r)):
-        if not ok[i] and not ok[i - 1]:
-            return r[i - 2] if ok[i - 2] else 0.0
-    return 0.0
-
-
 class SeedGridSearch(CapacitySearch):
-    """The paper's rule on a fixed grid, probed upward and stopped once it triggers."""
+    """The paper's rule (``paper.max_rate_under_slo``) on a fixed grid, probed upward and
+    stopped once the rule has decided."""
 
     rule = "seed-grid"
 
@@ -295,30 +284,33 @@ class SeedGridSearch(CapacitySearch):
         super().__init__(slos, **kw)
         grid = sorted({_nice(float(r)) for r in rates})
         if len(grid) < 3:
-            raise UserError("capacity: the seed-grid rule needs at least 3 rates (--rates a,b,c)")
+            raise UserError(
+                "capacity: the seed-grid rule needs at least 3 rates (a rate and the two "
+                "above it; --rates a,b,c)"
+            )
         self.grid = grid
         self._i = 0
-        self._triggered = False
+
+    def _rule(self) -> RuleAnswer:
+        return max_rate_under_slo(self._order, [self._verdicts[r] for r in self._order])
 
     def _next_rate(self) -> float | None:
-        if self._triggered or self._i >= len(self.grid):
+        if self._i >= len(self.grid) or self._rule().decided:
             return None
         rate = self.grid[self._i]
         self._i += 1
         return rate
 
     def _on_verdict(self, rate: float, passed: bool) -> None:
-        seen = [self._verdicts[r] for r in self._order]
-        if len(seen) >= 3 and not seen[-1] and not seen[-2]:
-            self._triggered = True
+        pass  # the verdicts so far are the whole state: _rule() reads them
 
     def answer(self) -> float:
-        return seed_grid_capacity(self._order, [self._verdicts[r] for r in self._order])
+        rate = self._rule().rate
+        return rate if rate is not None else 0.0
 
     def _bounds(self) -> tuple[float | None, float | None, bool]:
-        ans = self.answer()
-        above = [r for r in self._order if r > ans and not self._verdicts[r]]
-        return (ans or None), (min(above) if above else None), not self._triggered
+        ans = self._rule()
+        return ans.rate, ans.upper, ans.censored
 
 
 def make_search(

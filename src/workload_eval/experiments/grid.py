@@ -25,6 +25,8 @@ LOCATION_FIELDS = ("data_dir", "tokenizer_dir")
 def run_spec_json(spec: RunSpec | Mapping[str, JsonValue]) -> dict[str, JsonValue]:
     """The RunSpec as plain JSON data, without machine-local paths."""
     data = spec.model_dump(mode="json") if isinstance(spec, RunSpec) else dict(spec)
+    if data.get("output_len_model") is None:  # the default: keys of older stores stay valid
+        data.pop("output_len_model", None)
     return {k: v for k, v in data.items() if k not in LOCATION_FIELDS}
 
 
@@ -120,6 +122,11 @@ def _base_data(
         "sampling": grid.sampling,
         "source": grid.source,
     }
+    model = grid.output_len_model
+    if isinstance(model, dict):
+        model = model.get(workload)
+    if model is not None:
+        data["output_len_model"] = model
     for attr in LOCATION_FIELDS:
         if getattr(grid, attr) is not None:
             data[attr] = getattr(grid, attr)

@@ -25,11 +25,11 @@ from pydantic import (
     model_validator,
 )
 
+from workload_eval import paper
 from workload_eval.engines.base import EngineConfig, options_model
 from workload_eval.errors import UserError
 from workload_eval.slo import GRAMMAR, SLO, check_slo, run_level
 
-PAPER_WORKLOADS = ["alpaca", "cnn_dailymail", "dolly", "sharegpt"]
 # Axes set per grid point, so an engine entry may not set them.
 AXIS_FIELDS = {"model", "gpu", "kv_blocks", "gpu_memory_utilization", "seed"}
 
@@ -71,15 +71,13 @@ def _check_gpu(name: str) -> str:
 
 
 def _check_workload(name: str) -> str:
-    try:
-        from workload_eval.workloads import list_workloads
+    """A catalog name, family, workload file, inline spec or data file (no dataset is read)."""
+    from workload_eval.workloads.resolve import check_workload
 
-        known = [str(n) for n in list_workloads()["name"]]
-    except ImportError:
-        return name
-    if name not in known and not Path(name).suffix:  # a path to a file is the loader's job
-        raise ValueError(f"unknown workload {name!r} (expected one of {', '.join(known)})")
-    return name
+    try:
+        return check_workload(name)
+    except UserError as e:
+        raise ValueError(str(e)) from None
 
 
 _Models = Annotated[list[Annotated[str, AfterValidator(_check_model)]], BeforeValidator(_as_list)]
@@ -228,8 +226,9 @@ class CapacityOptions(BaseModel):
 
 def _default_schedules() -> list[ScheduleEntry]:
     return [
-        ScheduleEntry(kind="offline", num_requests=[100, 500, 1000]),
-        ScheduleEntry(kind="poisson", rate="capacity", duration=600),
+        ScheduleEntry(kind="offline", num_requests=list(paper.NUM_REQUESTS)),
+        # an int as before: a capacity task's key hashes the schedule as written
+        ScheduleEntry(kind="poisson", rate="capacity", duration=int(paper.ONLINE_DURATION_S)),
     ]
 
 
@@ -265,21 +264,36 @@ class GridSpec(BaseModel):
     engines: Annotated[list[EngineEntry], BeforeValidator(_engine_entries)] = Field(
         default_factory=lambda: [EngineEntry()]
     )
-    models: _Models = Field(default_factory=lambda: ["opt-13b"])
-    gpus: _Gpus = Field(default_factory=lambda: ["a100-40gb"])
+    models: _Models = Field(default_factory=lambda: [paper.MODELS[0]])
+    gpus: _Gpus = Field(default_factory=lambda: [paper.GPU])
     kv_blocks: _Blocks = None
     gpu_memory_utilization: _Utils = None
-    workloads: _Workloads = Field(default_factory=lambda: list(PAPER_WORKLOADS))
+    workloads: _Workloads = Field(default_factory=lambda: list(paper.WORKLOADS))
     schedules: Annotated[list[ScheduleEntry], BeforeValidator(_as_list)] = Field(
         default_factory=_default_schedules
     )
-    seeds: _Seeds = Field(default_factory=lambda: [0])
+    seeds: _Seeds = Field(default_factory=lambda: [paper.SEED])
     slos: Annotated[list[Annotated[SLO, AfterValidator(_known_metric)]], BeforeValidator(_slos)] = (
-        Field(default_factory=lambda: [SLO(metric="normalized_latency_p95", value=0.1875)])
+        Field(default_factory=lambda: [SLO(metric=paper.SLO_METRIC, value=paper.SLO_S_PER_TOKEN)])
     )
     capacity: CapacityOptions = Field(default_factory=CapacityOptions)
     sampling: Literal["first", "random"] = "first"  # which workload requests (runner)
     source: Literal["auto", "hub", "local", "profile"] = "auto"  # where workloads load from
+    # reference | eos:TOKENS | recorded:RUN_DIR, for every workload or per workload name
+    output_len_model: str | dict[str, str] | None = None
+
+    @field_validator("output_len_model")
+    @classmethod
+    def _output_models(cls, v: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        from workload_eval.workloads.output_models import parse_output_len_model
+
+        for text in [v] if isinstance(v, str) else list((v or {}).values()):
+            try:
+                parse_output_len_model(text, where="output_len_model")
+            except UserError as e:
+                raise ValueError(str(e).removeprefix("output_len_model: ")) from None
+        return v
+
     data_dir: str | None = None
     tokenizer_dir: str | None = None
 
@@ -304,7 +318,7 @@ class GridSpec(BaseModel):
     @model_validator(mode="after")
     def _default_kv(self) -> GridSpec:
         if self.kv_blocks is None and self.gpu_memory_utilization is None:
-            self.kv_blocks = [643]
+            self.kv_blocks = [paper.KV_BLOCKS_MAX]
         return self
 
     def kv_sizes(self) -> list[dict[str, Any]]:
@@ -323,9 +337,6 @@ class ExperimentSpec(BaseModel):
     description: str = ""
     groups: list[GridSpec]
     source: str | None = None  # the YAML file it came from
-
-    def points_summary(self) -> str:
-        return ", ".join(g.name for g in self.groups)
 
 
 _GROUP_KEYS = set(GridSpec.model_fields)
@@ -372,7 +383,7 @@ def build_spec(data: Any, *, source: str | Path | None = None) -> ExperimentSpec
         if any(e.is_capacity for e in grid.schedules) and not run_level(grid.slos):
             raise UserError(
                 f"{src}: {prefix if 'slos' in own else ''}slos: a capacity search needs a "
-                "bound on a run metric, e.g. normalized_latency_p95<=0.1875"
+                f"bound on a run metric, e.g. {paper.SLO_TEXT}"
             )
         for attr in ("data_dir", "tokenizer_dir"):
             v = getattr(grid, attr)

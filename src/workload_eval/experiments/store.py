@@ -117,12 +117,6 @@ class ResultStore:
         write_table(df, self.root / "index")
         return df
 
-    def load_index(self) -> pd.DataFrame:
-        path = self.root / "index.parquet"
-        if not path.exists():
-            return self.rebuild_index()
-        return pd.read_parquet(path)
-
 
 def write_table(df: pd.DataFrame, stem: Path) -> None:
     """Atomic ``stem.parquet`` + ``stem.csv`` (deterministic bytes for the same frame)."""

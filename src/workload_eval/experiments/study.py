@@ -16,10 +16,8 @@ from typing import Any
 
 import yaml
 
-from workload_eval.report.paper import PAPER_SLO
+from workload_eval import paper
 from workload_eval.storage import atomic_write_text
-
-PAPER_WORKLOADS = ["alpaca", "cnn_dailymail", "dolly", "sharegpt"]
 
 
 @dataclass(frozen=True)
@@ -35,14 +33,14 @@ class StudyPlan:
 
 # The paper: 13B models at 643 blocks (Figure 2) and every model at 150..600 (Figure 3).
 FULL = StudyPlan(
-    big_kv=(150, 300, 450, 600, 643),
-    small_kv=(150, 300, 450, 600),
-    num_requests=(100, 500, 1000),
-    duration_s=600.0,
+    big_kv=paper.KV_BLOCKS_13B,
+    small_kv=paper.KV_BLOCKS_7B,
+    num_requests=paper.NUM_REQUESTS,
+    duration_s=paper.ONLINE_DURATION_S,
     tolerance=0.02,
 )
 QUICK = StudyPlan(
-    big_kv=(150, 600, 643),
+    big_kv=(150, 600, paper.KV_BLOCKS_MAX),
     small_kv=(150, 600),
     num_requests=(100, 1000),
     duration_s=60.0,
@@ -50,9 +48,45 @@ QUICK = StudyPlan(
 )
 
 
-def study_data(plan: StudyPlan = FULL) -> dict[str, Any]:
-    """The experiment spec (as YAML-ready data) of the paper's study on the simulator."""
+def paper_tokens_per_request(calibration_dir: str | Path | None = None) -> dict[str, float]:
+    """Mean prompt + generated tokens per request the paper processed, per workload: its
+    OPT-13B offline token / request throughput at N = 1000 and 643 blocks (the paper ran
+    without ``ignore_eos``, so its outputs stopped at EOS)."""
+    from workload_eval.errors import UserError
+    from workload_eval.report.paper import find_calibration_dir, load_paper
+
+    folder = find_calibration_dir(calibration_dir)
+    if folder is None:
+        raise UserError(
+            "--output-len-model eos:paper needs the paper's measurements "
+            "(--calibration-dir or ../shared/calibration)"
+        )
+    off, _ = load_paper(folder)
+    sel = off[
+        (off.model == paper.MODELS[0])
+        & (off.num_requests == max(paper.NUM_REQUESTS))
+        & (off.kv_blocks == paper.KV_BLOCKS_MAX)
+    ]
     return {
+        str(r.workload): float(r.token_throughput / r.request_throughput) for r in sel.itertuples()
+    }
+
+
+def output_models_for(model: str | None, calibration_dir: str | Path | None) -> Any:
+    """``eos:paper`` -> one eos target per workload; anything else applies to every workload."""
+    if model is None or model.strip() in ("", "reference"):
+        return None
+    if model.strip() != "eos:paper":
+        return model
+    targets = paper_tokens_per_request(calibration_dir)
+    return {w: f"eos:{targets[w]:.1f}" for w in paper.WORKLOADS if w in targets}
+
+
+def study_data(plan: StudyPlan = FULL, output_len_model: Any = None) -> dict[str, Any]:
+    """The experiment spec (as YAML-ready data) of the paper's study on the simulator."""
+    extra = {} if output_len_model is None else {"output_len_model": output_len_model}
+    return {
+        **extra,
         "name": "paper-reproduction" + ("-quick" if plan is QUICK else ""),
         "description": (
             "The Importance of Workload Choice in Evaluating LLM Inference Systems "
@@ -61,18 +95,18 @@ def study_data(plan: StudyPlan = FULL) -> dict[str, Any]:
             "max_model_len 2048, seed 0."
         ),
         "engines": [{"engine": "sim"}],
-        "gpus": ["a100-40gb"],
-        "workloads": list(PAPER_WORKLOADS),
-        "seeds": [0],
+        "gpus": [paper.GPU],
+        "workloads": list(paper.WORKLOADS),
+        "seeds": [paper.SEED],
         "schedules": [
             {"kind": "offline", "num_requests": list(plan.num_requests)},
             {"kind": "poisson", "rate": "capacity", "duration": plan.duration_s},
         ],
-        "slos": [f"normalized_latency_p95<={PAPER_SLO}"],
+        "slos": [paper.SLO_TEXT],
         "capacity": {"rule": "bisect", "tolerance": plan.tolerance},
         "groups": [
-            {"name": "13b", "models": ["opt-13b", "llama-2-13b"], "kv_blocks": list(plan.big_kv)},
-            {"name": "7b", "models": ["opt-6.7b", "llama-2-7b"], "kv_blocks": list(plan.small_kv)},
+            {"name": "13b", "models": list(paper.MODELS_13B), "kv_blocks": list(plan.big_kv)},
+            {"name": "7b", "models": list(paper.MODELS_7B), "kv_blocks": list(plan.small_kv)},
         ],
     }
 
@@ -126,14 +160,20 @@ def reproduce(
     calibration_dir: str | Path | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
+    output_len_model: str | None = None,
 ) -> Reproduction:
-    """Run (or resume) the paper's study into ``out`` and render its report there."""
+    """Run (or resume) the paper's study into ``out`` and render its report there.
+
+    ``output_len_model``: reference (default), ``eos:paper`` (each workload's outputs stop
+    at EOS so its mean tokens per request is the paper's), or one model for every workload.
+    """
     from workload_eval.experiments import build_spec, run_sweep
     from workload_eval.experiments.executors import make_executor
     from workload_eval.report.html import build_report
 
     out = Path(out)
-    data = study_data(QUICK if quick else FULL)
+    models = output_models_for(output_len_model, calibration_dir)
+    data = study_data(QUICK if quick else FULL, models)
     spec_path = out / "spec.yaml"
     atomic_write_text(spec_path, yaml.safe_dump(data, sort_keys=False))
     spec = build_spec(data, source=spec_path)

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -24,6 +24,9 @@ from workload_eval.experiments.spec import ExperimentSpec
 from workload_eval.experiments.store import ResultStore, write_table
 from workload_eval.results import search_columns
 from workload_eval.storage import atomic_write_json
+
+if TYPE_CHECKING:
+    from workload_eval.console import ProgressBar
 
 INDEX_EVERY_S = 2.0  # rewrite the index at most this often while running
 
@@ -52,46 +55,6 @@ class _Search:
     probe_keys: dict[tuple[float, int], str] = field(default_factory=dict)
 
 
-class _Progress:
-    """A rich bar whose total grows as capacity searches propose probes."""
-
-    def __init__(self, enabled: bool) -> None:
-        self._p = None
-        if enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            from workload_eval.console import stderr_console
-
-            self._p = Progress(
-                TextColumn("[progress.description]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=stderr_console(),
-            )
-            self._p.start()
-            self._task = self._p.add_task("sweep", total=0)
-
-    def grow(self, n: int) -> None:
-        if self._p is not None and n:
-            t = self._p.tasks[0]
-            self._p.update(self._task, total=(t.total or 0) + n)
-
-    def advance(self, text: str) -> None:
-        if self._p is not None:
-            self._p.update(self._task, advance=1, description=text)
-
-    def stop(self) -> None:
-        if self._p is not None:
-            self._p.stop()
-
-
 def run_sweep(
     spec: ExperimentSpec,
     out: str | Path,
@@ -104,6 +67,8 @@ def run_sweep(
 
     The sweep closes ``executor`` when done (a Ray instance it started shuts down).
     """
+    from workload_eval.console import progress_bar  # rich loads only where a sweep runs
+
     t0 = time.perf_counter()
     store = ResultStore(out)
     removed = store.cleanup()
@@ -112,7 +77,7 @@ def run_sweep(
     atomic_write_json(store.root / "experiment.json", spec.model_dump(mode="json"))
     points, tasks = expand(spec)
     executor = executor or SequentialExecutor()
-    bar = _Progress(progress)
+    bar = progress_bar(0, description="sweep", unit="runs", enabled=progress)
     state = _SweepState(store, executor, bar)
     try:
         state.run(points, tasks)
@@ -122,7 +87,7 @@ def run_sweep(
     else:
         executor.close()
     finally:
-        bar.stop()
+        bar.close()
     index = store.rebuild_index(state.rows)
     capacity = state.write_capacity()
     return SweepResult(
@@ -142,7 +107,7 @@ def run_sweep(
 class _SweepState:
     """Book-keeping of one sweep: what is in flight and which search waits on what."""
 
-    def __init__(self, store: ResultStore, executor: Executor, bar: _Progress) -> None:
+    def __init__(self, store: ResultStore, executor: Executor, bar: ProgressBar) -> None:
         self.store, self.executor, self.bar = store, executor, bar
         self.rows: dict[str, dict[str, Any]] = {}
         self.specs: dict[str, Any] = {}
@@ -224,7 +189,7 @@ class _SweepState:
             self.rows[key] = self.store.index_row(key)
             self.ran += 1
             label = f"{spec.workload} {spec.schedule.kind}"
-        self.bar.advance(label)
+        self.bar.advance(description=label)
         for s, rate, seed in self.waiters.pop(key, []):
             if key in self.failed:
                 s.failed = self.failed[key]

@@ -17,6 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from workload_eval.paper import KV_BLOCKS_MAX, NUM_REQUESTS, SLO_S_PER_TOKEN
 from workload_eval.report import style
 from workload_eval.results import offline_points, online_points
 
@@ -169,7 +170,7 @@ def figure2a_capacity(
     capacity: pd.DataFrame,
     out_dir: str | Path,
     *,
-    kv_blocks: int | None = 643,
+    kv_blocks: int | None = KV_BLOCKS_MAX,
     name: str = "figure2a_capacity",
     slo: float | None = None,
 ) -> list[Path]:
@@ -211,8 +212,8 @@ def figure2b_throughput(
     points: pd.DataFrame,
     out_dir: str | Path,
     *,
-    kv_blocks: int | None = 643,
-    num_requests: int | None = 1000,
+    kv_blocks: int | None = KV_BLOCKS_MAX,
+    num_requests: int | None = max(NUM_REQUESTS),
     metric: str = "request_throughput",
     name: str = "figure2b_throughput",
 ) -> list[Path]:
@@ -353,7 +354,7 @@ def figure_metric_vs_rate(
     *,
     metric: str = "normalized_latency_p95",
     ylabel: str = "p95 normalized latency (s/token)",
-    slo: float | None = 0.1875,
+    slo: float | None = SLO_S_PER_TOKEN,
     kv_blocks: int | None = None,
     name: str = "latency_vs_rate",
 ) -> list[Path]:
@@ -488,7 +489,7 @@ def figure_paper_vs_ours(
         1, len(groups), figsize=(3.9 * len(groups), 3.9), constrained_layout=True, squeeze=False
     )
     order = style.workload_order(comparison["workload"].unique())
-    markers = {n: m for n, m in zip((100, 500, 1000), "s^o", strict=True)}
+    markers = {n: m for n, m in zip(NUM_REQUESTS, "s^o", strict=True)}
     for ax, ((quantity, unit), g) in zip(axes.flat, groups, strict=True):
         for w in order:
             sub = g[g["workload"] == w]

@@ -22,6 +22,7 @@ import pandas as pd
 from pydantic import JsonValue
 
 from workload_eval.errors import UserError
+from workload_eval.paper import SLO_S_PER_TOKEN
 from workload_eval.report import figures, paper, style
 from workload_eval.report.results import capacity_table
 from workload_eval.results import CONFIG_COLUMNS, CONFIG_JSON, load_points, online_points
@@ -357,7 +358,7 @@ def build_report(
     out_dir: str | Path | None = None,
     *,
     calibration_dir: str | Path | None = None,
-    slo: float = paper.PAPER_SLO,
+    slo: float = SLO_S_PER_TOKEN,
     title: str = "LLM workload evaluation report",
 ) -> Report:
     """Figures (PNG+PDF), ``summary.csv``, ``capacity.csv``, ``paper_comparison.csv`` and

@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 
 from workload_eval.errors import UserError
-from workload_eval.report.results import seed_rule_capacity
+from workload_eval.paper import SLO_S_PER_TOKEN, max_rate_under_slo
 from workload_eval.results import offline_points
 
 ENV_VAR = "WORKLOAD_EVAL_CALIBRATION_DIR"
-PAPER_SLO = 0.1875  # s/token: 4 words/s reading speed, 1 token ~ 0.75 words (the seed)
 
 COMPARISON_COLUMNS = (
     "quantity",
@@ -105,8 +104,9 @@ def load_paper(calibration_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]
     return pd.DataFrame(off_rows), pd.DataFrame(on_rows)
 
 
-def paper_capacity(online: pd.DataFrame, slo: float = PAPER_SLO) -> pd.DataFrame:
-    """The paper's max request rate under the SLO (the seed's rule on its measured grid)."""
+def paper_capacity(online: pd.DataFrame, slo: float = SLO_S_PER_TOKEN) -> pd.DataFrame:
+    """The paper's max request rate under the SLO (its rule on its measured grid; 0 when
+    the lowest two rates already violate)."""
     if online.empty:
         return pd.DataFrame(columns=["model", "workload", "kv_blocks", "max_rate"])
     rows = [
@@ -114,9 +114,10 @@ def paper_capacity(online: pd.DataFrame, slo: float = PAPER_SLO) -> pd.DataFrame
             "model": m,
             "workload": w,
             "kv_blocks": kv,
-            "max_rate": seed_rule_capacity(
-                g["rate"].to_numpy(), g["normalized_latency_p95"].to_numpy(), slo
-            ),
+            "max_rate": max_rate_under_slo(
+                g["rate"].to_numpy(), g["normalized_latency_p95"].to_numpy() <= slo
+            ).rate
+            or 0.0,
         }
         for (m, w, kv), g in online.groupby(["model", "workload", "kv_blocks"])
     ]

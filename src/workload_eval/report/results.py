@@ -1,39 +1,25 @@
-"""Capacity from a points table (the seed's rule), for results that stored no capacity table.
+"""Capacity from a points table (the paper's rule), for results that stored no capacity table.
 
 The points table itself is built in one place, :mod:`workload_eval.results`.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
+from workload_eval.paper import SLO_S_PER_TOKEN, max_rate_under_slo
 from workload_eval.results import online_points
-
-
-def seed_rule_capacity(rates: np.ndarray, values: np.ndarray, slo: float) -> float:
-    """The seed's rule: the highest rate r whose next two higher rates both violate the SLO.
-
-    With no two consecutive violations, the highest passing rate; 0 when nothing passes.
-    """
-    order = np.argsort(rates)
-    r, v = np.asarray(rates, float)[order], np.asarray(values, float)[order]
-    ok = v <= slo
-    for i in range(len(r) - 1):
-        if not ok[i] and not ok[i + 1]:
-            passing = r[:i][ok[:i]]
-            return float(passing.max()) if len(passing) else 0.0
-    return float(r[ok].max()) if ok.any() else 0.0
 
 
 def capacity_table(
     points: pd.DataFrame,
     *,
     metric: str = "normalized_latency_p95",
-    slo: float = 0.1875,
+    slo: float = SLO_S_PER_TOKEN,
     min_rates: int = 2,
 ) -> pd.DataFrame:
-    """Max request rate under the SLO per (engine, model, gpu, kv_blocks, workload).
+    """Max request rate under the SLO per (engine, model, gpu, kv_blocks, workload), by the
+    paper's rule over the probed rates (0 when the lowest two already violate).
 
     Repeated seeds at one rate are averaged before the rule is applied; configurations
     probed at fewer than ``min_rates`` rates say too little to name a capacity.
@@ -62,7 +48,8 @@ def capacity_table(
         rows.append(
             {
                 **dict(zip(keys, key, strict=True)),
-                "max_rate": seed_rule_capacity(per_rate.index.to_numpy(), per_rate.to_numpy(), slo),
+                "max_rate": max_rate_under_slo(per_rate.index, per_rate.to_numpy() <= slo).rate
+                or 0.0,
                 "probes": len(per_rate),
                 "metric": metric,
                 "slo": slo,

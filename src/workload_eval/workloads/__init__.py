@@ -8,7 +8,17 @@ from typing import Any
 import pandas as pd
 
 from workload_eval.workloads.catalog import WORKLOADS, WorkloadSpec, get_workload, known_workloads
-from workload_eval.workloads.loader import list_workloads, load_workload, prepare, to_requests
+from workload_eval.workloads.families import FAMILIES
+from workload_eval.workloads.listing import list_workloads
+from workload_eval.workloads.loader import load_workload, prepare
+from workload_eval.workloads.requests import to_requests
+from workload_eval.workloads.resolve import WorkloadRef, check_workload, resolve_workload
+from workload_eval.workloads.shared_prefix import (
+    SharedPrefixStream,
+    SharedPrefixWorkload,
+    shared_prefix_requests,
+    shared_prefix_table,
+)
 from workload_eval.workloads.stats import length_stats
 
 
@@ -20,8 +30,13 @@ def plot_length_cdfs(frames: dict[str, pd.DataFrame], out: str | Path, **kwargs:
 
 
 __all__ = [
+    "FAMILIES",
     "WORKLOADS",
+    "SharedPrefixStream",
+    "SharedPrefixWorkload",
+    "WorkloadRef",
     "WorkloadSpec",
+    "check_workload",
     "get_workload",
     "known_workloads",
     "length_stats",
@@ -29,5 +44,8 @@ __all__ = [
     "load_workload",
     "plot_length_cdfs",
     "prepare",
+    "resolve_workload",
+    "shared_prefix_requests",
+    "shared_prefix_table",
     "to_requests",
 ]

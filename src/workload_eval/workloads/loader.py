@@ -15,15 +15,17 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from workload_eval.contracts import Request
 from workload_eval.errors import UserError
 from workload_eval.models import ModelSpec, resolve_model
 from workload_eval.workloads import cache, profiles
 from workload_eval.workloads.builders import build
-from workload_eval.workloads.catalog import CUSTOM_FIELDS, WORKLOADS, WorkloadSpec, get_workload
+from workload_eval.workloads.catalog import CUSTOM_FIELDS, WorkloadSpec
 from workload_eval.workloads.hub import hub_available, load_hub_records
+from workload_eval.workloads.output_models import apply_output_len_model, parse_output_len_model
 from workload_eval.workloads.readers import read_table
+from workload_eval.workloads.resolve import resolve_workload
 from workload_eval.workloads.selection import Sampling, select_pairs, select_sessions, select_trace
+from workload_eval.workloads.tables import generated_table, lengths_file_table
 from workload_eval.workloads.tokenizers import Tokenizer, get_tokenizer
 
 DATA_DIR_ENV = "WORKLOAD_EVAL_DATA_DIR"
@@ -47,9 +49,10 @@ def find_local_file(spec: WorkloadSpec, ddir: Path | None) -> Path | None:
     return None
 
 
-def _custom_spec(path: Path) -> WorkloadSpec:
+def _custom_spec(path: Path | None, name: str | None = None) -> WorkloadSpec:
+    assert path is not None
     return WorkloadSpec(
-        name=path.stem.split(".")[0],
+        name=name or path.stem.split(".")[0],
         use_case="user dataset",
         builds="prompt -> output",
         builder="prompt_output",
@@ -201,9 +204,12 @@ def prepare(
             spec, lambda: raw, fingerprint, f"hub:{hub.id}", mspec, tokenizer_dir, fields, use_cache
         )
         return prepared, {**meta, "source": "hub"}
-    family = _profile_family(mspec)
-    if mspec.tokenizer == "hub":
-        warnings.warn(f"{mspec.name}: using the shipped {family} length profile", stacklevel=3)
+    wanted = _profile_family(mspec)
+    family = profiles.profile_family_for(spec.name, wanted)
+    if mspec.tokenizer == "hub" or family != wanted:
+        warnings.warn(
+            f"{mspec.name}: using the shipped {family} length profile of {spec.name}", stacklevel=3
+        )
     df = profiles.load_profile(spec.name, family)
     return df, {
         "source": "profile",
@@ -224,42 +230,22 @@ def _check_args(num_requests: int | None, max_model_len: int, sampling: str) -> 
         raise UserError(f"--sampling {sampling!r}: expected first or random")
 
 
-def resolve_spec(name: str, data_file: str | Path | None = None) -> WorkloadSpec:
-    """A catalog entry; a file path (or a non-catalog name with a data file) is custom."""
-    key = name.strip().lower().replace("-", "_")
-    if key in WORKLOADS:
-        return WORKLOADS[key]
-    if data_file is not None:
-        return _custom_spec(Path(data_file)).model_copy(update={"name": name})
-    if Path(name).is_file():
-        return _custom_spec(Path(name))
-    return get_workload(name)  # raises, listing the known names
-
-
-def load_workload(
-    name: str,
+def _load_dataset(
+    spec: WorkloadSpec,
     model: str,
     *,
-    num_requests: int | None = None,
-    max_model_len: int = 2048,
-    seed: int = 0,
-    sampling: Sampling = "first",
-    data_dir: str | Path | None = None,
-    tokenizer_dir: str | Path | None = None,
-    source: Source = "auto",
-    data_file: str | Path | None = None,
-    fields: Mapping[str, str] | None = None,
-    use_cache: bool = True,
+    num_requests: int | None,
+    max_model_len: int,
+    seed: int,
+    sampling: Sampling,
+    data_dir: str | Path | None,
+    tokenizer_dir: str | Path | None,
+    source: Source,
+    data_file: str | Path | None,
+    fields: Mapping[str, str] | None,
+    use_cache: bool,
 ) -> pd.DataFrame:
-    """Requests of a named workload (or a user's file) for ``model``, selected as the seed did.
-
-    ``num_requests=None`` keeps every request that passes the length filter.
-    ``data_file`` replaces the catalog's file; ``fields`` maps roles to its column names.
-    """
-    _check_args(num_requests, max_model_len, sampling)
-    if data_file is None and Path(name).is_file() and name not in WORKLOADS:
-        data_file = name
-    spec = resolve_spec(name, data_file)
+    """A text (or catalog lengths) dataset: prepared once, filtered and selected as the seed."""
     mspec = resolve_model(model)
     prepared, meta = prepare(
         spec,
@@ -275,7 +261,7 @@ def load_workload(
         warnings.warn(
             f"{spec.name}: lengths were counted with the Llama-2 tokenizer, used as-is for "
             f"{mspec.name}",
-            stacklevel=2,
+            stacklevel=3,
         )
     min_out = 1 if spec.tokenized else 0  # tokenized outputs carry a BOS: 1 token = empty
     kwargs = dict(
@@ -292,84 +278,93 @@ def load_workload(
         df = select_trace(prepared, **kwargs)
     else:
         df = select_pairs(prepared, **kwargs)
-    df["workload"] = spec.name
     df.attrs = {
-        "workload": spec.name,
         "model": mspec.name,
         "tokenizer": meta["tokenizer"],
         "source": meta["source"],
         "where": meta["where"],
         "cached": meta["cached"],
-        "max_model_len": max_model_len,
-        "seed": seed,
-        "sampling": sampling,
     }
     return df
 
 
-def to_requests(df: pd.DataFrame) -> list[Request]:
-    """contracts.Request objects, one per row, ids in row order."""
-    cols = set(df.columns)
-    ids = df["prompt_token_ids"].tolist() if "prompt_token_ids" in cols else None
-    sess = df["session_id"].tolist() if "session_id" in cols else None
-    turns = df["turn"].tolist() if "turn" in cols else None
-    hashes = df["hash_ids"].tolist() if "hash_ids" in cols else None
-    texts = df["prompt_text"].tolist() if "prompt_text" in cols else None
-    wl = df["workload"].tolist() if "workload" in cols else [df.attrs.get("workload", "")] * len(df)
-    out = []
-    for i, (p, o) in enumerate(
-        zip(df["prompt_len"].tolist(), df["output_len"].tolist(), strict=True)
-    ):
-        out.append(
-            Request(
-                request_id=i,
-                prompt_len=int(p),
-                output_len=int(o),
-                prompt_token_ids=None
-                if ids is None
-                else np.asarray(ids[i], dtype=np.int64).tolist(),
-                workload=str(wl[i]),
-                session_id=int(sess[i]) if sess is not None else None,
-                turn=int(turns[i]) if turns is not None else 0,
-                prefix_hash_ids=tuple(int(h) for h in hashes[i]) if hashes is not None else (),
-                prompt_text=texts[i] if texts is not None else None,
-            )
+def load_workload(
+    name: str,
+    model: str,
+    *,
+    num_requests: int | None = None,
+    max_model_len: int = 2048,
+    seed: int = 0,
+    sampling: Sampling = "first",
+    data_dir: str | Path | None = None,
+    tokenizer_dir: str | Path | None = None,
+    source: Source = "auto",
+    data_file: str | Path | None = None,
+    fields: Mapping[str, str] | None = None,
+    use_cache: bool = True,
+    output_len_model: str | None = None,
+) -> pd.DataFrame:
+    """Requests of a workload for ``model``: a catalog name, a use-case family, a workload
+    file or inline spec, a lengths/trace file, or a text dataset file (see ``resolve``).
+
+    Datasets are selected as the seed did (``num_requests=None`` keeps every request that
+    passes the length filter); generated workloads give ``num_requests`` requests (None: the
+    spec's own count). ``data_file`` replaces the catalog's file; ``fields`` maps roles to its
+    column names. ``output_len_model`` is ``reference`` (default), ``eos:TOKENS`` or
+    ``recorded:RUN_DIR`` (see ``output_models``).
+    """
+    _check_args(num_requests, max_model_len, sampling)
+    out_model = parse_output_len_model(output_len_model)
+    ref = resolve_workload(name, data_file)
+    if ref.kind == "generated":
+        df = generated_table(ref, num_requests, seed)
+        assert ref.generated is not None
+        attrs = {"source": "generated", "where": ref.origin or "inline", "tokenizer": "none"}
+        attrs["workload_spec"] = ref.generated.model_dump(mode="json")
+        attrs["serialize_turns"] = bool(df.attrs.get("serialize_turns", False))
+    elif ref.kind == "lengths":
+        df = lengths_file_table(
+            ref,
+            num_requests=num_requests,
+            max_model_len=max_model_len,
+            seed=seed,
+            sampling=sampling,
         )
-    return out
-
-
-def count_records(spec: WorkloadSpec, data_dir_: str | Path | None = None) -> int | None:
-    """Requests the workload builds from its local file (before length filtering), or the
-    shipped profile's count; None when neither is there."""
-    local = find_local_file(spec, data_dir(data_dir_))
-    if local is not None:
-        key = cache.cache_key(count=spec.model_dump(), source=cache.file_identity(local))
-        if (hit := cache.read_cached(key)) is not None:
-            return int(hit[1]["records"])
-        n = len(build(spec, read_table(local), str(local)))
-        cache.write_cached(key, pd.DataFrame({"records": [n]}), {"records": n})
-        return n
-    for family in profiles.FAMILIES:
-        if profiles.has_profile(spec.name, family):
-            return len(profiles.load_profile(spec.name, family))
-    return None
-
-
-def list_workloads(data_dir: str | Path | None = None) -> pd.DataFrame:
-    """The catalog: name, use case, source, records (None if unknown offline), how built."""
-    rows = []
-    for spec in WORKLOADS.values():
-        rows.append(
-            {
-                "name": spec.name,
-                "use_case": spec.use_case,
-                "source": spec.source,
-                "records": count_records(spec, data_dir),
-                "builds": spec.builds,
-                "arrivals": spec.has_arrivals,
-                "profile": spec.profiled,
-            }
+        attrs = {"source": "local", "where": str(ref.path), "tokenizer": "none (token counts)"}
+        attrs.update(failed_rows=df.attrs.get("failed_rows", 0), format=df.attrs.get("format"))
+    else:
+        spec = ref.catalog if ref.catalog is not None else _custom_spec(ref.path, ref.name)
+        df = _load_dataset(
+            spec,
+            model,
+            num_requests=num_requests,
+            max_model_len=max_model_len,
+            seed=seed,
+            sampling=sampling,
+            data_dir=data_dir,
+            tokenizer_dir=tokenizer_dir,
+            source=source,
+            data_file=ref.path,
+            fields=fields,
+            use_cache=use_cache,
         )
-    df = pd.DataFrame(rows)
-    df["records"] = df["records"].astype("Int64")
-    return df
+        attrs = dict(df.attrs)
+    df["workload"] = ref.name
+    df.attrs = {
+        "workload": ref.name,
+        "model": attrs.pop("model", None) or _model_name(model),
+        **attrs,
+        "cached": attrs.get("cached", False),
+        "max_model_len": max_model_len,
+        "seed": seed,
+        "sampling": sampling,
+        "output_len_model": str(out_model),
+    }
+    return apply_output_len_model(df, out_model, seed)
+
+
+def _model_name(model: str) -> str:
+    try:
+        return resolve_model(model).name
+    except UserError:
+        return model

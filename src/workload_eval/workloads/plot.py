@@ -26,6 +26,8 @@ LABELS = {
     "humaneval": "HumanEval",
     "lmsys_chat": "LMSYS chat",
     "arxiv_summarization": "arXiv summ.",
+    "long_document": "Long document",
+    "long_reasoning": "Long reasoning",
 }
 # Colours for workloads the seed did not plot (matplotlib's tab10 minus near-duplicates).
 EXTRA_COLORS = (

@@ -41,6 +41,15 @@ def load_profile(workload: str, family: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def profile_family_for(workload: str, family: str) -> str:
+    """``family`` when a profile exists for it, else the one family that has a profile
+    (lengths derived with another tokenizer, e.g. Llama-2-only data), else ``family``."""
+    if has_profile(workload, family):
+        return family
+    others = [f for f in FAMILIES if has_profile(workload, f)]
+    return others[0] if others else family
+
+
 def available_profiles() -> set[str]:
     return {p.name.split(".")[0] for p in profiles_dir().glob("*.parquet")}
 

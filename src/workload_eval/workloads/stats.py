@@ -7,8 +7,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-STAT_KEYS = ("mean", "p50", "p90", "p99", "max", "count")
-
 
 def series_stats(values: Any) -> dict[str, float | int]:
     """mean, p50, p90, p99, max and count (numpy's linear percentiles)."""

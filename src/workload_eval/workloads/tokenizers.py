@@ -20,7 +20,6 @@ from workload_eval.models import ModelSpec, resolve_model
 from workload_eval.workloads.hub import hub_available
 
 OPT_BOS_ID = 2  # OPT prepends </s> (id 2) to every encoded text
-LLAMA_BOS_ID = 1
 TOKENIZER_DIR_ENV = "WORKLOAD_EVAL_TOKENIZER_DIR"
 
 
@@ -164,11 +163,6 @@ def _locally_available(hub_id: str) -> bool:
         return isinstance(try_to_load_from_cache(hub_id, "tokenizer_config.json"), str)
     except Exception:
         return False
-
-
-def family_tokenizer_available(family: str, tokenizer_dir_: str | Path | None = None) -> bool:
-    files = _family_files(family, tokenizer_dir(tokenizer_dir_))
-    return bool(files) and all(p.is_file() for p in files)
 
 
 def get_tokenizer(

@@ -3,12 +3,13 @@
 The constants are hardware-efficiency-like (achieved fractions of datasheet bandwidth and
 FLOP/s) or engine-overhead-like (fixed time per step, time per sequence per step). None is
 per-workload or per-point: the same numbers serve every model, GPU and workload.
-``scripts/fit_perf_model.py`` re-derives them; ``docs/simulator-accuracy.md`` explains the fit.
+``scripts/fit_perf_model.py`` re-fits the overheads on the simulator itself;
+``docs/simulator-accuracy.md`` explains the fit and where a refit lands.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,11 @@ class PerfConstants:
     prefill_seq_overhead: float = 1.0625e-4
     decode_seq_overhead: float = 1.0625e-4
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
-
 
 ACTIVATION = ActivationConstants()
 PERF = PerfConstants()
 
-# Where each constant comes from (printed by the benchmark, rendered in the docs).
+# Where each constant comes from (docs/simulator-accuracy.md renders them as a table).
 SOURCES: dict[str, str] = {
     "sampler_bytes_per_logit": (
         "solved from the calibration's five (kv_blocks, gpu_memory_utilization) pairs of "

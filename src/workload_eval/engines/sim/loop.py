@@ -24,34 +24,6 @@ class Scheduler(Protocol):
     def step(self, now: float, next_arrival: float) -> tuple[float, list[int]]: ...
 
 
-class _Progress:
-    """A bar over simulated seconds, advanced about every 1% of the horizon."""
-
-    def __init__(self, horizon: float, enabled: bool) -> None:
-        self.bar = None
-        self.next_mark = math.inf
-        if enabled:
-            from tqdm.auto import tqdm
-
-            self.horizon = max(horizon, 1e-9)
-            self.bar = tqdm(
-                total=round(self.horizon, 1), unit="sim s", desc="simulating", leave=False
-            )
-            self.shown = 0.0
-            self.next_mark = self.horizon / 100
-
-    def update(self, now: float) -> None:
-        if now >= self.next_mark and self.bar is not None:
-            target = round(min(now, self.horizon), 1)
-            self.bar.update(target - self.shown)
-            self.shown = target
-            self.next_mark = now + self.horizon / 100 if now < self.horizon else math.inf
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def simulate(
     schedule: Schedule,
     scheduler: Scheduler,
@@ -71,7 +43,13 @@ def simulate(
     follow: list[tuple[float, int]] = []  # heap of session follow-ups
     st = [float(items[g].arrival_time) for g in graph.roots]
     sg = list(graph.roots)
-    bar = _Progress(st[-1] if st else 0.0, progress)
+    # a bar over simulated seconds up to the last arrival, redrawn once time passes `mark`
+    bar, mark, horizon = None, math.inf, st[-1] if st else 0.0
+    if progress:
+        from workload_eval.console import progress_bar
+
+        bar = progress_bar(horizon, description="simulating", unit="sim s")
+        mark = bar.next_mark
     inf = math.inf
     i, ns = 0, len(st)
     add, step, has_work = scheduler.add, scheduler.step, scheduler.has_work
@@ -104,11 +82,13 @@ def simulate(
                     for child, think in children.get(gid, ()):
                         parent_end = finish[gid] if finish[gid] == finish[gid] else now
                         heapq.heappush(follow, (parent_end + think, child))
-            if now >= bar.next_mark:
-                bar.update(now)
+            if now >= mark and bar is not None:
+                bar.update_to(min(now, horizon))
+                mark = bar.next_mark if now < horizon else inf
         elif nxt == inf:
             break
         else:
             now = max(now, nxt)
-    bar.close()
+    if bar is not None:
+        bar.close()
     return now

