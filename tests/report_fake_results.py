@@ -79,6 +79,7 @@ def _write_point(
         }
     )
     req["expected_output_tokens"] = req["generated_tokens"]
+    req["prompt_digest"] = ""
     req[list(REQUEST_COLUMNS)].to_parquet(d / "requests.parquet", index=False)
     t = np.arange(0, 20, 0.05)
     total = int(config["engine_config"]["kv_blocks"])

@@ -108,6 +108,7 @@ def test_streamed_completions_follow_the_workload_exactly(server):
     rng = np.random.default_rng(1)
     prompt_lens = rng.integers(20, 400, 16)
     output_lens = rng.integers(1, 60, 16)
+    output_lens[0] = 600  # one long stream: the server is busy while /metrics is sampled
     arrivals = np.cumsum(rng.exponential(1 / 8, 16))
     items = [
         ScheduledRequest(Request(i, int(p), int(o), workload="w"), float(t))
