@@ -163,6 +163,22 @@ def test_bad_options_are_one_line_user_errors(options, match):
         OpenAIEngine().run(poisson(10, 1), EngineConfig(model="m", options=options))
 
 
+def test_stages_and_follow_ups_are_sent_when_the_schedule_graph_says(server):
+    """Stage 1 leaves 0.3 s after every stage-0 request finished; a follow-up leaves at the
+    later of its parent's end + think time and its own arrival time."""
+    items = [ScheduledRequest(Request(i, 16, 8, workload="w"), 0.05 * i, stage=0) for i in range(3)]
+    items.append(ScheduledRequest(Request(3, 16, 8), 0.4, depends_on=0, think_time=0.0))
+    items += [ScheduledRequest(Request(4 + i, 16, 8), 0.1 * i, stage=1) for i in range(2)]
+    rec = run(server.base_url, Schedule("staged", items, stage_gap_s=0.3))
+    r = rec.requests.set_index("request_id")
+    assert (r.status == "ok").all(), r.error.tolist()
+    assert r.loc[3, "send_time"] >= r.loc[3, "arrival_time"] == pytest.approx(0.4)
+    drained = r.loc[[0, 1, 2, 3], "finish_time"].max()
+    assert r.loc[4, "arrival_time"] == pytest.approx(drained + 0.3)
+    assert r.loc[5, "arrival_time"] == pytest.approx(drained + 0.4)
+    assert (r.loc[[4, 5], "send_time"] >= r.loc[[4, 5], "arrival_time"]).all()
+
+
 def test_a_server_that_is_not_there_gives_failed_records_not_a_crash():
     rec = run(f"http://127.0.0.1:{free_port()}", poisson(100, 20), metrics_interval=0.05)
     r = rec.requests

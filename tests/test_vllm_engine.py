@@ -146,6 +146,18 @@ def test_summary_from_vllm_records(config):
     assert s["request_throughput"] > 0 and s["normalized_latency_p95"] > 0
 
 
+def test_a_stage_starts_after_the_previous_one_drained(config):
+    items = [ScheduledRequest(Request(i, 30, 12), 0.0) for i in range(3)]
+    items += [ScheduledRequest(Request(3 + i, 30, 4), 0.05 * i, stage=1) for i in range(2)]
+    rec = get_engine("vllm").run(Schedule("staged", items, stage_gap_s=0.2), config)
+    req = rec.requests.set_index("request_id")
+    assert (req["status"] == "ok").all()
+    drained = req.loc[[0, 1, 2], "finish_time"].max()
+    expected = [drained + 0.2, drained + 0.25]  # the gap after the drain, then each offset
+    assert req.loc[[3, 4], "arrival_time"].tolist() == pytest.approx(expected)
+    assert (req.loc[[3, 4], "send_time"] >= req.loc[[3, 4], "arrival_time"]).all()
+
+
 def test_max_concurrency_caps_requests_in_the_engine(config):
     capped = config.model_copy(update={"options": {"max_concurrency": 1}})
     rec = get_engine("vllm").run(_offline([(30, 6)] * 4), capped)

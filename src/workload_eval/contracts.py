@@ -31,6 +31,16 @@ class PromptSegment:
     length: int
 
 
+def output_segment_key(request_id: int) -> str:
+    """The segment key of a request's generated tokens, for the prompts that repeat them.
+
+    A follow-up turn whose prompt contains an earlier request's answer lists it as
+    ``PromptSegment(output_segment_key(earlier_id), answer_tokens)``; the simulator's prefix
+    cache then reuses the KV blocks that request generated.
+    """
+    return f"#{request_id}>"
+
+
 @dataclass(slots=True)
 class Request:
     """One inference request. Without token ids the prompt is synthesized from its length.
@@ -53,39 +63,49 @@ class Request:
 
 @dataclass(slots=True)
 class ScheduledRequest:
-    """A request with its intended send time (seconds from run start).
+    """A request with its intended send time (seconds from run start, or from its stage's start).
 
     A follow-up turn of a session has ``depends_on`` set to the previous turn's id: it is
-    sent ``think_time`` seconds after that turn finishes, and ``arrival_time`` is ignored.
+    sent ``think_time`` seconds after that turn finishes, and not before ``arrival_time``
+    (inference-perf's multi-turn users wait for their previous turn and for their slot).
+    ``stage`` is the load stage the request belongs to (see ``Schedule.stage_gap_s``).
     """
 
     request: Request
     arrival_time: float
     depends_on: int | None = None
     think_time: float = 0.0
+    stage: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class ScheduleGraph:
-    """Who is sent when: a root at its ``arrival_time``, a follow-up ``think_time`` after the
-    request it depends on finished. Indices are positions in ``Schedule.items``; every engine
-    walks this one graph (roots first, then ``children[i]`` when item ``i`` finishes)."""
+    """Who is sent when. A root is due at its stage's start plus its ``arrival_time``; a
+    follow-up at the later of that and ``think_time`` after the request it depends on
+    finished. With stages (``Schedule.stage_gap_s``), stage k+1 starts ``stage_gap_s`` after
+    every request of stage k finished. Indices are positions in ``Schedule.items``; every
+    engine walks this one graph."""
 
-    roots: tuple[int, ...]  # by arrival time, ties in schedule order
+    roots: tuple[int, ...]  # by (stage, arrival time), ties in schedule order
     parents: tuple[int | None, ...]  # per item: the item whose finish releases it
     children: tuple[tuple[int, ...], ...]  # per item: the follow-ups its finish releases
+    stage_of: tuple[int, ...]  # per item: its load stage (0 for a schedule without stages)
+    stage_roots: tuple[tuple[int, ...], ...]  # per stage: its roots, by arrival time
 
     @property
     def has_follow_ups(self) -> bool:
         return len(self.roots) < len(self.parents)
 
     @classmethod
-    def of(cls, items: list[ScheduledRequest]) -> ScheduleGraph:
-        """The graph of ``items``; a follow-up naming no request, or never released, is an
-        error (a one-line UserError naming the item)."""
+    def of(cls, items: list[ScheduledRequest], *, staged: bool = False) -> ScheduleGraph:
+        """The graph of ``items`` (``staged``: honour their ``stage``); a follow-up naming no
+        request, one of a later stage, or never released is a one-line UserError."""
         from workload_eval.errors import UserError
 
         index = {it.request.request_id: i for i, it in enumerate(items)}
+        stage_of = tuple(it.stage for it in items) if staged else (0,) * len(items)
+        if staged and any(k < 0 for k in stage_of):
+            raise UserError("schedule: a request has a negative stage index")
         parents: list[int | None] = []
         children: list[list[int]] = [[] for _ in items]
         for i, it in enumerate(items):
@@ -95,12 +115,21 @@ class ScheduleGraph:
                     f"schedule item {i}: depends_on={it.depends_on} names no other request "
                     "of the schedule"
                 )
+            if parent is not None and stage_of[parent] > stage_of[i]:
+                raise UserError(
+                    f"schedule: request {it.request.request_id} (stage {stage_of[i]}) depends "
+                    f"on request {it.depends_on} of a later stage {stage_of[parent]}"
+                )
             parents.append(parent)
             if parent is not None:
                 children[parent].append(i)
         roots = sorted(
-            (i for i, p in enumerate(parents) if p is None), key=lambda i: items[i].arrival_time
+            (i for i, p in enumerate(parents) if p is None),
+            key=lambda i: (stage_of[i], items[i].arrival_time),
         )
+        stage_roots: list[list[int]] = [[] for _ in range(max(stage_of, default=-1) + 1)]
+        for i in roots:
+            stage_roots[stage_of[i]].append(i)
         reached, todo = 0, list(roots)
         while todo:
             reached += 1
@@ -110,16 +139,29 @@ class ScheduleGraph:
                 f"schedule: {len(items) - reached} item(s) are never sent (their depends_on "
                 "chain is a cycle)"
             )
-        return cls(tuple(roots), tuple(parents), tuple(tuple(c) for c in children))
+        return cls(
+            tuple(roots),
+            tuple(parents),
+            tuple(tuple(c) for c in children),
+            stage_of,
+            tuple(tuple(r) for r in stage_roots),
+        )
 
 
 @dataclass(slots=True)
 class Schedule:
-    """An arrival schedule: requests ordered by intended arrival time, and their graph."""
+    """An arrival schedule: requests ordered by intended arrival time, and their graph.
+
+    With ``stage_gap_s`` set the schedule runs in load stages, as inference-perf does: an
+    item's ``arrival_time`` counts from its stage's start, stage 0 starts at 0 and stage
+    k+1 starts ``stage_gap_s`` after every request of stage k has finished (a drain barrier,
+    not a fixed offset). Items are then ordered by (stage, arrival_time).
+    """
 
     kind: str
     items: list[ScheduledRequest]
     params: dict[str, JsonValue] = field(default_factory=dict)
+    stage_gap_s: float | None = None
     _graph: ScheduleGraph | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -127,9 +169,9 @@ class Schedule:
 
     @property
     def graph(self) -> ScheduleGraph:
-        """Roots and follow-ups (sessions), built once; engines send by it."""
+        """Roots, follow-ups and stages, built once; engines send by it."""
         if self._graph is None or len(self._graph.parents) != len(self.items):
-            self._graph = ScheduleGraph.of(self.items)
+            self._graph = ScheduleGraph.of(self.items, staged=self.stage_gap_s is not None)
         return self._graph
 
 

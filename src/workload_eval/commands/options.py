@@ -87,8 +87,9 @@ engine_flag_options = _stack(
     click.option("--gpu", help="sim: simulated GPU [default: a100-40gb]."),
     click.option(
         "--policy",
-        type=click.Choice(["vllm-0.2", "vllm-v1"]),
-        help="sim: scheduler policy [default: vllm-0.2].",
+        type=click.Choice(["vllm-0.2", "vllm-v0", "vllm-v1"]),
+        help="sim: scheduler policy, vLLM 0.2 (the paper), V0 (0.3-0.10) or V1 (0.8+) "
+        "[default: vllm-0.2].",
     ),
     click.option("--perf-profile", help="sim: measured step-time profile JSON."),
     click.option("--base-url", help="openai: server URL."),

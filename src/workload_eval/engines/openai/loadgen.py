@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from workload_eval.contracts import Schedule
+from workload_eval.dispatch import Dispatcher
 
 perf = time.perf_counter
 LOOKAHEAD = 0.005  # s: tasks are created this long before their send time
@@ -80,17 +81,18 @@ async def run_open_loop(
     """Send every schedule item at its time through ``send`` (which fills the Outcome and never
     raises); items are indices into ``schedule.items``.
 
-    The schedule's graph decides: a root leaves at its arrival time, a follow-up when its parent
-    ends (plus think time); when the parent failed it is not sent and is recorded as failed.
-    Cancellation (Ctrl-C) returns what was gathered.
+    The schedule's graph decides (``dispatch.Dispatcher``): a root leaves at its arrival time
+    (from its stage's start), a follow-up when its parent ends plus think time (not before its
+    own arrival time), a stage after the previous one drained; when the parent failed it is
+    not sent and is recorded as failed. Cancellation (Ctrl-C) returns what was gathered.
     """
-    items, graph = schedule.items, schedule.graph
-    n = len(items)
+    n = len(schedule.items)
     outcomes: list[Outcome | None] = [None] * n
     scheduled = [math.nan] * n
-    roots = graph.roots  # by arrival time
-    for i in roots:
-        scheduled[i] = float(items[i].arrival_time)
+    dispatch = Dispatcher(schedule)
+    first = dispatch.begin()  # by time
+    for at, i in first:
+        scheduled[i] = at
     sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
     tasks: set[asyncio.Task] = set()
     remaining = n
@@ -106,17 +108,15 @@ async def run_open_loop(
         remaining -= 1
         if on_done is not None:
             on_done(i, out)
-        for c in graph.children[i]:
-            if out.status == "ok":
-                scheduled[c] = out.finish_time - t0 + items[c].think_time
-                spawn(c, wait=True)
-            else:
-                finish(
-                    c,
-                    Outcome(
-                        status="failed", error=f"not sent: the turn before it (item {i}) failed"
-                    ),
-                )
+        ended = out.finish_time - t0
+        ok = out.status == "ok"
+        due, failed = dispatch.finished(i, ended if ended == ended else perf() - t0, ok=ok)
+        for at, c in due:
+            scheduled[c] = at
+            spawn(c, wait=True)
+        for c in failed:
+            error = f"not sent: the turn before it (item {i}) failed"
+            finish(c, Outcome(status="failed", error=error))
         if remaining == 0:
             all_done.set()
 
@@ -144,8 +144,8 @@ async def run_open_loop(
     try:
         # Each task is created a little ahead and sleeps to its own deadline: the send then
         # waits only for the timer, not also for a task switch behind other ready callbacks.
-        for i in roots:
-            await _sleep_until(t0 + scheduled[i] - LOOKAHEAD)
+        for at, i in first:
+            await _sleep_until(t0 + at - LOOKAHEAD)
             spawn(i, wait=True)
         if remaining:
             await all_done.wait()

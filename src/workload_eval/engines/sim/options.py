@@ -14,10 +14,13 @@ class SimOptions(EngineOptions):
     """The sim engine's options (CLI: --gpu, --policy, --perf-profile, --engine-option K=V)."""
 
     gpu: str = "a100-40gb"  # the simulated GPU (engines/sim/hardware.py's catalog)
-    policy: Literal["vllm-0.2", "vllm-v1"] = "vllm-0.2"  # the scheduler simulated
+    # the scheduler simulated: vLLM 0.2 (the paper's), V0 (0.3-0.10), V1 (0.8+)
+    policy: Literal["vllm-0.2", "vllm-v0", "vllm-v1"] = "vllm-0.2"
     perf_profile: str | None = None  # measured step times (`workload-eval profile`) to use
     record_token_times: bool = False  # every token's time (ITL); costs memory on long runs
     record_prompts: bool = False  # each request's prompt_digest: the ids a real engine gets
     skip_ahead: bool = True  # advance runs of identical decode steps at once (same results)
     max_paddings: int = Field(default=MAX_PADDINGS, ge=0)  # vllm-0.2's padding budget
-    walk: Literal["fast", "general"] = "fast"  # vllm-0.2 decode walk (same results; tests)
+    walk: Literal["fast", "general"] = "fast"  # fast or literal scheduler walk (same results)
+    long_prefill_token_threshold: int = Field(default=0, ge=0)  # vllm-v1: cap a prefill chunk
+    vllm_version: str | None = None  # the vLLM a run reproduces (the perf model's business)

@@ -17,3 +17,4 @@ class SimReport(EngineReport):
     gpu_spec: str  # the GPU datasheet that was used
     perf_model: str  # which performance model timed the steps
     sim_end_time: float  # simulated seconds until the last request left
+    prefix_cache_evicted_blocks: int | None = None  # cached blocks evicted (prefix caching)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from workload_eval.contracts import REQUEST_COLUMNS, RunRecords, Schedule, ScheduledRequest
+from workload_eval.dispatch import Dispatcher
 from workload_eval.engines.base import EngineConfig
 from workload_eval.engines.vllm import loader
 from workload_eval.engines.vllm.args import vllm_options
@@ -82,7 +83,6 @@ class Driver:
 
         self.loaded, self.config, self.schedule = loaded, config, schedule
         self.engine = loaded.engine
-        self.graph = schedule.graph
         self.prompts = PromptSynthesizer(loaded.vocab, config.seed)
         opts = vllm_options(config)
         self.stream = opts.token_times
@@ -100,10 +100,9 @@ class Driver:
         items = schedule.items
         self.rows: list[_Row | None] = [None] * len(items)
         self.heap: list[tuple[float, int, int]] = []  # (arrival, order, item)
-        for i in self.graph.roots:
-            self.rows[i] = _Row(items[i], float(items[i].arrival_time))
-            heapq.heappush(self.heap, (float(items[i].arrival_time), i, i))
-        self.order = len(items)
+        self.order = 0
+        self.dispatch = Dispatcher(schedule)
+        self._release(self.dispatch.begin())
         self.in_flight: set[int] = set()
         self.bar = None
         if progress:
@@ -134,23 +133,25 @@ class Driver:
         row.error = ""
         self.in_flight.add(i)
 
+    def _release(self, due: list[tuple[float, int]]) -> None:
+        for at, i in due:
+            self.rows[i] = _Row(self.schedule.items[i], at)
+            heapq.heappush(self.heap, (at, self.order, i))
+            self.order += 1
+
     def _done(self, i: int, now: float) -> None:
-        """A request left the engine: release the turns that wait on it."""
+        """A request left the engine: release what waits on it (follow-ups, the next stage)."""
         if self.bar is not None:
             self.bar.update(1)
         row = self._row(i)
-        items = self.schedule.items
-        for c in self.graph.children[i]:
-            if row.status != "ok":
-                rid = row.item.request.request_id
-                crow = _Row(items[c], np.nan, status="failed", error=f"previous turn {rid} failed")
-                self.rows[c] = crow
-                self._done(c, now)
-                continue
-            arrival = float(row.finish) + float(items[c].think_time)
-            self.rows[c] = _Row(items[c], arrival)
-            self.order += 1
-            heapq.heappush(self.heap, (arrival, self.order, c))
+        ok = row.status == "ok"
+        due, failed = self.dispatch.finished(i, float(row.finish) if ok else now, ok=ok)
+        self._release(due)
+        rid = row.item.request.request_id
+        for c in failed:
+            item = self.schedule.items[c]
+            self.rows[c] = _Row(item, np.nan, status="failed", error=f"previous turn {rid} failed")
+            self._done(c, now)
 
     def _collect(self, out: RequestOutput, t0: float) -> None:
         i = int(out.request_id)
