@@ -82,7 +82,42 @@ def summary_table(summary: Mapping[str, Any], *, title: str | None = None) -> Ta
             if unit == "ms" and max(x or 0.0 for x in (mean, p99)) >= 10:
                 unit, scale = "s", 1.0
             table.add_row(label, f"{fmt(mean, scale)} / {fmt(p99, scale)}", unit)
+    users = _closed_loop_users(summary)
+    if users is not None:
+        in_flight = fmt(summary.get("in_flight_mean"))
+        table.add_row("Closed loop: users / mean in flight", f"{fmt(users)} / {in_flight}", "")
+    if "prefix_cache_hit_rate_implied" in summary:
+        measured = _percent(summary.get("prefix_cache_hit_rate"))
+        implied = _percent(summary.get("prefix_cache_hit_rate_implied"))
+        table.add_row("Prefix cache hits measured / implied", f"{measured} / {implied}", "%")
     return table
+
+
+def _percent(value: Any) -> str:
+    return "-" if value is None else fmt(100 * float(value))
+
+
+def _resolved(summary: Mapping[str, Any], *path: str) -> Any:
+    """A value inside the run record (summary["config"]), None when absent."""
+    node: Any = summary.get("config")
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _closed_loop_users(summary: Mapping[str, Any]) -> int | None:
+    users = _resolved(summary, "spec", "schedule", "concurrency")
+    return users if isinstance(users, int) else None
+
+
+def cache_reset_line(summary: Mapping[str, Any]) -> str | None:
+    """What the console says when the prefix cache could not be emptied before the run."""
+    cache = _resolved(summary, "resolved", "prefix_cache")
+    if not isinstance(cache, Mapping) or cache.get("reset") not in ("refused", "failed"):
+        return None
+    return f"prefix cache not emptied before the run: {cache.get('reset_note') or cache['reset']}"
 
 
 def print_summary(
@@ -97,6 +132,9 @@ def print_summary(
         line = backing_line(dict(config))
         if line:
             out.print(line, soft_wrap=True, highlight=False)
+    reset = cache_reset_line(summary)
+    if reset:
+        out.print(reset, soft_wrap=True, highlight=False)
 
 
 class _CountColumn(ProgressColumn):

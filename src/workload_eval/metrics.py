@@ -15,6 +15,7 @@ import pandas as pd
 from pydantic import JsonValue
 
 from workload_eval.contracts import RunRecords
+from workload_eval.load_summary import load_summary
 from workload_eval.slo import PERCENTILES, REQUEST_METRICS, SLO, SLOInput, parse_slos, run_level
 
 SLO_KEYS = REQUEST_METRICS  # per-request latencies a bound can apply to (see slo.py)
@@ -162,6 +163,7 @@ def summarize(records: RunRecords, *, slo: SLOInput | None = None) -> Summary:
         "total_prompt_tokens": int(tokens_in),
         "total_generated_tokens": int(tokens_out),
         **distribution(request_metrics(req)["send_lag"], "send_lag"),
+        **load_summary(records, seconds),
     }
     slos: list[SLO] = parse_slos(slo, where="slo") if slo else []
     if any(s.per_request for s in slos):

@@ -32,12 +32,14 @@ def loadgen_report(
     lag = sends[sent] - sched[sent]
     roots = np.array([p is None for p in plan.schedule.graph.parents], dtype=bool)
     target = achieved = math.nan
-    rs = np.sort(sched[roots])
+    rs = np.sort(sched[roots & ~np.isnan(sched)])
     if len(rs) > 1 and rs[-1] - rs[0] > 0:
-        target = float((len(rs) - 1) / (rs[-1] - rs[0]))
         ss = np.sort(sends[roots & sent])
         if len(ss) > 1 and ss[-1] > ss[0]:
             achieved = float((len(ss) - 1) / (ss[-1] - ss[0]))
+        # a closed loop has no target rate: its sends follow the server's answers
+        if plan.schedule.concurrency is None:
+            target = float((len(rs) - 1) / (rs[-1] - rs[0]))
     reasons = []
     if res.interrupted:
         reasons.append("interrupted")

@@ -23,7 +23,8 @@ class LoadgenReport(BaseModel):
     dispatch_lag_p50: MaybeFloat
     dispatch_lag_p99: MaybeFloat
     dispatch_lag_max: MaybeFloat
-    target_rate: MaybeFloat  # first-turn sends per second the schedule asked for
+    target_rate: MaybeFloat  # first-turn sends per second the schedule asked for (None in
+    # a closed loop, whose sends follow the answers)
     achieved_rate: MaybeFloat
     valid: bool  # lag and rate within max_lag_p99 and rate_tolerance
     invalid_reason: str
