@@ -224,6 +224,17 @@ def progress_bar(
     return ProgressBar(total, description=description, unit=unit, enabled=enabled)
 
 
+_WARNED: set[str] = set()
+
+
+def warn_once(key: str, line: str) -> None:
+    """One stderr line per ``key`` and process (a sweep repeats the same condition per point)."""
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    stderr_console().print(line, soft_wrap=True, highlight=False)
+
+
 def progress_default() -> bool:
     """Show progress bars when a person is watching stderr."""
     return sys.stderr.isatty()
@@ -238,4 +249,5 @@ __all__ = [
     "stderr_console",
     "stdout_console",
     "summary_table",
+    "warn_once",
 ]

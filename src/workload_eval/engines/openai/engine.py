@@ -14,10 +14,12 @@ import math
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, TypeVar
 
+from workload_eval.console import warn_once
 from workload_eval.contracts import RunRecords, Schedule
 from workload_eval.engines.base import Engine, EngineConfig, validate_options
 from workload_eval.engines.openai import loadgen
-from workload_eval.engines.openai.options import OpenAIOptions, api_root
+from workload_eval.engines.openai.cache_hygiene import CacheWatch
+from workload_eval.engines.openai.options import OpenAIOptions
 from workload_eval.engines.openai.plan import RequestPlan
 from workload_eval.engines.openai.prometheus import Timeline, sample_metrics
 from workload_eval.engines.openai.records import build_records
@@ -48,11 +50,15 @@ class OpenAIEngine(Engine):
 
             bar = tqdm(total=len(schedule), desc="requests", unit="req")
         try:
-            result, timeline = _run_loop(_drive(plan, headers, bar))
+            result, timeline, cache = _run_loop(_drive(plan, headers, bar))
         finally:
             if bar is not None:
                 bar.close()
-        return build_records(plan, result, timeline)
+        records = build_records(plan, result, timeline)
+        records.report.prefix_cache = cache.report(
+            [it.request for it in schedule.items], config.block_size
+        )
+        return records
 
 
 def _run_loop(coro: Coroutine[object, object, T]) -> T:
@@ -68,10 +74,16 @@ def _run_loop(coro: Coroutine[object, object, T]) -> T:
 
 async def _drive(
     plan: RequestPlan, headers: dict[str, str], bar: tqdm | None
-) -> tuple[loadgen.LoadResult, Timeline]:
+) -> tuple[loadgen.LoadResult, Timeline, CacheWatch]:
     opts = plan.opts
     url, chat = plan.url, plan.chat
     timeline = Timeline(kv_blocks_total=float(plan.config.kv_blocks or math.nan))
+    murl = (opts.metrics_url or plan.root + "/metrics") if opts.metrics else None
+    cache = CacheWatch()
+    async with loadgen.admin_session() as admin:
+        await cache.start(admin, plan.root, murl, headers, reset=opts.reset_prefix_cache)
+    if cache.reset in ("refused", "failed"):
+        warn_once(plan.root, f"prefix cache of {plan.root} not emptied: {cache.note}")
     session = loadgen.make_session(opts.max_concurrency, opts.request_timeout)
     outcomes: dict[int, loadgen.Outcome] = {}
     start: list[float] = []
@@ -92,8 +104,7 @@ async def _drive(
 
     stop = asyncio.Event()
     sampler = None
-    if opts.metrics:
-        murl = opts.metrics_url or api_root(opts.base_url) + "/metrics"
+    if murl is not None:
         sampler = asyncio.create_task(
             sample_metrics(murl, opts.metrics_interval, start, timeline, stop)
         )
@@ -111,4 +122,6 @@ async def _drive(
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(sampler, timeout=5)
         await session.close()
-    return result, timeline
+    async with loadgen.admin_session() as admin:
+        await cache.finish(admin, murl)
+    return result, timeline, cache

@@ -23,6 +23,7 @@ from workload_eval.dispatch import Dispatcher
 
 perf = time.perf_counter
 LOOKAHEAD = 0.005  # s: tasks are created this long before their send time
+ADMIN_TIMEOUT_S = 10.0  # s: a side route (/metrics, cache reset) that takes longer is skipped
 
 
 @dataclass(slots=True)
@@ -286,6 +287,11 @@ def make_session(max_concurrency: int | None, timeout: float) -> aiohttp.ClientS
         auto_decompress=False,
         skip_auto_headers=("User-Agent",),
     )
+
+
+def admin_session() -> aiohttp.ClientSession:
+    """A short-lived session for the server's side routes (/metrics, cache reset)."""
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S))
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

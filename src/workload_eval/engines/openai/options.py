@@ -31,6 +31,9 @@ class OpenAIOptions(EngineOptions):
     metrics: bool = True
     metrics_url: str | None = None  # default: <server root>/metrics
     metrics_interval: float = Field(default=0.5, gt=0)
+    # POST /reset_prefix_cache before the run (vLLM with VLLM_SERVER_DEV_MODE=1), so a rerun
+    # is not faster for what an earlier run cached; the run record says when it could not
+    reset_prefix_cache: bool = True
     max_lag_p99: float = Field(default=0.010, gt=0)  # s; above it the run is flagged invalid
     rate_tolerance: float = Field(default=0.05, gt=0, lt=1)  # |achieved/target - 1| allowed
 
