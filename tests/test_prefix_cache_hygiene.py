@@ -77,7 +77,10 @@ def test_the_simulator_measures_the_implied_rate_until_its_cache_is_too_small() 
 def test_summary_and_table_show_measured_beside_implied(tmp_path, capsys) -> None:
     from workload_eval.cli import main
 
-    workload = "shared_prefix:num_groups=2,prompts_per_group=10,system_prompt_len=256,question_len=32,output_len=8"
+    workload = (
+        "shared_prefix:num_groups=2,prompts_per_group=10,system_prompt_len=256,"
+        "question_len=32,output_len=8"
+    )
     args = ["run", "--model", "opt-13b", "--kv-blocks", "2000", "--policy", "vllm-v1"]
     out = tmp_path / "run"
     assert main([*args, "--enable-prefix-caching", "--workload", workload, "--out", str(out)]) == 0
