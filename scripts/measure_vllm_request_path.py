@@ -105,13 +105,14 @@ def _measure(base_url: str, prompts: list[str], fresh: bool, api_pid: int) -> No
     mean = {k: (after[k][0] - before[k][0]) / max(n, 1) for k in METRICS}
     label = "new session per request" if fresh else "shared session"
     engine = mean["queue"] + mean["prefill"]
-    print(f"{label}: {len(client)} requests; client TTFT median {statistics.median(client) * 1e3:.2f} "
-          f"ms (min {min(client) * 1e3:.2f}), mean {statistics.mean(client) * 1e3:.2f} ms; "
+    med, low, avg = statistics.median(client), min(client), statistics.mean(client)
+    print(f"{label}: {len(client)} requests; client TTFT median {med * 1e3:.2f} "
+          f"ms (min {low * 1e3:.2f}), mean {avg * 1e3:.2f} ms; "
           f"prometheus TTFT mean {mean['ttft'] * 1e3:.2f} ms; engine queue + prefill "
           f"{engine * 1e3:.2f} ms")  # fmt: skip
-    print(f"  client - prometheus (HTTP, tokenisation, SSE): "
-          f"{(statistics.mean(client) - mean['ttft']) * 1e3:.2f} ms; prometheus - engine "
-          f"(hand-over both ways, output processing): {(mean['ttft'] - engine) * 1e3:.2f} ms")  # fmt: skip
+    print(f"  client - prometheus (HTTP, tokenisation, SSE): {(avg - mean['ttft']) * 1e3:.2f} "
+          f"ms; prometheus - engine (hand-over both ways, output processing): "
+          f"{(mean['ttft'] - engine) * 1e3:.2f} ms")  # fmt: skip
     print(f"  API server process CPU time per request (HTTP, tokenisation, input and output "
           f"processing, two SSE events): {cpu * 1e3:.2f} ms")  # fmt: skip
 
