@@ -294,10 +294,11 @@ class V1Scheduler(PrefixCachePaths, SlowPaths):
     def _head_may_wait(self, head: int, nd: int) -> bool:
         """Whether a run of decode steps is worth trying with ``head`` waiting: not when the
         scheduler sees it only next step (asynchronous scheduling: one step at a time), nor
-        when it was never tried and there is room (this step admits it, or records why not)."""
+        when it was never tried and there is room and budget (this step admits it, or records
+        why not)."""
         if self.async_sched and self.t.arrival[head] > self._visible:
             return False
-        return self._blocked[1] == head or nd >= self.max_num_seqs
+        return self._blocked[1] == head or nd >= self.max_num_seqs or nd >= self.budget
 
     def _decode_step(self, now: float, nd: int, done: list[int]) -> float:
         """A step of decodes only (the common one)."""
