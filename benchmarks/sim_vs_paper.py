@@ -27,7 +27,7 @@ import pandas as pd
 
 from workload_eval import paper
 from workload_eval.engines.sim import paper_runs
-from workload_eval.report.study import paper_tokens_per_request
+from workload_eval.experiments.study import paper_tokens_per_request
 from workload_eval.schedules import OfflineSchedule, PoissonSchedule, request_count
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import pytest
 
 from workload_eval.cli import main
 from workload_eval.experiments import build_spec, expand
-from workload_eval.report.study import FULL, QUICK, study_data
+from workload_eval.experiments.study import FULL, QUICK, study_data
 
 
 def _configs(tasks) -> set[tuple[str, int, str]]:
@@ -38,9 +38,8 @@ def test_full_study_is_the_papers_grid():
         ec.max_num_batched_tokens,
         ec.max_num_seqs,
         ec.max_model_len,
-        ec.policy,
-        ec.gpu,
-    ) == (16, 2560, 2048, 2048, "vllm-0.2", "a100-40gb")
+        ec.options,
+    ) == (16, 2560, 2048, 2048, {"gpu": "a100-40gb"})
 
 
 def test_quick_study_is_smaller_but_covers_every_figure():

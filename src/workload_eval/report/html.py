@@ -19,17 +19,13 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+from pydantic import JsonValue
 
 from workload_eval.errors import UserError
 from workload_eval.paper import SLO_S_PER_TOKEN
 from workload_eval.report import figures, paper, style
-from workload_eval.report.results import (
-    CONFIG_COLUMNS,
-    capacity_table,
-    flatten,
-    load_points,
-    online_points,
-)
+from workload_eval.report.results import capacity_table
+from workload_eval.results import CONFIG_COLUMNS, CONFIG_JSON, load_points, online_points
 from workload_eval.storage import atomic_write_text
 
 # Columns of the points table on the page (summary.csv holds every column).
@@ -110,6 +106,16 @@ def _table(df: pd.DataFrame, cols: list[str] | None = None) -> dict[str, Any]:
     return {"columns": cols, "rows": _rows(df, cols)}
 
 
+def _dotted(obj: JsonValue, prefix: str = "") -> dict[str, JsonValue]:
+    """A run record's settings as dotted names, for the page's configuration tables."""
+    if not isinstance(obj, dict):
+        return {prefix[:-1]: obj}
+    out: dict[str, JsonValue] = {}
+    for k, v in obj.items():
+        out.update(_dotted(v, f"{prefix}{k}."))
+    return out
+
+
 def configuration(points: pd.DataFrame, results_dir: Path) -> dict[str, Any]:
     """The study's configuration: its spec file if stored, settings shared by every point
     and the settings that vary (with their values)."""
@@ -121,7 +127,7 @@ def configuration(points: pd.DataFrame, results_dir: Path) -> dict[str, Any]:
         ),
         None,
     )
-    flat = [flatten(json.loads(c)) for c in points["config_json"]]
+    flat = [_dotted(json.loads(c)) for c in points[CONFIG_JSON]]
     keys = sorted(set().union(*flat)) if flat else []
     shared, varying = [], []
     for k in keys:
@@ -370,7 +376,7 @@ def build_report(
 
     files: list[Path] = [p for f in figs for p in f.paths]
     summary_csv = out / "summary.csv"
-    atomic_write_text(summary_csv, points.drop(columns=["config_json"]).to_csv(index=False))
+    atomic_write_text(summary_csv, points.drop(columns=[CONFIG_JSON]).to_csv(index=False))
     atomic_write_text(out / "capacity.csv", capacity.to_csv(index=False))
     files += [summary_csv, out / "capacity.csv"]
 

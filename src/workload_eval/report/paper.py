@@ -16,7 +16,7 @@ import pandas as pd
 
 from workload_eval.errors import UserError
 from workload_eval.paper import SLO_S_PER_TOKEN, max_rate_under_slo
-from workload_eval.report.results import offline_points
+from workload_eval.results import offline_points
 
 ENV_VAR = "WORKLOAD_EVAL_CALIBRATION_DIR"
 
