@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, TypeVar
 from workload_eval.console import warn_once
 from workload_eval.contracts import RunRecords, Schedule
 from workload_eval.engines.base import Engine, EngineConfig, validate_options
-from workload_eval.engines.openai import loadgen
+from workload_eval.engines.openai import loadgen, ray_workers, workers
 from workload_eval.engines.openai.cache_hygiene import CacheWatch
+from workload_eval.engines.openai.gc_pause import gc_paused
 from workload_eval.engines.openai.options import OpenAIOptions
 from workload_eval.engines.openai.plan import RequestPlan
 from workload_eval.engines.openai.prometheus import Timeline, sample_metrics
@@ -39,6 +40,8 @@ class OpenAIEngine(Engine):
         self, schedule: Schedule, config: EngineConfig, *, progress: bool = False
     ) -> RunRecords:
         opts = validate_options(OpenAIOptions, self.name, config.options)
+        if opts.workers > 1 or opts.worker_backend == "ray":
+            workers.check_splittable(schedule, opts)
         plan = RequestPlan(schedule, config, opts)
         plan.build()
         headers = {"Content-Type": "application/json"}
@@ -50,7 +53,8 @@ class OpenAIEngine(Engine):
 
             bar = tqdm(total=len(schedule), desc="requests", unit="req")
         try:
-            result, timeline, cache = _run_loop(_drive(plan, headers, bar))
+            with gc_paused():  # the plan is built: no collector pauses while sending
+                result, timeline, cache = _run_loop(_drive(plan, headers, bar))
         finally:
             if bar is not None:
                 bar.close()
@@ -109,13 +113,24 @@ async def _drive(
             sample_metrics(murl, opts.metrics_interval, start, timeline, stop)
         )
     try:
-        result = await loadgen.run_open_loop(
-            plan.schedule,
-            send,
-            max_concurrency=opts.max_concurrency,
-            on_done=on_done,
-            on_start=start.append,
-        )
+        if opts.worker_backend == "ray":
+            result = await ray_workers.run_in_actors(
+                plan, headers, opts.workers, address=opts.ray_address, on_start=start.append
+            )
+        elif opts.workers > 1:
+            result = await workers.run_in_processes(
+                plan, headers, opts.workers, on_start=start.append
+            )
+        else:
+            result = await loadgen.run_open_loop(
+                plan.schedule,
+                send,
+                max_concurrency=opts.max_concurrency,
+                on_done=on_done,
+                on_start=start.append,
+            )
+        if bar is not None and result.workers > 1:  # workers report at their end
+            bar.update(len(result.outcomes) - bar.n)
     finally:
         stop.set()
         if sampler is not None:

@@ -58,7 +58,8 @@ class LoadResult:
     scheduled: list[float]  # s from t0; NaN for a follow-up that was never scheduled
     interrupted: bool = False
     wall_s: float = 0.0
-    cpu_s: float = 0.0
+    cpu_s: float = 0.0  # every client process's CPU time together
+    workers: int = 1  # processes (or Ray actors) that sent the requests
 
 
 SendFn = Callable[[int, Outcome], Awaitable[None]]
@@ -78,6 +79,7 @@ async def run_open_loop(
     lead: float = 0.02,
     on_done: Callable[[int, Outcome], None] | None = None,
     on_start: Callable[[float], None] | None = None,
+    t0: float | None = None,
 ) -> LoadResult:
     """Send every schedule item at its time through ``send`` (which fills the Outcome and never
     raises); items are indices into ``schedule.items``.
@@ -86,6 +88,8 @@ async def run_open_loop(
     (from its stage's start), a follow-up when its parent ends plus think time (not before its
     own arrival time), a stage after the previous one drained; when the parent failed it is
     not sent and is recorded as failed. Cancellation (Ctrl-C) returns what was gathered.
+    ``t0`` (a ``perf_counter()`` time) is the clock origin when several processes share one
+    schedule (``workers.py``); by default the run starts ``lead`` seconds from now.
     """
     n = len(schedule.items)
     outcomes: list[Outcome | None] = [None] * n
@@ -99,7 +103,7 @@ async def run_open_loop(
     remaining = n
     all_done = asyncio.Event()
     cpu0, wall0 = time.process_time(), perf()
-    t0 = perf() + lead
+    t0 = perf() + lead if t0 is None else t0
     if on_start is not None:
         on_start(t0)
 

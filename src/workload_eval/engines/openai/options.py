@@ -12,6 +12,9 @@ from workload_eval.engines.base import EngineOptions
 from workload_eval.errors import UserError
 from workload_eval.limits import MAX_INT
 
+# More load workers than this is a typo, not a cluster (each keeps ~2,000 req/s).
+MAX_LOAD_WORKERS = 1024
+
 
 class OpenAIOptions(EngineOptions):
     """The openai engine's options (CLI: --base-url, --api-key-env, --endpoint, ...)."""
@@ -34,6 +37,11 @@ class OpenAIOptions(EngineOptions):
     # POST /reset_prefix_cache before the run (vLLM with VLLM_SERVER_DEV_MODE=1), so a rerun
     # is not faster for what an earlier run cached; the run record says when it could not
     reset_prefix_cache: bool = True
+    # load workers splitting an open loop (workers.py): processes on this machine, or Ray
+    # actors (ray_address: a cluster; None: RAY_ADDRESS or a local Ray)
+    workers: int = Field(default=1, ge=1, le=MAX_LOAD_WORKERS)
+    worker_backend: Literal["processes", "ray"] = "processes"
+    ray_address: str | None = None
     max_lag_p99: float = Field(default=0.010, gt=0)  # s; above it the run is flagged invalid
     rate_tolerance: float = Field(default=0.05, gt=0, lt=1)  # |achieved/target - 1| allowed
 

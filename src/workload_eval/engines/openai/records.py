@@ -53,6 +53,7 @@ def loadgen_report(
     n_ok = sum(1 for o in res.outcomes if o is not None and o.status == "ok")
     return LoadgenReport(
         client="workload_eval.engines.openai.loadgen (aiohttp)",
+        workers=res.workers,
         requests=len(res.outcomes),
         sent=int(sent.sum()),
         ok=n_ok,

@@ -16,6 +16,7 @@ class LoadgenReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     client: str
+    workers: int = 1  # load-generator processes (or Ray actors) that shared the schedule
     requests: int
     sent: int
     ok: int
@@ -48,6 +49,7 @@ class OpenAIReport(EngineReport):
         lg = self.loadgen
         return {
             "loadgen.valid": lg.valid,
+            "loadgen.workers": lg.workers,
             "loadgen.dispatch_lag_p99": lg.dispatch_lag_p99,
             "loadgen.target_rate": lg.target_rate,
             "loadgen.achieved_rate": lg.achieved_rate,
