@@ -162,11 +162,25 @@ async def run_in_processes(
         for share in shares:
             procs.append(await _start(share))
         await asyncio.gather(*(_ready(p) for p in procs))
-    except BaseException:
+    except BaseException as e:
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
                 p.kill()
-        raise
+        if not isinstance(e, asyncio.CancelledError):
+            raise
+        current = asyncio.current_task()  # Ctrl-C before the start: nothing was sent
+        if current is not None:
+            current.uncancel()
+        why = "not sent (interrupted before the workers started)"
+        return merge(
+            plan.schedule,
+            perf(),
+            shares,
+            [why] * len(shares),
+            wall_s=perf() - wall0,
+            cpu_s=time.process_time() - cpu0,
+            cancelled=True,
+        )
     t0 = perf() + START_LEAD_S
     if on_start is not None:
         on_start(t0)
@@ -179,7 +193,8 @@ async def run_in_processes(
     ]
     cancelled = False
     try:
-        results = list(await asyncio.gather(*collecting))
+        await asyncio.wait(collecting)  # unlike gather, a Ctrl-C here leaves them running
+        results = [c.result() for c in collecting]
     except asyncio.CancelledError:  # Ctrl-C: the workers stop and send what they gathered
         cancelled = True
         for p in procs:
