@@ -87,7 +87,9 @@ def merge(
     cpu_s: float,
     cancelled: bool,
 ) -> loadgen.LoadResult:
-    """Every worker's outcomes by schedule position; a worker that died fails its rest."""
+    """Every worker's outcomes by schedule position; a worker that died fails its rest.
+    ``cpu_s``: the parent's own CPU time (the workers' is added); ``wall_s``: the parent's
+    wall time, used only when no worker reported its sending window."""
     n = len(schedule.items)
     outcomes: list[loadgen.Outcome | None] = [None] * n
     interrupted = cancelled
@@ -103,6 +105,9 @@ def merge(
                 out = loadgen.Outcome(status="failed", error=f"load worker {k}: {why}"[:300])
             outcomes[i] = out
     scheduled = [float(it.arrival_time) for it in schedule.items]
+    # the sending window: the longest worker's (as one process's); start-up is not in it
+    walls = [res.wall_s for res in results if isinstance(res, WorkerResult) and res.wall_s > 0]
+    wall_s = max(walls, default=wall_s)
     result = loadgen.LoadResult(t0, outcomes, scheduled, interrupted, wall_s, cpu_s)
     result.workers = len(shares)
     return result
