@@ -193,3 +193,28 @@ def test_a_spec_sweeps_concurrency_like_rates() -> None:
     assert sorted(p.spec.schedule.concurrency for p in points) == [1, 4, 16]
     with pytest.raises(UserError, match=r"schedules\[0\].concurrency"):
         spec_from_yaml_text("name: c\nschedules:\n  - kind: concurrency\n    concurrency: [2, 0]\n")
+
+
+def test_a_concurrency_sweep_reaches_the_report(tmp_path) -> None:
+    from workload_eval.experiments import run_sweep
+    from workload_eval.experiments.spec import spec_from_yaml_text
+    from workload_eval.report.html import build_report
+
+    spec = spec_from_yaml_text(
+        "name: c\nkv_blocks: 800\n"
+        "engines: [{engine: sim, policy: vllm-v1, enable_prefix_caching: true}]\n"
+        "workloads: ['shared_prefix:num_groups=2,prompts_per_group=8,system_prompt_len=256,"
+        "question_len=32,output_len=16']\n"
+        "schedules:\n  - kind: concurrency\n    concurrency: [1, 2, 8]\n"
+    )
+    run_sweep(spec, tmp_path / "res")
+    report = build_report(tmp_path / "res")
+    names = {p.name for f in report.figures for p in f.paths}
+    assert {"closed_loop.png", "closed_loop.pdf"} <= names
+    cache = pd.read_csv(report.out_dir / "prefix_cache.csv")
+    assert len(cache) == 3 and (cache.prefix_cache_reset == "fresh").all()
+    assert (cache.prefix_cache_hit_rate == cache.prefix_cache_hit_rate_implied).all()
+    html = report.html.read_text()
+    assert "Prefix cache" in html and "Closed loop" in html
+    points = report.points.sort_values("schedule.concurrency")
+    assert points["request_throughput"].is_monotonic_increasing  # more users, more work done

@@ -23,7 +23,7 @@ from pydantic import JsonValue
 
 from workload_eval.errors import UserError
 from workload_eval.paper import SLO_S_PER_TOKEN
-from workload_eval.report import figures, paper, style
+from workload_eval.report import figures, load_views, paper, style
 from workload_eval.report.results import capacity_table
 from workload_eval.results import CONFIG_COLUMNS, CONFIG_JSON, load_points, online_points
 from workload_eval.storage import atomic_write_text
@@ -261,6 +261,13 @@ def render_figures(
             ),
         ),
         Figure(
+            "Closed loop: throughput and latency vs users",
+            "Runs of --schedule concurrency: N users, each sending its next request when its "
+            "previous one finished (plus think time); latency from each request's intended "
+            "send time.",
+            load_views.figure_closed_loop(points, fig_dir),
+        ),
+        Figure(
             "One run over time",
             "KV-cache usage, running/waiting requests and cumulative preemptions, per "
             "engine step, for the run at (or just below) each workload's capacity.",
@@ -320,6 +327,13 @@ Error = (ours − paper) / paper.</p>
 <h2 id="capacity">Capacity under the SLO</h2>
 {% if capacity.rows %}<div class="scroll">{{ table(capacity) }}</div>
 {% else %}<p>No online (rate-driven) points.</p>{% endif %}
+
+{% if cache %}<h2 id="prefix-cache">Prefix cache</h2>
+<p>The hit rate each engine measured (prompt tokens found in its prefix cache) beside the
+one the workload implies (an unbounded cache, vLLM's block rules); <i>reset</i> says whether
+the cache was emptied before the run (<i>refused</i>/<i>failed</i>: earlier runs' blocks may
+have made this one faster).</p>
+<div class="scroll">{{ table(cache) }}</div>{% endif %}
 
 <h2 id="points">All points</h2>
 <p>Every column is in <a href="summary.csv">summary.csv</a>.</p>
@@ -386,6 +400,11 @@ def build_report(
         atomic_write_text(out / "paper_comparison.csv", comparison.to_csv(index=False))
         files.append(out / "paper_comparison.csv")
 
+    cache = load_views.prefix_cache_table(points)
+    if cache is not None:
+        atomic_write_text(out / "prefix_cache.csv", cache.to_csv(index=False))
+        files.append(out / "prefix_cache.csv")
+
     scaling = memory_scaling(results_dir)
     if scaling is not None:
         atomic_write_text(out / "memory_scaling.csv", scaling.to_csv(index=False))
@@ -430,6 +449,7 @@ def build_report(
         config=configuration(points, results_dir),
         software=software_versions(),
         scaling=_table(scaling) if scaling is not None else None,
+        cache=_table(cache) if cache is not None else None,
     )
     html_path = out / "report.html"
     atomic_write_text(html_path, html)
