@@ -12,6 +12,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import FuncFormatter
 
 from workload_eval.report import style
 
@@ -61,10 +62,16 @@ def figure_closed_loop(
         row[1].set_ylabel("p95 E2E latency (s)")
         for ax in row:
             ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.set_xlabel("Users (closed loop)")
-            ax.set_title(style.workload_label(w))
+        row[0].set_title(_short(style.workload_label(w)), loc="left")
         row[1].legend(frameon=False, fontsize=8)
     return style.save(fig, out_dir, name)
+
+
+def _short(label: str, limit: int = 60) -> str:
+    """An inline workload spec can be long: its start names it well enough on a figure."""
+    return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
 def prefix_cache_table(points: pd.DataFrame) -> pd.DataFrame | None:
