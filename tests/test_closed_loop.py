@@ -218,3 +218,47 @@ def test_a_concurrency_sweep_reaches_the_report(tmp_path) -> None:
     assert "Prefix cache" in html and "Closed loop" in html
     points = report.points.sort_values("schedule.concurrency")
     assert points["request_throughput"].is_monotonic_increasing  # more users, more work done
+
+
+def test_capacity_finds_the_most_users_that_meet_the_slo(tmp_path, capsys) -> None:
+    """The CLI's integer bisection ends on adjacent users: N meets, N + 1 violates."""
+    from workload_eval.cli import main
+
+    args = ["capacity", "--model", "opt-13b", "--kv-blocks", "643", "--policy", "vllm-v1"]
+    args += ["--workload", "alpaca", "--schedule", "concurrency", "--num-requests", "200"]
+    args += ["--slo", "e2e_latency_p95<=4", "--start", "8", "--out", str(tmp_path / "cap")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    cap = pd.read_csv(tmp_path / "cap" / "capacity.csv").iloc[0]
+    users = int(cap.capacity_rate)
+    assert cap.searched == "concurrency" and cap.upper == users + 1
+    assert f"capacity: {users} users (closed loop)" in out
+    index = pd.read_csv(tmp_path / "cap" / "index.csv")
+    by_users = index.set_index("schedule.concurrency")["e2e_latency_p95"]
+    assert by_users[users] <= 4 < by_users[users + 1]
+    assert main([*args[:-2], "--num-requests", "0", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_a_spec_searches_users_and_the_report_keeps_them_off_the_rate_figures(tmp_path) -> None:
+    from workload_eval.experiments import run_sweep
+    from workload_eval.experiments.spec import spec_from_yaml_text
+    from workload_eval.report.html import build_report
+
+    spec = spec_from_yaml_text(
+        "name: c\nkv_blocks: 643\nworkloads: alpaca\nslos: ['e2e_latency_p95<=4']\n"
+        "engines: [{engine: sim, policy: vllm-v1}]\n"
+        "schedules:\n  - {kind: concurrency, concurrency: capacity, num_requests: 200}\n"
+        "capacity: {start: 8}\n"
+    )
+    run_sweep(spec, tmp_path / "res")
+    cap = pd.read_csv(tmp_path / "res" / "capacity.csv").iloc[0]
+    assert cap.searched == "concurrency" and cap.capacity_rate == cap.upper - 1
+    report = build_report(tmp_path / "res")
+    names = {p.name for f in report.figures for p in f.paths}
+    assert "figure2a_capacity.png" not in names  # users are not a request rate
+    assert "concurrency" in report.capacity["searched"].tolist()
+    with pytest.raises(UserError, match="concurrency: capacity"):
+        spec_from_yaml_text(
+            "name: c\nslos: ['e2e_latency_p95<=4']\n"
+            "schedules:\n  - {kind: concurrency, rate: capacity, num_requests: 20}\n"
+        )

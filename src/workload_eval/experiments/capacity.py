@@ -209,7 +209,8 @@ class BisectSearch(CapacitySearch):
 
     Stops when (upper - lower) <= tolerance * upper, so the answer (the highest rate seen
     to pass) is within ``tolerance`` (relative) below the true crossing for a monotone
-    metric.
+    metric. ``integer`` searches whole numbers (a closed loop's users) to the exact answer:
+    it stops when the bracket's ends are adjacent.
     """
 
     rule = "bisect"
@@ -223,9 +224,13 @@ class BisectSearch(CapacitySearch):
         factor: float = 2.0,
         min_rate: float = 1e-3,
         max_rate: float = 1e4,
+        integer: bool = False,
         **kw: Any,
     ) -> None:
         super().__init__(slos, **kw)
+        self.integer = integer
+        if integer:
+            start, min_rate, max_rate = max(1, round(start)), 1, max(1, math.floor(max_rate))
         if not 0 < tolerance < 1:
             raise UserError(f"capacity: tolerance must be in (0, 1), got {tolerance}")
         if start <= 0 or factor <= 1 or not 0 < min_rate < max_rate:
@@ -245,12 +250,17 @@ class BisectSearch(CapacitySearch):
             if lo >= self.max_rate:
                 self._hit_limit = True
                 return None
-            return min(lo * self.factor, self.max_rate)
+            grown = min(lo * self.factor, self.max_rate)
+            return float(math.floor(grown)) if self.integer else grown
         if lo is None:
             if hi <= self.min_rate:
                 self._hit_limit = True
                 return None
-            return max(hi / self.factor, self.min_rate)
+            shrunk = max(hi / self.factor, self.min_rate)
+            return float(math.ceil(shrunk)) if self.integer else shrunk
+        if self.integer:
+            mid = float((lo + hi) // 2)
+            return None if mid in (lo, hi) else mid
         if hi - lo <= self.tolerance * hi:
             return None
         mid = _nice((lo + hi) / 2)

@@ -386,7 +386,12 @@ def build_report(
     if capacity is None:
         capacity = capacity_table(points, slo=slo)
     fig_dir = out / "figures"
-    figs = render_figures(results_dir, points, capacity, fig_dir, slo)
+    # a closed loop's capacity counts users, not requests/s: the table shows it, the rate
+    # figures do not
+    rates = capacity
+    if "searched" in capacity:
+        rates = capacity[capacity["searched"].fillna("rate") != "concurrency"]
+    figs = render_figures(results_dir, points, rates, fig_dir, slo)
 
     files: list[Path] = [p for f in figs for p in f.paths]
     summary_csv = out / "summary.csv"
@@ -395,7 +400,7 @@ def build_report(
     files += [summary_csv, out / "capacity.csv"]
 
     cal = paper.find_calibration_dir(calibration_dir)
-    comparison = paper.compare(points, capacity, cal) if cal is not None else None
+    comparison = paper.compare(points, rates, cal) if cal is not None else None
     if comparison is not None:
         atomic_write_text(out / "paper_comparison.csv", comparison.to_csv(index=False))
         files.append(out / "paper_comparison.csv")
