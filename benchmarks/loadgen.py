@@ -82,6 +82,7 @@ def run_ours(
     r = rec.requests
     ok = r[r.status == "ok"]
     span = ok.finish_time.max() - ok.send_time.min() if len(ok) else math.nan
+    errors = r[r.status != "ok"].error.str.slice(0, 60).value_counts().head(3).to_dict()
     return {
         "client": f"workload-eval x{workers}",
         "process": process,
@@ -90,6 +91,7 @@ def run_ours(
         "load": load,
         "server_cores": server_cores,
         "completed_per_s": len(ok) / span if span > 0 else math.nan,
+        "errors": errors,
         "achieved": lg.achieved_rate,
         "schedule_rate": lg.target_rate,
         "lag_p50_ms": lg.dispatch_lag_p50 * 1e3,
@@ -268,6 +270,9 @@ def main() -> None:
     print(HEADER)
     for r in rows:
         print(_fmt(r))
+    for r in rows:
+        if r.get("errors"):
+            print(f"{r['client']} at {r['rate']:g}/s, failures: {r['errors']}")
     print(
         f"\n{os.cpu_count()} CPUs, {a.server_processes} server process(es); lag in ms; cpu in "
         "cores (process CPU time / wall; the client's processes together, then the server's);"
