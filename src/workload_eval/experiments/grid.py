@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workload_eval.engines.base import EngineConfig
+from workload_eval.errors import UserError
 from workload_eval.experiments.capacity import SLO, CapacitySearch, make_search
 from workload_eval.experiments.spec import CapacityOptions, ExperimentSpec, GridSpec
 
@@ -75,10 +76,18 @@ class CapacityTask:
         duration = self.base["schedule"].get("duration")
         # below this a probe would hold too few arrivals to judge (5 over the duration)
         min_rate = max(1e-3, 5.0 / duration) if duration else 1e-3
+        workload, kv = self.base.get("workload"), self.base["engine_config"].get("kv_blocks")
+        rates = o.grid(workload, kv)
+        if o.rule == "seed-grid" and not rates and isinstance(o.rates, dict):
+            raise UserError(
+                f"capacity: the seed-grid rates name no grid for workload {workload!r} at "
+                f"{kv} KV blocks (expected rates.{workload}: a list, or one per KV size)"
+            )
         return make_search(
             list(self.slos),
             rule=o.rule,
-            rates=o.grid(),
+            rates=rates,
+            extend=o.extend,
             tolerance=o.tolerance,
             start=o.start,
             seeds=self.seeds,
@@ -88,12 +97,24 @@ class CapacityTask:
             min_rate=min(min_rate, o.start),
         )
 
+    def _own_options(self) -> dict[str, Any]:
+        """The options as they apply to this search: its own grid of a per-workload mapping;
+        ``extend`` only when set (keys of stores written before it stay valid)."""
+        options = self.options.model_dump(mode="json")
+        if not options.get("extend"):
+            options.pop("extend", None)
+        if isinstance(self.options.rates, dict):
+            options["rates"] = self.options.grid(
+                self.base.get("workload"), self.base["engine_config"].get("kv_blocks")
+            )
+        return options
+
     @property
     def key(self) -> str:
         ident = {
             "base": {k: v for k, v in self.base.items() if k not in LOCATION_FIELDS},
             "slos": [s.model_dump() for s in self.slos],
-            "options": self.options.model_dump(mode="json"),
+            "options": self._own_options(),
             "seeds": list(self.seeds),
         }
         return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:16]

@@ -125,6 +125,11 @@ def eos_outputs(df: pd.DataFrame, model: Eos, seed: int) -> tuple[np.ndarray, np
         )
         return ref, prompts
     n = len(ref)
+    sessions = "session_id" in df.columns and "turn" in df.columns
+
+    def history(outputs: np.ndarray) -> np.ndarray:  # fast path: no sessions, no history
+        return with_history(df, outputs) if sessions else prompts
+
     u = np.random.default_rng(seed).random(n)
     cut_base = ref
     if model.early > 0:
@@ -134,7 +139,7 @@ def eos_outputs(df: pd.DataFrame, model: Eos, seed: int) -> tuple[np.ndarray, np
         early_stop = 1 + np.floor(np.log1p(-er.random(n)) / np.log1p(-q)) if q < 1 else np.ones(n)
         cut_base = np.where(is_early, np.minimum(ref, early_stop.astype(np.int64)), ref)
     if model.early > 0:
-        early_prompts = with_history(df, cut_base)
+        early_prompts = history(cut_base)
         floor = (early_prompts + cut_base).mean()
         if floor <= model.tokens:
             warnings.warn(
@@ -145,20 +150,20 @@ def eos_outputs(df: pd.DataFrame, model: Eos, seed: int) -> tuple[np.ndarray, np
             )
             return cut_base, early_prompts
     ones = np.ones(n, dtype=np.int64)
-    shortest = (with_history(df, ones) + ones).mean()
+    shortest = (history(ones) + ones).mean()
     if shortest > model.tokens:
         raise UserError(
             f"--output-len-model {model}: cannot reach a mean of {model.tokens:g} tokens per "
             f"request (one output token each already gives {shortest:.1f}); expected more"
         )
     lo, hi = 1e-7, 1.0
-    best = (cut_base, with_history(df, cut_base))
+    best = (cut_base, history(cut_base))
     for _ in range(EOS_BISECTION_STEPS):
         p = (lo + hi) / 2
         with np.errstate(divide="ignore"):  # p -> 1: every output stops after one token
             stop = 1 + np.floor(np.log1p(-u) / np.log1p(-p)).astype(np.int64)
         cut = np.minimum(cut_base, stop)
-        new_prompts = with_history(df, cut)
+        new_prompts = history(cut)
         if (new_prompts + cut).mean() > model.tokens:
             lo = p
         else:
