@@ -8,16 +8,20 @@ per (model, workload, N), by one rule for every workload:
 
 1. TOKENS: the paper's mean prompt + generated tokens per request for the same N (offline:
    the first N requests; online: the largest N), averaged over its KV sizes (the same
-   requests; the spread between sizes is sampling noise).
+   requests; the spread between sizes is sampling noise). Outputs are cut to meet it;
+   where our requests hold fewer tokens than that even without any cut, the paper's
+   prompts were longer than ours (CNN/DailyMail: its articles come from the train split,
+   ours from the test split), and every prompt is stretched by one factor
+   (``prompts=stretch``).
 2. F and K: the share of requests that stop early and their mean length. At light load
    (rate <= ``LIGHT_LOAD`` x the offline throughput at that KV size) a request runs alone,
    so its normalized latency is (prefill + its decode steps) / generated tokens, from the
    simulator's step-time model at batch 1. A request stopping after one token costs a whole
-   prefill per token (CNN/DailyMail: ~0.12 s for a 760-token article), the reference
-   outputs ~0.03 s/token. (F, K) is the grid point whose no-load mean and p95 over the
-   first N = 1000 requests come closest (squared log error) to the median of the paper's
-   light-load avg and p95. A workload the paper measured only near capacity (no light-load
-   point: alpaca, dolly) keeps F = 0.
+   prefill per token (CNN/DailyMail: ~0.13 s for an 820-token article), a long output
+   ~0.03 s/token. (F, K) is the grid point whose no-load mean and p95 over the first
+   N = 1000 requests (with step 1 applied) come closest, in squared log error, to the
+   medians of the paper's light-load avg and p95. A workload the paper measured only near
+   capacity (no light-load point: alpaca, dolly) keeps F = 0.
 
 A model without tables of its own borrows them from the nearest measured model (same
 tokenizer family first, then the paper's model order): the same F and K, and TOKENS scaled
@@ -28,7 +32,6 @@ shortening). This corrects the workload, never the engine: no engine constant ch
 from __future__ import annotations
 
 import functools
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +40,7 @@ import pandas as pd
 
 from workload_eval import paper
 from workload_eval.paper_data import PaperTables
+from workload_eval.workloads.output_models import Eos, eos_outputs, solve_eos
 
 if TYPE_CHECKING:
     from workload_eval.engines.sim.perf_model import PerfModel
@@ -44,7 +48,6 @@ if TYPE_CHECKING:
 LIGHT_LOAD = 0.1  # rate / offline request throughput at the same KV size: queueing adds little
 EARLY_SHARES = tuple(round(0.01 * i, 2) for i in range(61))  # F: 0 .. 0.6
 EARLY_LENS = (1.0, 1.25, 1.5, 2.0, 3.0, 4.0)  # K: mean tokens of an early stop
-POPULATION = max(paper.NUM_REQUESTS)  # the requests the estimate runs over (the first 1000)
 ONLINE = "online"  # the key of the online runs' model in ``StopModel.specs``
 
 
@@ -69,12 +72,19 @@ class StopModel:
     early: float
     early_len: float
     light: LightLoad | None  # None: no light-load point (F = 0) or borrowed
+    online: str  # the online runs' model, solved on the largest N (see ``spec``)
     borrowed_from: str | None = None  # a model without tables: whose stop model this is
 
     def spec(self, key: int | str) -> str:
-        """The ``--output-len-model`` text for N (offline) or ``ONLINE``."""
-        extra = f",early={self.early:g},early_len={self.early_len:g}" if self.early else ""
-        return f"eos:{self.tokens[key]:.1f}{extra}"
+        """The ``--output-len-model`` text for N (offline) or ``ONLINE``.
+
+        Offline, TOKENS is solved on the run's own requests (the paper's first N). Online, a
+        run's requests are as many as its arrivals, so the stop probability and prompt
+        factor solved on the largest N are given fixed: every rate gets the same outputs.
+        """
+        if key == ONLINE:
+            return self.online
+        return str(_eos(round(self.tokens[key], 1), self.early, self.early_len))
 
     @property
     def basis(self) -> str:
@@ -114,45 +124,41 @@ def light_load_points(tables: PaperTables, model: str, workload: str) -> pd.Data
 class NoLoadLatency:
     """Per request, (prefill + decode steps) / generated tokens with nothing else running.
 
-    The step times (batch 1) are tabulated once per prompt length and context, so trying
-    another output length per request costs a few array operations.
+    Step times at batch 1 are tabulated once per prompt length and context, so trying other
+    lengths costs a few array operations.
     """
 
-    def __init__(self, prompts: np.ndarray, max_context: int, perf: PerfModel) -> None:
-        step = np.array([perf.decode_time(1, c) for c in range(max_context + 1)])
+    def __init__(self, perf: PerfModel, max_context: int = paper.MAX_MODEL_LEN) -> None:
+        ctx = range(max_context + 1)
+        step = np.array([perf.decode_time(1, c) for c in ctx])
         self._cum = np.concatenate([[0.0], np.cumsum(step)])  # [c]: steps at contexts < c
-        uniq, inverse = np.unique(prompts, return_inverse=True)
-        pre = np.array([perf.prefill_time(1, int(p), int(p) ** 2) for p in uniq])
-        self._prefill = pre[inverse]
-        self._prompts = prompts
+        self._prefill = np.array([perf.prefill_time(1, c, c * c) for c in ctx])
 
-    def __call__(self, outputs: np.ndarray) -> np.ndarray:
-        p = self._prompts
-        decode = self._cum[p + outputs] - self._cum[p + 1]  # contexts P+1 .. P+O-1
-        return (self._prefill + decode) / outputs
+    def __call__(self, prompts: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+        decode = self._cum[prompts + outputs] - self._cum[prompts + 1]  # contexts P+1..P+O-1
+        return (self._prefill[prompts] + decode) / outputs
+
+
+def _eos(tokens: float, early: float, early_len: float) -> Eos:
+    return Eos(tokens, early, early_len, stretch=True)
 
 
 def _fit_early(
     frame: pd.DataFrame, tokens: float, light: pd.DataFrame, perf: PerfModel
 ) -> tuple[float, float, LightLoad]:
     """The (F, K) of the grid whose no-load mean and p95 come closest to the paper's."""
-    from workload_eval.workloads.output_models import Eos, eos_outputs
-
     target_avg = float(light["normalized_latency_mean"].median())
     target_p95 = float(light["normalized_latency_p95"].median())
-    prompts = frame["prompt_len"].to_numpy(dtype=np.int64)
-    latency = NoLoadLatency(prompts, int((prompts + frame["output_len"]).max()) + 1, perf)
+    latency = NoLoadLatency(perf)
     best: tuple[float, float, float, float, float] | None = None
-    with warnings.catch_warnings():  # targets above our data's mean are expected here
-        warnings.simplefilter("ignore", UserWarning)
-        for k in EARLY_LENS:
-            for f in EARLY_SHARES:
-                outputs, _ = eos_outputs(frame, Eos(tokens, f, k), paper.SEED)
-                nl = latency(outputs)
-                avg, p95 = float(nl.mean()), float(np.percentile(nl, 95))
-                loss = np.log(avg / target_avg) ** 2 + np.log(p95 / target_p95) ** 2
-                if best is None or loss < best[0] - 1e-12:
-                    best = (loss, f, k, avg, p95)
+    for k in EARLY_LENS:
+        for f in EARLY_SHARES:
+            outputs, prompts = eos_outputs(frame, _eos(tokens, f, k), paper.SEED)
+            nl = latency(prompts, outputs)
+            avg, p95 = float(nl.mean()), float(np.percentile(nl, 95))
+            loss = np.log(avg / target_avg) ** 2 + np.log(p95 / target_p95) ** 2
+            if best is None or loss < best[0] - 1e-12:
+                best = (loss, f, k, avg, p95)
     assert best is not None
     _, f, k, avg, p95 = best
     return f, k, LightLoad(len(light), target_avg, target_p95, avg, p95)
@@ -178,13 +184,23 @@ def measured_stop_model(tables: PaperTables, model: str, workload: str) -> StopM
     tokens = paper_tokens(tables, model).get(workload)
     if tokens is None:
         return None
+    frame = reference_frame(model, workload, _largest_n(tokens))
     light = light_load_points(tables, model, workload)
-    if light.empty:
-        return StopModel(model, workload, tokens, 0.0, 1.0, None)
-    frame = reference_frame(model, workload, POPULATION)
-    perf = build_perf_model(resolve_model(model), resolve_gpu(paper.GPU))
-    f, k, fit = _fit_early(frame, tokens[POPULATION], light, perf)
-    return StopModel(model, workload, tokens, f, k if f else 1.0, fit)
+    f, k, fit = 0.0, 1.0, None
+    if not light.empty:
+        perf = build_perf_model(resolve_model(model), resolve_gpu(paper.GPU))
+        f, k, fit = _fit_early(frame, tokens[ONLINE], light, perf)
+    online = _online_spec(frame, tokens[ONLINE], f, k)
+    return StopModel(model, workload, tokens, f, k if f else 1.0, fit, online)
+
+
+def _largest_n(tokens: dict[int | str, float]) -> int:
+    return max(k for k in tokens if isinstance(k, int))
+
+
+def _online_spec(frame: pd.DataFrame, tokens: float, early: float, early_len: float) -> str:
+    """The model solved on ``frame`` (the largest N), its parameters fixed."""
+    return str(solve_eos(frame, _eos(round(tokens, 1), early, early_len), paper.SEED))
 
 
 def nearest_measured(model: str, measured: list[str]) -> str | None:
@@ -205,15 +221,24 @@ def borrowed_stop_model(source: StopModel, model: str) -> StopModel:
     """``source``'s stop model for ``model``: same F and K, TOKENS scaled by our data's ratio."""
     tokens: dict[int | str, float] = {}
     for key, value in source.tokens.items():
-        n = POPULATION if key == ONLINE else int(key)
+        n = _largest_n(source.tokens) if key == ONLINE else int(key)
         ours = reference_frame(model, source.workload, n)
         theirs = reference_frame(source.model, source.workload, n)
         scale = float((ours.prompt_len + ours.output_len).mean()) / float(
             (theirs.prompt_len + theirs.output_len).mean()
         )
         tokens[key] = value * scale
+    frame = reference_frame(model, source.workload, _largest_n(tokens))
+    online = _online_spec(frame, tokens[ONLINE], source.early, source.early_len)
     return StopModel(
-        model, source.workload, tokens, source.early, source.early_len, None, source.model
+        model,
+        source.workload,
+        tokens,
+        source.early,
+        source.early_len,
+        None,
+        online,
+        source.model,
     )
 
 

@@ -1,0 +1,222 @@
+"""The paper's study as an experiment spec: its axes, its output lengths and its rate grids.
+
+``reproduce`` runs the study with the output lengths the paper's engine produced (the ``eos``
+models of :mod:`workload_eval.paper_eos`, one per model, workload and N) and finds each
+capacity by the paper's own rule on the paper's own rate grid (``seed-grid``, extended on
+its lattice where our knee lies outside it). ``--output-len-model reference`` runs the
+datasets' reference outputs instead. Everything chosen here is written into the spec (so
+``OUT/spec.yaml`` re-runs it exactly) and into ``OUT/paper_study.json`` (what the report
+labels and explains).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from workload_eval import paper
+from workload_eval.paper_data import PaperTables
+from workload_eval.paper_eos import ONLINE, StopModel, nearest_measured
+from workload_eval.storage import atomic_write_text
+
+RECORD = "paper_study.json"
+PAPER_EOS = "paper-eos"  # the default: outputs stop where the paper's did
+REFERENCE = "reference"
+DESCRIPTION = (
+    "The Importance of Workload Choice in Evaluating LLM Inference Systems (EuroMLSys '24), "
+    "on the simulator with the seed's settings: vLLM 0.2 policy, A100-40GB, block size 16, "
+    "max_num_batched_tokens 2560, max_num_seqs 2048, max_model_len 2048, seed 0."
+)
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """The knobs that differ between the full study and ``--quick``."""
+
+    big_kv: tuple[int, ...]  # OPT-13B and Llama-2-13B
+    small_kv: tuple[int, ...]  # OPT-6.7B and Llama-2-7B
+    num_requests: tuple[int, ...]
+    duration_s: float
+
+    def kv_blocks(self, model: str) -> tuple[int, ...]:
+        return self.big_kv if model in paper.MODELS_13B else self.small_kv
+
+
+# The paper: 13B models at 643 blocks (Figure 2) and every model at 150..600 (Figure 3).
+FULL = StudyPlan(paper.KV_BLOCKS_13B, paper.KV_BLOCKS_7B, paper.NUM_REQUESTS, 600.0)
+QUICK = StudyPlan((150, 600, paper.KV_BLOCKS_MAX), (150, 600), (100, 1000), 60.0)
+
+
+class Grid(BaseModel):
+    """One configuration's rate grid and where it comes from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rates: list[float]
+    source: str  # "<model>'s table" or "<model>'s table at <kv> blocks" (borrowed)
+
+
+class StopRow(BaseModel):
+    """One (model, workload) stop model as the report shows it."""
+
+    model: str
+    workload: str
+    specs: dict[str, str]  # "100"/"500"/"1000"/"online" -> the --output-len-model text
+    early: float
+    early_len: float
+    basis: str
+    light_points: int = 0
+    paper_avg: float | None = None
+    paper_p95: float | None = None
+    model_avg: float | None = None
+    model_p95: float | None = None
+
+
+class StudyRecord(BaseModel):
+    """What ``reproduce`` chose, for the report and a reader of the results folder."""
+
+    lengths: str  # PAPER_EOS, REFERENCE, or the --output-len-model given for every workload
+    label: str  # how every caption and CSV names the output lengths
+    capacity_rule: str
+    tables: list[str]  # "<model> <experiment>: <origin>"
+    stop_models: list[StopRow]
+    grids: dict[str, str]  # "<model>/<workload>/<kv>" -> the grid's source
+
+    def save(self, out: Path) -> None:
+        atomic_write_text(out / RECORD, self.model_dump_json(indent=1))
+
+
+def read_record(results_dir: Path) -> StudyRecord | None:
+    p = Path(results_dir) / RECORD
+    if not p.is_file():
+        return None
+    try:
+        return StudyRecord.model_validate_json(p.read_text())
+    except ValueError:
+        return None  # a record of another version: the report goes without its labels
+
+
+def lengths_label(lengths: str) -> str:
+    if lengths == PAPER_EOS:
+        return "EOS-matched output lengths (the paper's measured tokens per request)"
+    if lengths == REFERENCE:
+        return "reference output lengths (ignore_eos)"
+    return f"output lengths {lengths}"
+
+
+def stop_row(sm: StopModel) -> StopRow:
+    light = sm.light
+    return StopRow(
+        model=sm.model,
+        workload=sm.workload,
+        specs={str(k): sm.spec(k) for k in sm.tokens},
+        early=sm.early,
+        early_len=sm.early_len,
+        basis=sm.basis,
+        light_points=light.points if light else 0,
+        paper_avg=light.paper_avg if light else None,
+        paper_p95=light.paper_p95 if light else None,
+        model_avg=light.model_avg if light else None,
+        model_p95=light.model_p95 if light else None,
+    )
+
+
+def _grid_of(tables: PaperTables, model: str, workload: str, kv: int) -> list[float] | None:
+    on = tables.online()
+    rows = on[(on["model"] == model) & (on["workload"] == workload)]
+    if rows.empty:
+        return None
+    kvs = sorted(set(rows["kv_blocks"]), key=lambda k: (abs(k - kv), k))
+    return sorted(float(r) for r in rows[rows["kv_blocks"] == kvs[0]]["rate"])
+
+
+def capacity_grids(
+    tables: PaperTables, plan: StudyPlan, models: list[str], workloads: list[str]
+) -> dict[tuple[str, str, int], Grid]:
+    """The paper's rate grid per (model, workload, KV size): the model's own table, else the
+    nearest measured model's (same KV size or the nearest one)."""
+    on = tables.online()
+    out: dict[tuple[str, str, int], Grid] = {}
+    for w in workloads:
+        measured = sorted(set(on[on["workload"] == w]["model"]))
+        for m in models:
+            source = m if m in measured else nearest_measured(m, measured)
+            if source is None:
+                continue
+            for kv in plan.kv_blocks(m):
+                rates = _grid_of(tables, source, w, kv)
+                mine = on[(on["model"] == source) & (on["workload"] == w)]
+                at = "" if (mine["kv_blocks"] == kv).any() else " (nearest KV size)"
+                if rates is not None and len(rates) >= 2:
+                    out[(m, w, kv)] = Grid(rates=rates, source=f"{source}'s table{at}")
+    return out
+
+
+def _group(
+    name: str, model: str, plan: StudyPlan, workloads: list[str], schedules: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "models": [model],
+        "kv_blocks": list(plan.kv_blocks(model)),
+        "workloads": workloads,
+        "schedules": schedules,
+    }
+
+
+def study_data(
+    plan: StudyPlan,
+    lengths: str,
+    stop: dict[tuple[str, str], StopModel],
+    grids: dict[tuple[str, str, int], Grid],
+    models: tuple[str, ...] = paper.MODELS,
+) -> dict[str, Any]:
+    """The experiment spec (YAML-ready data): per model an offline group per N (each N
+    has its own tokens per request) and an online group with its capacity grids."""
+    workloads = list(paper.WORKLOADS)
+    online = {"kind": "poisson", "rate": "capacity", "duration": plan.duration_s}
+    groups: list[dict[str, Any]] = []
+    for m in models:
+        ns = list(plan.num_requests)
+        per_n = lengths == PAPER_EOS
+        for n_group in [[n] for n in ns] if per_n else [ns]:
+            g = _group(
+                f"{m}/offline" + (f"-{n_group[0]}" if per_n else ""),
+                m,
+                plan,
+                workloads,
+                [{"kind": "offline", "num_requests": n_group}],
+            )
+            if per_n:
+                g["output_len_model"] = {
+                    w: stop[(m, w)].spec(n_group[0]) for w in workloads if (m, w) in stop
+                }
+            groups.append(g)
+        gridded = [w for w in workloads if all((m, w, kv) in grids for kv in plan.kv_blocks(m))]
+        rest = [w for w in workloads if w not in gridded]  # no grid anywhere: bisection
+        for part, ws in (("online", gridded), ("online-bisect", rest)):
+            if not ws:
+                continue
+            g = _group(f"{m}/{part}", m, plan, ws, [online])
+            if per_n:
+                g["output_len_model"] = {w: stop[(m, w)].spec(ONLINE) for w in ws if (m, w) in stop}
+            if part == "online":
+                rates = {w: {kv: grids[(m, w, kv)].rates for kv in plan.kv_blocks(m)} for w in ws}
+                g["capacity"] = {"rule": "seed-grid", "extend": True, "rates": rates}
+            groups.append(g)
+    data: dict[str, Any] = {
+        "name": "paper-reproduction" + ("-quick" if plan is QUICK else ""),
+        "description": f"{DESCRIPTION} Output lengths: {lengths_label(lengths)}.",
+        "engines": [{"engine": "sim"}],
+        "gpus": [paper.GPU],
+        "seeds": [paper.SEED],
+        "slos": [paper.SLO_TEXT],
+        "capacity": {"rule": "bisect", "tolerance": 0.02},
+        "groups": groups,
+    }
+    if lengths not in (PAPER_EOS, REFERENCE):
+        data["output_len_model"] = lengths
+    return data
