@@ -52,7 +52,13 @@ def random_schedule(n: int, seed: int, rate: float = 20.0) -> Schedule:
     return schedule(prompts, outputs, np.cumsum(gaps).tolist())
 
 
-def run(sched: Schedule, **cfg):
+class AsyncLinearPerf(LinearPerf):
+    """The same step times for an engine that schedules step N+1 while step N runs."""
+
+    async_scheduling = True
+
+
+def run(sched: Schedule, *, perf: LinearPerf | None = None, **cfg):
     options = cfg.pop("options", {})
     config = EngineConfig(model="opt-13b", gpu="a100-40gb", options=options, **cfg)
-    return SimEngine(perf=LinearPerf()).run(sched, config)
+    return SimEngine(perf=perf or LinearPerf()).run(sched, config)

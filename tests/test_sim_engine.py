@@ -21,7 +21,7 @@ def outcome(rec) -> pd.DataFrame:
     ]
 
 
-@pytest.mark.parametrize("policy", ["vllm-0.2", "vllm-v1"])
+@pytest.mark.parametrize("policy", ["vllm-0.2", "vllm-v0", "vllm-v1"])
 def test_skip_ahead_gives_exactly_the_step_by_step_result(policy: str):
     sched = random_schedule(400, seed=1)
     fast = run(sched, policy=policy, **SMALL_KV)

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "capacity": ("capacity", "Find the highest request rate that meets SLOs."),
     "report": ("report", "Render figures and the HTML report from stored results."),
     "reproduce": ("reproduce", "Reproduce the paper's whole study on the simulator."),
+    "validate": ("validate", "Score the simulator against measured real-GPU experiments."),
 }
 
 

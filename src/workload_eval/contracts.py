@@ -27,6 +27,16 @@ class PromptSegment:
     length: int
 
 
+def output_segment_key(request_id: int) -> str:
+    """The segment key of a request's generated tokens, for the prompts that repeat them.
+
+    A follow-up turn whose prompt contains an earlier request's answer lists it as
+    ``PromptSegment(output_segment_key(earlier_id), answer_tokens)``; the simulator's prefix
+    cache then reuses the KV blocks that request generated.
+    """
+    return f"#{request_id}>"
+
+
 @dataclass(slots=True)
 class Request:
     """One inference request. Without token ids the prompt is synthesized from its length.
@@ -49,25 +59,35 @@ class Request:
 
 @dataclass(slots=True)
 class ScheduledRequest:
-    """A request with its intended send time (seconds from run start).
+    """A request with its intended send time (seconds from run start, or from its stage's start).
 
     A follow-up turn of a session has ``depends_on`` set to the previous turn's id: it is
-    sent ``think_time`` seconds after that turn finishes, and ``arrival_time`` is ignored.
+    sent ``think_time`` seconds after that turn finishes, and not before ``arrival_time``
+    (inference-perf's multi-turn users wait for their previous turn and for their slot).
+    ``stage`` is the load stage the request belongs to (see ``Schedule.stage_gap_s``).
     """
 
     request: Request
     arrival_time: float
     depends_on: int | None = None
     think_time: float = 0.0
+    stage: int = 0
 
 
 @dataclass(slots=True)
 class Schedule:
-    """An arrival schedule: requests ordered by intended arrival time."""
+    """An arrival schedule: requests ordered by intended arrival time.
+
+    With ``stage_gap_s`` set the schedule runs in load stages, as inference-perf does: an
+    item's ``arrival_time`` counts from its stage's start, stage 0 starts at 0 and stage
+    k+1 starts ``stage_gap_s`` after every request of stage k has finished (a drain barrier,
+    not a fixed offset). Items are then ordered by (stage, arrival_time).
+    """
 
     kind: str
     items: list[ScheduledRequest]
     params: dict[str, Any] = field(default_factory=dict)
+    stage_gap_s: float | None = None
 
     def __len__(self) -> int:
         return len(self.items)

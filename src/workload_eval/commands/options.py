@@ -48,10 +48,10 @@ engine_shape_options = _stack(
     ),
     click.option(
         "--policy",
-        type=click.Choice(["vllm-0.2", "vllm-v1"]),
+        type=click.Choice(["vllm-0.2", "vllm-v0", "vllm-v1"]),
         default=_DEFAULTS["policy"],
         show_default=True,
-        help="Sim scheduler policy.",
+        help="Sim scheduler policy: vLLM 0.2 (the paper), V0 (0.3-0.10), V1 (0.8+).",
     ),
 )
 

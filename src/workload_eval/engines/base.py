@@ -28,7 +28,7 @@ class EngineConfig(BaseModel):
     max_num_batched_tokens: int = Field(default=2560, gt=0)
     max_num_seqs: int = Field(default=2048, gt=0)
     max_model_len: int = Field(default=2048, gt=0)
-    policy: Literal["vllm-0.2", "vllm-v1"] = "vllm-0.2"
+    policy: Literal["vllm-0.2", "vllm-v0", "vllm-v1"] = "vllm-0.2"
     enable_chunked_prefill: bool | None = None  # None: the policy's default
     enable_prefix_caching: bool = False
     n: int = Field(default=1, ge=1)  # parallel samples per request

@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, RunRecords, Schedule
+from workload_eval.contracts import (
+    REQUEST_COLUMNS,
+    STEP_COLUMNS,
+    RunRecords,
+    Schedule,
+    ScheduledRequest,
+    output_segment_key,
+)
 from workload_eval.engines.base import Engine, EngineConfig
 from workload_eval.engines.sim import hardware
 from workload_eval.engines.sim.kv_cache import KvPool, cdiv
 from workload_eval.engines.sim.loop import simulate
 from workload_eval.engines.sim.perf_model import PerfModel, build_perf_model
+from workload_eval.engines.sim.policy_v0 import V0ChunkedScheduler
 from workload_eval.engines.sim.policy_v02 import MAX_PADDINGS, V02Scheduler
 from workload_eval.engines.sim.policy_v1 import V1Scheduler
-from workload_eval.engines.sim.sequence import FAILED, PENDING, RequestTable, StepLog
+from workload_eval.engines.sim.prefix_cache import BlockHasher, BlockPool
+from workload_eval.engines.sim.sequence import (
+    FAILED,
+    PENDING,
+    STEP_FIELDS,
+    RequestTable,
+    StepLog,
+)
 from workload_eval.errors import UserError
 from workload_eval.models import resolve_model
 
@@ -28,6 +44,9 @@ OPTIONS = {
     "max_paddings",
     "walk",
     "long_prefill_token_threshold",
+    # the vLLM version a run reproduces: the performance model's business (per-step CPU
+    # costs, asynchronous scheduling); accepted here so validate can always pass it
+    "vllm_version",
 }
 
 
@@ -76,7 +95,7 @@ class SimEngine(Engine):
                 max_num_seqs=config.max_num_seqs,
             )
         pool = KvPool(kv_blocks, config.block_size)
-        _validate(config, pool)
+        _validate(config, pool, watermark=config.policy != "vllm-v1")
         perf = self.perf or build_perf_model(model, gpu, profile=opts.get("perf_profile"))
 
         items = schedule.items
@@ -91,12 +110,19 @@ class SimEngine(Engine):
         )
         log = StepLog(kv_blocks_total=kv_blocks)
         skip_ahead = bool(opts.get("skip_ahead", True))
-        if config.policy == "vllm-0.2":
-            if config.enable_chunked_prefill or config.enable_prefix_caching:
-                raise UserError(
-                    "--policy vllm-0.2 has neither chunked prefill nor prefix "
-                    "caching: use --policy vllm-v1"
-                )
+        v0_chunked = config.policy == "vllm-v0" and bool(config.enable_chunked_prefill)
+        if config.policy in ("vllm-0.2", "vllm-v0") and config.enable_prefix_caching:
+            raise UserError(
+                f"--policy {config.policy} is simulated without prefix caching: "
+                "use --policy vllm-v1"
+            )
+        if config.policy == "vllm-0.2" and config.enable_chunked_prefill:
+            raise UserError("--policy vllm-0.2 has no chunked prefill: use --policy vllm-v1")
+        if v0_chunked:
+            scheduler = _v1_scheduler(
+                table, perf, kv_blocks, log, config, opts, items, skip_ahead, V0ChunkedScheduler
+            )
+        elif config.policy in ("vllm-0.2", "vllm-v0"):
             walk = opts.get("walk", "fast")
             if walk not in ("fast", "general"):
                 raise UserError(f"engine option walk={walk!r}: expected 'fast' or 'general'")
@@ -109,29 +135,23 @@ class SimEngine(Engine):
                 max_num_seqs=config.max_num_seqs,
                 max_model_len=config.max_model_len,
                 max_paddings=int(opts.get("max_paddings", MAX_PADDINGS)),
+                padding=config.policy == "vllm-0.2",
                 skip_ahead=skip_ahead,
                 fast_walk=walk == "fast",
             )
+        elif config.policy == "vllm-v1":
+            scheduler = _v1_scheduler(table, perf, kv_blocks, log, config, opts, items, skip_ahead)
         else:
-            if config.enable_prefix_caching:
-                raise UserError(
-                    "the sim's vllm-v1 policy does not model prefix caching yet: "
-                    "drop --enable-prefix-caching"
-                )
-            scheduler = V1Scheduler(
-                table,
-                perf,
-                pool,
-                log,
-                max_num_batched_tokens=config.max_num_batched_tokens,
-                max_num_seqs=config.max_num_seqs,
-                max_model_len=config.max_model_len,
-                chunked_prefill=config.enable_chunked_prefill is not False,
-                skip_ahead=skip_ahead,
-            )
+            raise UserError(f"policy {config.policy!r} is not simulated")
         interrupted = False
         try:
-            end = simulate(items, scheduler, table.finish, progress=progress)
+            end = simulate(
+                items,
+                scheduler,
+                table.finish,
+                stage_gap_s=schedule.stage_gap_s,
+                progress=progress,
+            )
         except KeyboardInterrupt:  # Ctrl-C: keep what was simulated (Engine.run's contract)
             interrupted, end = True, float(np.nanmax(table.finish, initial=0.0))
         unfinished = "interrupted (Ctrl-C)" if interrupted else "not finished by the simulator"
@@ -150,17 +170,117 @@ class SimEngine(Engine):
             skip_ahead=skip_ahead,
             interrupted=interrupted,
         )
+        if isinstance(scheduler, V1Scheduler) and scheduler.caching:
+            # cached blocks the GPU prefix cache had to evict (a CPU offload tier keeps these)
+            run_config["prefix_cache_evicted_blocks"] = scheduler.pool.evicted_cached
         return RunRecords(
             requests=_request_frame(items, table), steps=_step_frame(log), config=run_config
         )
 
 
-def _validate(config: EngineConfig, pool: KvPool) -> None:
+def _v1_scheduler(
+    table: RequestTable,
+    perf: PerfModel,
+    kv_blocks: int,
+    log: StepLog,
+    config: EngineConfig,
+    opts: dict[str, Any],
+    items: list[ScheduledRequest],
+    skip_ahead: bool,
+    cls: type[V1Scheduler] = V1Scheduler,
+) -> V1Scheduler:
+    """vLLM V1's scheduler, with the block ids of every request's shared prompt segments."""
+    walk = opts.get("walk", "fast")
+    if walk not in ("fast", "general"):
+        raise UserError(f"engine option walk={walk!r}: expected 'fast' or 'general'")
+    threshold = int(opts.get("long_prefill_token_threshold", 0) or 0)
+    if threshold < 0:
+        raise UserError("engine option long_prefill_token_threshold: expected an integer >= 0")
+    caching = bool(config.enable_prefix_caching)
+    segments = exported = hasher = None
+    if caching:
+        hasher = BlockHasher(config.block_size)
+        segments, exported = _segment_blocks(items, hasher)
+    return cls(
+        table,
+        perf,
+        BlockPool(kv_blocks),
+        log,
+        block_size=config.block_size,
+        max_num_batched_tokens=config.max_num_batched_tokens,
+        max_num_seqs=config.max_num_seqs,
+        max_model_len=config.max_model_len,
+        chunked_prefill=config.enable_chunked_prefill is not False,
+        long_prefill_token_threshold=threshold,
+        prefix_caching=caching,
+        segment_blocks=segments,
+        exported=exported,
+        hasher=hasher,
+        skip_ahead=skip_ahead,
+        general=walk == "general",
+        async_scheduling=cls is V1Scheduler and bool(getattr(perf, "async_scheduling", False)),
+    )
+
+
+Exported = dict[int, tuple[tuple[tuple[str, int], ...], str, int]]
+
+
+def _segment_blocks(
+    items: list[ScheduledRequest], hasher: BlockHasher
+) -> tuple[list[list[int]], Exported]:
+    """Per request the ids of the blocks inside its shared segments, and the requests whose
+    generated tokens a later prompt repeats, with how to hash them.
+
+    A later prompt repeats a request's answer either as ``output_segment_key(request_id)``,
+    or, in its follow-up turn (``depends_on``), by extending the key of its last segment
+    beyond its length when its prompt is fully described by segments (prefix-stable keys
+    such as ``session:<id>``: turn r+1 continues turn r's prompt and answer under one key).
+    Exported: gid -> (segments before the answer, the answer's key, its offset in that key).
+    """
+    none: list[int] = []
+    segments = [none] * len(items)
+    keys_of: dict[int, tuple[tuple[str, int], ...]] = {}
+    referenced: set[int] = set()  # request ids whose output key is used
+    for gid, it in enumerate(items):
+        if not it.request.prefix_segments:
+            continue
+        segs = tuple((s.key, s.length) for s in it.request.prefix_segments if s.length > 0)
+        keys_of[gid] = segs
+        segments[gid] = hasher.block_ids(segs)
+        for key, _ in segs:
+            if key.startswith("#") and key.endswith(">"):
+                with contextlib.suppress(ValueError):
+                    referenced.add(int(key[1:-1]))
+    gid_of = {it.request.request_id: gid for gid, it in enumerate(items)}
+    exported: Exported = {}
+    for rid in referenced:
+        gid = gid_of.get(rid)
+        if gid is not None:
+            req = items[gid].request
+            segs = keys_of.get(gid, ())
+            rest = req.prompt_len - sum(n for _, n in segs)
+            tail = ((f"#{rid}<", rest),) if rest > 0 else ()
+            exported[gid] = ((*segs, *tail), output_segment_key(rid), 0)
+    for gid, it in enumerate(items):  # follow-up turns continuing their parent's last key
+        parent = gid_of.get(it.depends_on) if it.depends_on is not None else None
+        if parent is None or parent in exported:
+            continue
+        psegs, segs = keys_of.get(parent, ()), dict(keys_of.get(gid, ()))
+        if (
+            psegs
+            and sum(n for _, n in psegs) == items[parent].request.prompt_len
+            and segs.get(psegs[-1][0], 0) > psegs[-1][1]
+        ):
+            exported[parent] = (psegs[:-1], psegs[-1][0], psegs[-1][1])
+    return segments, exported
+
+
+def _validate(config: EngineConfig, pool: KvPool, *, watermark: bool) -> None:
     """Reject configurations the engine could never serve (vLLM would hang or refuse)."""
     if config.n > config.max_num_seqs:
         raise UserError(f"--n {config.n} exceeds --max-num-seqs {config.max_num_seqs}")
     need = config.n * cdiv(config.max_model_len, config.block_size)
-    if not pool.fits_ever(need):
+    if need > pool.total or (watermark and not pool.fits_ever(need)):
         raise UserError(
             f"--kv-blocks {pool.total} is too few: one request of max_model_len="
             f"{config.max_model_len} tokens (n={config.n}) needs {need} blocks of "
@@ -169,52 +289,65 @@ def _validate(config: EngineConfig, pool: KvPool) -> None:
 
 
 def _request_frame(items: list, table: RequestTable) -> pd.DataFrame:
+    n = len(items)
     reqs = [it.request for it in items]
     arrival = np.asarray(table.arrival, dtype=float)
+    finish = np.asarray(table.finish, dtype=float)
+    status = table.status
+    # ignored/failed requests were dropped, not finished (their time only releases a session)
+    if status.count("ok") != n:
+        finish[np.asarray(status, dtype=object) != "ok"] = np.nan
     tt = table.token_times
     frame = pd.DataFrame(
         {
-            "request_id": np.fromiter(
-                (r.request_id for r in reqs), dtype=np.int64, count=len(reqs)
-            ),
+            "request_id": np.asarray([r.request_id for r in reqs], dtype=np.int64),
             "workload": [r.workload for r in reqs],
             "session_id": pd.array([r.session_id for r in reqs], dtype="Int64"),
-            "turn": np.fromiter((r.turn for r in reqs), dtype=np.int64, count=len(reqs)),
+            "turn": np.asarray([r.turn for r in reqs], dtype=np.int64),
             "arrival_time": arrival,
             "send_time": arrival,
             "first_token_time": np.asarray(table.first_token, dtype=float),
-            "finish_time": np.asarray(table.finish, dtype=float),
+            "finish_time": finish,
             "prompt_tokens": np.asarray(table.prompt_len, dtype=np.int64),
             "generated_tokens": np.asarray(table.generated, dtype=np.int64),
             "expected_output_tokens": np.asarray(table.expected, dtype=np.int64),
             "num_preemptions": np.asarray(table.preemptions, dtype=np.int64),
-            "status": table.status,
+            "status": status,
             "error": table.error,
-            "token_times": tt if tt is not None else [[] for _ in reqs],
+            "token_times": tt if tt is not None else [()] * n,  # shared and immutable
         }
     )
-    # ignored/failed requests were dropped, not finished (their time only releases a session)
-    frame.loc[frame["status"] != "ok", "finish_time"] = np.nan
-    return frame[list(REQUEST_COLUMNS)]
+    if tuple(frame.columns) != REQUEST_COLUMNS:  # built in contract order; reindex otherwise
+        frame = frame[list(REQUEST_COLUMNS)]
+    return frame
+
+
+_KINDS = ["prefill", "decode", "mixed"]
+_KIND_CODE = {kind: code for code, kind in enumerate(_KINDS)}
 
 
 def _step_frame(log: StepLog) -> pd.DataFrame:
-    cols = log.columns()
-    ints = (
-        "batched_tokens",
-        "num_running",
-        "num_waiting",
-        "num_preempted",
-        "kv_blocks_used",
-        "logical_tokens",
-        "physical_tokens",
-        "num_steps",
-    )
+    rows = log.rows
+    n = len(rows)
+    cols = dict(zip(STEP_FIELDS, zip(*rows, strict=True), strict=True)) if n else {}
+
+    def ints(name: str) -> np.ndarray:
+        return np.fromiter(cols.get(name, ()), dtype=np.int64, count=n)
+
+    codes = np.fromiter(map(_KIND_CODE.__getitem__, cols.get("kind", ())), np.int8, count=n)
     frame: dict[str, Any] = {
-        "time": np.asarray(cols["time"], dtype=float),
-        "duration": np.asarray(cols["duration"], dtype=float),
-        "kind": pd.Categorical(cols["kind"], categories=["prefill", "decode", "mixed"]),
-        **{name: np.asarray(cols[name], dtype=np.int64) for name in ints},
-        "kv_blocks_total": np.full(len(log), log.kv_blocks_total, dtype=np.int64),
+        "time": np.fromiter(cols.get("time", ()), dtype=float, count=n),
+        "duration": np.fromiter(cols.get("duration", ()), dtype=float, count=n),
+        "kind": pd.Categorical.from_codes(codes, categories=_KINDS),
+        "batched_tokens": ints("batched_tokens"),
+        "num_running": ints("num_running"),
+        "num_waiting": ints("num_waiting"),
+        "num_preempted": ints("num_preempted"),
+        "kv_blocks_used": ints("kv_blocks_used"),
+        "kv_blocks_total": np.full(n, log.kv_blocks_total, dtype=np.int64),
+        "logical_tokens": ints("logical_tokens"),
+        "physical_tokens": ints("physical_tokens"),
+        "num_steps": ints("num_steps"),
     }
-    return pd.DataFrame(frame)[list(STEP_COLUMNS)]
+    steps = pd.DataFrame(frame)
+    return steps if tuple(frame) == STEP_COLUMNS else steps[list(STEP_COLUMNS)]

@@ -1,7 +1,9 @@
-"""The event loop: a heap of arrivals and a loop that lets the scheduler step in virtual time.
+"""The event loop: arrivals in time order and a loop that lets the scheduler step in virtual time.
 
-Arrivals known up front are a sorted list; follow-up turns of a session become arrival events
-when their parent finishes (parent finish + think time). The scheduler does the rest.
+Arrivals known up front are a sorted list per load stage; follow-up turns of a session become
+arrival events when their parent finishes (not before parent finish + think time, nor before
+their own arrival time). With stage gaps, stage k+1's arrivals are released only once every
+request of stage k has finished (inference-perf's drain barrier). The scheduler does the rest.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from workload_eval.contracts import ScheduledRequest
+from workload_eval.errors import UserError
 
 
 class Scheduler(Protocol):
-    """What the loop needs from a policy (vllm-0.2 or vllm-v1)."""
+    """What the loop needs from a policy (vllm-0.2, vllm-v0 or vllm-v1)."""
 
     def add(self, gid: int, now: float) -> None: ...
 
@@ -24,36 +27,106 @@ class Scheduler(Protocol):
     def step(self, now: float, next_arrival: float) -> tuple[float, list[int]]: ...
 
 
+class _Stages:
+    """Which requests are released when: roots per stage, children per parent, drain counts."""
+
+    def __init__(self, items: Sequence[ScheduledRequest], staged: bool) -> None:
+        dependent = any(it.depends_on is not None for it in items)
+        gid_of = {it.request.request_id: gid for gid, it in enumerate(items)} if dependent else {}
+        stage_of = [it.stage for it in items] if staged else [0] * len(items)
+        if staged and any(s < 0 for s in stage_of):
+            raise UserError("schedule: a request has a negative stage index")
+        self.count = max(stage_of, default=-1) + 1
+        self.stage_of = stage_of
+        self.offset = [float(it.arrival_time) for it in items]
+        self.roots: list[list[tuple[float, int]]] = [[] for _ in range(self.count)]
+        self.children: dict[int, list[int]] = {}
+        self.think = [float(it.think_time) for it in items] if dependent else []
+        if not dependent and self.count == 1:  # the common case: every request is a root
+            self.roots[0] = sorted(zip(self.offset, range(len(items)), strict=True))
+        for gid, it in enumerate(items if dependent or self.count > 1 else ()):
+            parent = gid_of.get(it.depends_on) if it.depends_on is not None else None
+            if parent is None:
+                self.roots[stage_of[gid]].append((self.offset[gid], gid))
+                continue
+            if stage_of[parent] > stage_of[gid]:
+                raise UserError(
+                    f"schedule: request {it.request.request_id} (stage {stage_of[gid]}) "
+                    f"depends on request {it.depends_on} of a later stage {stage_of[parent]}"
+                )
+            self.children.setdefault(parent, []).append(gid)
+        for roots in self.roots:
+            roots.sort()
+        self.remaining = [0] * self.count
+        if self.count == 1:
+            self.remaining[0] = len(stage_of)
+        else:
+            for s in stage_of:
+                self.remaining[s] += 1
+        self.start: list[float] = [math.nan] * self.count
+        self.parent_end: dict[int, float] = {}  # child gid -> when its parent finished
+
+    def horizon(self, gap: float) -> float:
+        return sum((r[-1][0] if r else 0.0) + gap for r in self.roots)
+
+
 def simulate(
     items: Sequence[ScheduledRequest],
     scheduler: Scheduler,
     finish: list[float],
     *,
+    stage_gap_s: float | None = None,
     progress: bool = False,
 ) -> float:
     """Run every request to completion; return the simulated end time."""
-    gid_of = {it.request.request_id: gid for gid, it in enumerate(items)}
-    children: dict[int, list[tuple[int, float]]] = {}
-    static: list[tuple[float, int]] = []
-    for gid, it in enumerate(items):
-        if it.depends_on is not None and it.depends_on in gid_of:
-            children.setdefault(gid_of[it.depends_on], []).append((gid, it.think_time))
-        else:
-            static.append((float(it.arrival_time), gid))
-    static.sort()
-    follow: list[tuple[float, int]] = []  # heap of session follow-ups
+    staged = stage_gap_s is not None
+    gap = float(stage_gap_s or 0.0)
+    stages = _Stages(items, staged)
     # a bar over simulated seconds up to the last arrival, redrawn once time passes `mark`
-    bar, mark, horizon = None, math.inf, static[-1][0] if static else 0.0
+    bar, mark, horizon = None, math.inf, stages.horizon(gap)
     if progress:
         from workload_eval.console import progress_bar
 
         bar = progress_bar(horizon, description="simulating", unit="sim s")
         mark = bar.next_mark
     inf = math.inf
-    st = [a for a, _ in static]
-    sg = [g for _, g in static]
-    i, ns = 0, len(static)
+    follow: list[tuple[float, int]] = []  # heap of released follow-up turns
+    children, stage_of, offset = stages.children, stages.stage_of, stages.offset
+    st: list[float] = []
+    sg: list[int] = []
+    i = ns = 0
+    cur = -1  # the stage whose roots are being released
+
+    def start_stage(k: int, at: float) -> None:
+        nonlocal st, sg, i, ns, cur
+        cur = k
+        stages.start[k] = at
+        roots = stages.roots[k]
+        st = [at + off for off, _ in roots]
+        sg = [g for _, g in roots]
+        i, ns = 0, len(st)
+        for child, parent_end in list(stages.parent_end.items()):
+            if stage_of[child] == k:
+                del stages.parent_end[child]
+                release(child, parent_end)
+
+    def release(child: int, parent_end: float) -> None:
+        at = max(stages.start[stage_of[child]] + offset[child], parent_end + stages.think[child])
+        heapq.heappush(follow, (at, child))
+
+    def drained_until(k: int, at: float) -> None:
+        """Start every stage after k whose predecessors are drained (empty stages chain on)."""
+        while stages.remaining[k] == 0 and k + 1 < stages.count:
+            at += gap
+            start_stage(k + 1, at)
+            k += 1
+
+    if stages.count:
+        start_stage(0, 0.0)
+        if staged:
+            drained_until(0, 0.0)
     add, step, has_work = scheduler.add, scheduler.step, scheduler.has_work
+    remaining = stages.remaining
     now = 0.0
     while True:
         # admit every arrival due by now, in time order
@@ -78,11 +151,21 @@ def simulate(
             nxt = st[i] if i < ns else inf
         if has_work():
             now, done = step(now, nxt)
-            if children and done:
+            if done and (children or staged):
+                last = -inf
                 for gid in done:
-                    for child, think in children.get(gid, ()):
-                        parent_end = finish[gid] if finish[gid] == finish[gid] else now
-                        heapq.heappush(follow, (parent_end + think, child))
+                    end = finish[gid] if finish[gid] == finish[gid] else now
+                    for child in children.get(gid, ()):
+                        if stages.start[stage_of[child]] == stages.start[stage_of[child]]:
+                            release(child, end)
+                        else:
+                            stages.parent_end[child] = end
+                    if staged:
+                        remaining[stage_of[gid]] -= 1
+                        if end > last:
+                            last = end
+                if staged and remaining[cur] == 0:
+                    drained_until(cur, last)
             if now >= mark and bar is not None:
                 bar.update_to(min(now, horizon))
                 mark = bar.next_mark if now < horizon else inf

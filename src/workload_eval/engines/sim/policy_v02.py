@@ -1,5 +1,9 @@
 """vLLM 0.2.1's scheduler (the paper's engine), step for step, in O(1) per uneventful decode step.
 
+With ``padding=False`` it is the V0 scheduler of vLLM 0.3-0.10 without chunked prefill
+(``_schedule_default``): the same prefill-first steps, watermark and recompute preemption, but
+the token budget counts real prompt tokens (no padded batch, no max_paddings).
+
 Semantics follow ``vllm/core/scheduler.py`` and ``block_manager.py`` of vLLM 0.2.1:
 - each step is a prefill step or a decode step; prefill first;
 - the waiting queue is walked in order: a prompt longer than min(max_model_len,
@@ -49,6 +53,7 @@ class V02Scheduler:
         max_num_seqs: int,
         max_model_len: int,
         max_paddings: int = MAX_PADDINGS,
+        padding: bool = True,
         skip_ahead: bool = True,
         fast_walk: bool = True,
     ) -> None:
@@ -61,6 +66,7 @@ class V02Scheduler:
         )
         self.prompt_limit = min(max_model_len, max_num_batched_tokens)
         self.skip_ahead, self.fast_walk = skip_ahead, fast_walk
+        self.padding = padding
         size = len(table)
         self.waiting: deque[int] = deque()
         self.running: list[int] = []  # ranks (arrival order), sorted
@@ -214,7 +220,12 @@ class V02Scheduler:
                 break
             c = count + 1
             m = p if p > longest else longest
-            if c * m > mbt or seqs + n > self.max_num_seqs or c * m - (total + p) > max_pad:
+            if seqs + n > self.max_num_seqs:
+                break
+            if self.padding:
+                if c * m > mbt or c * m - (total + p) > max_pad:
+                    break
+            elif total + p > mbt:
                 break
             waiting.popleft()
             free -= need
@@ -223,7 +234,8 @@ class V02Scheduler:
         pool.free = free
         if not admitted:
             return None
-        duration = self.perf.prefill_time(count, count * longest, sum_sq)
+        batched = count * longest if self.padding else total
+        duration = self.perf.prefill_time(count, batched, sum_sq)
         end = now + duration
         tt = t.token_times
         finished_blocks = finished_tokens = 0
@@ -246,7 +258,7 @@ class V02Scheduler:
             now,
             duration,
             "prefill",
-            count * longest,
+            batched,
             len(self.running),
             len(waiting),
             0,

@@ -1,281 +1,426 @@
-"""vLLM V1's scheduler: decodes first, then prompt chunks, under one token budget per step.
+"""vLLM V1's scheduler (0.8+): running requests first, then waiting ones, under one token budget.
 
-Follows ``vllm/v1/core/sched/scheduler.py`` (FCFS): running requests are scheduled in order,
-each taking ``min(remaining tokens, budget)`` tokens; when ``allocate_slots`` finds too few
-free blocks the last running request is preempted by recomputation (freed, put at the front
-of the waiting queue), or the request itself when it is the last. New requests are admitted
-from the waiting queue only in a step without preemption, while budget, ``max_num_seqs`` and
-free blocks allow (no watermark in V1). A request samples a token in the step that computes
-its last known token. Prefix caching is not modelled. Runs of pure decode steps with nothing
-waiting are advanced at once (skip-ahead).
+Follows ``vllm/v1/core/sched/scheduler.py`` (FCFS): each running request, in order, is given
+``min(remaining tokens, budget)`` tokens (capped at ``long_prefill_token_threshold``); when
+``allocate_slots`` finds too few free blocks the last running request is preempted by
+recomputation (freed, put at the front of the waiting queue), or the request itself when it is
+the last. Waiting requests are admitted only in a step without preemption, while budget,
+``max_num_seqs`` and free blocks allow (no watermark); without chunked prefill a prompt must fit
+the remaining budget whole. With prefix caching a new request starts after its longest cached
+block chain (``prefix_cache``). A request samples a token in the step that computes its last
+known token.
+
+How it is fast (the vllm-0.2 policy's trick): a decoding request's generated count is
+``D + base`` (D = steps so far), so a step never touches the decoders; they are bucketed by the
+step phase (mod block size) at which they need a new block and their finishes sit in a heap.
+Only prompt chunks are handled one by one. Steps that would preempt, that leave decoders out of
+the budget, or whose running order is not "decoders, then prompts" take the literal per-request
+path (``_general_step``), which is also the reference the tests compare the fast path with.
+Runs of decode steps in which nothing but token counts can change are advanced at once.
 """
 
 from __future__ import annotations
 
-import math
+import heapq
+from bisect import bisect_left, insort
 from collections import deque
 
-import numpy as np
-
-from workload_eval.engines.sim.kv_cache import KvPool, cdiv
 from workload_eval.engines.sim.perf_model import PerfModel
-from workload_eval.engines.sim.sequence import IGNORED, OK, RequestTable, StepLog
+from workload_eval.engines.sim.policy_v1_cache import PrefixCachePaths
+from workload_eval.engines.sim.policy_v1_paths import SlowPaths
+from workload_eval.engines.sim.prefix_cache import PLAIN, BlockHasher, BlockPool
+from workload_eval.engines.sim.sequence import FAILED, IGNORED, OK, RequestTable, StepLog
 
 
-class V1Scheduler:
+class V1Scheduler(PrefixCachePaths, SlowPaths):
     """Chunked prefill mixed with decodes; recompute preemption of the newest running request."""
 
     def __init__(
         self,
         table: RequestTable,
         perf: PerfModel,
-        pool: KvPool,
+        pool: BlockPool,
         log: StepLog,
         *,
+        block_size: int,
         max_num_batched_tokens: int,
         max_num_seqs: int,
         max_model_len: int,
         chunked_prefill: bool = True,
+        long_prefill_token_threshold: int = 0,
+        prefix_caching: bool = False,
+        segment_blocks: list[list[int]] | None = None,
+        exported: dict[int, tuple[tuple[tuple[str, int], ...], str, int]] | None = None,
+        hasher: BlockHasher | None = None,
         skip_ahead: bool = True,
+        general: bool = False,
+        async_scheduling: bool = False,
     ) -> None:
         if any(x > 1 for x in table.n):
             from workload_eval.errors import UserError
 
             raise UserError("--n > 1 is simulated by --policy vllm-0.2 only")
         self.t, self.perf, self.pool, self.log = table, perf, pool, log
-        self.bs = pool.block_size
+        self._arrival = table.arrival
+        self.bs = block_size
         self.budget, self.max_num_seqs, self.max_model_len = (
             max_num_batched_tokens,
             max_num_seqs,
             max_model_len,
         )
-        self.chunked, self.skip_ahead = chunked_prefill, skip_ahead
+        self.chunked, self.threshold = chunked_prefill, long_prefill_token_threshold
+        self.skip_ahead, self.general = skip_ahead, general
+        # vLLM >= 0.14 schedules step N+1 while step N runs: a request that arrived after
+        # step N started is first scheduled into step N+2 (busy engine only)
+        self.async_sched = async_scheduling
+        self._last_start = self._last_end = -1.0
+        self._visible = 0.0  # arrivals up to this time can be scheduled in this step
+        self.caching = prefix_caching
         size = len(table)
+        self._none: list[int] = []  # shared, never mutated: "no blocks"
+        none = self._none
+        self.segs: list[list[int]] = segment_blocks or [none] * size
+        self.exported = exported or {}
+        self.hasher = hasher
+        self.refs: list[list[int]] = [none] * size  # cached blocks held (a fresh list if any)
+        self.reg_upto = [0] * size  # segment blocks looked up or registered so far
         self.waiting: deque[int] = deque()
-        self.running: list[int] = []
+        self.pre: list[int] = []  # running requests with prompt tokens left, in running order
+        self.dec: list[int] = []  # ranks of decoding requests, sorted
+        self.rank_gid: list[int] = []
+        self.rank = [0] * size
         self.computed = [0] * size
         self.held = [0] * size
+        self.base = [0] * size
+        self.epoch = [0] * size
+        self.D = 0
+        self.cnt = [0] * self.bs  # decoders needing a new block, by step phase
+        self.ctx_base = 0  # decoders' context tokens = ctx_base + len(dec) * D
+        self.heap: list[tuple[int, int, int, int]] = []  # (finish step, rank, gid, epoch)
+        # events that can unblock the waiting queue's head: blocks freed, blocks newly cached
+        # or taken (its hit grows, or a hit costs no free block), cached blocks evicted (a
+        # shorter hit can need fewer blocks when the chunk is capped); the head's failed
+        # attempt is not repeated until one happens or the budget shrinks
+        self._changes = 0
+        self._blocked: tuple[int, int, int] = (-1, -1, 0)  # (frees, head, budget) at a failure
 
+    # -- arrivals and bookkeeping ---------------------------------------------------------
     def add(self, gid: int, now: float) -> None:
-        self.t.arrival[gid] = now
+        self._arrival[gid] = now
         self.waiting.append(gid)
 
     def has_work(self) -> bool:
-        return bool(self.waiting or self.running)
+        return bool(self.waiting or self.pre or self.dec)
 
-    def _tokens(self, gid: int) -> int:
-        return self.t.prompt_len[gid] + self.t.generated[gid]
+    def _enter(self, gid: int, generated: int) -> None:
+        """A request whose known tokens are all computed but the last joins the decoders."""
+        base = generated - self.D
+        self.base[gid] = base
+        p = self.t.prompt_len[gid]
+        rank, dec = self.rank[gid], self.dec
+        if not dec or rank > dec[-1]:
+            dec.append(rank)  # the usual case: the newest request starts decoding
+        else:
+            insort(dec, rank)
+        self.cnt[(1 - p - base) % self.bs] += 1
+        self.ctx_base += p + base
+        key = (self.t.target[gid] - 1 - base, self.rank[gid], gid, self.epoch[gid])
+        heapq.heappush(self.heap, key)
 
-    def _preempt_last(self) -> int:
-        gid = self.running.pop()
-        self.held[gid] = 0
-        self.computed[gid] = 0
-        self.t.preemptions[gid] += 1
-        self.waiting.appendleft(gid)
-        return gid
+    # -- admission ------------------------------------------------------------------------
+    def _admit(self, budget: int, now: float, chunks: list, done: list[int]) -> int:
+        """Admit waiting requests (FCFS) into the running tail; return the budget left."""
+        waiting = self.waiting
+        if not waiting or budget <= 0:
+            return budget
+        head = waiting[0]
+        if self.async_sched and self.t.arrival[head] > self._visible:
+            return budget  # not seen yet by the scheduler (asynchronous scheduling)
+        blocked = self._blocked
+        if (
+            blocked[1] == head
+            and blocked[0] == self._changes + self.pool.evicted_cached
+            and budget >= blocked[2]
+        ):
+            return budget  # nothing changed since the head last failed with less budget
+        t, bs, pool = self.t, self.bs, self.pool
+        plen, gen = t.prompt_len, t.generated
+        caching, threshold, pre = self.caching, self.threshold, self.pre
+        room = self.max_num_seqs - len(pre) - len(self.dec)
+        visible = self._visible if self.async_sched else now
+        while waiting and budget > 0 and room > 0:
+            gid = waiting[0]
+            if t.arrival[gid] > visible:
+                break  # not seen yet by the scheduler (asynchronous scheduling)
+            tokens = plen[gid] + gen[gid]
+            if tokens > self.max_model_len:
+                waiting.popleft()
+                t.status[gid], t.finish[gid] = IGNORED, now
+                t.error[gid] = (
+                    f"prompt of {tokens} tokens exceeds max_model_len {self.max_model_len}"
+                )
+                done.append(gid)
+                continue
+            h = own = cost = 0
+            if caching and (self.segs[gid] or pool.own):
+                h, own, cost = self._lookup(gid, tokens)
+            hit = (h + own) * bs
+            n = tokens - hit
+            if 0 < threshold < n:
+                n = threshold
+            if n > budget:
+                if not self.chunked:
+                    break
+                n = budget
+            need = -(-(hit + n) // bs) - h - own
+            if need + cost > pool.free:
+                self._blocked = (self._changes + pool.evicted_cached, gid, budget)
+                break
+            waiting.popleft()
+            if caching:
+                segs = self.segs[gid]
+                if h or own:
+                    self._changes += 1  # touched blocks cost the next head nothing now
+                    pool.touch_all(segs[:h])
+                if pool.own:
+                    pool.take_own(gid, own)
+                head = pool.queue[0] if need else None
+                if head is not None and head[0] == PLAIN and head[2] > need:
+                    head[2] -= need  # plain blocks at the head: no eviction
+                    pool.free -= need
+                else:
+                    pool.allocate(need)
+                if segs:
+                    self.refs[gid] = segs[:h]
+                    self.reg_upto[gid] = h
+                    self._register(gid, hit + n)
+            else:
+                pool.free -= need
+            self.rank[gid] = len(self.rank_gid)
+            self.rank_gid.append(gid)
+            self.computed[gid] = hit
+            self.held[gid] = h + own + need
+            pre.append(gid)
+            chunks.append((gid, n))
+            budget -= n
+            room -= 1
+        return budget
 
+    # -- one step -------------------------------------------------------------------------
     def step(self, now: float, next_arrival: float) -> tuple[float, list[int]]:
         """One scheduler iteration (or a run of pure decode steps); return new time, done gids."""
         done: list[int] = []
-        if self.skip_ahead and not self.waiting:
-            end = self._decode_run(now, next_arrival, done)
-            if end is not None:
-                return end, done
-        t, bs, pool = self.t, self.bs, self.pool
-        budget = self.budget
-        running, computed, held = self.running, self.computed, self.held
+        dec, pre, waiting = self.dec, self.pre, self.waiting
+        if self.async_sched:
+            busy = now == self._last_end and (dec or pre)
+            self._visible = self._last_start if busy else now
+        if self.general:
+            return self._general_step(now, done), done
+        nd = len(dec)
+        d = self.D
+        if nd:
+            if nd > self.budget or (pre and self.rank[pre[0]] < dec[-1]):
+                return self._general_step(now, done), done
+            if (
+                not pre
+                and self.skip_ahead
+                and self.heap[0][0] > d  # no finish in this step: a run may be possible
+                and not (
+                    self.async_sched and waiting and self.t.arrival[waiting[0]] > self._visible
+                )  # an unseen head is seen next step: one step at a time
+            ):
+                end = self._decode_run(now, next_arrival, done)
+                if end is not None:
+                    return end, done
+        bs, pool, t = self.bs, self.pool, self.t
+        dem = self.cnt[d % bs]
+        budget = self.budget - nd
+        free = pool.free - dem
+        if free < 0:
+            return self._general_step(now, done), done
+        chunks: list[tuple[int, int]] = []
+        computed, held = self.computed, self.held
+        if pre:
+            plen, gen = t.prompt_len, t.generated
+            threshold = self.threshold
+            for gid in pre:
+                if budget <= 0:
+                    break
+                c = computed[gid]
+                n = plen[gid] + gen[gid] - c
+                if 0 < threshold < n:
+                    n = threshold
+                if n > budget:
+                    n = budget
+                need = -(-(c + n) // bs) - held[gid]
+                if need > free:
+                    return self._general_step(now, done), done
+                free -= need
+                chunks.append((gid, n))
+                budget -= n
+        # no preemption possible now: allocate in running order, then admit
+        if self.caching:
+            if dem:
+                head = pool.queue[0]
+                if head[0] == PLAIN and head[2] > dem:  # plain blocks at the head: no eviction
+                    head[2] -= dem
+                    pool.free -= dem
+                else:
+                    pool.allocate(dem)
+            for gid, n in chunks:
+                need = -(-(computed[gid] + n) // bs) - held[gid]
+                if need:
+                    pool.allocate(need)
+                held[gid] += need
+                if self.segs[gid]:
+                    self._register(gid, computed[gid] + n)
+        else:
+            pool.free = free
+            for gid, n in chunks:
+                held[gid] = -(-(computed[gid] + n) // bs)
+        if waiting:
+            self._admit(budget, now, chunks, done)
+        if not chunks:
+            if not nd:
+                if not pre and waiting and not done:
+                    self._refuse_head(now, done)  # nothing runs and cannot start: vLLM hangs
+                return now, done
+            return self._decode_step(now, nd, done), done
+        return self._execute_fast(now, nd, chunks, done), done
+
+    def _decode_step(self, now: float, nd: int, done: list[int]) -> float:
+        """A step of decodes only (the common one)."""
+        d = self.D
+        ctx = self.ctx_base + nd * d
+        duration = self.perf.decode_time(nd, ctx)
+        end = now + duration
+        self._last_start, self._last_end = now, end
+        pool = self.pool
+        used = pool.total - pool.free
+        self.log.rows.append((now, duration, "decode", nd, nd, len(self.waiting), 0, used,
+                              ctx - nd, used * self.bs, 1))  # fmt: skip
+        tt = self.t.token_times
+        if tt is not None:
+            rank_gid = self.rank_gid
+            for r in self.dec:
+                tt[rank_gid[r]].append(end)
+        self.D = d + 1
+        heap = self.heap
+        if heap and heap[0][0] <= d:
+            self._finish_due(end, done)
+        return end
+
+    def _refuse_head(self, now: float, done: list[int]) -> None:
+        gid = self.waiting.popleft()
+        t = self.t
+        t.status[gid], t.finish[gid] = FAILED, now
+        t.error[gid] = (
+            "cannot be scheduled on an idle engine (prompt over the token budget without "
+            "chunked prefill, or over the KV cache)"
+        )
+        done.append(gid)
+
+    def _execute_fast(
+        self, now: float, nd: int, chunks: list[tuple[int, int]], done: list[int]
+    ) -> float:
+        t, computed, perf = self.t, self.computed, self.perf
+        ctx = self.ctx_base + nd * self.D
+        pre_tok = pre_sq = pre_seqs = 0
+        logical = ctx - nd
+        dec_seqs, dec_ctx = nd, ctx
         plen, gen = t.prompt_len, t.generated
-        scheduled: list[tuple[int, int]] = []
-        preempted = 0
-        i = 0
-        while i < len(running) and budget > 0:
-            gid = running[i]
-            num_new = min(plen[gid] + gen[gid] - computed[gid], budget)
-            if num_new <= 0:
-                i += 1
-                continue
-            need = cdiv(computed[gid] + num_new, bs) - held[gid]
-            ok = True
-            while need > pool.free:
-                victim = running[-1]
-                pool.free += held[victim]
-                self._preempt_last()
-                preempted += 1
-                if victim == gid:
-                    ok = False
-                    break
-            if not ok:
-                break
-            pool.free -= need
-            held[gid] += need
-            scheduled.append((gid, num_new))
-            budget -= num_new
-            i += 1
-        if not preempted:
-            waiting = self.waiting
-            while waiting and budget > 0 and len(running) < self.max_num_seqs:
-                gid = waiting[0]
-                num_new = self._tokens(gid)
-                if num_new > self.max_model_len:
-                    waiting.popleft()
-                    t.status[gid], t.finish[gid] = IGNORED, now
-                    t.error[gid] = (
-                        f"prompt of {num_new} tokens exceeds max_model_len {self.max_model_len}"
-                    )
-                    done.append(gid)
-                    continue
-                if not self.chunked and num_new > budget:
-                    break
-                num_new = min(num_new, budget)
-                need = cdiv(num_new, bs)
-                if need > pool.free:
-                    break
-                waiting.popleft()
-                running.append(gid)
-                pool.free -= need
-                held[gid] = need
-                scheduled.append((gid, num_new))
-                budget -= num_new
-        if not scheduled:
-            if preempted:
-                self._log(now, 0.0, "decode", 0, preempted)
-            return now, done
-        pre_tok = pre_sq = pre_seqs = dec_seqs = dec_ctx = 0
-        for gid, num_new in scheduled:
+        for gid, n in chunks:
             c = computed[gid]
-            if num_new == 1 and t.generated[gid] > 0 and c == self._tokens(gid) - 1:
+            logical += c
+            if n == 1 and gen[gid] and c == plen[gid] + gen[gid] - 1:  # a resumed last token
                 dec_seqs += 1
                 dec_ctx += c + 1
-            else:
-                pre_seqs += 1
-                pre_tok += num_new
-                pre_sq += num_new * (2 * c + num_new)
+                continue
+            pre_seqs += 1
+            pre_tok += n
+            pre_sq += n * (2 * c + n)
         if not dec_seqs:
-            kind, duration = "prefill", self.perf.prefill_time(pre_seqs, pre_tok, pre_sq)
+            kind, duration = "prefill", perf.prefill_time(pre_seqs, pre_tok, pre_sq)
         elif not pre_seqs:
-            kind, duration = "decode", self.perf.decode_time(dec_seqs, dec_ctx)
+            kind, duration = "decode", perf.decode_time(dec_seqs, dec_ctx)
         else:
-            kind = "mixed"
-            duration = self.perf.mixed_time(pre_tok, pre_sq, dec_seqs, dec_ctx)
+            kind, duration = "mixed", perf.mixed_time(pre_tok, pre_sq, dec_seqs, dec_ctx)
         end = now + duration
-        self._log(now, duration, kind, pre_tok + dec_seqs, preempted)
+        self._last_start, self._last_end = now, end
+        used = self.pool.total - self.pool.free
+        self.log.rows.append((now, duration, kind, pre_tok + dec_seqs, nd + len(self.pre),
+                              len(self.waiting), 0, used, logical, used * self.bs, 1))  # fmt: skip
         tt = t.token_times
-        finished: list[int] = []
-        for gid, num_new in scheduled:
-            computed[gid] += num_new
-            if computed[gid] == self._tokens(gid):  # all known tokens computed: sample one
-                if t.generated[gid] == 0:
+        if tt is not None and nd:
+            rank_gid = self.rank_gid
+            for r in self.dec:
+                tt[rank_gid[r]].append(end)
+        self.D = d = self.D + 1
+        heap = self.heap
+        if heap and heap[0][0] < d:
+            self._finish_due(end, done)  # decoders come first in the running order
+        target = t.target
+        pre = self.pre
+        for gid, n in chunks:
+            c = computed[gid] + n
+            computed[gid] = c
+            if c == plen[gid] + gen[gid]:  # all known tokens computed: sample one
+                g = gen[gid]
+                if g == 0:
                     t.first_token[gid] = end
-                t.generated[gid] += 1
                 if tt is not None:
                     tt[gid].append(end)
-                if t.generated[gid] >= t.target[gid]:
-                    finished.append(gid)
-        for gid in finished:
-            self._finish(gid, end, done)
-        return end, done
+                gen[gid] = g + 1
+                pre.remove(gid)
+                if g + 1 >= target[gid]:
+                    self._finish(gid, end, done)
+                else:
+                    self._enter(gid, g + 1)
+            elif gen[gid] and c == plen[gid] + gen[gid] - 1:
+                pre.remove(gid)  # a resumed request one token short: it decodes now
+                self._enter(gid, gen[gid])
+        return end
 
     def _finish(self, gid: int, now: float, done: list[int]) -> None:
         t = self.t
-        self.running.remove(gid)
-        self.pool.free += self.held[gid]
-        self.held[gid] = 0
+        self._free(gid, preempted=False)
         t.status[gid], t.finish[gid] = OK, now
         done.append(gid)
 
-    def _log(
-        self, now: float, duration: float, kind: str, tokens: int, preempted: int, steps: int = 1
-    ) -> None:
-        used = self.pool.total - self.pool.free
-        logical = sum(self.computed[g] for g in self.running)
-        self.log.add(
-            now,
-            duration,
-            kind,
-            tokens,
-            len(self.running),
-            len(self.waiting),
-            preempted,
-            used,
-            logical,
-            used * self.bs,
-            steps,
-        )
-
-    def _decode_run(self, now: float, next_arrival: float, done: list[int]) -> float | None:
-        """Advance k pure decode steps at once when nothing can change but token counts."""
-        running, t, bs = self.running, self.t, self.bs
-        if not running or len(running) > self.budget:
-            return None
-        batch = len(running)
-        if next_arrival <= now + self.perf.decode_time(batch, 0):
-            return None  # an arrival lands within the first step: nothing to skip
-        plen, gen_, target, comp_ = t.prompt_len, t.generated, t.target, self.computed
-        tok_list = [plen[g] + gen_[g] for g in running]
-        kmax = min(target[g] - gen_[g] for g in running)
-        if kmax < 2:
-            return None
-        for g, tk in zip(running, tok_list, strict=True):
-            if gen_[g] == 0 or comp_[g] != tk - 1:
-                return None  # a prefill is in flight
-        tokens = np.asarray(tok_list, dtype=np.int64)
-        first = (1 - tokens) % bs  # run step at which each sequence needs its next block
-
-        def blocks(k: int) -> int:
-            return int(np.maximum(0, (k - 1 - first) // bs + 1).sum())
-
-        free = self.pool.free
-        if blocks(kmax) > free:
-            lo, hi = 0, kmax  # largest k with blocks(k) <= free
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if blocks(mid) <= free:
-                    lo = mid
+    def _finish_due(self, now: float, done: list[int]) -> None:
+        heap, epoch, D = self.heap, self.epoch, self.D
+        t, bs, dec, cnt, base_of = self.t, self.bs, self.dec, self.cnt, self.base
+        plen, generated, status, finish = t.prompt_len, t.generated, t.status, t.finish
+        caching, pool = self.caching, self.pool
+        ctx_base = self.ctx_base
+        while heap and heap[0][0] < D:
+            _, rank, gid, ep = heapq.heappop(heap)
+            if ep != epoch[gid]:
+                continue
+            # _leave + _finish, inlined: this runs once per request
+            p, base = plen[gid], base_of[gid]
+            del dec[bisect_left(dec, rank)]
+            cnt[(1 - p - base) % bs] -= 1
+            ctx_base -= p + base
+            epoch[gid] = ep + 1
+            g = D + base
+            generated[gid] = g
+            if caching and (self.segs[gid] or gid in self.exported):
+                self.computed[gid] = p + g - 1
+                self.held[gid] = -(-(p + g - 1) // bs)
+                self._free(gid, preempted=False)
+            elif caching:  # nothing of it can be hit again: plain blocks at the queue's tail
+                held = -(-(p + g - 1) // bs)
+                queue = pool.queue
+                if queue and queue[-1][0] == PLAIN:
+                    queue[-1][2] += held
                 else:
-                    hi = mid - 1
-            kmax = lo
-        ctx = int(tokens.sum())
-        if next_arrival != math.inf or t.token_times is not None:
-            times: list[float] = []
-            end = now
-            for k in range(kmax):
-                if k and end >= next_arrival:
-                    break
-                end += self.perf.decode_time(batch, ctx + batch * k)
-                times.append(end)
-            k = len(times)
-        else:
-            k = kmax
-            times = []
-            end = now + self.perf.decode_run_time(batch, ctx, k)
-        if k < 2:
-            return None
-        used_blocks = blocks(k)
-        self.pool.free -= used_blocks
-        tt = t.token_times
-        finished = []
-        for j, gid in enumerate(running):
-            self.held[gid] = cdiv(int(tokens[j]) + k - 1, bs)
-            t.generated[gid] += k
-            self.computed[gid] += k
-            if tt is not None:
-                tt[gid].extend(times)
-            if t.generated[gid] >= t.target[gid]:
-                finished.append(gid)
-        used = self.pool.total - self.pool.free
-        self.log.add(
-            now,
-            end - now,
-            "decode",
-            batch * k,
-            batch,
-            0,
-            0,
-            used,
-            ctx + batch * (k - 1),
-            used * bs,
-            k,
-        )
-        for gid in finished:
-            self._finish(gid, end, done)
-        return end
+                    queue.append([PLAIN, 0, held])
+                pool.free += held
+                self._changes += 1
+            else:
+                pool.free += -(-(p + g - 1) // bs)
+                self._changes += 1
+            status[gid], finish[gid] = OK, now
+            done.append(gid)
+        self.ctx_base = ctx_base

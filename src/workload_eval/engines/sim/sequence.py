@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 PENDING, OK, IGNORED, FAILED = "pending", "ok", "ignored", "failed"
 
 
@@ -40,8 +42,11 @@ class RequestTable:
     ) -> RequestTable:
         """Targets follow vLLM's length cap: a sequence stops once it exceeds max_model_len."""
         size = len(prompt_len)
-        pairs = zip(prompt_len, output_len, strict=True)
-        target = [max(1, min(o, max_model_len + 1 - p)) for p, o in pairs]
+        if len(output_len) != size:
+            raise ValueError("prompt_len and output_len differ in length")
+        p = np.asarray(prompt_len, dtype=np.int64)
+        o = np.asarray(output_len, dtype=np.int64)
+        target = np.maximum(1, np.minimum(o, max_model_len + 1 - p)).tolist()
         nan = float("nan")
         return cls(
             prompt_len=list(prompt_len),
