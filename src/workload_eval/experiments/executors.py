@@ -122,10 +122,15 @@ def _ignore_sigint() -> None:
 class ProcessPoolExecutor(Executor):
     """``--jobs N`` local worker processes (spawned: no state shared with the driver)."""
 
+    #: points kept in flight per worker: one running, one queued, so a worker never waits
+    #: while the driver stores the last result (fsync) or plans the next
+    IN_FLIGHT_PER_WORKER = 2
+
     def __init__(self, jobs: int) -> None:
-        self.slots = max(1, int(jobs))
+        workers = max(1, int(jobs))
+        self.slots = workers * self.IN_FLIGHT_PER_WORKER
         self._pool = cf.ProcessPoolExecutor(
-            max_workers=self.slots,
+            max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_ignore_sigint,
         )

@@ -11,6 +11,7 @@ labels and explains).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,11 +134,48 @@ def _grid_of(tables: PaperTables, model: str, workload: str, kv: int) -> list[fl
     return sorted(float(r) for r in rows[rows["kv_blocks"] == kvs[0]]["rate"])
 
 
+# Where a borrowed lattice starts: this share of the knee the measured model's capacity
+# and the two models' step times predict (a start below the knee walks up in a few steps).
+ANCHOR_SHARE = 0.9
+
+
+def _step_time(model: str) -> float:
+    """One decode step of a busy batch (64 sequences, 400 tokens of context each)."""
+    from workload_eval.engines.sim.hardware import resolve_gpu
+    from workload_eval.engines.sim.perf_model import build_perf_model
+    from workload_eval.models import resolve_model
+
+    perf = build_perf_model(resolve_model(model), resolve_gpu(paper.GPU))
+    return perf.decode_time(64, 64 * 400)
+
+
+def _anchor(tables: PaperTables, source: str, model: str, workload: str, kv: int) -> float:
+    """A starting rate for ``model``: the source's capacity (the paper's rule on its own
+    table) scaled by how much faster ``model`` steps, times ANCHOR_SHARE."""
+    on = tables.online()
+    rows = on[(on["model"] == source) & (on["workload"] == workload)]
+    kvs = sorted(set(rows["kv_blocks"]), key=lambda k: (abs(k - kv), k))
+    at = rows[rows["kv_blocks"] == kvs[0]].sort_values("rate")
+    ok = at["normalized_latency_p95"] <= paper.SLO_S_PER_TOKEN
+    knee = paper.max_rate_under_slo(at["rate"].tolist(), ok.tolist()).rate or float(
+        at["rate"].min()
+    )
+    return knee * _step_time(source) / _step_time(model) * ANCHOR_SHARE
+
+
 def capacity_grids(
     tables: PaperTables, plan: StudyPlan, models: list[str], workloads: list[str]
 ) -> dict[tuple[str, str, int], Grid]:
-    """The paper's rate grid per (model, workload, KV size): the model's own table, else the
-    nearest measured model's (same KV size or the nearest one)."""
+    """The paper's rate grid per (model, workload, KV size).
+
+    A model with its own table gets its grid as the paper probed it (every rate walked
+    upward from the lowest, as the paper did). A model without one has no grid of its own:
+    it gets the nearest measured model's lattice step (same KV size or the nearest),
+    anchored just below the knee the measured model's capacity predicts for it
+    (``_anchor``), from which the search doubles its way to the knee and walks, instead of
+    walking another model's grid rate by rate. The anchor only decides where the search
+    starts; the paper's rule on the lattice decides the answer.
+    """
     on = tables.online()
     out: dict[tuple[str, str, int], Grid] = {}
     for w in workloads:
@@ -148,10 +186,19 @@ def capacity_grids(
                 continue
             for kv in plan.kv_blocks(m):
                 rates = _grid_of(tables, source, w, kv)
+                if rates is None or len(rates) < 2:
+                    continue
                 mine = on[(on["model"] == source) & (on["workload"] == w)]
                 at = "" if (mine["kv_blocks"] == kv).any() else " (nearest KV size)"
-                if rates is not None and len(rates) >= 2:
-                    out[(m, w, kv)] = Grid(rates=rates, source=f"{source}'s table{at}")
+                if source == m:
+                    out[(m, w, kv)] = Grid(rates=rates, source=f"its table{at}")
+                else:
+                    step = min(b - a for a, b in itertools.pairwise(rates))
+                    start = max(step, round(_anchor(tables, source, m, w, kv) / step) * step)
+                    anchor = [round(start, 6), round(start + step, 6)]
+                    out[(m, w, kv)] = Grid(
+                        rates=anchor, source=f"{source}'s lattice (step {step:g}){at}"
+                    )
     return out
 
 
