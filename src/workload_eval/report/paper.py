@@ -11,7 +11,9 @@ import pandas as pd
 
 from workload_eval.paper import SLO_S_PER_TOKEN, max_rate_under_slo
 from workload_eval.paper_data import PaperTables
-from workload_eval.report.results import offline_points
+from workload_eval.report.results import offline_points, online_points
+
+LATENCY = "p95 normalized latency"
 
 COMPARISON_COLUMNS = (
     "quantity",
@@ -20,6 +22,7 @@ COMPARISON_COLUMNS = (
     "workload",
     "kv_blocks",
     "num_requests",
+    "rate",
     "paper",
     "ours",
     "error_pct",
@@ -81,6 +84,7 @@ def compare(points: pd.DataFrame, capacity: pd.DataFrame, tables: PaperTables) -
                         "workload": r["workload"],
                         "kv_blocks": int(r["kv_blocks"]),
                         "num_requests": int(r["num_requests"]),
+                        "rate": np.nan,
                         "paper": r[f"{metric}_paper"],
                         "ours": r[f"{metric}_ours"],
                         "error_pct": _err(r[f"{metric}_paper"], r[f"{metric}_ours"]),
@@ -103,15 +107,49 @@ def compare(points: pd.DataFrame, capacity: pd.DataFrame, tables: PaperTables) -
                     "workload": r["workload"],
                     "kv_blocks": int(r["kv_blocks"]),
                     "num_requests": np.nan,
+                    "rate": np.nan,
                     "paper": r["max_rate_paper"],
                     "ours": r["max_rate_ours"],
                     "error_pct": _err(r["max_rate_paper"], r["max_rate_ours"]),
                 }
             )
+    rows += _latency_rows(points, paper_on)
     df = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
     return df.sort_values(
-        ["quantity", "unit", "model", "workload", "kv_blocks", "num_requests"]
+        ["quantity", "unit", "model", "workload", "kv_blocks", "num_requests", "rate"]
     ).reset_index(drop=True)
+
+
+def _latency_rows(points: pd.DataFrame, paper_on: pd.DataFrame) -> list[dict]:
+    """p95 normalized latency at every rate both the paper and we ran (the curves behind
+    Figures 2a and 3a), so a capacity set by noise can be told from a curve that differs."""
+    ours = online_points(points)
+    if ours.empty or paper_on.empty or "normalized_latency_p95" not in ours:
+        return []
+    keys = ["model", "workload", "kv_blocks"]
+    ours = (
+        ours.assign(rate=ours["rate"].round(6))
+        .groupby([*keys, "rate"])["normalized_latency_p95"]
+        .mean()
+        .reset_index()
+    )
+    theirs = paper_on.assign(rate=paper_on["rate"].round(6))
+    merged = theirs.merge(ours, on=[*keys, "rate"], suffixes=("_paper", "_ours"))
+    return [
+        {
+            "quantity": LATENCY,
+            "unit": "s/token",
+            "model": r.model,
+            "workload": r.workload,
+            "kv_blocks": int(r.kv_blocks),
+            "num_requests": np.nan,
+            "rate": float(r.rate),
+            "paper": r.normalized_latency_p95_paper,
+            "ours": r.normalized_latency_p95_ours,
+            "error_pct": _err(r.normalized_latency_p95_paper, r.normalized_latency_p95_ours),
+        }
+        for r in merged.itertuples()
+    ]
 
 
 def error_summary(comparison: pd.DataFrame) -> pd.DataFrame:
