@@ -206,6 +206,23 @@ MEASURES: tuple[Measure, ...] = (
 )
 
 
+OFFLINE_COLUMNS = (
+    "model",
+    "workload",
+    "kv_blocks",
+    "num_requests",
+    "request_throughput",
+    "token_throughput",
+)
+CAPACITY_COLUMNS = ("model", "workload", "kv_blocks", "max_rate")
+
+
+def _columns(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The table with every column the checks read (missing ones empty)."""
+    missing = {c: pd.Series(dtype=float) for c in columns if c not in df}
+    return df.assign(**missing) if missing else df
+
+
 def _geomean(values: list[float]) -> float:
     v = [x for x in values if np.isfinite(x) and x > 0]
     return float(np.exp(np.mean(np.log(v)))) if v else math.nan
@@ -233,8 +250,13 @@ def check_claims(
     """Every check of every claim: ours (geometric mean over models, and per model) and the
     paper's (the same definition over its tables, where given)."""
     claims = {c.key: c for c in CLAIMS}
-    p_off = paper_offline if paper_offline is not None else offline.iloc[:0]
-    p_cap = paper_capacity if paper_capacity is not None else capacity.iloc[:0]
+    offline, capacity = _columns(offline, OFFLINE_COLUMNS), _columns(capacity, CAPACITY_COLUMNS)
+    p_off = _columns(paper_offline if paper_offline is not None else offline, OFFLINE_COLUMNS)
+    p_cap = _columns(paper_capacity if paper_capacity is not None else capacity, CAPACITY_COLUMNS)
+    if paper_offline is None:
+        p_off = p_off.iloc[:0]
+    if paper_capacity is None:
+        p_cap = p_cap.iloc[:0]
     checks = []
     for measure in MEASURES:
         ours = _by_model(measure, offline, capacity, _models(offline, capacity))
