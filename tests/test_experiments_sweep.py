@@ -41,7 +41,8 @@ capacity: {tolerance: 0.1, start: 2}
 
 
 def completed(out: Path) -> int:
-    return len(list((out / "points").glob("*/" + MARKER)))
+    """Stored points: a hidden temp folder being written already holds its marker."""
+    return len([p for p in (out / "points").glob("*/" + MARKER) if p.parent.name[0] != "."])
 
 
 def check_no_corrupt_points(out: Path) -> None:
@@ -136,7 +137,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(
     assert again.reused == kept and again.ran == 10 - kept and len(again.index) == 10
 
 
-def test_leftovers_of_a_crash_are_removed(
+def test_leftovers_of_a_crash_are_removed_and_user_files_kept(
     tmp_path: Path, data_dir: Path, tokenizer_dir: Path
 ) -> None:
     spec_path = write_spec(
@@ -153,10 +154,19 @@ schedules: [{kind: offline, num_requests: 10}]
     points = out / "points"
     (points / ".tmp-0123456789abcdef-x").mkdir(parents=True)
     (points / ".tmp-0123456789abcdef-x" / "summary.json").write_text("{")
+    (points / ".old-0123456789abcdef-y").mkdir(parents=True)
+    # What the store did not write is the user's: never deleted, never read as a point.
     (points / "deadbeefdeadbeef").mkdir()
     (points / "deadbeefdeadbeef" / "requests.parquet").write_bytes(b"PAR1 half")
+    (points / "my-notes").mkdir()
+    (points / "my-notes" / "analysis.ipynb").write_text("{}")
+    (points / ".tmp-mine").mkdir()
+    (points / "README.txt").write_text("mine")
     result = run_sweep(load_spec(spec_path), out)
-    assert sorted(p.name for p in points.iterdir()) == list(result.index["key"])
+    kept = {"deadbeefdeadbeef", "my-notes", ".tmp-mine", "README.txt"}
+    assert sorted(p.name for p in points.iterdir()) == sorted([*result.index["key"], *kept])
+    assert (points / "my-notes" / "analysis.ipynb").read_text() == "{}"
+    assert (points / "deadbeefdeadbeef" / "requests.parquet").read_bytes() == b"PAR1 half"
     assert len(result.index) == 1 and result.ran == 1
 
 

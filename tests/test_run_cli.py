@@ -154,7 +154,15 @@ def _opts(**kw):
 
 def test_options_build_the_run_spec(tmp_path):
     prof = tmp_path / "p.json"
-    prof.write_text("{}")
+    prof.write_text(
+        json.dumps(
+            {
+                "format": "workload-eval-perf-profile/1",
+                "prefill": [{"num_seqs": 1, "tokens": 128, "sum_sq_tokens": 16384, "time_s": 0.01}],
+                "decode": [{"batch_size": 8, "context_tokens": 1024, "time_s": 0.005}],
+            }
+        )
+    )
     spec = build_spec(
         _opts(
             request_rate=28.0,
@@ -182,7 +190,8 @@ def test_options_build_the_run_spec(tmp_path):
     assert sess.schedule == SessionsSchedule(rate=1, think_time=3, think_time_dist="exponential")
 
 
-def test_real_engine_options_pass_through():
+def test_real_engine_options_pass_through(monkeypatch):
+    monkeypatch.setenv("KEY", "secret")
     spec = build_spec(
         _opts(
             engine="openai",

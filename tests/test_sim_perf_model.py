@@ -186,3 +186,95 @@ def test_step_times_are_finite_and_positive_everywhere():
         pm = roofline("llama-3-8b", gpu)
         for v in [pm.prefill_time(1, 1, 1), pm.decode_time(1, 0), pm.mixed_time(0, 0, 1, 0)]:
             assert math.isfinite(v) and v > 0
+
+
+# ---- current vLLM (V0/V1): per-kernel roofline over the deployment ---------------------------
+
+
+def modern(model: str, gpu: str = "h100-sxm", *, generation: str = "vllm-v1", **opts):
+    from workload_eval.engines.sim.deployment import physics_options, resolve_deployment
+
+    dep = resolve_deployment(model, gpu, "vllm-v1", physics_options(opts))
+    return build_perf_model(
+        dep.model,
+        dep.gpu,
+        generation=generation,
+        precision=dep.precision,
+        parallelism=dep.parallelism,
+    )
+
+
+def test_measured_h100_decode_intervals_are_reproduced():
+    """H100 SXM, calib: Llama-2-7B 8.2 ms/token at ~16 running requests of ~700 tokens
+    (vLLM 0.15.1); Llama-3.1-8B 7.1 ms/token alone (vLLM 0.11, no async scheduling)."""
+    assert modern("llama-2-7b").decode_time(16, 16 * 700) == pytest.approx(8.2e-3, rel=0.15)
+    pm = modern("llama-3.1-8b", generation="vllm-v1-sync")
+    assert pm.decode_time(1, 230) == pytest.approx(7.1e-3, rel=0.15)
+
+
+def test_moe_reads_only_the_experts_a_batch_touches():
+    pm = modern("mixtral-8x7b", tensor_parallel_size=2)
+    expert_w = pm._expert_w  # all 8 experts of every layer, this GPU's slices
+    # T tokens, top-2 of 8 uniformly: 8 (1 - (6/8)^T) distinct experts expected
+    for t in (1, 4, 64):
+        touched = 1 - (1 - 2 / 8) ** t
+        assert pm._untouched**t == pytest.approx(1 - touched)
+    assert pm.decode_time(64, 0) - pm.decode_time(1, 0) > 0.6 * expert_w
+    dense = modern("llama-2-70b", tensor_parallel_size=4)
+    assert dense.decode_time(64, 0) - dense.decode_time(1, 0) < 0.2 * dense._w
+
+
+def test_fp8_weights_tensor_parallelism_and_bigger_gpus_are_faster():
+    base = modern("llama-3.1-70b", tensor_parallel_size=4)
+    fp8 = modern("llama-3.1-70b", tensor_parallel_size=4, quantization="fp8")
+    assert fp8.decode_time(8, 8000) < 0.75 * base.decode_time(8, 8000)
+    assert fp8.prefill_time(1, 2048, 2048**2) < base.prefill_time(1, 2048, 2048**2)
+    tp8 = modern("llama-3.1-70b", tensor_parallel_size=8)
+    assert tp8.decode_time(8, 8000) < base.decode_time(8, 8000)
+    for gpu_small, gpu_big in [("a100-80gb", "h100-sxm"), ("h100-sxm", "h200"), ("h200", "b200")]:
+        small, big = modern("llama-3.1-8b", gpu_small), modern("llama-3.1-8b", gpu_big)
+        assert big.decode_time(32, 32000) < small.decode_time(32, 32000)
+        assert big.prefill_time(1, 2048, 2048**2) <= small.prefill_time(1, 2048, 2048**2)
+
+
+def test_pcie_all_reduce_costs_more_than_nvlink():
+    nv = modern("llama-3.1-70b", "h100-sxm", tensor_parallel_size=4)
+    pcie = modern("llama-3.1-70b", "h100-pcie", tensor_parallel_size=4)
+    assert pcie.comm_time(2048) > 5 * nv.comm_time(2048)
+
+
+def test_async_scheduling_overlaps_cpu_with_gpu():
+    sync = modern("llama-3.1-8b", "b200", generation="vllm-v1-sync")
+    asyn = modern("llama-3.1-8b", "b200", generation="vllm-v1")
+    for b in (1, 64, 512):
+        assert asyn.decode_time(b, b * 300) < sync.decode_time(b, b * 300) + 1e-12
+    # a big CPU-bound batch: the step lasts as long as the CPU needs
+    cpu = asyn._dec0 + 4000 * asyn._dec_seq
+    assert asyn.decode_time(4000, 4000) == pytest.approx(max(cpu, asyn._gpu(4000, 4000, 0, 4000)))
+
+
+@pytest.mark.parametrize("generation", ["vllm-v1", "vllm-v1-sync", "vllm-v0"])
+@pytest.mark.parametrize("batch,ctx,steps", [(1, 10, 1), (50, 1000, 300), (2000, 0, 50)])
+def test_modern_decode_run_time_equals_the_sum_of_steps(generation, batch, ctx, steps):
+    pm = modern("mixtral-8x7b", tensor_parallel_size=2, generation=generation)
+    expect = sum(pm.decode_time(batch, ctx + k * batch) for k in range(steps))
+    assert pm.decode_run_time(batch, ctx, steps) == pytest.approx(expect, rel=1e-9)
+
+
+def test_a_chunk_after_cached_tokens_costs_its_causal_pairs():
+    """c new tokens after o computed: c (2o + c) / 2 pairs, c^2 / 2 for a whole prompt."""
+    pm = modern("llama-3.1-8b")
+    c, o = 512, 3584
+    fresh = pm.mixed_time(c, c * c, 8, 8000)
+    after = pm.mixed_time(c, c * (2 * o + c), 8, 8000)
+    assert after > fresh
+    whole = pm.prefill_time(1, o + c, (o + c) ** 2)
+    assert pm.prefill_time(1, c, c * (2 * o + c)) < whole
+
+
+def test_mla_decode_run_time_equals_the_sum_of_steps():
+    """DeepSeek's latent attention is costed by its own roofline in both forms."""
+    pm = modern("deepseek-v3", "h200", tensor_parallel_size=8)
+    assert pm._dec_attn > 0
+    expect = sum(pm.decode_time(32, 64000 + k * 32) for k in range(40))
+    assert pm.decode_run_time(32, 64000, 40) == pytest.approx(expect, rel=1e-9)

@@ -7,12 +7,15 @@ imports (matplotlib, vLLM). User mistakes (:class:`UserError`) print one line, e
 from __future__ import annotations
 
 import importlib
+import os
+import re
 import sys
 
 import click
 
-from workload_eval import __version__
+from workload_eval import __version__, interrupts
 from workload_eval.errors import UserError
+from workload_eval.limits import MAX_REQUESTS
 
 # name -> (module under workload_eval.commands, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -60,21 +63,59 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
+    restore = interrupts.install()
+    limit_env = os.environ.get(MAX_REQUESTS.env)  # --max-requests sets it for this command
+    try:
+        return _main(argv)
+    finally:
+        restore()
+        if limit_env is None:
+            os.environ.pop(MAX_REQUESTS.env, None)
+        else:
+            os.environ[MAX_REQUESTS.env] = limit_env
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         rv = cli.main(args=argv, standalone_mode=False)
     except UserError as e:
-        click.echo(f"error: {e}", err=True)
+        _error(str(e))
         return UserError.exit_code
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 130
+        click.echo("terminated" if interrupts.terminated() else "aborted", err=True)
+        return interrupts.exit_code()
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.ClickException as e:
-        e.show()
+    except click.UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as click shows it
+            e.show()
+            return e.exit_code
+        hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        _error(e.format_message() + hint)
         return e.exit_code
+    except click.ClickException as e:
+        _error(e.format_message())
+        return e.exit_code
+    except OSError as e:  # the machine said no (permissions, a full disk): not a bug
+        where = f"{e.filename}: " if e.filename else ""
+        _error(f"{where}{e.strerror or e}")
+        return UserError.exit_code
     # Non-standalone click returns a command's exit code (ctx.exit(n)) as an int.
     return rv if isinstance(rv, int) else 0
+
+
+# Every character str.splitlines() breaks on: an error stays one line whatever it quotes.
+_LINE_BREAKS = re.compile(r"\s*[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]+\s*")
+
+
+def one_line(message: str) -> str:
+    """``message`` on one printable line (undecodable argv bytes shown escaped)."""
+    text = _LINE_BREAKS.sub(" ", message.strip())
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _error(message: str) -> None:
+    click.echo(f"error: {one_line(message)}", err=True)
 
 
 def entry() -> None:

@@ -88,7 +88,15 @@ def summary_table(summary: Mapping[str, Any], *, title: str | None = None) -> Ta
 def print_summary(
     summary: Mapping[str, Any], *, title: str | None = None, console: Console | None = None
 ) -> None:
-    (console or stdout_console()).print(summary_table(summary, title=title))
+    out = console or stdout_console()
+    out.print(summary_table(summary, title=title))
+    config = summary.get("config")
+    if isinstance(config, Mapping):  # a simulated run says which measurements back it
+        from workload_eval.engines.sim.backing import backing_line
+
+        line = backing_line(dict(config))
+        if line:
+            out.print(line, soft_wrap=True, highlight=False)
 
 
 class _CountColumn(ProgressColumn):

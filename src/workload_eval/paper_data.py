@@ -14,7 +14,6 @@ directory or the source checkout.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -26,9 +25,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from workload_eval.errors import UserError
+from workload_eval.inputs import loads_json, read_text
 
 ENV_VAR = "WORKLOAD_EVAL_CALIBRATION_DIR"
-MAX_TABLE_BYTES = 8 * 1024 * 1024  # a table is a few kB; refuse anything absurd
 EXPERIMENTS = ("offline", "online")
 SHIPPED = "shipped"  # the origin of a table that comes with the package
 
@@ -169,10 +168,7 @@ def read_table(
 ) -> PaperTable:
     """Parse and validate one table; ``experiment`` (from the file name) must match its own,
     ``model`` (from the file name) is used when the table names none."""
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{where}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    obj = loads_json(text, where)  # strict: no NaN, no duplicate keys
     if not isinstance(obj, dict):
         raise UserError(f"{where}: expected an object with 'model', 'experiment' and 'data'")
     if experiment is not None:
@@ -201,11 +197,8 @@ def read_table(
 
 
 def _read_file(path: Path) -> PaperTable:
-    size = path.stat().st_size
-    if size > MAX_TABLE_BYTES:
-        raise UserError(f"{path}: {size} bytes, more than a measurements table can be")
     experiment = path.name.removesuffix(".json").rsplit("-", 1)[-1]
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_text(path)  # bounded like every spec the project reads
     model = path.name.removesuffix(f"-{experiment}.json")
     return read_table(text, str(path), experiment=experiment, model=model)
 

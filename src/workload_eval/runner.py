@@ -19,10 +19,11 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from workload_eval import __version__
+from workload_eval import __version__, interrupts
 from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, RunRecords
 from workload_eval.engines.base import EngineConfig, get_engine
 from workload_eval.errors import UserError
+from workload_eval.limits import Seed
 from workload_eval.metrics import check_slo, summarize
 from workload_eval.schedules import OfflineSchedule, ScheduleSpec, build_schedule, request_count
 from workload_eval.storage import atomic_write_json, atomic_write_parquet
@@ -33,13 +34,13 @@ SUMMARY_FILE, REQUESTS_FILE, STEPS_FILE = "summary.json", "requests.parquet", "s
 class RunSpec(BaseModel):
     """One point of a study: with its seed it fully determines a run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     engine: str = "sim"
     engine_config: EngineConfig
     workload: str
     schedule: ScheduleSpec = Field(default_factory=OfflineSchedule)
-    seed: int = 0  # arrivals, workload shuffle and engine sampling
+    seed: Seed = 0  # arrivals, workload shuffle and engine sampling
     sampling: Literal["first", "random"] = "first"
     source: Literal["auto", "hub", "local", "profile"] = "auto"
     data_dir: str | None = None
@@ -80,6 +81,8 @@ class RunResult:
 
     records: RunRecords
     summary: dict[str, Any]
+    # Ctrl-C / SIGTERM came after the engine finished (the run is complete): stop after it
+    stop_requested: bool = False
 
     @property
     def interrupted(self) -> bool:
@@ -130,12 +133,13 @@ def execute(spec: RunSpec, *, progress: bool = False) -> RunResult:
     schedule = build_schedule(spec.schedule, df, seed=spec.seed)
     config = spec.engine_config.model_copy(update={"seed": spec.seed})
     records = engine.run(schedule, config, progress=progress)
-    interrupted = was_interrupted(records.config)
-    records.config = run_config(spec, dict(records.config), dict(df.attrs))
-    summary = summarize(records, slo=spec.slo)
-    if interrupted:
-        summary["interrupted"] = True
-    return RunResult(records=records, summary=summary)
+    with interrupts.deferred() as held:  # what the engine returned is kept whatever comes
+        interrupted = was_interrupted(records.config)
+        records.config = run_config(spec, dict(records.config), dict(df.attrs))
+        summary = summarize(records, slo=spec.slo)
+        if interrupted:
+            summary["interrupted"] = True
+    return RunResult(records=records, summary=summary, stop_requested=held.signalled)
 
 
 def _table(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:

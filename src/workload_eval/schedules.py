@@ -6,12 +6,14 @@ deserializes to the right class with field-level errors. Times are seconds from 
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from workload_eval import limits
 from workload_eval.contracts import Request, Schedule, ScheduledRequest
 from workload_eval.errors import UserError
 
@@ -23,11 +25,36 @@ RateKind = Literal["poisson", "poisson-exp", "gamma", "constant"]
 
 _Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _PositiveOpt = Annotated[float | None, Field(default=None, gt=0, allow_inf_nan=False)]
-_CountOpt = Annotated[int | None, Field(default=None, gt=0)]
+_CountOpt = Annotated[int | None, Field(default=None, gt=0, le=limits.MAX_INT)]
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _within_limits(self) -> _Spec:
+        """What this schedule makes the tool allocate stays within ``limits``."""
+        try:
+            self._check_limits()
+        except UserError as e:  # a validation error, so a spec names the file and line
+            raise ValueError(str(e)) from None
+        return self
+
+    def _check_limits(self) -> None:
+        n = getattr(self, "num_requests", None)
+        rate, duration = getattr(self, "rate", None), getattr(self, "duration", None)
+        if duration is not None:
+            limits.check_duration(duration, what=f"schedule {self.kind!r}")
+        if n is not None:
+            limits.check_request_count(n, what=f"num_requests={n}")
+        if rate is not None and duration is not None and self.kind != "sessions":
+            expected = rate * duration if n is None else min(n, rate * duration)
+            limits.check_request_count(expected, what=f"rate {rate:g}/s over {duration:g} s")
+        if rate is not None and duration is None and n is not None:
+            limits.check_duration(n / rate, what=f"{n} requests at {rate:g}/s")
+        think = getattr(self, "think_time", None)
+        if think is not None:
+            limits.check_duration(think, what=f"think_time {think:g}")
 
 
 class OfflineSchedule(_Spec):
@@ -150,24 +177,33 @@ def validation_message(e: ValidationError) -> str:
 
 
 def _seed_poisson(rate: float, duration: float | None, n: int | None, seed: int) -> np.ndarray:
-    """Exactly the seed's arrivals: quantum i holds Poisson(rate*0.01) requests at i*0.01 s."""
+    """Exactly the seed's arrivals: quantum i holds Poisson(rate*0.01) requests at i*0.01 s.
+
+    Drawn in chunks (legacy draws are sequential, so the stream is the same as one big
+    draw) keeping only the arrivals: memory follows the requests, not the quanta.
+    """
     rs = np.random.RandomState(seed)  # the stream of np.random.seed(seed)
     lam = rate * (QUANTUM_MS / 1000)
-    quantums_per_sec = 1000 / QUANTUM_MS
-    if duration is not None:
-        counts = rs.poisson(lam=lam, size=int(duration * quantums_per_sec))
-    else:  # legacy draws are sequential: drawing in chunks gives the same stream
-        assert n is not None
-        chunks: list[np.ndarray] = []
-        total = 0
-        while total < n:
-            size = min(1 << 20, max(1024, int(1.2 * (n - total) / lam) + 1))
-            c = rs.poisson(lam=lam, size=size)
-            chunks.append(c)
-            total += int(c.sum())
-        counts = np.concatenate(chunks)
-    times = np.repeat(np.arange(len(counts)) * (QUANTUM_MS / 1000), counts)
+    quantum_s = QUANTUM_MS / 1000
+    # Without a duration, draw up to the longest run allowed: never an endless loop.
+    horizon = duration if duration is not None else limits.max_duration_s() + quantum_s
+    total_quanta = int(horizon / quantum_s)
+    parts: list[np.ndarray] = []
+    drawn = total = 0
+    while (n is None or total < n) and drawn < total_quanta:
+        size = _CHUNK if n is None else min(_CHUNK, max(1024, int(1.2 * (n - total) / lam) + 1))
+        size = min(size, total_quanta - drawn)
+        counts = rs.poisson(lam=lam, size=size)
+        parts.append(np.repeat((drawn + np.arange(size)) * quantum_s, counts))
+        drawn += size
+        total += len(parts[-1])
+    if n is not None and duration is None and total < n:
+        limits.check_duration(math.inf, what=f"{n} arrivals at {rate:g}/s")
+    times = np.concatenate(parts) if parts else np.zeros(0)
     return times if n is None else times[:n]
+
+
+_CHUNK = 1 << 20
 
 
 def _gap_arrivals(
@@ -197,7 +233,15 @@ def _gap_arrivals(
     parts = [np.zeros(1)]
     last, total = 0.0, 1
     want = n if duration is None else int(rate * duration * 1.2) + 16
+    # rate x duration is bounded (limits), so far more arrivals than that within the
+    # duration means gaps that underflow to 0 (a burstiness of 1e-300): not a process.
+    cap = 2 * limits.max_requests() + 1024
     while (n is None or total < n) and (duration is None or last < duration):
+        if total > cap:
+            raise UserError(
+                f"schedule {kind}: the arrivals do not advance in time (gaps of 0 s; "
+                f"burstiness {burstiness:g} is too small)"
+            )
         t = last + np.cumsum(gaps(max(16, want - total if n is not None else want)))
         parts.append(t)
         last, total = float(t[-1]), total + len(t)
@@ -239,7 +283,20 @@ def arrival_times(spec: ScheduleSpec, seed: int) -> np.ndarray | None:
             f"schedule {spec.kind}: rate {spec.rate}/s over {spec.duration} s produced no "
             "arrivals (raise --request-rate or --duration)"
         )
+    _check_times(times, f"schedule {spec.kind}")
     return times
+
+
+def _check_times(times: np.ndarray, what: str) -> None:
+    """Arrival times are finite, non-negative and within the duration limit (a tiny
+    burstiness or time scale can overflow them; a simulator cannot wait for infinity)."""
+    if len(times) and not (np.isfinite(times).all() and times.min() >= 0):
+        raise UserError(
+            f"{what}: arrival times overflow (a rate, burstiness or time scale too small?)"
+        )
+    if len(times):
+        limits.check_duration(float(times.max()), what=what)
+    limits.check_request_count(len(times), what=what)
 
 
 def request_count(spec: ScheduleSpec, seed: int) -> int | None:
@@ -277,6 +334,7 @@ def build_schedule(spec: ScheduleSpec, df: pd.DataFrame, seed: int = 0) -> Sched
                 f"schedule {spec.kind}: needs {len(times)} requests but the workload has "
                 f"{len(df)} (load it with num_requests={len(times)})"
             )
+        limits.check_request_count(len(times), what=f"schedule {spec.kind}")
         reqs = _requests(df.iloc[: len(times)])
         items = [ScheduledRequest(r, float(t)) for r, t in zip(reqs, times, strict=True)]
         if df.attrs.get("serialize_turns"):
@@ -308,12 +366,18 @@ def _trace_items(spec: TraceSchedule, df: pd.DataFrame) -> list[ScheduledRequest
             "such as azure_conv, azure_code or mooncake)"
         )
     t = df["arrival_time"].to_numpy(dtype=float)
+    if not np.isfinite(t).all():
+        row = int(np.flatnonzero(~np.isfinite(t))[0])
+        raise UserError(
+            f"schedule trace: request {row} has arrival time {t[row]} (expected a finite time)"
+        )
     order = np.argsort(t, kind="stable")
     times = (t[order] - t[order[0]]) / spec.time_scale
     keep = np.ones(len(times), dtype=bool) if spec.duration is None else times < spec.duration
     order, times = order[keep], times[keep]
     if spec.num_requests is not None:
         order, times = order[: spec.num_requests], times[: spec.num_requests]
+    _check_times(times, "schedule trace")
     frame = df.iloc[order]
     items = [ScheduledRequest(r, float(x)) for r, x in zip(_requests(frame), times, strict=True)]
     if "think_time" in frame.columns and "session_id" in frame.columns:
@@ -349,6 +413,8 @@ def _session_items(spec: SessionsSchedule, df: pd.DataFrame, seed: int) -> list[
     if n_sessions == 0:
         raise UserError(f"schedule sessions: no session starts within duration {spec.duration} s")
     frame = frame[frame["session_id"].map(rank) < n_sessions]
+    _check_times(starts, "schedule sessions")
+    limits.check_request_count(len(frame), what="schedule sessions")
     reqs = _requests(frame)
     own_think = frame["think_time"].to_numpy(dtype=float) if "think_time" in frame else None
     if own_think is not None and spec.think_time > 0:

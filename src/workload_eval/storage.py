@@ -54,6 +54,26 @@ def atomic_write_parquet(path: str | Path, df: pd.DataFrame) -> None:
         raise
 
 
+def ensure_writable_dir(path: str | Path, *, option: str = "--out") -> Path:
+    """Create the output folder and prove it takes a file, before any work is spent on
+    results that could then not be written."""
+    from workload_eval.errors import UserError
+
+    if not str(path).strip():
+        raise UserError(f"{option} '': expected a folder name")
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=p, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError:
+        raise UserError(f"{option} {p}: is a file (expected a folder)") from None
+    except OSError as e:
+        raise UserError(f"{option} {p}: cannot write there ({e.strerror or e})") from None
+    return p
+
+
 def _json_default(o: Any) -> Any:
     if hasattr(o, "item"):  # numpy scalars
         return o.item()

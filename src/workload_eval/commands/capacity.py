@@ -12,6 +12,7 @@ from workload_eval.commands.options import (
     check_kv_size,
     engine_shape_options,
     ignore_eos_option,
+    max_requests_option,
     parse_engine_options,
     target_options,
     workload_source_options,
@@ -117,6 +118,7 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
     help="Engine option (e.g. perf_profile=p.json, base_url=...). Repeatable.",
 )
 @workload_source_options
+@max_requests_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
@@ -133,14 +135,18 @@ def command(**o: Any) -> None:
     """
     import time
 
-    from workload_eval.console import stdout_console
+    from workload_eval import interrupts
+    from workload_eval.console import stderr_console, stdout_console
     from workload_eval.experiments.capacity import find_capacity
     from workload_eval.experiments.store import ResultStore
     from workload_eval.experiments.sweep import task_evaluator
+    from workload_eval.limits import set_max_requests
+    from workload_eval.storage import ensure_writable_dir
 
+    set_max_requests(o["max_requests"])
     task = build_task(o)
     search = task.make_search()
-    store = ResultStore(o["out"]) if o["out"] else None
+    store = ResultStore(ensure_writable_dir(o["out"])) if o["out"] else None
     if store is not None:
         store.cleanup()
     console = stdout_console()
@@ -153,7 +159,12 @@ def command(**o: Any) -> None:
         )
 
     t0 = time.perf_counter()
-    result = find_capacity(task_evaluator(task, store), search, on_probe=on_probe)
+    try:
+        result = find_capacity(task_evaluator(task, store), search, on_probe=on_probe)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the probes that finished are stored
+        kept = f"; the finished probes are stored in {o['out']}" if store is not None else ""
+        stderr_console().print(f"interrupted{kept}: run the same command again to resume")
+        raise SystemExit(interrupts.exit_code()) from None
     wall = time.perf_counter() - t0
     _print_rates(result, metrics)
     limit = " (the search's limit: widen --rates / max rate)" if result.censored else ""
@@ -175,6 +186,7 @@ def build_task(o: dict[str, Any]) -> Any:
     from workload_eval.experiments.capacity import check_metrics, parse_slos
     from workload_eval.experiments.grid import CapacityTask
     from workload_eval.experiments.spec import CapacityOptions
+    from workload_eval.preflight import check_run_spec
 
     check_kv_size(o)
     if o["burstiness"] is not None and o["kind"] != "gamma":
@@ -226,10 +238,11 @@ def build_task(o: dict[str, Any]) -> Any:
             base[k] = o[k]
     task = CapacityTask("capacity", o["engine"], base, tuple(slos), options, tuple(seeds))
     try:
-        task.run_spec(options.start, seeds[0])  # fail on bad settings before any run
+        probe = task.run_spec(options.start, seeds[0])  # fail on bad settings before any run
     except ValidationError as e:
         err = e.errors()[0]
         raise UserError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    check_run_spec(probe)
     task.make_search()
     return task
 

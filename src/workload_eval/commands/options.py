@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from workload_eval import limits
 from workload_eval.engines.base import EngineConfig
 from workload_eval.errors import UserError
 
@@ -91,12 +92,24 @@ def ignore_eos_option(o: dict[str, Any]) -> dict[str, Any]:
     return {"ignore_eos": bool(o["ignore_eos"])}
 
 
+max_requests_option = click.option(
+    "--max-requests",
+    type=int,
+    help=f"Allow runs of up to N requests (default {limits.MAX_REQUESTS.default:,}: "
+    "a guard against typos that would exhaust memory).",
+)
+
+
 def check_kv_size(o: dict[str, Any]) -> None:
     """Exactly one way to size the KV cache; the simulator needs one."""
     if o["kv_blocks"] is not None and o["gpu_memory_utilization"] is not None:
         raise UserError("use either --kv-blocks or --gpu-memory-utilization, not both")
     if o["engine"] == "sim" and o["kv_blocks"] is None and o["gpu_memory_utilization"] is None:
         raise UserError("--engine sim needs --kv-blocks B or --gpu-memory-utilization U")
+
+
+def _not_a_number(name: str) -> None:
+    raise ValueError(name)
 
 
 def parse_engine_options(items: tuple[str, ...]) -> dict[str, Any]:
@@ -106,8 +119,8 @@ def parse_engine_options(items: tuple[str, ...]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UserError(f"--engine-option {item!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
+        try:  # NaN/Infinity are not JSON numbers: such a value stays text (and fails typed)
+            out[key.strip()] = json.loads(value, parse_constant=_not_a_number)
+        except (json.JSONDecodeError, ValueError, RecursionError):
             out[key.strip()] = value
     return out

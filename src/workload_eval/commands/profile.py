@@ -1,4 +1,9 @@
-"""``workload-eval profile``: time a real engine's steps into a profile the simulator reads."""
+"""``workload-eval profile``: time a real engine's steps into a profile the simulator reads.
+
+``--engine vllm`` times whole engine steps of an in-process vLLM; ``--engine torch`` times the
+model's own GEMMs and attention with random weights (no vLLM, no checkpoint: any model the
+catalog or a config.json describes) on this machine's CPU or GPU.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,17 @@ from workload_eval.errors import UserError
 @click.command(name="profile")
 @click.option(
     "--engine",
-    type=click.Choice(["vllm"]),
+    type=click.Choice(["vllm", "torch"]),
     default="vllm",
     show_default=True,
-    help="Engine to measure (in-process).",
+    help="vllm: whole engine steps in-process; torch: the model's kernels, random weights.",
 )
-@click.option("--model", required=True, help="Model folder (e.g. from `models tiny`) or hub id.")
+@click.option(
+    "--model",
+    required=True,
+    help="Model folder (e.g. from `models tiny`) or hub id; for torch also a catalog name "
+    "or a config.json.",
+)
 @click.option(
     "--device",
     type=click.Choice(["cpu", "cuda"]),
@@ -33,6 +43,13 @@ from workload_eval.errors import UserError
     help="KV blocks to allocate (enough for the largest decode batch).",
 )
 @click.option("--dtype", default="auto", show_default=True)
+@click.option(
+    "--tensor-parallel-size",
+    type=int,
+    default=1,
+    show_default=True,
+    help="torch: time one GPU's share of a TP group (heads and FFN split).",
+)
 @click.option(
     "--repeats", type=int, default=3, show_default=True, help="Repeats per point (median)."
 )
@@ -59,6 +76,7 @@ def command(
     max_num_batched_tokens: int,
     kv_blocks: int,
     dtype: str,
+    tensor_parallel_size: int,
     repeats: int,
     grid: str,
     out_path: str,
@@ -71,6 +89,9 @@ def command(
 
     if repeats < 1:
         raise UserError(f"--repeats {repeats}: expected at least 1")
+    if engine == "torch":
+        _profile_torch(model, device, dtype, tensor_parallel_size, repeats, grid, out_path)
+        return
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     fields: dict = {
         "model": model,
@@ -91,4 +112,32 @@ def command(
     click.echo(
         f"wrote {path}: {len(profile['prefill'])} prefill, {len(profile['decode'])} decode, "
         f"{len(profile['mixed'])} mixed points ({profile['device']}, {profile['measured_s']} s)"
+    )
+
+
+def _profile_torch(
+    model: str,
+    device: str | None,
+    dtype: str,
+    tensor_parallel_size: int,
+    repeats: int,
+    grid: str,
+    out_path: str,
+) -> None:
+    from workload_eval.models import resolve_model
+    from workload_eval.profiling import write_profile
+    from workload_eval.profiling_torch import QUICK_TORCH_GRID, TorchGrid, profile_torch
+
+    if tensor_parallel_size < 1:
+        raise UserError(f"--tensor-parallel-size {tensor_parallel_size}: expected at least 1")
+    spec = resolve_model(model)
+    points = QUICK_TORCH_GRID if grid == "quick" else TorchGrid(repeats=repeats)
+    profile = profile_torch(
+        spec, device=device, dtype=dtype, tensor_parallel_size=tensor_parallel_size, grid=points
+    )
+    path = write_profile(profile, out_path)
+    click.echo(
+        f"wrote {path}: {len(profile['prefill'])} prefill, {len(profile['decode'])} decode, "
+        f"{len(profile['mixed'])} mixed points ({profile['device']}, {profile['engine']}, "
+        f"{profile['measured_s']} s)"
     )

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from workload_eval.limits import MAX_JOBS
+
 
 @click.command(
     help="Reproduce the paper's study on the simulator (OPT-13B, Llama-2-13B, "
@@ -32,7 +34,7 @@ import click
 )
 @click.option(
     "--jobs",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_JOBS),
     default=None,
     help="Points run in parallel [default: the CPU count].",
 )

@@ -12,11 +12,13 @@ from workload_eval.commands.options import (
     check_kv_size,
     engine_shape_options,
     ignore_eos_option,
+    max_requests_option,
     parse_engine_options,
     target_options,
     workload_source_options,
 )
 from workload_eval.errors import UserError
+from workload_eval.limits import set_max_requests
 from workload_eval.metrics import SLO_KEYS
 
 # pydantic field -> the CLI option that set it, so errors name what the user typed
@@ -37,7 +39,8 @@ def _option(field: str) -> str:
 
 def _validation_error(e: ValidationError) -> UserError:
     err = e.errors()[0]
-    loc = [str(p) for p in err["loc"] if str(p) not in SCHEDULE_CHOICES]
+    # the schedule's own name and kind are not options: a whole-schedule error has no field
+    loc = [str(p) for p in err["loc"] if str(p) not in (*SCHEDULE_CHOICES, "schedule")]
     msg = err["msg"].removeprefix("Value error, ")
     if not loc:
         return UserError(msg)
@@ -54,10 +57,10 @@ def parse_slo(items: tuple[str, ...]) -> dict[str, float] | None:
             bound = float(value)
         except ValueError:
             bound = float("nan")
-        if not sep or key not in SLO_KEYS or not bound > 0:
+        if not sep or key not in SLO_KEYS or not 0 < bound < float("inf"):
             raise UserError(
                 f"--slo {item!r}: expected KEY<=SECONDS with KEY one of {', '.join(SLO_KEYS)} "
-                "and a positive bound"
+                "and a positive, finite bound"
             )
         slo[key] = bound
     return slo or None
@@ -200,6 +203,7 @@ def schedule_from_options(
     default=None,
     help="Progress bar [default: when stderr is a terminal].",
 )
+@max_requests_option
 @click.option(
     "--out",
     required=True,
@@ -217,24 +221,31 @@ def command(**o: Any) -> None:
       workload-eval run --model opt-13b --kv-blocks 643 --workload alpaca \\
         --request-rate 28 --duration 600 --out runs/alpaca-28
     """
+    from workload_eval import interrupts
     from workload_eval.console import print_summary, progress_default, stderr_console
     from workload_eval.runner import execute, save_run
+    from workload_eval.storage import ensure_writable_dir
 
+    set_max_requests(o["max_requests"])
     spec = build_spec(o)
+    ensure_writable_dir(o["out"])
     progress = progress_default() if o["progress"] is None else o["progress"]
     result = execute(spec, progress=progress)
-    save_run(result, o["out"])
+    with interrupts.deferred() as held:  # a signal now stops after the files are written
+        save_run(result, o["out"])
     title = f"{spec.engine} · {spec.workload} · {spec.schedule.kind} · {spec.engine_config.model}"
     print_summary(result.summary, title=title)
     click.echo(f"wrote {Path(o['out']) / 'summary.json'}, requests.parquet, steps.parquet")
-    if result.interrupted:
-        stderr_console().print("interrupted: the results gathered so far were saved")
-        raise click.exceptions.Exit(130)
+    if result.interrupted or result.stop_requested or held.signalled:
+        what = "gathered so far" if result.interrupted else "of the finished run"
+        stderr_console().print(f"interrupted: the results {what} were saved")
+        raise click.exceptions.Exit(interrupts.exit_code())  # 130 Ctrl-C, 143 SIGTERM
 
 
 def build_spec(o: dict[str, Any]) -> Any:
     """A RunSpec from the parsed options (one clear UserError for bad combinations)."""
     from workload_eval.engines.base import EngineConfig
+    from workload_eval.preflight import check_run_spec
     from workload_eval.runner import RunSpec
 
     check_kv_size(o)
@@ -278,7 +289,7 @@ def build_spec(o: dict[str, Any]) -> Any:
             seed=o["seed"],
             options=options,
         )
-        return RunSpec(
+        spec = RunSpec(
             engine=o["engine"],
             engine_config=engine_config,
             workload=o["workload"],
@@ -294,3 +305,5 @@ def build_spec(o: dict[str, Any]) -> Any:
         )
     except ValidationError as e:
         raise _validation_error(e) from None
+    check_run_spec(spec)  # what the engine or the loader would refuse, before any work
+    return spec

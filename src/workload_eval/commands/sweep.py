@@ -6,6 +6,9 @@ from typing import Any
 
 import click
 
+from workload_eval.commands.options import max_requests_option
+from workload_eval.limits import MAX_JOBS
+
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
@@ -40,6 +43,7 @@ import click
     default=None,
     help="Progress bar [default: when stderr is a terminal].",
 )
+@max_requests_option
 def command(
     spec_path: str,
     out: str,
@@ -47,6 +51,7 @@ def command(
     executor: str,
     ray_address: str | None,
     progress: bool | None,
+    max_requests: int | None,
 ) -> None:
     """Expand SPEC (YAML) into runs, run the ones not stored yet, keep an index.
 
@@ -57,17 +62,22 @@ def command(
       workload-eval sweep examples/quick.yaml --out results/quick --jobs 2
       workload-eval sweep examples/paper.yaml --out results/paper --executor ray
     """
+    from workload_eval import interrupts
     from workload_eval.console import progress_default, stderr_console
     from workload_eval.errors import UserError
     from workload_eval.experiments.executors import make_executor
     from workload_eval.experiments.spec import load_spec
     from workload_eval.experiments.sweep import run_sweep
+    from workload_eval.limits import set_max_requests
+    from workload_eval.storage import ensure_writable_dir
 
-    if jobs < 1:
-        raise UserError(f"--jobs: expected a positive number of workers, got {jobs}")
+    if not 1 <= jobs <= MAX_JOBS:
+        raise UserError(f"--jobs {jobs}: expected a number of workers from 1 to {MAX_JOBS}")
     if ray_address is not None and executor != "ray":
         raise UserError("--ray-address needs --executor ray")
+    set_max_requests(max_requests)
     spec = load_spec(spec_path)
+    ensure_writable_dir(out)
     err = stderr_console()
     ex = make_executor(
         executor, jobs=jobs, ray_address=ray_address, ray_num_cpus=jobs if jobs > 1 else None
@@ -80,9 +90,14 @@ def command(
             f"interrupted: {len(result.index)} completed point(s) kept in {out}; "
             "run the same command again to resume"
         )
-        raise click.exceptions.Exit(130)
+        raise click.exceptions.Exit(interrupts.exit_code())  # 130 Ctrl-C, 143 SIGTERM
     if result.failed:
         key, msg = next(iter(result.failed.items()))
+        if set(result.failed) <= result.input_errors:  # bad input, found when a point ran
+            raise UserError(
+                f"{len(result.failed)} point(s) failed on their input (the others are "
+                f"stored in {out}); first: {key}: {msg}"
+            )
         err.print(f"{len(result.failed)} point(s) failed; first: {key}: {msg}")
         raise click.exceptions.Exit(1)
 

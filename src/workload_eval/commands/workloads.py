@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from workload_eval.commands.options import max_requests_option
 from workload_eval.errors import UserError
 
 
@@ -98,6 +99,9 @@ def list_cmd(data_dir: Path | None, as_json: bool) -> None:
     """Name, use case, source and record count of every workload."""
     from workload_eval.workloads import list_workloads
 
+    if data_dir is not None and not data_dir.is_dir():
+        raise UserError(f"--data-dir {data_dir}: no such folder")
+
     with _warnings_as_lines():
         df = list_workloads(data_dir=data_dir)
     if as_json:
@@ -153,6 +157,7 @@ def _load(name: str, model: str, **kw: Any) -> Any:
     "--output-len-model", metavar="MODEL", help="reference | eos:TOKENS | recorded:RUN_DIR."
 )
 @_data_options
+@max_requests_option
 def describe_cmd(
     name: str,
     model: str,
@@ -167,13 +172,17 @@ def describe_cmd(
     source: str,
     data_file: Path | None,
     fields: tuple[str, ...],
+    max_requests: int | None,
 ) -> None:
     """Input/output token statistics of a workload for a model.
 
     NAME is a catalog name, a use-case family, a workload file (.yaml/.json), an inline
     spec (synthetic:prompt_tokens=512,output_tokens=256) or a lengths/trace file.
     """
+    from workload_eval.limits import set_max_requests
     from workload_eval.workloads import length_stats
+
+    set_max_requests(max_requests)
 
     with _warnings_as_lines():
         df = _load(
@@ -263,6 +272,7 @@ def describe_cmd(
 @click.option(
     "--output-len-model", metavar="MODEL", help="reference | eos:TOKENS | recorded:RUN_DIR."
 )
+@max_requests_option
 def plot_cmd(
     names: tuple[str, ...],
     model: str,
@@ -274,12 +284,16 @@ def plot_cmd(
     tokenizer_dir: Path | None,
     source: str,
     output_len_model: str | None,
+    max_requests: int | None,
 ) -> None:
     """The seed's Figure 1: CDFs of input and output lengths (log x, mean marked).
 
     NAMES are any workloads `describe` accepts.
     """
+    from workload_eval.limits import set_max_requests
     from workload_eval.workloads import plot_length_cdfs
+
+    set_max_requests(max_requests)
 
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise UserError(f"--out {out}: expected a .png or .pdf file name")

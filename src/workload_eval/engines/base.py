@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workload_eval.contracts import RunRecords, Schedule
 from workload_eval.errors import UserError
+from workload_eval.limits import MAX_BLOCK_SIZE, MAX_INT, MAX_SAMPLES, Seed
 
 
 class EngineConfig(BaseModel):
@@ -18,21 +19,21 @@ class EngineConfig(BaseModel):
     Engine-specific settings (a server URL, a performance profile, ...) go in ``options``.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str
     gpu: str = "a100-40gb"
-    kv_blocks: int | None = Field(default=None, gt=0)
+    kv_blocks: int | None = Field(default=None, gt=0, le=MAX_INT)
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
-    block_size: int = Field(default=16, gt=0)
-    max_num_batched_tokens: int = Field(default=2560, gt=0)
-    max_num_seqs: int = Field(default=2048, gt=0)
-    max_model_len: int = Field(default=2048, gt=0)
+    block_size: int = Field(default=16, gt=0, le=MAX_BLOCK_SIZE)
+    max_num_batched_tokens: int = Field(default=2560, gt=0, le=MAX_INT)
+    max_num_seqs: int = Field(default=2048, gt=0, le=MAX_INT)
+    max_model_len: int = Field(default=2048, gt=0, le=MAX_INT)
     policy: Literal["vllm-0.2", "vllm-v0", "vllm-v1"] = "vllm-0.2"
     enable_chunked_prefill: bool | None = None  # None: the policy's default
     enable_prefix_caching: bool = False
-    n: int = Field(default=1, ge=1)  # parallel samples per request
-    seed: int = 0
+    n: int = Field(default=1, ge=1, le=MAX_SAMPLES)  # parallel samples per request
+    seed: Seed = 0
     options: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -27,6 +27,7 @@ from workload_eval import loadgen
 from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, Request, RunRecords, Schedule
 from workload_eval.engines.base import Engine, EngineConfig
 from workload_eval.errors import UserError
+from workload_eval.limits import MAX_INT
 from workload_eval.prometheus import Timeline, parse_metrics
 
 SYNTH_TOKEN_BASE = 1000  # synthesized prompts avoid the special and byte tokens of small vocabs
@@ -36,12 +37,12 @@ SYNTH_TOKEN_SPAN = 20000
 class OpenAIOptions(BaseModel):
     """``EngineConfig.options`` of the openai engine (CLI: --base-url, --api-key-env, ...)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     base_url: str
     api_key_env: str | None = None  # name of the env var holding the key; the key is never stored
     endpoint: Literal["completions", "chat"] = "completions"
-    max_concurrency: int | None = Field(default=None, gt=0)
+    max_concurrency: int | None = Field(default=None, gt=0, le=MAX_INT)
     request_timeout: float = Field(default=600.0, gt=0)  # s, per request
     prompt_format: Literal["auto", "token_ids", "text"] = "auto"
     stream: bool = True
@@ -73,9 +74,16 @@ def parse_options(options: dict[str, Any]) -> OpenAIOptions:
         err = e.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "options"
         raise UserError(f"engine openai: option {where!r}: {err['msg']}") from None
-    scheme = urlsplit(opts.base_url).scheme
-    if scheme not in ("http", "https"):
-        raise UserError(f"--base-url {opts.base_url!r}: expected an http:// or https:// URL")
+    try:
+        parts = urlsplit(opts.base_url)
+        port = parts.port  # parses it: a bad port raises here, not mid-run
+    except ValueError as e:
+        raise UserError(f"--base-url {opts.base_url!r}: not a URL ({e})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(
+            f"--base-url {opts.base_url!r}: expected an http:// or https:// URL with a host"
+            + (f" (port {port})" if port else "")
+        )
     if opts.api_key_env and opts.api_key_env not in os.environ:
         raise UserError(f"--api-key-env {opts.api_key_env}: environment variable is not set")
     return opts

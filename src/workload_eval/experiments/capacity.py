@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from workload_eval.errors import UserError
 from workload_eval.paper import SLO_TEXT, RuleAnswer, max_rate_under_slo
@@ -26,6 +26,8 @@ Aggregate = Literal["majority", "mean", "all"]
 
 _NUMBER = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?"
 _SLO_RE = re.compile(rf"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|<|>)\s*({_NUMBER})\s*$")
+# Metrics measured in seconds: positive for any run that completed a request.
+_TIME_METRICS = ("ttft", "tpot", "itl", "e2e_latency", "normalized_latency", "duration_s")
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": lambda a, b: a <= b,
     "<": lambda a, b: a < b,
@@ -43,6 +45,25 @@ class SLO(BaseModel):
     op: Literal["<=", "<", ">=", ">"] = "<="
     value: float
 
+    @model_validator(mode="after")
+    def _decides_something(self) -> SLO:
+        """A bound that no run can meet (or every run meets) would make the capacity 0
+        (or the search's limit) silently: refuse it."""
+        v, op = self.value, self.op
+        text = f"{self.metric}{op}{v!r}"
+        if not math.isfinite(v):
+            raise ValueError(f"SLO {text}: the bound must be a finite number")
+        time_like = self.metric.startswith(_TIME_METRICS)
+        if (op == "<=" and v < 0) or (op == "<" and v <= 0):
+            raise ValueError(f"SLO {text} can never hold: {self.metric} is never negative")
+        if op == "<=" and v == 0 and time_like:
+            raise ValueError(f"SLO {text} can never hold: {self.metric} is a positive time")
+        if (op == ">=" and v <= 0) or (op == ">" and v < 0):
+            raise ValueError(f"SLO {text} always holds: {self.metric} is never negative")
+        if self.metric == "slo_attainment" and v > 1:
+            raise ValueError(f"SLO {text}: slo_attainment is a fraction from 0 to 1")
+        return self
+
     @classmethod
     def parse(cls, text: str, *, where: str = "--slo") -> SLO:
         m = _SLO_RE.match(str(text))
@@ -51,17 +72,17 @@ class SLO(BaseModel):
                 f"{where}: cannot parse SLO {text!r} (expected METRIC<=VALUE, "
                 f"e.g. {SLO_TEXT}; operators <=, <, >=, >)"
             )
-        return cls(metric=m.group(1), op=m.group(2), value=float(m.group(3)))  # type: ignore[arg-type]
+        try:
+            return cls(metric=m.group(1), op=m.group(2), value=float(m.group(3)))  # type: ignore[arg-type]
+        except ValidationError as e:
+            msg = str(e.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise UserError(f"{where}: {msg}") from None
 
     def __str__(self) -> str:
         return f"{self.metric}{self.op}{self.value:g}"
 
     def observed(self, metrics: Mapping[str, Any]) -> float:
-        v = metrics.get(self.metric)
-        try:
-            return float(v) if v is not None else math.nan
-        except (TypeError, ValueError):
-            return math.nan
+        return _observed(metrics, self.metric)
 
     def met(self, metrics: Mapping[str, Any]) -> bool:
         """A missing or NaN metric (e.g. nothing completed) counts as a violation."""
@@ -77,12 +98,20 @@ class SLO(BaseModel):
         return abs(v - self.value) / scale
 
 
+def _observed(metrics: Mapping[str, Any], name: str) -> float:
+    v = metrics.get(name)
+    try:
+        return float(v) if v is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def parse_slos(
     items: Iterable[str | SLO] | Mapping[str, float], *, where: str = "--slo"
 ) -> list[SLO]:
     """SLOs from strings (``metric<=v``), SLO objects, or a {metric: max} mapping."""
     if isinstance(items, Mapping):
-        return [SLO(metric=k, op="<=", value=float(v)) for k, v in items.items()]
+        return [SLO.parse(f"{k}<={float(v)!r}", where=where) for k, v in items.items()]
     return [s if isinstance(s, SLO) else SLO.parse(s, where=where) for s in items]
 
 
@@ -452,6 +481,6 @@ def _scalars(m: Mapping[str, Any]) -> dict[str, Any]:
 def _mean_metrics(runs: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for name in dict.fromkeys(names):
-        vals = [SLO(metric=name, value=0).observed(m) for m in runs]
+        vals = [_observed(m, name) for m in runs]
         out[name] = float(np.mean(vals)) if vals else math.nan
     return out

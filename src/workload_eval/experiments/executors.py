@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import multiprocessing
+import os
 import signal
 import tempfile
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from workload_eval.errors import UserError
+from workload_eval.limits import ALL_LIMITS
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Outcome:
     files: dict[str, bytes] | None = None
     wall_s: float = 0.0
     error: str | None = None
+    user_error: bool = False  # the error is the input's (a UserError), not a crash
 
 
 def run_point(spec_json: str) -> dict[str, Any]:
@@ -40,7 +43,7 @@ def run_point(spec_json: str) -> dict[str, Any]:
 
         spec = RunSpec.model_validate_json(spec_json)
         result = execute(spec, progress=False)
-        if result.interrupted:  # the engine caught Ctrl-C: stop the sweep, store nothing
+        if result.interrupted or result.stop_requested:  # Ctrl-C: stop the sweep, store nothing
             raise KeyboardInterrupt
         with tempfile.TemporaryDirectory(prefix="we-point-") as tmp:
             save_run(result, tmp)
@@ -48,15 +51,19 @@ def run_point(spec_json: str) -> dict[str, Any]:
         return {"files": files, "wall_s": time.perf_counter() - t0}
     except KeyboardInterrupt:
         raise
-    except UserError as e:
-        return {"error": str(e), "wall_s": time.perf_counter() - t0}
+    except UserError as e:  # bad input found only when the point ran (a data file's content)
+        return {"error": str(e), "user_error": True, "wall_s": time.perf_counter() - t0}
     except Exception as e:  # a bug or an engine failure: report it with the point
         return {"error": f"{type(e).__name__}: {e}", "wall_s": time.perf_counter() - t0}
 
 
 def _outcome(task_id: str, payload: dict[str, Any]) -> Outcome:
     return Outcome(
-        task_id, payload.get("files"), float(payload.get("wall_s", 0.0)), payload.get("error")
+        task_id,
+        payload.get("files"),
+        float(payload.get("wall_s", 0.0)),
+        payload.get("error"),
+        bool(payload.get("user_error", False)),
     )
 
 
@@ -191,6 +198,10 @@ class RayExecutor(Executor):
             }
             if address is None:
                 kwargs["num_cpus"] = num_cpus
+            # The allocation limits (--max-requests, ...) travel with the job's workers.
+            env = {lim.env: os.environ[lim.env] for lim in ALL_LIMITS if lim.env in os.environ}
+            if env:
+                kwargs["runtime_env"] = {"env_vars": env}
             try:
                 ray.init(address=address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:

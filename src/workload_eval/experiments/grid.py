@@ -12,6 +12,7 @@ from workload_eval.engines.base import EngineConfig
 from workload_eval.errors import UserError
 from workload_eval.experiments.capacity import SLO, CapacitySearch, make_search
 from workload_eval.experiments.spec import CapacityOptions, ExperimentSpec, GridSpec
+from workload_eval.limits import check_request_count, max_requests
 
 # RunSpec fields that locate inputs on this machine rather than define the run.
 LOCATION_FIELDS = ("data_dir", "tokenizer_dir")
@@ -76,24 +77,31 @@ class CapacityTask:
         duration = self.base["schedule"].get("duration")
         # below this a probe would hold too few arrivals to judge (5 over the duration)
         min_rate = max(1e-3, 5.0 / duration) if duration else 1e-3
+        # above this a probe would hold more requests than a run may (limits): the search
+        # stops there and says so (censored), rather than fail on the probe
+        max_rate = min(o.max_rate, max_requests() / duration) if duration else o.max_rate
         workload, kv = self.base.get("workload"), self.base["engine_config"].get("kv_blocks")
-        rates = o.grid(workload, kv)
-        if o.rule == "seed-grid" and not rates and isinstance(o.rates, dict):
+        grid = o.grid(workload, kv)
+        if o.rule == "seed-grid" and not grid and isinstance(o.rates, dict):
             raise UserError(
                 f"capacity: the seed-grid rates name no grid for workload {workload!r} at "
                 f"{kv} KV blocks (expected rates.{workload}: a list, or one per KV size)"
             )
+        if grid and duration:  # an explicit grid is the user's: a rate past the limit is refused
+            check_request_count(
+                max(grid) * duration, what=f"rate {max(grid):g}/s over {duration:g} s"
+            )
         return make_search(
             list(self.slos),
             rule=o.rule,
-            rates=rates,
+            rates=grid,
             extend=o.extend,
             tolerance=o.tolerance,
             start=o.start,
             seeds=self.seeds,
             aggregate=o.aggregate,
             repeat_band=o.repeat_band,
-            max_rate=o.max_rate,
+            max_rate=max_rate,
             min_rate=min(min_rate, o.start),
         )
 

@@ -8,6 +8,7 @@ seed 0, 600 s Poisson arrivals, SLO p95 normalized latency <= 0.1875 s/token).
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,10 +25,12 @@ from pydantic import (
     model_validator,
 )
 
-from workload_eval import paper
+from workload_eval import limits, paper
 from workload_eval.engines.base import EngineConfig
 from workload_eval.errors import UserError
 from workload_eval.experiments.capacity import SLO
+from workload_eval.inputs import loads_yaml, read_text
+from workload_eval.limits import MAX_INT, Seed
 
 # Axes set per grid point, so an engine entry may not set them.
 AXIS_FIELDS = {"model", "gpu", "kv_blocks", "gpu_memory_utilization", "seed"}
@@ -84,15 +87,17 @@ _Gpus = Annotated[list[Annotated[str, AfterValidator(_check_gpu)]], BeforeValida
 _Workloads = Annotated[
     list[Annotated[str, AfterValidator(_check_workload)]], BeforeValidator(_as_list)
 ]
-_Blocks = Annotated[list[Annotated[int, Field(gt=0)]] | None, BeforeValidator(_as_list)]
+_Blocks = Annotated[list[Annotated[int, Field(gt=0, le=MAX_INT)]] | None, BeforeValidator(_as_list)]
 _Utils = Annotated[list[Annotated[float, Field(gt=0, le=1)]] | None, BeforeValidator(_as_list)]
-_Seeds = Annotated[list[int], BeforeValidator(_as_list)]
+_Seeds = Annotated[list[Seed], BeforeValidator(_as_list)]
+# Every model of a spec refuses NaN and infinity: no setting means "infinitely".
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class EngineEntry(BaseModel):
     """One engine and its fixed knobs (any EngineConfig field except the swept axes)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     engine: Annotated[str, AfterValidator(_check_engine)] = "sim"
     label: str | None = None
@@ -109,7 +114,7 @@ class EngineEntry(BaseModel):
                 raise ValueError(
                     f"unknown engine setting {k!r} (expected one of {', '.join(sorted(known))})"
                 )
-        EngineConfig(model="opt-13b", **extra)  # validates the values
+        EngineConfig(model="opt-13b", **extra)  # validates the values (errors keep their path)
         return self
 
     @property
@@ -129,7 +134,7 @@ def _engine_entries(v: Any) -> Any:
 class RateRange(BaseModel):
     """Rates start, start+step, ... up to and including stop."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     start: float = Field(gt=0)
     stop: float = Field(gt=0)
@@ -152,16 +157,28 @@ def _scalar_rate(v: Any) -> Any:
     return [v] if isinstance(v, int | float) and not isinstance(v, bool) else v
 
 
-_Rate = list[Annotated[float, Field(gt=0)]] | RateRange | Literal["capacity"] | None
+_Rate = (
+    Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
+    | RateRange
+    | Literal["capacity"]
+    | None
+)
 
 
 class ScheduleEntry(BaseModel):
     """A schedule family: list-valued fields expand (num_requests: [100, 500])."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     kind: str
     rate: Annotated[_Rate, BeforeValidator(_scalar_rate)] = None
+
+    @model_validator(mode="after")
+    def _no_empty_axis(self) -> ScheduleEntry:
+        for k, v in (self.model_extra or {}).items():
+            if isinstance(v, list) and not v:
+                raise ValueError(f"{k}: an empty list runs nothing (list at least one value)")
+        return self
 
     @field_validator("kind")
     @classmethod
@@ -197,13 +214,13 @@ class ScheduleEntry(BaseModel):
         return combos
 
 
-_Grid = list[Annotated[float, Field(gt=0)]] | RateRange
+_Grid = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | RateRange
 
 
 class CapacityOptions(BaseModel):
     """How ``rate: capacity`` schedules are searched (see experiments.capacity)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     rule: Literal["bisect", "seed-grid"] = "bisect"
     tolerance: float = Field(default=0.02, gt=0, lt=1)
@@ -243,11 +260,9 @@ def _slos(v: Any) -> Any:
     for s in v or []:
         if isinstance(s, str):
             try:
-                out.append(SLO.parse(s).model_dump())
-            except UserError:
-                raise ValueError(
-                    f"cannot parse SLO {s!r} (expected METRIC<=VALUE, e.g. {paper.SLO_TEXT})"
-                ) from None
+                out.append(SLO.parse(s, where="slos").model_dump())
+            except UserError as e:
+                raise ValueError(str(e).removeprefix("slos: ")) from None
         else:
             out.append(s)
     return out
@@ -265,7 +280,7 @@ def _known_metric(slo: SLO) -> SLO:
 class GridSpec(BaseModel):
     """One group's axes: the cross product of these is the group's points."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     name: str = "main"
     engines: Annotated[list[EngineEntry], BeforeValidator(_engine_entries)] = Field(
@@ -304,18 +319,42 @@ class GridSpec(BaseModel):
     data_dir: str | None = None
     tokenizer_dir: str | None = None
 
-    @field_validator("engines", "models", "gpus", "workloads", "schedules", "seeds")
+    @field_validator(
+        "engines",
+        "models",
+        "gpus",
+        "workloads",
+        "schedules",
+        "seeds",
+        "kv_blocks",
+        "gpu_memory_utilization",
+    )
     @classmethod
-    def _non_empty(cls, v: list[Any]) -> list[Any]:
-        if not v:
-            raise ValueError("must list at least one value")
+    def _non_empty(cls, v: list[Any] | None) -> list[Any] | None:
+        if v is not None and not v:
+            raise ValueError("an empty list runs nothing (list at least one value)")
         return v
 
     @model_validator(mode="after")
     def _default_kv(self) -> GridSpec:
         if self.kv_blocks is None and self.gpu_memory_utilization is None:
             self.kv_blocks = [paper.KV_BLOCKS_MAX]
+        if not self.slos and any(s.is_capacity for s in self.schedules):
+            raise ValueError("slos: a 'rate: capacity' schedule needs at least one SLO")
         return self
+
+    def num_runs(self) -> int:
+        """Points plus capacity searches this group expands to (counted, not built)."""
+        per_config = 0
+        for entry in self.schedules:
+            combos = 1
+            if not entry.is_capacity and entry.rate is not None:
+                combos *= len(entry.rates())
+            for v in (entry.model_extra or {}).values():
+                combos *= len(v) if isinstance(v, list) else 1
+            per_config += combos if entry.is_capacity else combos * len(self.seeds)
+        configs = len(self.engines) * len(self.models) * len(self.gpus) * len(self.workloads)
+        return configs * len(self.kv_sizes()) * per_config
 
     def kv_sizes(self) -> list[dict[str, Any]]:
         """KV axis: each entry sets kv_blocks or gpu_memory_utilization."""
@@ -327,7 +366,7 @@ class GridSpec(BaseModel):
 class ExperimentSpec(BaseModel):
     """A whole study: top-level axes, optionally split into groups that override them."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     name: str = "experiment"
     description: str = ""
@@ -345,8 +384,11 @@ def build_spec(data: Any, *, source: str | Path | None = None) -> ExperimentSpec
         data = {}
     if not isinstance(data, dict):
         raise UserError(f"{src}: expected a mapping of settings at the top level")
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise UserError(f"{src}: {key}: expected text (got a {type(data[key]).__name__})")
     top = {k: v for k, v in data.items() if k not in ("name", "description", "groups")}
-    unknown = sorted(set(top) - _GROUP_KEYS)
+    unknown = sorted(set(top) - _GROUP_KEYS, key=str)
     if unknown:
         raise UserError(
             f"{src}: {unknown[0]}: unknown setting (expected one of "
@@ -370,7 +412,7 @@ def build_spec(data: Any, *, source: str | Path | None = None) -> ExperimentSpec
         try:
             grid = GridSpec.model_validate(g)
         except ValidationError as e:
-            err = e.errors()[0]
+            err = _best_error(e)
             loc = err["loc"]
             # a key inherited from the top level is reported at its top-level path
             path = (prefix if loc and loc[0] in own else "") + _loc_str(loc)
@@ -381,6 +423,12 @@ def build_spec(data: Any, *, source: str | Path | None = None) -> ExperimentSpec
             if v is not None and not Path(v).is_absolute():
                 setattr(grid, attr, str((base / v).resolve()))
         built.append(grid)
+    total = sum(g.num_runs() for g in built)
+    if total > limits.MAX_POINTS.value():
+        raise UserError(
+            f"{src}: expands to {total:,} runs, more than the {limits.MAX_POINTS.value():,} a "
+            f"study may have (fewer values per axis, or raise ${limits.MAX_POINTS.env})"
+        )
     names = [g.name for g in built]
     if len(set(names)) != len(names):
         raise UserError(f"{src}: groups: group names must be unique (got {names})")
@@ -416,6 +464,17 @@ def _check_schedules(grid: GridSpec, src: str, prefix: str) -> None:
                 if err.get("type") == "extra_forbidden":
                     msg = f"not a setting of schedule kind {combo['kind']!r}"
                 raise UserError(f"{src}: {path}: {msg}") from None
+
+
+def _best_error(e: ValidationError) -> Any:
+    """The error that explains the input: for a union (a rate list or a range), the
+    branch whose type matched and whose value was wrong, not "should be a list"."""
+    errors = e.errors()
+    for err in errors:
+        kind = str(err.get("type", ""))
+        if not (kind.endswith("_type") or kind.startswith(("literal", "union"))):
+            return err
+    return errors[0]
 
 
 def _loc_str(loc: tuple[Any, ...]) -> str:
@@ -468,17 +527,17 @@ def _parse_path(path: str) -> list[str | int]:
 def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and validate a YAML spec; errors read ``file:line: key.path: what was expected``."""
     p = Path(path)
+    if not p.exists():
+        raise UserError(f"{p}: no such file (expected an experiment spec in YAML)")
+    text = read_text(p)
     try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{p}: no such file (expected an experiment spec in YAML)") from None
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
-        raise UserError(f"{where}: invalid YAML ({getattr(e, 'problem', None) or e})") from None
+        data = loads_yaml(text, p)  # safe, bounded, strict: aliases, keys, numbers
+    except UserError as e:  # as every spec error reads: file:line: what
+        head = re.match(rf"{re.escape(str(p))}: line (\d+): ", str(e))
+        if head is None:
+            raise
+        raise UserError(f"{p}:{head.group(1)}: {str(e)[head.end() :]}") from None
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
     try:
         return build_spec(data, source=p)
     except UserError as e:
@@ -495,4 +554,4 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 
 def spec_from_yaml_text(text: str, *, source: str = "spec.yaml") -> ExperimentSpec:
     """Validate YAML text (tests, notebooks) without a file."""
-    return build_spec(yaml.safe_load(text), source=source)
+    return build_spec(loads_yaml(text, source), source=source)

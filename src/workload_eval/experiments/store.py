@@ -2,9 +2,10 @@
 
 A point is written into a hidden temp folder, its marker ``point.json`` last, then the
 folder is renamed to ``points/<key>``: a point folder either is complete or does not
-exist. Leftovers of a killed run (temp folders, folders without a marker) are removed on
-open. The index is rebuilt from the completed points only, sorted by key, so a resumed
-sweep and an uninterrupted one write byte-identical index files.
+exist. Leftovers of a killed run (the store's own ``.tmp-<key>-*`` and ``.old-<key>-*``
+folders) are removed on open; anything else under ``points/`` is the user's and is left
+alone (and ignored). The index is rebuilt from the completed points only, sorted by
+key, so a resumed sweep and an uninterrupted one write byte-identical index files.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ from typing import Any
 
 import pandas as pd
 
+from workload_eval.errors import UserError
 from workload_eval.experiments.grid import canonical_json, point_key, run_spec_json
 from workload_eval.storage import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 MARKER = "point.json"
 POINT_FORMAT = "workload-eval-point/1"
+# The names this store gives its folders: points/<key>, and the temp folders of a write.
+KEY_RE = re.compile(r"^[0-9a-f]{16}$")
+OWN_TEMP_RE = re.compile(r"^\.(tmp|old)-[0-9a-f]{16}-[A-Za-z0-9_]+$")
 # Summary keys that vary from run to run of the same point; never in the index.
 VOLATILE = re.compile(r"(^|[._])(wall|timestamp|started_at|finished_at|hostname|pid)", re.I)
 
@@ -92,17 +97,27 @@ class ResultStore:
         return sorted(
             p.name
             for p in self.points_dir.iterdir()
-            if not p.name.startswith(".") and (p / MARKER).is_file()
+            if KEY_RE.match(p.name) and (p / MARKER).is_file()
         )
 
     def cleanup(self) -> list[str]:
-        """Remove what a killed run left half-written; returns the removed names."""
+        """Remove the temp folders a killed write left (only names this store creates);
+        returns the removed names. A user's own files under points/ are never touched."""
         removed = []
         for p in sorted(self.points_dir.iterdir()):
-            if p.name.startswith(".") or not (p / MARKER).is_file():
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            if OWN_TEMP_RE.match(p.name) and p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
                 removed.append(p.name)
         return removed
+
+    def foreign(self) -> list[str]:
+        """Entries under points/ this store did not write (left alone, never read)."""
+        return sorted(
+            p.name
+            for p in self.points_dir.iterdir()
+            if not (KEY_RE.match(p.name) and (p / MARKER).is_file())
+            and not OWN_TEMP_RE.match(p.name)
+        )
 
     def write_point(
         self, spec: Any, files: Mapping[str, bytes], *, wall_s: float | None = None
@@ -124,6 +139,10 @@ class ResultStore:
             atomic_write_json(tmp / MARKER, marker)
             os.chmod(tmp, 0o755)  # mkdtemp makes 0700; results are meant to be shared
             final = self.point_dir(key)
+            if final.exists() and not (final / MARKER).is_file():
+                raise UserError(
+                    f"{final}: exists and was not written by workload-eval (move it away)"
+                )
             if final.exists():  # a duplicate copy: move it aside atomically, then drop it
                 old = Path(tempfile.mkdtemp(dir=self.points_dir, prefix=f".old-{key}-"))
                 os.replace(final, old / key)

@@ -41,6 +41,7 @@ class SweepResult:
     reused: int
     ran: int
     failed: dict[str, str] = field(default_factory=dict)  # point key -> error
+    input_errors: set[str] = field(default_factory=set)  # failed keys whose input was bad
     capacity: pd.DataFrame = field(default_factory=pd.DataFrame)
     index: pd.DataFrame = field(default_factory=pd.DataFrame)
     interrupted: bool = False
@@ -70,12 +71,16 @@ def run_sweep(
     from workload_eval.console import progress_bar  # rich loads only where a sweep runs
 
     t0 = time.perf_counter()
+    points, tasks = expand(spec)
+    preflight(spec, points, tasks)
     store = ResultStore(out)
     removed = store.cleanup()
     if removed and log is not None:
         log(f"removed {len(removed)} incomplete point folder(s) left by an earlier run")
+    foreign = store.foreign()
+    if foreign and log is not None:
+        log(f"left alone {len(foreign)} entr(y/ies) under {store.points_dir} not written here")
     atomic_write_json(store.root / "experiment.json", spec.model_dump(mode="json"))
-    points, tasks = expand(spec)
     executor = executor or SequentialExecutor()
     bar = progress_bar(0, description="sweep", unit="runs", enabled=progress)
     state = _SweepState(store, executor, bar)
@@ -97,11 +102,43 @@ def run_sweep(
         reused=len(state.reused_keys),
         ran=state.ran,
         failed=state.failed,
+        input_errors=state.input_errors,
         capacity=capacity,
         index=index,
         interrupted=state.interrupted,
         wall_s=time.perf_counter() - t0,
     )
+
+
+def preflight(spec: ExperimentSpec, points: list[Point], tasks: list[CapacityTask]) -> None:
+    """Refuse the study before running anything if any point would fail on its settings."""
+    from workload_eval.errors import UserError
+    from workload_eval.preflight import check_run_spec
+
+    for t in tasks:
+        try:
+            t.make_search()
+        except UserError as e:
+            raise UserError(
+                f"{spec.source or 'spec'}: group {t.group!r}, engine {t.engine_label!r}, "
+                f"capacity search: {e}"
+            ) from None
+    checks = [(p.group, p.engine_label, p.spec) for p in points]
+    checks += [(t.group, t.engine_label, t.run_spec(t.options.start, t.seeds[0])) for t in tasks]
+    seen: set[str] = set()
+    for group, label, run_spec in checks:
+        ident = run_spec.model_dump_json(exclude={"seed", "schedule"})
+        ident += run_spec.schedule.kind
+        if ident in seen:
+            continue
+        seen.add(ident)
+        try:
+            check_run_spec(run_spec)
+        except UserError as e:
+            raise UserError(
+                f"{spec.source or 'spec'}: group {group!r}, engine {label!r}, workload "
+                f"{run_spec.workload!r}: {e}"
+            ) from None
 
 
 class _SweepState:
@@ -117,6 +154,7 @@ class _SweepState:
         self.waiters: dict[str, list[tuple[_Search, float, int]]] = defaultdict(list)
         self.searches: list[_Search] = []
         self.failed: dict[str, str] = {}
+        self.input_errors: set[str] = set()
         self.reused_keys: set[str] = set()
         self.ran = 0
         self.interrupted = False
@@ -183,6 +221,8 @@ class _SweepState:
         spec = self.specs[key]
         if outcome.error is not None or outcome.files is None:
             self.failed[key] = outcome.error or "no result"
+            if outcome.user_error:
+                self.input_errors.add(key)
             label = "failed"
         else:
             self.store.write_point(spec, outcome.files, wall_s=outcome.wall_s)

@@ -142,8 +142,10 @@ def reproduce(
     from workload_eval.experiments import build_spec, run_sweep
     from workload_eval.experiments.executors import make_executor
     from workload_eval.report.html import build_report
+    from workload_eval.storage import ensure_writable_dir
 
-    out = Path(out)
+    load_paper_tables(calibration_dir)  # a bad folder or table fails now, not after the study
+    out = ensure_writable_dir(out)
     lengths = lengths_mode(output_len_model)
     t0 = time.perf_counter()
     prepare_workloads(list(paper.MODELS), list(paper.WORKLOADS), jobs)

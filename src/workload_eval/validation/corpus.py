@@ -8,7 +8,6 @@ schema does not list are ignored (a newer corpus may add some); ``evidence`` is 
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +15,9 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from workload_eval.errors import UserError
+from workload_eval.inputs import loads_json
 
 FORMAT = "workload-eval-measured/1"
 MAX_FILE_BYTES = 64 * 1024**2  # a corpus JSON is ~50 kB; refuse anything absurd
@@ -236,9 +238,9 @@ def load_experiment(path: Path) -> Experiment:
     if size > MAX_FILE_BYTES:
         raise CorpusError(f"{path}: {size} bytes is too large for an experiment file")
     try:
-        raw = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except json.JSONDecodeError as e:
-        raise CorpusError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+        raw = loads_json(path.read_bytes().decode("utf-8-sig"), path)  # strict, depth-safe
+    except UserError as e:
+        raise CorpusError(str(e)) from None
     except (OSError, UnicodeDecodeError) as e:
         raise CorpusError(f"{path}: cannot read ({e})") from None
     if not isinstance(raw, dict):

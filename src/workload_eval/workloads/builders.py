@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from workload_eval.errors import UserError
+from workload_eval.limits import MAX_ID, MAX_INT
 from workload_eval.workloads.catalog import WorkloadSpec
 
 USER_ROLES = {"human", "user", "prompter"}
@@ -41,8 +42,18 @@ def resolve_column(
     )
 
 
-def _text(col: pd.Series) -> list[str]:
-    return ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in col]
+def _text(col: pd.Series, where: str = "data") -> list[str]:
+    out = []
+    for i, v in enumerate(col):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            out.append("")
+        elif isinstance(v, str | int | float):
+            out.append(str(v))
+        else:  # a list or an object is not a prompt: refuse rather than print its repr
+            raise UserError(
+                f"{where}: record {i}: field {col.name!r} is a {type(v).__name__} (expected text)"
+            )
+    return out
 
 
 def build(
@@ -63,10 +74,13 @@ def build(
         return resolve_column(raw, role, spec.fields[role], where, fields.get(role), required)
 
     if spec.builder == "instruction":
-        return _build_instruction(spec, raw, col)
+        return _build_instruction(spec, raw, col, where)
     if spec.builder == "prompt_output":
         return pd.DataFrame(
-            {"prompt_text": _text(raw[col("prompt")]), "output_text": _text(raw[col("output")])}
+            {
+                "prompt_text": _text(raw[col("prompt")], where),
+                "output_text": _text(raw[col("output")], where),
+            }
         )
     if spec.builder == "first_turn":
         return _build_first_turn(raw[col("conversations")], where)
@@ -77,30 +91,25 @@ def build(
     return _build_lengths(spec, raw, col, where)
 
 
-def _build_instruction(spec: WorkloadSpec, raw: pd.DataFrame, col: Any) -> pd.DataFrame:
+def _build_instruction(spec: WorkloadSpec, raw: pd.DataFrame, col: Any, where: str) -> pd.DataFrame:
     if spec.category_contains is not None:
         cat = raw[col("category")].astype(str)
         raw = raw[cat.str.contains(spec.category_contains, regex=False)]
-    instr = _text(raw[col("instruction")])
+    instr = _text(raw[col("instruction")], where)
     inp_col = col("input", required=False)
-    inp = _text(raw[inp_col]) if inp_col else [""] * len(instr)
+    inp = _text(raw[inp_col], where) if inp_col else [""] * len(instr)
     return pd.DataFrame(
         {
             "prompt_text": [a + b for a, b in zip(instr, inp, strict=True)],
-            "output_text": _text(raw[col("output")]),
+            "output_text": _text(raw[col("output")], where),
         }
     )
 
 
 def _messages(conv: Any, where: str, row: int) -> list[tuple[str, str]]:
     """(role, text) pairs with roles normalised to user / assistant / system."""
-    if isinstance(conv, str):
-        raise UserError(
-            f"{where}: record {row}: conversation is a string (expected a list of "
-            "messages with from/value or role/content)"
-        )
     out: list[tuple[str, str]] = []
-    for msg in [] if conv is None else list(conv):
+    for msg in _conversation(conv, where, row):
         text = _message_text(msg, where, row)
         role = str(msg.get("from", msg.get("role", ""))).lower()
         if role in USER_ROLES:
@@ -112,12 +121,28 @@ def _messages(conv: Any, where: str, row: int) -> list[tuple[str, str]]:
     return out
 
 
+def _conversation(conv: Any, where: str, row: int) -> list[Any]:
+    """A record's messages: a list (a Parquet array arrives as a numpy array), or none."""
+    if conv is None or (isinstance(conv, float) and np.isnan(conv)):
+        return []
+    if isinstance(conv, list | tuple | np.ndarray):
+        return list(conv)
+    raise UserError(
+        f"{where}: record {row}: conversation is a {type(conv).__name__} (expected a list "
+        "of messages with from/value or role/content)"
+    )
+
+
 def _message_text(msg: Any, where: str, row: int) -> str:
     if not isinstance(msg, Mapping):
         raise UserError(f"{where}: record {row}: expected message objects in the conversation")
     text = msg.get("value", msg.get("content"))
     if text is None:
         raise UserError(f"{where}: record {row}: message without 'value' or 'content'")
+    if not isinstance(text, str | int | float):
+        raise UserError(
+            f"{where}: record {row}: message text is a {type(text).__name__} (expected text)"
+        )
     return str(text)
 
 
@@ -150,7 +175,7 @@ def _build_first_two(convs: pd.Series, where: str) -> pd.DataFrame:
     """
     prompts, outputs = [], []
     for i, conv in enumerate(convs):
-        msgs = [] if conv is None else list(conv)
+        msgs = _conversation(conv, where, i)
         if len(msgs) < 2:
             continue
         prompts.append(_message_text(msgs[0], where, i))
@@ -181,14 +206,17 @@ def _build_chat(convs: pd.Series, where: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["session_id", "turn", "prompt_text", "output_text"])
 
 
-def _ints(raw: pd.DataFrame, name: str, where: str) -> np.ndarray:
-    vals = pd.to_numeric(raw[name], errors="coerce")
-    bad = vals.isna() | (vals < 0) | (vals != np.floor(vals))
+def _ints(raw: pd.DataFrame, name: str, where: str, minimum: int = 0) -> np.ndarray:
+    col = raw[name]
+    vals = pd.to_numeric(col.where(~col.map(lambda v: isinstance(v, bool))), errors="coerce")
+    bad = vals.isna() | ~(vals >= minimum) | ~(vals <= MAX_INT) | (vals != np.floor(vals))
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
+        value = col.iloc[row]
         raise UserError(
-            f"{where}: record {row}: field {name!r} = {raw[name].iloc[row]!r} "
-            "(expected a non-negative integer)"
+            f"{where}: record {row}: field {name!r} = "
+            f"{value.item() if isinstance(value, np.generic) else value!r} "
+            f"(expected a whole number from {minimum} to {MAX_INT})"
         )
     return vals.to_numpy(dtype=np.int64)
 
@@ -196,33 +224,93 @@ def _ints(raw: pd.DataFrame, name: str, where: str) -> np.ndarray:
 def _build_lengths(spec: WorkloadSpec, raw: pd.DataFrame, col: Any, where: str) -> pd.DataFrame:
     out = pd.DataFrame(
         {
-            "prompt_len": _ints(raw, col("prompt_len"), where),
+            "prompt_len": _ints(raw, col("prompt_len"), where, minimum=1),  # a prompt is a token
             "output_len": _ints(raw, col("output_len"), where),
         }
     )
     arrival = col("arrival", required=False) if "arrival" in spec.fields else None
     if arrival is not None:
         if spec.arrival_unit_s is None:
-            t = pd.to_datetime(raw[arrival], errors="coerce")
-            if t.isna().any():
-                row = int(np.flatnonzero(t.isna().to_numpy())[0])
-                raise UserError(
-                    f"{where}: record {row}: field {arrival!r} = "
-                    f"{raw[arrival].iloc[row]!r} (expected a date-time)"
-                )
-            secs = (t - t.min()).dt.total_seconds().to_numpy()
+            secs = _datetime_seconds(raw[arrival], arrival, where)
         else:
-            v = pd.to_numeric(raw[arrival], errors="coerce")
-            if v.isna().any():
-                row = int(np.flatnonzero(v.isna().to_numpy())[0])
+            v = pd.to_numeric(raw[arrival].where(~raw[arrival].map(_is_bool)), errors="coerce")
+            bad = ~np.isfinite(v.to_numpy(dtype=float))
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
                 raise UserError(
                     f"{where}: record {row}: field {arrival!r} = "
-                    f"{raw[arrival].iloc[row]!r} (expected a number)"
+                    f"{raw[arrival].iloc[row]!r} (expected a finite number)"
                 )
             secs = (v - v.min()).to_numpy(dtype=float) * spec.arrival_unit_s
         out["arrival_time"] = secs.astype(float)
     if "hash_ids" in spec.fields:
         hcol = col("hash_ids", required=False)
         if hcol is not None:
-            out["hash_ids"] = [list(map(int, h)) if h is not None else [] for h in raw[hcol]]
+            out["hash_ids"] = [_hash_ids(h, hcol, i, where) for i, h in enumerate(raw[hcol])]
     return out
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool | np.bool_)
+
+
+def _hash_ids(value: Any, name: str, row: int, where: str) -> list[int]:
+    """Prefix block ids: a list of whole numbers that fit an int64 column (or none)."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple | np.ndarray):
+        ids = list(value)
+        if all(
+            isinstance(h, int | np.integer) and not _is_bool(h) and 0 <= h <= MAX_ID for h in ids
+        ):
+            return [int(h) for h in ids]
+        bad = next(
+            h
+            for h in ids
+            if not (isinstance(h, int | np.integer) and not _is_bool(h) and 0 <= h <= MAX_ID)
+        )
+        raise UserError(
+            f"{where}: record {row}: field {name!r} holds {bad!r} (expected whole numbers "
+            f"from 0 to 2**63-1)"
+        )
+    raise UserError(
+        f"{where}: record {row}: field {name!r} is a {type(value).__name__} (expected a list "
+        "of block ids)"
+    )
+
+
+def _datetime_seconds(col: pd.Series, name: str, where: str) -> np.ndarray:
+    """Seconds since the first timestamp. Each value is parsed on its own (ISO 8601, any
+    fraction of a second), so a row without fractional seconds does not make pandas guess
+    the format from row 0 and reject the rest; time zones must be given for all or none."""
+    text = col.map(lambda v: v if isinstance(v, str) else None)
+    if text.isna().any():
+        row = int(np.flatnonzero(text.isna().to_numpy())[0])
+        raise UserError(
+            f"{where}: record {row}: field {name!r} = {col.iloc[row]!r} (expected a date-time)"
+        )
+    has_tz = text.str.contains(r"(?:[zZ]|[+-]\d\d:?\d\d)\s*$", regex=True)
+    if has_tz.any() and not has_tz.all():
+        row = int(np.flatnonzero((has_tz != has_tz.iloc[0]).to_numpy())[0])
+        raise UserError(
+            f"{where}: record {row}: field {name!r} = {col.iloc[row]!r} mixes times with and "
+            "without a time zone (give one for every row or for none)"
+        )
+    for fmt in ("ISO8601", "mixed"):
+        try:
+            t = pd.to_datetime(text, format=fmt, utc=bool(has_tz.all()))
+            break
+        except (ValueError, TypeError, OverflowError):
+            continue
+    else:
+        t = pd.to_datetime(text, format="mixed", errors="coerce", utc=bool(has_tz.all()))
+        row = int(np.flatnonzero(t.isna().to_numpy())[0]) if t.isna().any() else 0
+        raise UserError(
+            f"{where}: record {row}: field {name!r} = {col.iloc[row]!r} (expected a date-time)"
+        )
+    if t.isna().any():
+        row = int(np.flatnonzero(t.isna().to_numpy())[0])
+        raise UserError(
+            f"{where}: record {row}: field {name!r} = {col.iloc[row]!r} (expected a date-time)"
+        )
+    return (t - t.min()).dt.total_seconds().to_numpy()

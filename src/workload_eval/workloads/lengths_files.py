@@ -21,8 +21,8 @@ them in would invent load the file does not describe.
 from __future__ import annotations
 
 import gzip
-import json
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from workload_eval.errors import UserError
+from workload_eval.inputs import loads_json
 from workload_eval.workloads.readers import read_table
 from workload_eval.workloads.segments import prefix_segments
 
@@ -176,6 +177,9 @@ def _optional(raw: pd.DataFrame, out: pd.DataFrame, where: str) -> None:
         out["think_time"] = t
 
 
+PEEK_BYTES = 1 << 20  # enough for any first record; a line longer than this is not a trace
+
+
 def peek_format(path: Path) -> TraceFormat | None:
     """The file's trace format from its columns, or None (a text dataset, or unreadable)."""
     try:
@@ -188,13 +192,14 @@ def peek_format(path: Path) -> TraceFormat | None:
     except Exception:
         return None
     name = path.name.lower()
-    if name.endswith((".jsonl", ".jsonl.gz")):  # the first record's keys
+    if name.endswith((".jsonl", ".jsonl.gz")):  # the first record's keys (from 1 MiB at most)
         try:
             opener = gzip.open if name.endswith(".gz") else open
-            with opener(path, "rt", encoding="utf-8") as f:
-                line = next((ln for ln in f if ln.strip()), "")
-            first = json.loads(line) if line else None
-        except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError):
+            with opener(path, "rb") as f:
+                head = f.read(PEEK_BYTES)
+            line = next((ln for ln in head.split(b"\n") if ln.strip()), b"")
+            first = loads_json(line.decode("utf-8"), path) if line else None
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError, UserError):
             return None
         return detect_format(list(first)) if isinstance(first, dict) else None
     if name.endswith((".json", ".json.gz")) and path.stat().st_size < (64 << 20):

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from workload_eval import limits
 from workload_eval.errors import UserError
 from workload_eval.models import ModelSpec, resolve_model
 from workload_eval.workloads import cache, profiles
@@ -219,15 +220,21 @@ def prepare(
     }
 
 
-def _check_args(num_requests: int | None, max_model_len: int, sampling: str) -> None:
+def _check_args(num_requests: int | None, max_model_len: int, sampling: str, seed: int) -> None:
     if num_requests is not None and (
         not isinstance(num_requests, int | np.integer) or num_requests < 1
     ):
         raise UserError(f"--num-requests {num_requests!r}: expected a positive integer")
-    if max_model_len < 2:
-        raise UserError(f"--max-model-len {max_model_len!r}: expected an integer >= 2")
+    if num_requests is not None:
+        limits.check_request_count(num_requests, what=f"--num-requests {num_requests}")
+    if not 2 <= max_model_len <= limits.MAX_INT:
+        raise UserError(
+            f"--max-model-len {max_model_len!r}: expected an integer from 2 to {limits.MAX_INT}"
+        )
     if sampling not in ("first", "random"):
         raise UserError(f"--sampling {sampling!r}: expected first or random")
+    if not (isinstance(seed, int | np.integer) and 0 <= seed <= limits.MAX_SEED):
+        raise UserError(f"--seed {seed!r}: expected an integer from 0 to {limits.MAX_SEED}")
 
 
 def _load_dataset(
@@ -246,6 +253,7 @@ def _load_dataset(
     use_cache: bool,
 ) -> pd.DataFrame:
     """A text (or catalog lengths) dataset: prepared once, filtered and selected as the seed."""
+    _check_args(num_requests, max_model_len, sampling, seed)
     mspec = resolve_model(model)
     prepared, meta = prepare(
         spec,
@@ -313,7 +321,7 @@ def load_workload(
     column names. ``output_len_model`` is ``reference`` (default), ``eos:TOKENS`` or
     ``recorded:RUN_DIR`` (see ``output_models``).
     """
-    _check_args(num_requests, max_model_len, sampling)
+    _check_args(num_requests, max_model_len, sampling, seed)
     out_model = parse_output_len_model(output_len_model)
     ref = resolve_workload(name, data_file)
     if ref.kind == "generated":

@@ -41,6 +41,7 @@ import pandas as pd
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from workload_eval.contracts import Request
+from workload_eval.limits import Seed
 
 # Defaults of inference-perf's SharedPrefix config at E0 (config.py l.56-61 @b81afa4).
 IP_DEFAULTS = {
@@ -103,7 +104,7 @@ class SharedPrefixWorkload(BaseModel):
         False, validation_alias=AliasChoices("multi_turn", "enable_multi_turn_chat")
     )
     measured_prompt_len: MeasuredPromptLen | None = None
-    seed: int | None = None  # overrides the run's seed for the prompt order
+    seed: Seed | None = None  # overrides the run's seed for the prompt order
     # corpus-only: how the measured run was made
     effective_unknown: bool = False
     ignore_eos: bool = True

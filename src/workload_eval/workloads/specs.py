@@ -9,25 +9,44 @@ the file (or the shorthand), the field and what was expected.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
+from workload_eval import limits
 from workload_eval.errors import UserError
+from workload_eval.inputs import loads_json, loads_yaml, read_json, read_text
+from workload_eval.limits import Seed
 from workload_eval.workloads.distributions import DIST_ARGS, Empirical, Fixed, Length, LengthDist
 from workload_eval.workloads.shared_prefix import SharedPrefixWorkload
 
-MAX_REQUESTS = 10_000_000  # a generated pool larger than this is a typo
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
-_Count = Annotated[int, Field(ge=1, le=MAX_REQUESTS)]
+
+
+def _within_request_limit(n: int) -> int:
+    """A generated pool is the run's requests: bounded like any run (``limits``)."""
+    try:
+        limits.check_request_count(n, what=f"{n:,} generated")
+    except UserError as e:
+        raise ValueError(str(e)) from None
+    return n
+
+
+_Count = Annotated[int, Field(ge=1, le=limits.MAX_INT), AfterValidator(_within_request_limit)]
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _at_least_one(field: str, dist: LengthDist) -> None:
@@ -44,7 +63,7 @@ class SyntheticWorkload(_Spec):
     prompt_tokens: Length
     output_tokens: Length
     num_requests: _Count = 1000  # requests generated when the schedule does not say
-    seed: int | None = None  # overrides the run's seed
+    seed: Seed | None = None  # overrides the run's seed
 
     @model_validator(mode="after")
     def _positive(self) -> SyntheticWorkload:
@@ -70,7 +89,7 @@ class SessionsWorkload(_Spec):
     system_prompt_tokens: Annotated[int, Field(ge=0, le=10_000_000)] = 0
     think_time: Annotated[float, Field(ge=0, le=86_400, allow_inf_nan=False)] = 0.0
     think_time_dist: Literal["fixed", "exponential"] = "fixed"
-    seed: int | None = None
+    seed: Seed | None = None
 
     @model_validator(mode="after")
     def _positive(self) -> SessionsWorkload:
@@ -209,6 +228,8 @@ def parse_inline(text: str) -> GeneratedSpec:
         key, sep, value = item.partition("=")
         if not sep or not re.fullmatch(r"[A-Za-z_]+", key.strip()):
             raise UserError(f"{where}: {item.strip()!r}: expected KEY=VALUE")
+        if key.strip() in data:  # the last one would win silently
+            raise UserError(f"{where}: {key.strip()!r} given twice (keep one)")
         data[key.strip()] = _scalar(value)
     return parse_spec(data, where=where)
 
@@ -221,8 +242,8 @@ def looks_like_spec_file(path: Path) -> bool:
     if suffix != ".json" or not path.is_file() or path.stat().st_size > 16 << 20:
         return False
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = read_json(path)
+    except UserError:  # not a strict JSON spec: read (and judged) as a data file
         return False
     return isinstance(data, dict) and ("kind" in data or "scenario" in data)
 
@@ -230,18 +251,8 @@ def looks_like_spec_file(path: Path) -> bool:
 def read_spec_file(path: Path) -> GeneratedSpec:
     """A workload file (YAML or JSON); a measured-corpus experiment file gives its workload."""
     where = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"{where}: cannot read ({type(e).__name__})") from None
-    try:
-        data = yaml.safe_load(text) if path.suffix.lower() != ".json" else json.loads(text)
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        at = f"line {line + 1}: " if line is not None else ""
-        raise UserError(f"{where}: {at}invalid YAML ({getattr(e, 'problem', e)})") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{where}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    text = read_text(path)  # bounded, UTF-8; then strict YAML / JSON (inputs)
+    data = loads_yaml(text, path) if path.suffix.lower() != ".json" else loads_json(text, path)
     if isinstance(data, dict) and "kind" not in data and isinstance(data.get("scenario"), dict):
         data = data["scenario"].get("workload")  # a workload-eval-measured/1 experiment
         where = f"{where}: scenario.workload"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import ConfigDict, Field, ValidationError
 
 from workload_eval.contracts import (
     REQUEST_COLUMNS,
@@ -19,9 +21,17 @@ from workload_eval.contracts import (
 )
 from workload_eval.engines.base import Engine, EngineConfig
 from workload_eval.engines.sim import hardware
+from workload_eval.engines.sim.backing import backing_for, profile_backing
+from workload_eval.engines.sim.deployment import (
+    Deployment,
+    PhysicsOptions,
+    kv_blocks_for,
+    perf_model_for,
+    resolve_deployment,
+)
 from workload_eval.engines.sim.kv_cache import KvPool, cdiv
 from workload_eval.engines.sim.loop import simulate
-from workload_eval.engines.sim.perf_model import PerfModel, build_perf_model
+from workload_eval.engines.sim.perf_model import PerfModel
 from workload_eval.engines.sim.policy_v0 import V0ChunkedScheduler
 from workload_eval.engines.sim.policy_v02 import MAX_PADDINGS, V02Scheduler
 from workload_eval.engines.sim.policy_v1 import V1Scheduler
@@ -34,20 +44,8 @@ from workload_eval.engines.sim.sequence import (
     StepLog,
 )
 from workload_eval.errors import UserError
-from workload_eval.models import resolve_model
-
-DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default
-OPTIONS = {
-    "perf_profile",
-    "record_token_times",
-    "skip_ahead",
-    "max_paddings",
-    "walk",
-    "long_prefill_token_threshold",
-    # the vLLM version a run reproduces: the performance model's business (per-step CPU
-    # costs, asynchronous scheduling); accepted here so validate can always pass it
-    "vllm_version",
-}
+from workload_eval.limits import MAX_INT
+from workload_eval.models import ModelSpec
 
 
 class SimEngine(Engine):
@@ -75,28 +73,16 @@ class SimEngine(Engine):
                 gc.enable()
 
     def _run(self, schedule: Schedule, config: EngineConfig, progress: bool) -> RunRecords:
-        opts = dict(config.options)
-        unknown = set(opts) - OPTIONS
-        if unknown:
-            raise UserError(
-                f"engine option(s) {', '.join(sorted(unknown))} are not known to the "
-                f"sim engine: expected some of {', '.join(sorted(OPTIONS))}"
-            )
-        model = resolve_model(config.model)
-        gpu = hardware.resolve_gpu(config.gpu)
-        kv_blocks = config.kv_blocks
-        if kv_blocks is None:
-            kv_blocks = hardware.kv_blocks_for_memory(
-                model,
-                gpu,
-                config.gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION,
-                config.block_size,
-                max_num_batched_tokens=config.max_num_batched_tokens,
-                max_num_seqs=config.max_num_seqs,
-            )
-        pool = KvPool(kv_blocks, config.block_size)
-        _validate(config, pool, watermark=config.policy != "vllm-v1")
-        perf = self.perf or build_perf_model(model, gpu, profile=opts.get("perf_profile"))
+        setup = check_config(config, self.perf)
+        model, gpu, kv_blocks, pool, perf = (
+            setup.model,
+            setup.gpu,
+            setup.kv_blocks,
+            setup.pool,
+            setup.perf,
+        )
+        opts = setup.opts.model_dump()
+        dep = setup.dep
 
         items = schedule.items
         reqs = [it.request for it in items]
@@ -111,13 +97,6 @@ class SimEngine(Engine):
         log = StepLog(kv_blocks_total=kv_blocks)
         skip_ahead = bool(opts.get("skip_ahead", True))
         v0_chunked = config.policy == "vllm-v0" and bool(config.enable_chunked_prefill)
-        if config.policy in ("vllm-0.2", "vllm-v0") and config.enable_prefix_caching:
-            raise UserError(
-                f"--policy {config.policy} is simulated without prefix caching: "
-                "use --policy vllm-v1"
-            )
-        if config.policy == "vllm-0.2" and config.enable_chunked_prefill:
-            raise UserError("--policy vllm-0.2 has no chunked prefill: use --policy vllm-v1")
         if v0_chunked:
             scheduler = _v1_scheduler(
                 table, perf, kv_blocks, log, config, opts, items, skip_ahead, V0ChunkedScheduler
@@ -166,6 +145,15 @@ class SimEngine(Engine):
             model_spec=model.name,
             gpu_spec=gpu.name,
             perf_model=type(perf).__name__,
+            engine_generation=dep.generation,
+            parallelism=dep.parallelism.label,
+            num_gpus=dep.num_gpus,
+            precision=dep.precision.label,
+            backing=(
+                profile_backing(str(opts["perf_profile"]))
+                if opts.get("perf_profile") and self.perf is None
+                else backing_for(dep)
+            ).as_dict(),
             sim_end_time=end,
             skip_ahead=skip_ahead,
             interrupted=interrupted,
@@ -176,6 +164,86 @@ class SimEngine(Engine):
         return RunRecords(
             requests=_request_frame(items, table), steps=_step_frame(log), config=run_config
         )
+
+
+class SimOptions(PhysicsOptions):
+    """The sim's engine options, typed and range-checked (a wrong type or a value that
+    would stall the scheduler is refused before the run); the deployment knobs
+    (parallelism, number formats, vLLM version) come from PhysicsOptions."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    perf_profile: str | None = None
+    record_token_times: bool = False
+    skip_ahead: bool = True
+    max_paddings: int = Field(default=MAX_PADDINGS, ge=0, le=MAX_INT)
+    walk: Literal["fast", "general"] = "fast"
+    long_prefill_token_threshold: int = Field(default=0, ge=0, le=MAX_INT)
+
+
+def parse_options(options: dict[str, Any]) -> SimOptions:
+    unknown = set(options) - set(SimOptions.model_fields)
+    if unknown:
+        raise UserError(
+            f"engine option(s) {', '.join(sorted(unknown))} are not known to the "
+            f"sim engine: expected some of {', '.join(sorted(SimOptions.model_fields))}"
+        )
+    try:
+        return SimOptions.model_validate(options)
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = ".".join(str(p) for p in err["loc"])
+        raise UserError(f"engine option {name}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+@dataclass
+class SimSetup:
+    """What a run resolves from its configuration before simulating anything."""
+
+    opts: SimOptions
+    dep: Deployment
+    model: ModelSpec
+    gpu: hardware.GpuSpec
+    kv_blocks: int
+    pool: KvPool
+    perf: PerfModel
+
+
+def check_config(config: EngineConfig, perf: PerfModel | None = None) -> SimSetup:
+    """Everything the simulator would refuse about ``config``, found before any request is
+    built (a sweep calls this for every point up front)."""
+    opts = parse_options(dict(config.options))
+    if config.policy not in ("vllm-0.2", "vllm-v0", "vllm-v1"):
+        raise UserError(f"policy {config.policy!r} is not simulated")
+    if config.policy in ("vllm-0.2", "vllm-v0") and config.enable_prefix_caching:
+        raise UserError(
+            f"--policy {config.policy} is simulated without prefix caching: use --policy vllm-v1"
+        )
+    if config.policy == "vllm-0.2" and config.enable_chunked_prefill:
+        raise UserError("--policy vllm-0.2 has no chunked prefill: use --policy vllm-v1")
+    if (
+        config.policy == "vllm-v1"
+        and config.enable_chunked_prefill is False
+        and config.max_num_batched_tokens < config.max_model_len
+    ):
+        raise UserError(
+            f"--max-num-batched-tokens {config.max_num_batched_tokens}: without chunked "
+            f"prefill vLLM needs at least max_model_len ({config.max_model_len})"
+        )
+    dep = resolve_deployment(config.model, config.gpu, config.policy, opts)
+    kv_blocks = config.kv_blocks
+    if kv_blocks is None:
+        kv_blocks = kv_blocks_for(
+            dep,
+            utilization=config.gpu_memory_utilization,
+            block_size=config.block_size,
+            max_num_batched_tokens=config.max_num_batched_tokens,
+            max_num_seqs=config.max_num_seqs,
+        )
+    pool = KvPool(kv_blocks, config.block_size)
+    _validate(config, pool, watermark=config.policy != "vllm-v1")
+    perf = perf or perf_model_for(dep, opts.perf_profile)
+    return SimSetup(opts, dep, dep.model, dep.gpu, kv_blocks, pool, perf)
 
 
 def _v1_scheduler(

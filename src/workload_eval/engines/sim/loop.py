@@ -27,6 +27,27 @@ class Scheduler(Protocol):
     def step(self, now: float, next_arrival: float) -> tuple[float, list[int]]: ...
 
 
+# ----------------------------------------------------------------- progress guard
+# Every loop iteration must admit an arrival, finish a request or move virtual time
+# forward. A scheduler may take a few zero-time steps (a decode step that only preempts),
+# never an endless run of them: that would spin forever, so it is an error instead.
+STALL_LIMIT = 10_000
+
+
+class NoProgressError(UserError):
+    """The scheduler stopped making progress: with the settings given (found so far: a
+    negative max_paddings, a NaN arrival time) nothing it holds can ever be scheduled."""
+
+    def __init__(self, before: float, after: float, scheduler: object) -> None:
+        waiting = len(getattr(scheduler, "waiting", ()))
+        running = len(getattr(scheduler, "running", ()))
+        super().__init__(
+            f"the simulator made no progress at t={before:.6g} s (next time {after!r}; "
+            f"{waiting} waiting, {running} running): the engine settings can never schedule "
+            "these requests; if they look valid this is a bug, please report it"
+        )
+
+
 class _Stages:
     """Which requests are released when: roots per stage, children per parent, drain counts."""
 
@@ -128,51 +149,64 @@ def simulate(
     add, step, has_work = scheduler.add, scheduler.step, scheduler.has_work
     remaining = stages.remaining
     now = 0.0
-    while True:
-        # admit every arrival due by now, in time order
-        if follow:
-            while True:
-                ts = st[i] if i < ns else inf
-                tf = follow[0][0] if follow else inf
-                if ts <= tf:
-                    if ts > now:
-                        break
-                    add(sg[i], ts)
+    stalled = 0  # progress guard: iterations in a row that moved nothing
+    try:  # the bar is closed however the loop ends (Ctrl-C, an error)
+        while True:
+            # admit every arrival due by now, in time order
+            if follow:
+                while True:
+                    ts = st[i] if i < ns else inf
+                    tf = follow[0][0] if follow else inf
+                    if ts <= tf:
+                        if ts > now:
+                            break
+                        add(sg[i], ts)
+                        i += 1
+                    else:
+                        if tf > now:
+                            break
+                        add(heapq.heappop(follow)[1], tf)
+                nxt = min(st[i] if i < ns else inf, follow[0][0] if follow else inf)
+            else:
+                while i < ns and st[i] <= now:
+                    add(sg[i], st[i])
                     i += 1
+                nxt = st[i] if i < ns else inf
+            if has_work():
+                before = now
+                now, done = step(now, nxt)
+                # -- progress guard (see NoProgressError) --
+                if not now > before and not done:
+                    stalled += 1
+                    if not now >= before or stalled > STALL_LIMIT:
+                        raise NoProgressError(before, now, scheduler)
                 else:
-                    if tf > now:
-                        break
-                    add(heapq.heappop(follow)[1], tf)
-            nxt = min(st[i] if i < ns else inf, follow[0][0] if follow else inf)
-        else:
-            while i < ns and st[i] <= now:
-                add(sg[i], st[i])
-                i += 1
-            nxt = st[i] if i < ns else inf
-        if has_work():
-            now, done = step(now, nxt)
-            if done and (children or staged):
-                last = -inf
-                for gid in done:
-                    end = finish[gid] if finish[gid] == finish[gid] else now
-                    for child in children.get(gid, ()):
-                        if stages.start[stage_of[child]] == stages.start[stage_of[child]]:
-                            release(child, end)
-                        else:
-                            stages.parent_end[child] = end
-                    if staged:
-                        remaining[stage_of[gid]] -= 1
-                        if end > last:
-                            last = end
-                if staged and remaining[cur] == 0:
-                    drained_until(cur, last)
-            if now >= mark and bar is not None:
-                bar.update_to(min(now, horizon))
-                mark = bar.next_mark if now < horizon else inf
-        elif nxt == inf:
-            break
-        else:
-            now = max(now, nxt)
-    if bar is not None:
-        bar.close()
+                    stalled = 0
+                if done and (children or staged):
+                    last = -inf
+                    for gid in done:
+                        end = finish[gid] if finish[gid] == finish[gid] else now
+                        for child in children.get(gid, ()):
+                            if stages.start[stage_of[child]] == stages.start[stage_of[child]]:
+                                release(child, end)
+                            else:
+                                stages.parent_end[child] = end
+                        if staged:
+                            remaining[stage_of[gid]] -= 1
+                            if end > last:
+                                last = end
+                    if staged and remaining[cur] == 0:
+                        drained_until(cur, last)
+                if now >= mark and bar is not None:
+                    bar.update_to(min(now, horizon))
+                    mark = bar.next_mark if now < horizon else inf
+            elif nxt == inf:
+                break
+            elif nxt > now:
+                now = nxt
+            else:  # an arrival that is due but was not admitted (a NaN time): no progress
+                raise NoProgressError(now, nxt, scheduler)
+    finally:
+        if bar is not None:
+            bar.close()
     return now

@@ -1,23 +1,55 @@
 """How long one engine step takes: a roofline over the model and the GPU, or a measured profile.
 
+The roofline costs each kind of kernel of a step on one GPU (the deployment's per-GPU shard,
+``parallelism.py``) and adds them, because they run one after another:
+- linear layers (attention projections, dense FFN, shared experts, LM head): weights read
+  once per step vs 2 x tokens x parameters FLOPs, combined as a roofline with a partial
+  overlap of the smaller side;
+- routed experts: only the experts the batch touches are read; with T tokens each routed to
+  k of E experts uniformly, E (1 - (1 - k/E)^T) distinct experts are expected;
+- attention: decode reads the KV cache of every context token (bandwidth); prefill chunks
+  compute c (2o + c) / 2 causal (query, key) pairs for c new tokens after o computed ones;
+- tensor-parallel all-reduces (ring: per-hop latency plus message / link bandwidth), expert
+  all-to-alls and pipeline-stage transfers;
+- a per-layer kernel floor (launch and tail time no batch size removes);
+- the engine's CPU time per step and per sequence: added to the GPU time, or overlapped with
+  it (``max``) when the engine schedules asynchronously (vLLM >= 0.14).
+
 The simulator's hot loop calls these tens of thousands of times per run, so every model
 precomputes its coefficients at construction and a call is a handful of float operations.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from workload_eval.engines.sim.calibration import PERF, PerfConstants
+from workload_eval.engines.sim import calibration
+from workload_eval.engines.sim.calibration import (
+    PERF,
+    InterconnectConstants,
+    PerfConstants,
+    StepCosts,
+)
 from workload_eval.engines.sim.hardware import GpuSpec
+from workload_eval.engines.sim.parallelism import (
+    Parallelism,
+    allreduce_coefficients,
+    shard_model,
+)
+from workload_eval.engines.sim.perf_profile import (  # noqa: F401  (re-exported)
+    PROFILE_FORMAT,
+    PerfProfile,
+    ProfilePerfModel,
+    fit_nonnegative,
+)
+from workload_eval.engines.sim.precision import Precision, resolve_precision
 from workload_eval.errors import UserError
 from workload_eval.models import ModelSpec
+
+# vLLM made asynchronous scheduling the default in 0.14.0 (January 2026, vllm PR #27614).
+ASYNC_SCHEDULING_SINCE = (0, 14)
 
 
 class PerfModel(Protocol):
@@ -34,55 +66,132 @@ class PerfModel(Protocol):
     ) -> float: ...
 
 
+def parse_version(version: str | None) -> tuple[int, int] | None:
+    """'0.15.1' -> (0, 15); None or unparsable -> None."""
+    if not version:
+        return None
+    parts = version.strip().lstrip("v").split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        return None
+
+
+def engine_generation(
+    policy: str, vllm_version: str | None = None, async_scheduling: bool | None = None
+) -> str:
+    """Which ``calibration.GENERATIONS`` entry a policy and a vLLM version run with."""
+    if policy == "vllm-0.2":
+        return "vllm-0.2"
+    if policy in ("vllm-v0", "vllm-0.x", "v0"):
+        return "vllm-v0"
+    if async_scheduling is None:
+        v = parse_version(vllm_version)
+        async_scheduling = v is None or v >= ASYNC_SCHEDULING_SINCE
+    return "vllm-v1" if async_scheduling else "vllm-v1-sync"
+
+
 def linear_params(model: ModelSpec) -> int:
     """Parameters multiplied per token in the transformer blocks (embeddings excluded)."""
-    h = model.hidden_size
-    kv_dim = model.kv_heads * model.head_dim
-    attn = 2 * h * h + 2 * h * kv_dim
-    mlp = (3 if model.gated_ffn else 2) * h * model.ffn_size
-    return model.num_layers * (attn + mlp)
+    return model.active_linear_params
 
 
 class RooflinePerfModel:
-    """Step time = overheads + max(memory, compute) + overlap_loss * min(memory, compute).
+    """Step time from the deployment's per-GPU bytes and FLOPs (see the module docstring)."""
 
-    Memory: weights, plus KV-cache reads (decode) or writes (prefill), at achieved HBM
-    bandwidth. Compute: linear-layer GEMMs for every computed token, the LM head for every
-    sampled sequence, and prefill attention (proportional to the sum of squared prompt lengths).
-    Decode attention is bandwidth-bound and is costed by its KV reads.
-    """
+    def __init__(
+        self,
+        model: ModelSpec,
+        gpu: GpuSpec,
+        constants: PerfConstants | StepCosts = PERF,
+        *,
+        precision: Precision | None = None,
+        parallelism: Parallelism | None = None,
+        interconnect: InterconnectConstants | None = None,
+    ) -> None:
+        costs = constants.step_costs() if isinstance(constants, PerfConstants) else constants
+        self.model, self.gpu, self.costs = model, gpu, costs
+        self.precision = precision or resolve_precision(model, gpu)
+        self.parallelism = parallelism or Parallelism()
+        shard = shard_model(model, self.precision, self.parallelism)
+        self.shard = shard
+        k = costs.kernels
+        bw = gpu.hbm_bandwidth * k.bw_efficiency
+        gemm = gpu.tensor_flops(self.precision.compute) * k.gemm_efficiency
+        attn = gpu.peak_flops * k.attn_efficiency  # attention runs in 16-bit
+        dp = float(shard.data)
+        self._dp = dp
+        # Linear layers: weight-read time per step; GEMM time per token and per sampled seq.
+        self._w = shard.static_weight_read / bw
+        self._tok = shard.dense_flops_per_token / gemm
+        self._head = shard.head_flops_per_seq / gemm
+        self._loss = k.overlap_loss
+        self._one_roofline = k.one_roofline
+        self._w_all = model.weight_bytes / bw  # the paper-era form reads every parameter
+        # Routed experts.
+        self._moe = shard.num_experts > 0
+        self._expert_w = shard.num_moe_layers * shard.local_experts * shard.expert_bytes / bw
+        self._expert_tok = shard.expert_flops_per_token / gemm
+        self._untouched = 1.0 - shard.experts_per_token / shard.num_experts if self._moe else 0.0
+        self._expert_tokens_scale = 1.0 if self.parallelism.expert else 1.0 / dp
+        # Attention: KV bytes per context token, FLOP time per sum_sq unit (causal pairs / 2).
+        self._kv = shard.kv_read_per_token / bw
+        # Decode attention is bandwidth-bound (GQA: heads/KV-heads FLOPs per byte) unless the
+        # cache is a latent many heads attend to (MLA): its own roofline.
+        self._dec_attn = shard.decode_attn_flops_per_pair / attn
+        self._sq = shard.attn_flops_per_pair / 2 / attn
+        # Collectives, kernel floor.
+        link = gpu.link
+        interconnect = interconnect or calibration.INTERCONNECT  # read now: fits patch it
+        fixed, per_tok = allreduce_coefficients(
+            shard, link, interconnect.hop_latency(link.kind), interconnect.link_efficiency
+        )
+        self._comm0, self._comm_tok = fixed, per_tok
+        self._floor = k.layer_floor_s * shard.num_layers
+        c = costs.cpu
+        self._async = c.async_scheduling
+        self._pre0, self._pre_seq = c.prefill_step_s, c.prefill_seq_s
+        self._dec0, self._dec_seq = c.decode_step_s, c.decode_seq_s
+        # Hot-path coefficients: per token of the whole batch (DP ranks split it).
+        self._fixed = self._floor + fixed
+        self._tok_dp, self._head_dp = self._tok / dp, self._head / dp
+        self._ctx_dp = max(self._kv, self._dec_attn) / dp
+        self._sq_dp = self._sq / dp
+        self._comm_dp = per_tok / dp
 
-    def __init__(self, model: ModelSpec, gpu: GpuSpec, constants: PerfConstants = PERF) -> None:
-        self.model, self.gpu, self.constants = model, gpu, constants
-        c = constants
-        bw = gpu.hbm_bandwidth * c.bw_efficiency
-        gemm = gpu.peak_flops * c.gemm_efficiency
-        attn = gpu.peak_flops * c.attn_efficiency
-        # Seconds per unit: weights once per step, one KV token, one computed token,
-        # one sampled sequence (LM head), one squared prompt token.
-        self._t_weights = model.weight_bytes / bw
-        self._t_kv = model.kv_bytes_per_token / bw
-        self._t_tok = 2 * linear_params(model) / gemm
-        self._t_head = 2 * model.hidden_size * model.vocab_size / gemm
-        self._t_sq = 4 * model.num_layers * model.hidden_size / attn
-        self._loss = c.overlap_loss
-        self._pre0, self._pre_seq = c.prefill_step_overhead, c.prefill_seq_overhead
-        self._dec0, self._dec_seq = c.decode_step_overhead, c.decode_seq_overhead
-
-    def _combine(self, mem: float, comp: float) -> float:
+    # ---- pieces ---------------------------------------------------------------------------
+    def _roof(self, mem: float, comp: float) -> float:
         if mem >= comp:
             return mem + self._loss * comp
         return comp + self._loss * mem
 
+    def _gpu(self, tokens: int, sampled: int, sum_sq: int, context: int) -> float:
+        """GPU time of a forward pass over ``tokens`` tokens (all DP ranks together)."""
+        if self._one_roofline:  # vLLM 0.2's form: one GPU, dense, no collectives
+            mem = self._w_all + context * self._kv
+            comp = tokens * self._tok + sampled * self._head + sum_sq * self._sq
+            return mem + self._loss * comp if mem >= comp else comp + self._loss * mem
+        w, comp = self._w, tokens * self._tok_dp + sampled * self._head_dp
+        gpu = self._fixed + (w + self._loss * comp if w >= comp else comp + self._loss * w)
+        if self._moe and tokens:
+            touched = 1.0 - self._untouched ** (tokens * self._expert_tokens_scale)
+            gpu += self._roof(self._expert_w * touched, tokens * self._expert_tok)
+        return gpu + context * self._ctx_dp + sum_sq * self._sq_dp + tokens * self._comm_dp
+
+    def _total(self, gpu: float, cpu: float) -> float:
+        return max(gpu, cpu) if self._async else gpu + cpu
+
+    # ---- PerfModel ------------------------------------------------------------------------
     def prefill_time(self, num_seqs: int, tokens: int, sum_sq_tokens: int) -> float:
-        mem = self._t_weights + tokens * self._t_kv
-        comp = tokens * self._t_tok + num_seqs * self._t_head + sum_sq_tokens * self._t_sq
-        return self._pre0 + num_seqs * self._pre_seq + self._combine(mem, comp)
+        gpu = self._gpu(tokens, num_seqs, sum_sq_tokens, tokens)
+        return self._total(gpu, self._pre0 + num_seqs * self._pre_seq)
 
     def decode_time(self, batch_size: int, context_tokens: int) -> float:
-        mem = self._t_weights + context_tokens * self._t_kv
-        comp = batch_size * (self._t_tok + self._t_head)
-        return self._dec0 + batch_size * self._dec_seq + self._combine(mem, comp)
+        gpu = self._gpu(batch_size, batch_size, 0, context_tokens)
+        cpu = self._dec0 + batch_size * self._dec_seq
+        if self._async:
+            return gpu if gpu > cpu else cpu
+        return gpu + cpu
 
     def decode_run_time(self, batch_size: int, context_tokens: int, num_steps: int) -> float:
         """Sum of ``num_steps`` decode steps, context growing by ``batch_size`` each step."""
@@ -90,9 +199,27 @@ class RooflinePerfModel:
         if n <= 0:
             return 0.0
         b = batch_size
-        comp = b * (self._t_tok + self._t_head)
-        m0 = self._t_weights + context_tokens * self._t_kv
-        m1 = b * self._t_kv
+        if self._one_roofline:
+            return self._one_roofline_decode_run(b, context_tokens, n)
+        g0 = self._gpu(b, b, 0, context_tokens)  # step k: g0 + g1 k
+        g1 = b * self._ctx_dp
+        cpu = self._dec0 + b * self._dec_seq
+        gpu_sum = n * g0 + g1 * n * (n - 1) / 2
+        if not self._async:
+            return gpu_sum + n * cpu
+        if g0 >= cpu:
+            j = 0
+        elif g1 <= 0:
+            j = n
+        else:  # steps k < j are CPU-bound
+            j = min(n, math.ceil((cpu - g0) / g1))
+        return j * cpu + gpu_sum - (j * g0 + g1 * j * (j - 1) / 2)
+
+    def _one_roofline_decode_run(self, b: int, context_tokens: int, n: int) -> float:
+        """Closed form of ``decode_run_time`` for the one-roofline (vLLM 0.2) form."""
+        comp = b * (self._tok + self._head)
+        m0 = self._w_all + context_tokens * self._kv
+        m1 = b * self._kv
         # step k: mem_k = m0 + m1 k; time = mem_k + comp - (1 - loss) * min(mem_k, comp)
         total = n * (self._dec0 + b * self._dec_seq + comp + m0) + m1 * n * (n - 1) / 2
         if m0 >= comp:
@@ -108,181 +235,103 @@ class RooflinePerfModel:
         self, prefill_tokens: int, prefill_sum_sq: int, decode_seqs: int, decode_context_tokens: int
     ) -> float:
         """A chunked-prefill step: prompt chunks and decodes share one forward pass."""
-        mem = self._t_weights + (decode_context_tokens + prefill_tokens) * self._t_kv
         sampled = decode_seqs + (1 if prefill_tokens else 0)
-        comp = (
-            (prefill_tokens + decode_seqs) * self._t_tok
-            + sampled * self._t_head
-            + prefill_sum_sq * self._t_sq
+        gpu = self._gpu(
+            prefill_tokens + decode_seqs,
+            sampled,
+            prefill_sum_sq,
+            decode_context_tokens + prefill_tokens,
         )
-        overhead = self._dec0 if decode_seqs else self._pre0
-        return overhead + decode_seqs * self._dec_seq + self._combine(mem, comp)
+        cpu = (self._dec0 if decode_seqs else self._pre0) + decode_seqs * self._dec_seq
+        if prefill_tokens:
+            cpu += self._pre_seq
+        return self._total(gpu, cpu)
+
+    @property
+    def async_scheduling(self) -> bool:
+        """Whether the engine schedules step N+1 while step N runs (vLLM >= 0.14): a request
+        arriving during step N then first runs in step N+2 (the policy applies that lag)."""
+        return self._async
+
+    # ---- parts a kernels-only profile borrows ----------------------------------------------
+    def comm_time(self, tokens: int) -> float:
+        """Collectives of a step over ``tokens`` tokens."""
+        return self._comm0 + tokens * self._comm_dp
+
+    def with_cpu(self, gpu: float, cpu: float) -> float:
+        return self._total(gpu, cpu)
+
+    def cpu_time(self, decode_seqs: int, prefill_seqs: int) -> float:
+        if decode_seqs:
+            return self._dec0 + decode_seqs * self._dec_seq + prefill_seqs * self._pre_seq
+        return self._pre0 + prefill_seqs * self._pre_seq
+
+    def describe(self) -> dict[str, float | str]:
+        """Per-GPU facts of this deployment, for run configs and docs."""
+        s = self.shard
+        return {
+            "parallelism": self.parallelism.label,
+            "precision": self.precision.label,
+            "weights_read_per_step_gb": round(
+                (s.static_weight_read + s.num_moe_layers * s.local_experts * s.expert_bytes) / 1e9,
+                3,
+            ),
+            "kv_bytes_per_token_per_gpu": s.kv_bytes_per_token,
+            "gemm_flops": self.gpu.tensor_flops(self.precision.compute),
+            "async_scheduling": str(self._async),
+        }
 
 
-# ---------------------------------------------------------------------------------------------
-# Measured profiles
+class KernelProfilePerfModel:
+    """A kernels-only profile (``profile --engine torch``) plus the engine's CPU time and
+    the deployment's collectives, taken from the roofline of the same deployment."""
 
-PROFILE_FORMAT = "workload-eval-perf-profile/1"
-
-
-class _PrefillPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    num_seqs: int = Field(ge=1)
-    tokens: int = Field(ge=1)
-    sum_sq_tokens: int = Field(ge=1)
-    time_s: float = Field(gt=0)
-
-
-class _DecodePoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    batch_size: int = Field(ge=1)
-    context_tokens: int = Field(ge=0)
-    time_s: float = Field(gt=0)
-
-
-class _MixedPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    prefill_tokens: int = Field(ge=0)
-    prefill_sum_sq: int = Field(ge=0)
-    decode_seqs: int = Field(ge=0)
-    decode_context_tokens: int = Field(ge=0)
-    time_s: float = Field(gt=0)
-
-
-class PerfProfile(BaseModel):
-    """A measured step-time profile (``workload-eval profile`` writes it)."""
-
-    model_config = ConfigDict(extra="allow")
-    format: Literal["workload-eval-perf-profile/1"]
-    model: str = ""
-    device: str = ""
-    engine: str = ""
-    block_size: int | None = None
-    prefill: list[_PrefillPoint] = Field(min_length=1)
-    decode: list[_DecodePoint] = Field(min_length=1)
-    mixed: list[_MixedPoint] = Field(default_factory=list)
-
-
-def fit_nonnegative(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least squares with coefficients >= 0 (drop the most negative one and refit)."""
-    active = list(range(x.shape[1]))
-    coef = np.zeros(x.shape[1])
-    while active:
-        sol, *_ = np.linalg.lstsq(x[:, active], y, rcond=None)
-        if (sol >= 0).all():
-            coef[active] = sol
-            return coef
-        active.pop(int(np.argmin(sol)))
-    return coef
-
-
-class ProfilePerfModel:
-    """Linear step-time models fitted by least squares on a measured profile.
-
-    prefill = a0 + a1 num_seqs + a2 tokens + a3 sum_sq;  decode = b0 + b1 batch + b2 context,
-    with a second decode segment above a fitted batch-size breakpoint when that fits better
-    (as DistServe's two-piece fit); mixed = c0 + c1 tokens + c2 sum_sq + c3 seqs + c4 context,
-    or, without mixed points, the prefill fit plus the decode fit's marginal terms.
-    """
-
-    def __init__(self, profile: PerfProfile, source: str = "") -> None:
-        self.profile, self.source = profile, source
-        pre = profile.prefill
-        xp = np.array([[1, p.num_seqs, p.tokens, p.sum_sq_tokens] for p in pre], dtype=float)
-        self.prefill_coef = fit_nonnegative(xp, np.array([p.time_s for p in pre]))
-        self.decode_break, self.decode_coef = self._fit_decode(profile.decode)
-        if profile.mixed:
-            mx = profile.mixed
-            xm = np.array(
-                [
-                    [1, m.prefill_tokens, m.prefill_sum_sq, m.decode_seqs, m.decode_context_tokens]
-                    for m in mx
-                ],
-                dtype=float,
-            )
-            self.mixed_coef = fit_nonnegative(xm, np.array([m.time_s for m in mx]))
-        else:
-            a0, _, a2, a3 = self.prefill_coef
-            b1, b2 = self.decode_coef[-1][1:]
-            self.mixed_coef = np.array([a0, a2, a3, b1, b2])
-        self._pre = tuple(float(v) for v in self.prefill_coef)
-        self._dec = [tuple(float(v) for v in c) for c in self.decode_coef]
-        self._mix = tuple(float(v) for v in self.mixed_coef)
-
-    @staticmethod
-    def _fit_decode(points: list[_DecodePoint]) -> tuple[int | None, list[np.ndarray]]:
-        x = np.array([[1, p.batch_size, p.context_tokens] for p in points], dtype=float)
-        y = np.array([p.time_s for p in points])
-        one = fit_nonnegative(x, y)
-        best_sse = float(((x @ one - y) ** 2).sum())
-        best: tuple[int | None, list[np.ndarray]] = (None, [one])
-        batches = sorted({p.batch_size for p in points})
-        for brk in batches[1:]:
-            lo, hi = x[:, 1] < brk, x[:, 1] >= brk
-            if lo.sum() < 4 or hi.sum() < 4:
-                continue
-            c_lo, c_hi = fit_nonnegative(x[lo], y[lo]), fit_nonnegative(x[hi], y[hi])
-            sse = float(((x[lo] @ c_lo - y[lo]) ** 2).sum() + ((x[hi] @ c_hi - y[hi]) ** 2).sum())
-            if sse < 0.8 * best_sse:  # a second segment must earn its parameters
-                best_sse, best = sse, (brk, [c_lo, c_hi])
-        return best
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> ProfilePerfModel:
-        p = Path(path)
-        try:
-            raw = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise UserError(f"--perf-profile {p}: no such file") from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"{p}: line {e.lineno}: invalid JSON ({e.msg})") from None
-        try:
-            profile = PerfProfile.model_validate(raw)
-        except ValidationError as e:
-            err = e.errors()[0]
-            loc = ".".join(str(v) for v in err["loc"])
-            raise UserError(
-                f"{p}: field {loc}: {err['msg']} (expected a {PROFILE_FORMAT} profile)"
-            ) from None
-        return cls(profile, source=str(p))
-
-    def _decode_coef(self, batch_size: int) -> tuple[float, ...]:
-        if self.decode_break is not None and batch_size >= self.decode_break:
-            return self._dec[1]
-        return self._dec[0]
+    def __init__(self, profile: ProfilePerfModel, roofline: RooflinePerfModel) -> None:
+        self.profile, self.roofline = profile, roofline
+        self.async_scheduling = roofline.async_scheduling
 
     def prefill_time(self, num_seqs: int, tokens: int, sum_sq_tokens: int) -> float:
-        a0, a1, a2, a3 = self._pre
-        return a0 + a1 * num_seqs + a2 * tokens + a3 * sum_sq_tokens
+        r = self.roofline
+        gpu = self.profile.prefill_time(num_seqs, tokens, sum_sq_tokens) + r.comm_time(tokens)
+        return r.with_cpu(gpu, r.cpu_time(0, num_seqs))
 
     def decode_time(self, batch_size: int, context_tokens: int) -> float:
-        b0, b1, b2 = self._decode_coef(batch_size)
-        return b0 + b1 * batch_size + b2 * context_tokens
+        r = self.roofline
+        gpu = self.profile.decode_time(batch_size, context_tokens) + r.comm_time(batch_size)
+        return r.with_cpu(gpu, r.cpu_time(batch_size, 0))
 
     def decode_run_time(self, batch_size: int, context_tokens: int, num_steps: int) -> float:
-        if num_steps <= 0:
-            return 0.0
-        b0, b1, b2 = self._decode_coef(batch_size)
-        n = num_steps
-        return n * (b0 + b1 * batch_size + b2 * context_tokens) + b2 * batch_size * n * (n - 1) / 2
+        b = batch_size
+        return sum(self.decode_time(b, context_tokens + b * k) for k in range(num_steps))
 
     def mixed_time(
         self, prefill_tokens: int, prefill_sum_sq: int, decode_seqs: int, decode_context_tokens: int
     ) -> float:
-        c0, c1, c2, c3, c4 = self._mix
-        return (
-            c0
-            + c1 * prefill_tokens
-            + c2 * prefill_sum_sq
-            + c3 * decode_seqs
-            + c4 * decode_context_tokens
-        )
+        r = self.roofline
+        gpu = self.profile.mixed_time(
+            prefill_tokens, prefill_sum_sq, decode_seqs, decode_context_tokens
+        ) + r.comm_time(prefill_tokens + decode_seqs)
+        return r.with_cpu(gpu, r.cpu_time(decode_seqs, 1 if prefill_tokens else 0))
 
 
 def build_perf_model(
-    model: ModelSpec, gpu: GpuSpec, *, profile: str | Path | None = None
+    model: ModelSpec,
+    gpu: GpuSpec,
+    *,
+    profile: str | Path | None = None,
+    generation: str = "vllm-0.2",
+    precision: Precision | None = None,
+    parallelism: Parallelism | None = None,
 ) -> PerfModel:
-    """The measured profile when one is given, else the calibrated roofline for (model, gpu)."""
-    if profile is not None:
-        return ProfilePerfModel.from_file(profile)
-    return RooflinePerfModel(model, gpu)
+    """The measured profile when one is given, else the calibrated roofline for the deployment."""
+    costs = calibration.GENERATIONS.get(generation)
+    if costs is None:
+        known = ", ".join(calibration.GENERATIONS)
+        raise UserError(f"unknown engine generation {generation!r}: expected one of {known}")
+    measured = ProfilePerfModel.from_file(profile) if profile is not None else None
+    if measured is not None and measured.profile.includes_engine_overheads:
+        return measured
+    roofline = RooflinePerfModel(model, gpu, costs, precision=precision, parallelism=parallelism)
+    if measured is not None:
+        return KernelProfilePerfModel(measured, roofline)
+    return roofline
