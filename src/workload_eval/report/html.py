@@ -271,7 +271,7 @@ def render_figures(
         ),
         Figure(
             "p95 time to first token vs request rate",
-            "TTFT measured from the intended arrival time (log scale).",
+            f"TTFT measured from the intended arrival time (log scale). Output lengths: {lengths}.",
             figures.figure_metric_vs_rate(
                 points,
                 fig_dir,
@@ -284,7 +284,8 @@ def render_figures(
         Figure(
             "One run over time",
             "KV-cache usage, running/waiting requests and cumulative preemptions, per "
-            "engine step, for the run at (or just below) each workload's capacity.",
+            "engine step, for the run at (or just below) each workload's capacity. Output "
+            f"lengths: {lengths}.",
             figures.figure_timelines(timeline_runs(points, capacity, results_dir), fig_dir),
         ),
     ]
