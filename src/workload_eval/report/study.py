@@ -30,7 +30,7 @@ from workload_eval.experiments.paper_plan import (
     stop_row,
     study_data,
 )
-from workload_eval.paper_data import load_paper_tables
+from workload_eval.paper_data import PaperTables, load_paper_tables
 from workload_eval.storage import atomic_write_text
 
 
@@ -97,13 +97,12 @@ class Reproduction:
 
 
 def plan_study(
-    out: Path, *, quick: bool, lengths: str, calibration_dir: str | Path | None
+    *, quick: bool, lengths: str, tables: PaperTables
 ) -> tuple[dict[str, Any], StudyRecord]:
     """The spec data and the record of what was chosen (stop models, grids, tables)."""
     from workload_eval.paper_eos import stop_models
 
     plan = QUICK if quick else FULL
-    tables = load_paper_tables(calibration_dir)
     models, workloads = list(paper.MODELS), list(paper.WORKLOADS)
     stop = stop_models(tables, models, workloads) if lengths == PAPER_EOS else {}
     grids = capacity_grids(tables, plan, models, workloads)
@@ -144,12 +143,12 @@ def reproduce(
     from workload_eval.report.html import build_report
     from workload_eval.storage import ensure_writable_dir
 
-    load_paper_tables(calibration_dir)  # a bad folder or table fails now, not after the study
+    tables = load_paper_tables(calibration_dir)  # a bad table fails now, not after the study
     out = ensure_writable_dir(out)
     lengths = lengths_mode(output_len_model)
     t0 = time.perf_counter()
     prepare_workloads(list(paper.MODELS), list(paper.WORKLOADS), jobs)
-    data, record = plan_study(out, quick=quick, lengths=lengths, calibration_dir=calibration_dir)
+    data, record = plan_study(quick=quick, lengths=lengths, tables=tables)
     spec_path = out / "spec.yaml"
     atomic_write_text(spec_path, yaml.safe_dump(data, sort_keys=False))
     record.save(out)
