@@ -96,6 +96,13 @@ def test_prompts_stretch_fills_a_target_above_our_data_with_prompt_tokens():
     ratio = p[:2000] / 100
     assert ratio.min() == ratio.max() > 1.3  # one factor for every prompt
     assert (p + o < 2048).all()  # the long prompts stay below the length limit
+    # a target below what one-token outputs give: the data's prompts were shorter than ours
+    small = _frame([100] * 1000, [40] * 1000)
+    shrunk = apply_output_len_model(small, Eos(60.0, stretch=True), seed=0)
+    assert (shrunk.prompt_len + shrunk.output_len).mean() == pytest.approx(60.0, abs=0.5)
+    assert (shrunk.output_len == 40).all() and (shrunk.prompt_len == 20).all()
+    with pytest.raises(UserError, match="cannot reach a mean of 60 tokens"):
+        apply_output_len_model(small, Eos(60.0), seed=0)
     with pytest.raises(UserError, match="prompts=stretch applies to single-turn workloads"):
         apply_output_len_model(
             _frame([10, 30], [10, 10], session_id=[0, 0], turn=[0, 1]),

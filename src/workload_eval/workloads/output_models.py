@@ -11,7 +11,8 @@
   mean after the early stops leaves the other outputs as they are (with a warning), unless
   ``prompts=stretch``, which scales every prompt by one factor to reach it (a dataset whose
   prompts were longer than ours: the paper's CNN/DailyMail articles, from the train split,
-  are longer than our copy's). With ``early=0`` it is exactly the stop model that
+  are longer than our copy's); it also shrinks them, outputs left to the early stops, when
+  even one-token outputs would exceed the target (prompts shorter than ours). With ``early=0`` it is exactly the stop model that
   ``benchmarks/sim_vs_paper.py`` used for the paper comparison (the paper ran without
   ``ignore_eos``).
 - ``recorded:RUN_DIR``: the tokens each request really generated in a run folder written by
@@ -168,9 +169,26 @@ def _geometric_cut(base: np.ndarray, p: float | None, seed: int) -> np.ndarray:
 
 
 def _scaled(prompts: np.ndarray, outputs: np.ndarray, f: float, limit: int | None) -> np.ndarray:
-    """Prompts times ``f``, each kept below ``limit - output`` (the seed's length filter)."""
+    """Prompts times ``f`` (at least one token), each kept below ``limit - output`` (the
+    seed's length filter) unless it was already longer."""
     top = (limit - 1 - outputs) if limit else np.full(len(prompts), 2**62)
-    return np.minimum(np.round(prompts * f).astype(np.int64), np.maximum(top, prompts))
+    scaled = np.maximum(np.round(prompts * f).astype(np.int64), 1)
+    return np.minimum(scaled, np.maximum(top, prompts))
+
+
+def _prompt_factor(
+    prompts: np.ndarray, outputs: np.ndarray, model: Eos, limit: int | None
+) -> float:
+    """The one factor for every prompt that brings the mean prompt + output to TOKENS."""
+
+    def mean(f: float) -> float:
+        return float((_scaled(prompts, outputs, f, limit) + outputs).mean())
+
+    lo, hi = -7.0, 7.0  # log2 of the factor: 1/128 .. 128
+    for _ in range(EOS_BISECTION_STEPS):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mean(2**mid) < model.tokens else (lo, mid)
+    return min(2**lo, 2**hi, key=lambda f: abs(mean(f) - model.tokens))
 
 
 def solve_eos(df: pd.DataFrame, model: Eos, seed: int) -> Eos:
@@ -192,23 +210,10 @@ def solve_eos(df: pd.DataFrame, model: Eos, seed: int) -> Eos:
 
     cut_base = _early_cut(ref, model, seed)
     floor = (history(cut_base) + cut_base).mean()
+    limit = df.attrs.get("max_model_len")
     if floor <= model.tokens:
-        if model.stretch:
-            limit = df.attrs.get("max_model_len")
-            lo, hi = 1.0, 2.0
-            while (_scaled(prompts, cut_base, hi, limit) + cut_base).mean() < model.tokens:
-                if hi > 1e3:
-                    break
-                lo, hi = hi, hi * 2
-            for _ in range(EOS_BISECTION_STEPS):
-                mid = (lo + hi) / 2
-                short = (_scaled(prompts, cut_base, mid, limit) + cut_base).mean() < model.tokens
-                lo, hi = (mid, hi) if short else (lo, mid)
-
-            def gap(f: float) -> float:
-                return abs((_scaled(prompts, cut_base, f, limit) + cut_base).mean() - model.tokens)
-
-            return replace(model, prompt_scale=min((lo, hi), key=gap))
+        if model.stretch:  # the data's prompts were longer than ours
+            return replace(model, prompt_scale=_prompt_factor(prompts, cut_base, model, limit))
         what = "the early stops alone bring" if model.early else "the reference"
         warnings.warn(
             f"--output-len-model {model}: {what} mean prompt + output is {floor:.1f} tokens, "
@@ -220,6 +225,8 @@ def solve_eos(df: pd.DataFrame, model: Eos, seed: int) -> Eos:
         return replace(model, prompt_scale=1.0)
     ones = np.ones(len(ref), dtype=np.int64)
     if (history(ones) + ones).mean() > model.tokens:
+        if model.stretch:  # the data's prompts were shorter than ours: they take the gap
+            return replace(model, prompt_scale=_prompt_factor(prompts, cut_base, model, limit))
         raise UserError(
             f"--output-len-model {model}: cannot reach a mean of {model.tokens:g} tokens per "
             f"request (one output token each already gives {(history(ones) + 1).mean():.1f}); "
