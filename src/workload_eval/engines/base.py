@@ -44,6 +44,8 @@ class Engine(ABC):
     """
 
     name: str = ""
+    # False: the engine needs only lengths (the simulator), so no token id is handed over
+    uses_token_ids: bool = True
 
     @abstractmethod
     def run(

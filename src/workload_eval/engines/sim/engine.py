@@ -55,6 +55,7 @@ class SimEngine(Engine):
     """
 
     name = "sim"
+    uses_token_ids = False  # lengths (and prefix segments) are all the simulation reads
 
     def __init__(self, perf: PerfModel | None = None) -> None:
         self.perf = perf
