@@ -12,9 +12,10 @@
   ``prompts=stretch``, which scales every prompt by one factor to reach it (a dataset whose
   prompts were longer than ours: the paper's CNN/DailyMail articles, from the train split,
   are longer than our copy's); it also shrinks them, outputs left to the early stops, when
-  even one-token outputs would exceed the target (prompts shorter than ours). With ``early=0`` it is exactly the stop model that
-  ``benchmarks/sim_vs_paper.py`` used for the paper comparison (the paper ran without
-  ``ignore_eos``).
+  even one-token outputs would exceed the target (prompts shorter than ours). ``p=P`` and
+  ``prompt_scale=S`` give solved parameters (no solving: every sample of a workload gets the
+  same stop model). ``reproduce`` runs this model with the paper's tokens per request
+  (``paper_eos``), since the paper ran without ``ignore_eos``.
 - ``recorded:RUN_DIR``: the tokens each request really generated in a run folder written by
   ``workload-eval run`` (e.g. a real engine with ``--no-ignore-eos``), matched by request id;
   the run must have used the same workload, seed and request count (checked).
