@@ -202,6 +202,11 @@ def test_rerunning_reproduce_resumes_without_running_anything(quick_run):
     assert rc == 0
     assert "ran 0," in text, text
     assert wall < 60
+    # the stored spec is an ordinary sweep spec (YAML-strict): sweeping it re-runs nothing
+    sweep_out = io.StringIO()
+    with contextlib.redirect_stdout(sweep_out):
+        rc = main(["sweep", str(out / "spec.yaml"), "--out", str(out), "--no-progress"])
+    assert rc == 0 and "ran 0 run(s)" in sweep_out.getvalue()
 
 
 def test_reproduce_rejects_a_bad_jobs_value(tmp_path: Path, capsys):

@@ -251,7 +251,9 @@ def study_data(
             if per_n:
                 g["output_len_model"] = {w: stop[(m, w)].spec(ONLINE) for w in ws if (m, w) in stop}
             if part == "online":
-                rates = {w: {kv: grids[(m, w, kv)].rates for kv in plan.kv_blocks(m)} for w in ws}
+                rates = {  # KV sizes as text: YAML keys are text
+                    w: {str(kv): grids[(m, w, kv)].rates for kv in plan.kv_blocks(m)} for w in ws
+                }
                 g["capacity"] = {"rule": "seed-grid", "extend": True, "rates": rates}
             groups.append(g)
     data: dict[str, Any] = {
