@@ -24,7 +24,7 @@ import numpy as np
 from workload_eval import paper
 from workload_eval.engines.sim import fitting, paper_runs
 from workload_eval.engines.sim.calibration import PERF
-from workload_eval.report.study import paper_tokens_per_request
+from workload_eval.experiments.study import paper_tokens_per_request
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -63,7 +63,7 @@ def command(
     output_len_model: str | None,
     progress: bool,
 ) -> None:
-    from workload_eval.report.study import reproduce
+    from workload_eval.experiments.study import reproduce
 
     jobs = jobs or os.cpu_count() or 1
     r = reproduce(
