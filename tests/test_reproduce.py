@@ -14,11 +14,13 @@ from workload_eval import paper
 from workload_eval.cli import main
 from workload_eval.experiments import build_spec, expand
 from workload_eval.experiments.paper_plan import (
+    ANCHOR_SHARE,
     FULL,
     QUICK,
     RECORD,
     REFERENCE,
     capacity_grids,
+    offline_knees,
     study_data,
 )
 from workload_eval.paper_data import load_paper_tables
@@ -74,6 +76,27 @@ def test_capacity_is_the_papers_rule_on_the_papers_grids():
             assert grid == sorted(mine["rate"])
         else:  # no table of its own: the measured model's lattice, anchored near the knee
             assert len(grid) == 2 and grid[1] > grid[0]
+
+
+def test_borrowed_lattices_start_below_our_offline_throughput():
+    index = pd.DataFrame(
+        {
+            "model": ["opt-6.7b"] * 3,
+            "workload": ["alpaca"] * 3,
+            "kv_blocks": [600] * 3,
+            "schedule.kind": ["offline", "offline", "poisson"],
+            "schedule.num_requests": [100, 1000, None],
+            "request_throughput": [20.0, 50.0, 999.0],
+        }
+    )
+    knees = offline_knees(index)
+    assert knees == {("opt-6.7b", "alpaca", 600): 50.0}  # the largest N, offline only
+    tables = load_paper_tables()
+    grids = capacity_grids(tables, FULL, ["opt-13b", "opt-6.7b"], ["alpaca"], knees)
+    start = round(ANCHOR_SHARE * 50.0 / 0.5) * 0.5  # the paper's alpaca step is 0.5 req/s
+    assert grids[("opt-6.7b", "alpaca", 600)].rates == [start, start + 0.5]
+    assert "opt-13b's lattice" in grids[("opt-6.7b", "alpaca", 600)].source
+    assert grids[("opt-13b", "alpaca", 600)].rates[0] == 27.0  # measured: the paper's own grid
 
 
 def test_quick_study_is_smaller_but_covers_every_figure():

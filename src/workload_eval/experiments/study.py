@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,12 @@ from workload_eval.experiments.paper_plan import (
     StudyRecord,
     capacity_grids,
     lengths_label,
+    offline_knees,
     stop_row,
     study_data,
 )
 from workload_eval.paper_data import PaperTables, load_paper_tables
+from workload_eval.paper_eos import StopModel, stop_models
 from workload_eval.storage import atomic_write_text
 
 
@@ -97,15 +99,23 @@ class Reproduction:
 
 
 def plan_study(
-    *, quick: bool, lengths: str, tables: PaperTables
+    *,
+    quick: bool,
+    lengths: str,
+    tables: PaperTables,
+    stop: dict[tuple[str, str], StopModel] | None = None,
+    knees: dict[tuple[str, str, int], float] | None = None,
 ) -> tuple[dict[str, Any], StudyRecord]:
-    """The spec data and the record of what was chosen (stop models, grids, tables)."""
-    from workload_eval.paper_eos import stop_models
+    """The spec data and the record of what was chosen (stop models, grids, tables).
 
+    ``stop``: the stop models when already derived; ``knees``: our offline throughputs, where
+    borrowed lattices start (``capacity_grids``).
+    """
     plan = QUICK if quick else FULL
     models, workloads = list(paper.MODELS), list(paper.WORKLOADS)
-    stop = stop_models(tables, models, workloads) if lengths == PAPER_EOS else {}
-    grids = capacity_grids(tables, plan, models, workloads)
+    if stop is None:
+        stop = stop_models(tables, models, workloads) if lengths == PAPER_EOS else {}
+    grids = capacity_grids(tables, plan, models, workloads, knees)
     data = study_data(plan, lengths, stop, grids)
     record = StudyRecord(
         lengths=lengths,
@@ -120,6 +130,10 @@ def plan_study(
         grids={f"{m}/{w}/{kv}": g.source for (m, w, kv), g in grids.items()},
     )
     return data, record
+
+
+def _offline_only(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "groups": [g for g in data["groups"] if "/offline" in g["name"]]}
 
 
 def reproduce(
@@ -148,14 +162,44 @@ def reproduce(
     lengths = lengths_mode(output_len_model)
     t0 = time.perf_counter()
     prepare_workloads(list(paper.MODELS), list(paper.WORKLOADS), jobs)
-    data, record = plan_study(quick=quick, lengths=lengths, tables=tables)
-    spec_path = out / "spec.yaml"
-    atomic_write_text(spec_path, yaml.safe_dump(data, sort_keys=False))
-    record.save(out)
-    spec = build_spec(data, source=spec_path)
-    result = run_sweep(
-        spec, out, executor=make_executor("local", jobs=jobs), progress=progress, log=log
+    stop = (
+        stop_models(tables, list(paper.MODELS), list(paper.WORKLOADS))
+        if lengths == PAPER_EOS
+        else {}
     )
+    spec_path = out / "spec.yaml"
+    # Offline first: our offline throughputs say where each borrowed capacity search starts.
+    data, _ = plan_study(quick=quick, lengths=lengths, tables=tables, stop=stop)
+    offline = run_sweep(
+        build_spec(_offline_only(data), source=spec_path),
+        out,
+        executor=make_executor("local", jobs=jobs),
+        progress=progress,
+        log=log,
+    )
+    result = offline
+    if not offline.interrupted:
+        knees = offline_knees(offline.index)
+        data, record = plan_study(
+            quick=quick, lengths=lengths, tables=tables, stop=stop, knees=knees
+        )
+        atomic_write_text(spec_path, yaml.safe_dump(data, sort_keys=False))
+        record.save(out)
+        result = run_sweep(
+            build_spec(data, source=spec_path),
+            out,
+            executor=make_executor("local", jobs=jobs),
+            progress=progress,
+            log=log,
+        )  # the offline points are read back from the store
+        result = replace(
+            result,
+            ran=offline.ran + result.ran,
+            reused=result.reused - offline.ran,
+            failed={**offline.failed, **result.failed},
+        )
+    else:
+        _, record = plan_study(quick=quick, lengths=lengths, tables=tables, stop=stop)
     t1 = time.perf_counter()
     report = None
     if not result.interrupted:
