@@ -30,7 +30,7 @@ import numpy as np
 
 from workload_eval.contracts import Request, Schedule, ScheduledRequest
 from workload_eval.engines.base import EngineConfig
-from workload_eval.engines.openai_engine import OpenAIEngine
+from workload_eval.engines.openai import OpenAIEngine
 from workload_eval.testing.instant_server import InstantServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,22 +57,22 @@ def run_ours(url: str, rate: float, a: argparse.Namespace, process: str) -> dict
     sched = schedule(rate, a.duration, process, a.prompt_len, a.output_len)
     cfg = EngineConfig(model="instant", options={"base_url": url, "metrics": False})
     rec = OpenAIEngine().run(sched, cfg)
-    lg = rec.config["loadgen"]
+    lg = rec.report.loadgen
     r = rec.requests
     return {
         "client": "workload-eval",
         "process": process,
         "rate": rate,
-        "achieved": lg["achieved_rate"],
-        "schedule_rate": lg["target_rate"],
-        "lag_p50_ms": lg["dispatch_lag_p50"] * 1e3,
-        "lag_p99_ms": lg["dispatch_lag_p99"] * 1e3,
-        "lag_max_ms": lg["dispatch_lag_max"] * 1e3,
+        "achieved": lg.achieved_rate,
+        "schedule_rate": lg.target_rate,
+        "lag_p50_ms": lg.dispatch_lag_p50 * 1e3,
+        "lag_p99_ms": lg.dispatch_lag_p99 * 1e3,
+        "lag_max_ms": lg.dispatch_lag_max * 1e3,
         "ok": int((r.status == "ok").sum()),
         "failed": int((r.status != "ok").sum()),
-        "cpu_cores": lg["client_cpu_s"] / lg["wall_s"],
-        "wall_s": lg["wall_s"],
-        "valid": lg["valid"],
+        "cpu_cores": lg.client_cpu_s / lg.wall_s,
+        "wall_s": lg.wall_s,
+        "valid": lg.valid,
     }
 
 

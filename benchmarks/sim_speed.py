@@ -41,11 +41,9 @@ def main() -> None:
     schedule = build_schedule(spec, df, seed=0)
     config = EngineConfig(
         model="opt-13b",
-        gpu="a100-40gb",
         kv_blocks=args.kv_blocks,
-        policy=args.policy,
         enable_prefix_caching=args.prefix_caching,
-        options={"skip_ahead": not args.no_skip_ahead},
+        options={"gpu": "a100-40gb", "policy": args.policy, "skip_ahead": not args.no_skip_ahead},
     )
     print(
         f"alpaca ({df.attrs.get('source')}), {len(schedule)} requests, {args.rate} req/s for "

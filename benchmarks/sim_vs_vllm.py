@@ -40,8 +40,8 @@ def main() -> None:
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
     from workload_eval.engines.base import EngineConfig
-    from workload_eval.engines.vllm_engine import shutdown_engines
-    from workload_eval.profiling import ProfileGrid, profile_vllm, write_profile
+    from workload_eval.engines.vllm import shutdown_engines
+    from workload_eval.engines.vllm.profiling import ProfileGrid, profile_vllm, write_profile
 
     tmp = tempfile.TemporaryDirectory()
     model = args.model
@@ -77,7 +77,7 @@ def main() -> None:
 def _compare(base: dict, profile: str, args: argparse.Namespace) -> None:
     from workload_eval.engines.base import EngineConfig
     from workload_eval.engines.sim import SimEngine
-    from workload_eval.engines.vllm_engine import VllmEngine
+    from workload_eval.engines.vllm import VllmEngine
     from workload_eval.metrics import summarize
     from workload_eval.schedules import OfflineSchedule, PoissonSchedule, build_schedule
     from workload_eval.workloads import load_workload
@@ -103,7 +103,7 @@ def _compare(base: dict, profile: str, args: argparse.Namespace) -> None:
             real_cfg = EngineConfig(**base, kv_blocks=kv)
             # vLLM keeps one of its blocks as the null block: the simulator gets the usable ones.
             sim_cfg = EngineConfig(
-                **base, kv_blocks=kv - 1, policy="vllm-v1", options={"perf_profile": profile}
+                **base, kv_blocks=kv - 1, options={"policy": "vllm-v1", "perf_profile": profile}
             )
             offline_rate = None
             for kind in ("offline", "online"):

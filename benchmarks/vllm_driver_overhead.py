@@ -35,7 +35,8 @@ def _measure(side: str, model: str, n: int, repeats: int, kv_blocks: int) -> dic
     """One side in this process (one live engine): warm up, then time ``repeats`` runs."""
     from workload_eval.contracts import Request, Schedule, ScheduledRequest
     from workload_eval.engines.base import EngineConfig
-    from workload_eval.engines.vllm_engine import PromptVocab, VllmEngine, prompt_ids
+    from workload_eval.engines.vllm import VllmEngine
+    from workload_eval.workloads.synthesizer import PromptSynthesizer, Vocab
 
     lengths = _batch(n, seed=0)
     total = sum(p + o for p, o in lengths)
@@ -62,17 +63,12 @@ def _measure(side: str, model: str, n: int, repeats: int, kv_blocks: int) -> dic
     else:
         from vllm import LLM, SamplingParams
 
-        from workload_eval.engines.vllm_engine import build_engine_args
+        from workload_eval.engines.vllm.args import build_engine_args
 
         llm = LLM(**build_engine_args(config))
-        vocab = PromptVocab.of(
-            llm.get_tokenizer(), int(llm.llm_engine.model_config.get_vocab_size())
-        )
-        # the exact prompt ids the driver sends
-        prompts = [
-            {"prompt_token_ids": prompt_ids(item.request, vocab, config.seed)}
-            for item in schedule.items
-        ]
+        vocab = Vocab.of(llm.get_tokenizer(), int(llm.llm_engine.model_config.get_vocab_size()))
+        synth = PromptSynthesizer(vocab, config.seed)  # the exact prompt ids the driver sends
+        prompts = [{"prompt_token_ids": synth.prompt_ids(item.request)} for item in schedule.items]
         params = [
             SamplingParams(max_tokens=o, ignore_eos=True, temperature=1.0, detokenize=False)
             for o in expected

@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 from workload_eval.engines.sim import calibration as C
-from workload_eval.engines.sim.deployment import physics_options, resolve_deployment
+from workload_eval.engines.sim.engine import check_config
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "real-gpu" / "calib"
@@ -171,7 +171,7 @@ def record(results) -> dict:
         exp = load_experiment(Path(r.file))
         setup = engine_setup(exp)
         cfg = setup.config
-        dep = resolve_deployment(cfg.model, cfg.gpu, cfg.policy, physics_options(cfg.options))
+        dep = check_config(cfg).dep  # the deployment the run resolved (SimOptions: gpu, policy)
         out.append(
             {
                 "id": r.id,

@@ -1,7 +1,8 @@
 """A small hand-made results folder in the store's documented layout, for report tests.
 
-OUT/points/<key>/{summary.json,requests.parquet,steps.parquet}; summaries carry the
-RunSpec-shaped ``config``. Numbers follow simple closed forms so tests can predict them.
+OUT/points/<key>/{summary.json,requests.parquet,steps.parquet}; summaries carry the typed
+run record ``config`` ({spec, resolved}). Numbers follow simple closed forms so tests can
+predict them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import numpy as np
 import pandas as pd
 
 from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS
+from workload_eval.engines.sim.options import SimOptions
+from workload_eval.engines.sim.report import SimReport
+from workload_eval.runner import RunConfig, RunSpec
 
 WORKLOADS = {
     "alpaca": (20, 60, 30.0),
@@ -44,7 +48,17 @@ def _write_point(
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
     d = out / "points" / key
     d.mkdir(parents=True)
-    (d / "summary.json").write_text(json.dumps({**summary, "config": config}))
+    spec = RunSpec.model_validate(config)
+    resolved = SimReport(
+        options=SimOptions(gpu="a100-40gb"),
+        kv_blocks=spec.engine_config.kv_blocks,
+        model_spec=spec.engine_config.model,
+        gpu_spec="a100-40gb",
+        perf_model="fake",
+        sim_end_time=20.0,
+    )
+    record = RunConfig(spec=spec, resolved=resolved).model_dump(mode="json")
+    (d / "summary.json").write_text(json.dumps({**summary, "config": record}))
     arrival = np.sort(rng.uniform(0, 10, n))
     req = pd.DataFrame(
         {
@@ -65,6 +79,7 @@ def _write_point(
         }
     )
     req["expected_output_tokens"] = req["generated_tokens"]
+    req["prompt_digest"] = ""
     req[list(REQUEST_COLUMNS)].to_parquet(d / "requests.parquet", index=False)
     t = np.arange(0, 20, 0.05)
     total = int(config["engine_config"]["kv_blocks"])
@@ -101,7 +116,7 @@ def make_results(
     for w, (prompt, output, _) in workloads.items():
         for m, speed in models.items():
             for k in kv:
-                ec = {"model": m, "gpu": "a100-40gb", "kv_blocks": k, "block_size": 16}
+                ec = {"model": m, "options": {"gpu": "a100-40gb"}, "kv_blocks": k, "block_size": 16}
                 for n in (100, 1000):
                     thr = WORKLOADS.get(w, (0, 0, 10.0))[2] * speed * (k / 643) ** 0.4
                     config = {

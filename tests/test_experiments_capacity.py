@@ -9,14 +9,13 @@ import pytest
 
 from workload_eval.errors import UserError
 from workload_eval.experiments.capacity import (
-    SLO,
     BisectSearch,
     SeedGridSearch,
     find_capacity,
     make_search,
-    parse_slos,
 )
 from workload_eval.paper import max_rate_under_slo
+from workload_eval.slo import SLO, parse_slos
 
 P95 = SLO(metric="normalized_latency_p95", value=0.1875)
 
@@ -168,7 +167,7 @@ def test_make_search_validates_options() -> None:
         make_search([P95], rule="seed-grid", rates=[1, 2])
     with pytest.raises(UserError, match="tolerance"):
         make_search([P95], tolerance=1.5)
-    with pytest.raises(UserError, match="at least one SLO"):
+    with pytest.raises(UserError, match="capacity needs a bound on a run metric"):
         make_search([])
     assert isinstance(make_search([P95], rates=[5, 6]), BisectSearch)
     assert make_search([P95], rates=[5, 6]).start == 5

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from workload_eval.cli import main
+from workload_eval.commands.capacity import task_evaluator
 from workload_eval.engines.base import EngineConfig
 from workload_eval.experiments import (
     SLO,
@@ -19,7 +20,6 @@ from workload_eval.experiments import (
 )
 from workload_eval.experiments.grid import CapacityTask
 from workload_eval.experiments.spec import CapacityOptions
-from workload_eval.experiments.sweep import task_evaluator
 from workload_eval.paper import max_rate_under_slo
 
 P95 = SLO(metric="normalized_latency_p95", value=0.1875)
@@ -143,7 +143,7 @@ def test_capacity_command_seed_grid_rule(
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        (["--slo", "p95 < 2"], "--slo: unknown metric 'p95' in SLO 'p95<2' (expected one of"),
+        (["--slo", "p95 < 2"], "--slo: unknown metric 'p95' in SLO 'p95<2' (expected a per-"),
         (["--slo", "ttft_p99=2"], "--slo: cannot parse SLO 'ttft_p99=2'"),
         (["--slo", "ttft_p99<=2", "--rule", "seed-grid"], "needs --rates"),
         (["--slo", "ttft_p99<=2", "--rates", "1,x"], "--rates '1,x': expected numbers"),

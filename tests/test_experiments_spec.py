@@ -21,9 +21,15 @@ def test_defaults_are_the_seed_settings() -> None:
     assert {p.schedule.num_requests for p in offline} == {100, 500, 1000}
     assert {p.workload for p in offline} == {"alpaca", "cnn_dailymail", "dolly", "sharegpt"}
     ec = offline[0].engine_config
-    assert (ec.model, ec.gpu, ec.kv_blocks, ec.block_size) == ("opt-13b", "a100-40gb", 643, 16)
+    assert (ec.model, ec.options["gpu"], ec.kv_blocks, ec.block_size) == (
+        "opt-13b",
+        "a100-40gb",
+        643,
+        16,
+    )
     assert (ec.max_num_batched_tokens, ec.max_num_seqs, ec.max_model_len) == (2560, 2048, 2048)
-    assert ec.policy == "vllm-0.2" and offline[0].seed == 0 and offline[0].engine == "sim"
+    assert "policy" not in ec.options  # the sim's default, vllm-0.2
+    assert offline[0].seed == 0 and offline[0].engine == "sim"
     assert len(tasks) == 4  # one capacity search per workload
     probe = tasks[0].run_spec(12.5, 0)
     assert (probe.schedule.kind, probe.schedule.duration, probe.schedule.rate) == (
@@ -55,8 +61,28 @@ groups:
     # group a: 2 engines x 2 kv x 3 rates x 2 seeds = 24; group b adds only util 0.9 (12)
     assert len(points) == 24 + 12
     assert len({p.key for p in points}) == len(points)
-    assert {p.spec.engine_config.policy for p in points} == {"vllm-0.2", "vllm-v1"}
+    assert {p.spec.engine_config.options.get("policy") for p in points} == {None, "vllm-v1"}
     assert all(p.spec.engine_config.seed == p.spec.seed for p in points)
+
+
+def test_engine_options_are_flat_or_nested_and_reach_the_run_spec() -> None:
+    spec = spec_from_yaml_text(
+        """
+engines:
+  - {engine: sim, policy: vllm-v1, enable_chunked_prefill: false}
+  - {engine: sim, label: prof, options: {record_token_times: true}}
+gpus: [h100]
+workloads: [alpaca]
+schedules: [{kind: offline, num_requests: 10}]
+"""
+    )
+    points, _ = expand(spec)
+    opts = sorted((p.engine_label, p.spec.engine_config.options) for p in points)
+    assert opts == [
+        ("prof", {"gpu": "h100", "record_token_times": True}),
+        ("sim", {"gpu": "h100", "policy": "vllm-v1"}),
+    ]
+    assert {p.spec.engine_config.enable_chunked_prefill for p in points} == {False, None}
 
 
 def test_point_key_is_stable_and_ignores_data_locations() -> None:
@@ -75,6 +101,8 @@ BAD = [
     ("workloads: [alpaca, dolly, foo]\n", 2, "workloads[2]: unknown workload 'foo' (expected"),
     ("models: [opt-13b]\nkv_blocks: [100, -1]\n", 3, "kv_blocks[1]: Input should be greater"),
     ("engines:\n  - engine: sim\n    policy: fast\n", 4, "engines[0].policy:"),
+    ("engines:\n  - engine: sim\n    polcy: vllm-v1\n", 4, "engines[0].polcy: unknown setting"),
+    ("engines: [vllm]\ngpus: [h100]\n", 3, "gpus: engine 'vllm' runs on its own hardware"),
     ("engines: [trt]\n", 2, "engines[0].engine: unknown engine 'trt'"),
     (
         "schedules:\n  - kind: poisson\n    rate: capacity\n",

@@ -186,7 +186,7 @@ schedules: [{kind: offline, num_requests: 200}]
     )
     result = run_sweep(load_spec(spec_path), tmp_path / "out")
     mem = memory_table(result.index)
-    assert list(mem["kv"]) == [150, 600]
+    assert list(mem["kv_blocks"]) == [150, 600]
     scale = scaling_table(mem)
     assert len(scale) == 1 and scale["kv_ratio"].iloc[0] == 4
     ratio = scale["request_throughput_ratio"].iloc[0]

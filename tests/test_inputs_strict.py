@@ -36,7 +36,7 @@ groups:
     )
     engines = spec.groups[0].engines
     assert [e.name for e in engines] == ["sim", "small"]
-    assert [e.knobs["max_num_seqs"] for e in engines] == [64, 8]
+    assert [e.config_knobs["max_num_seqs"] for e in engines] == [64, 8]
 
 
 def test_yaml_1_2_numbers_are_numbers() -> None:

@@ -61,7 +61,8 @@ def test_largest_valid_integers_run_and_write(tmp_path: Path) -> None:
     args = [*SIM, "--kv-blocks", str(MAX_INT), "--request-rate", "5", "--duration", "2"]
     assert main([*args, "--seed", str(MAX_SEED), "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["config"]["kv_blocks"] == MAX_INT and summary["config"]["seed"] == MAX_SEED
+    config = summary["config"]
+    assert config["resolved"]["kv_blocks"] == MAX_INT and config["spec"]["seed"] == MAX_SEED
     steps = pd.read_parquet(out / "steps.parquet")
     assert (steps["kv_blocks_total"] == MAX_INT).all()
 
@@ -109,7 +110,7 @@ def _items(times: list[float]) -> list[ScheduledRequest]:
 def test_a_scheduler_that_stops_progressing_is_an_error_not_a_hang() -> None:
     stuck = _StuckScheduler()
     with pytest.raises(NoProgressError, match=r"made no progress at t=0 s .*1 waiting"):
-        simulate(_items([0.0]), stuck, [math.nan])
+        simulate(Schedule(kind="offline", items=_items([0.0]), params={}), stuck, [math.nan])
     assert stuck.steps == STALL_LIMIT + 1
 
 
@@ -123,5 +124,5 @@ def test_a_nan_arrival_time_is_an_error_not_a_hang() -> None:
 def test_negative_max_paddings_is_refused_before_the_run() -> None:
     schedule = Schedule(kind="offline", items=_items([0.0]), params={})
     config = EngineConfig(model="opt-13b", kv_blocks=643, options={"max_paddings": -100})
-    with pytest.raises(UserError, match="max_paddings: Input should be greater than or equal"):
+    with pytest.raises(UserError, match="'max_paddings': Input should be greater than or equal"):
         SimEngine().run(schedule, config)

@@ -20,7 +20,7 @@ def tiny_llama(tmp_path_factory, tokenizer_dir):
 
     os.environ["VLLM_CPU_KVCACHE_SPACE"] = "1"
     yield build_tiny_model("llama", tmp_path_factory.mktemp("tiny") / "llama", tokenizer_dir)
-    from workload_eval.engines.vllm_engine import shutdown_engines
+    from workload_eval.engines.vllm import shutdown_engines
 
     shutdown_engines()
 

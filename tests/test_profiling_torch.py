@@ -66,7 +66,7 @@ def test_profile_torch_writes_a_profile_the_simulator_runs_on(tiny_config, tmp_p
     )
     records = SimEngine().run(schedule, config)
     assert (records.requests["status"] == "ok").all()
-    assert records.config["perf_model"] == "KernelProfilePerfModel"
+    assert records.report.perf_model == "KernelProfilePerfModel"
 
 
 def test_profile_torch_rejects_bad_settings(tiny_config, tmp_path, capsys):

@@ -11,7 +11,8 @@ import pytest
 from report_fake_results import KV, MODELS, WORKLOADS, capacity_of, make_results
 
 from workload_eval.report import figures
-from workload_eval.report.results import capacity_table, load_points
+from workload_eval.report.results import capacity_table
+from workload_eval.results import load_points
 
 
 @pytest.fixture(scope="module")

@@ -141,7 +141,7 @@ def test_report_command(tmp_path, capsys, calibration_dir, monkeypatch):
     assert (
         json.loads((root / "points").iterdir().__next__().joinpath("summary.json").read_text())[
             "config"
-        ]["workload"]
+        ]["spec"]["workload"]
         == "dolly"
     )
 

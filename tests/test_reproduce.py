@@ -59,9 +59,8 @@ def test_full_study_is_the_papers_grid():
         ec.max_num_batched_tokens,
         ec.max_num_seqs,
         ec.max_model_len,
-        ec.policy,
-        ec.gpu,
-    ) == (16, 2560, 2048, 2048, "vllm-0.2", "a100-40gb")
+        ec.options,
+    ) == (16, 2560, 2048, 2048, {"gpu": "a100-40gb"})
 
 
 def test_capacity_is_the_papers_rule_on_the_papers_grids():

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from workload_eval.cli import main
-from workload_eval.commands.run import build_spec, parse_slo, schedule_from_options
+from workload_eval.commands.run import build_spec, schedule_from_options
 from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS
 from workload_eval.errors import UserError
 from workload_eval.schedules import GammaSchedule, PoissonSchedule, SessionsSchedule
@@ -79,7 +79,14 @@ def _error_line(capsys) -> str:
             ["--kv-blocks", "100", "--request-rate", "2", "--duration", "5", "--burstiness", "0"],
             "--burstiness:",
         ),
-        (["--kv-blocks", "100", "--slo", "ttft=1"], "--slo 'ttft=1'"),
+        (["--kv-blocks", "100", "--slo", "ttft=1"], "--slo: cannot parse SLO 'ttft=1'"),
+        (["--kv-blocks", "100", "--slo", "ttft<=-1"], "a per-request bound must be a positive"),
+        (["--kv-blocks", "100", "--gpu", "h100", "--engine", "vllm"], "--gpu does not apply"),
+        (["--kv-blocks", "100", "--max-concurrency", "4"], "--max-concurrency does not apply"),
+        (
+            ["--kv-blocks", "100", "--engine-option", "skip_ahaed=false"],
+            "engine sim: unknown option 'skip_ahaed' (known: tensor_parallel_size,",
+        ),
         (["--kv-blocks", "100", "--perf-profile", "/no/such.json"], "--perf-profile /no/such.json"),
     ],
 )
@@ -114,7 +121,7 @@ def _opts(**kw):
     o = {
         "engine": "sim",
         "model": "opt-13b",
-        "gpu": "a100-40gb",
+        "gpu": None,
         "kv_blocks": 643,
         "gpu_memory_utilization": None,
         "workload": "alpaca",
@@ -132,12 +139,13 @@ def _opts(**kw):
         "max_num_batched_tokens": 2560,
         "max_num_seqs": 2048,
         "max_model_len": 2048,
-        "policy": "vllm-0.2",
+        "policy": None,
         "n": 1,
         "sampling": "first",
-        "workload_source": "auto",
+        "source": "auto",
         "data_dir": None,
         "tokenizer_dir": None,
+        "tokenizer": None,
         "perf_profile": None,
         "slo": (),
         "base_url": None,
@@ -145,6 +153,8 @@ def _opts(**kw):
         "max_concurrency": None,
         "device": None,
         "dtype": None,
+        "endpoint": None,
+        "engine_options": (),
         "enable_chunked_prefill": None,
         "enable_prefix_caching": False,
     }
@@ -175,7 +185,7 @@ def test_options_build_the_run_spec(tmp_path):
     assert spec.schedule == PoissonSchedule(rate=28, duration=600)
     assert spec.seed == 3 and spec.engine_config.seed == 3
     assert spec.engine_config.options == {"perf_profile": str(prof.resolve())}
-    assert spec.slo == {"ttft": 0.5, "normalized_latency": 0.1875}
+    assert [str(s) for s in spec.slo] == ["ttft<=0.5", "normalized_latency<=0.1875"]
     gamma = build_spec(_opts(request_rate=2.0, num_requests=50, burstiness=0.5))
     assert gamma.schedule == GammaSchedule(rate=2, num_requests=50, burstiness=0.5)
     sess = build_spec(
@@ -210,17 +220,39 @@ def test_real_engine_options_pass_through(monkeypatch):
     assert spec.engine_config.enable_chunked_prefill is False
 
 
-def test_parse_slo():
-    assert parse_slo(("ttft<=0.25", "tpot <= 0.05")) == {"ttft": 0.25, "tpot": 0.05}
-    assert parse_slo(()) is None
-    with pytest.raises(UserError, match="KEY<=SECONDS"):
-        parse_slo(("ttft<=-1",))
+def test_slo_has_one_grammar_in_run_capacity_and_report():
+    from workload_eval.commands.capacity import build_task
+    from workload_eval.commands.report import report_slo
+
+    flags = ("ttft<=0.25", "normalized_latency_p95 <= 0.1875")
+    run = build_spec(_opts(slo=flags)).slo
+    assert [str(s) for s in run] == ["ttft<=0.25", "normalized_latency_p95<=0.1875"]
+    capacity = build_task({**_opts(slo=flags), **CAPACITY_FLAGS})
+    assert list(capacity.slos) == run  # the same objects from the same text
+    assert capacity.base["slo"] == ["ttft<=0.25"]  # probes report goodput for the bound
+    assert report_slo("normalized_latency_p95<=0.1875") == run[1] == report_slo("0.1875")
+    with pytest.raises(UserError, match="capacity needs a bound on a run metric"):
+        build_task({**_opts(slo=("ttft<=0.25",)), **CAPACITY_FLAGS})
+
+
+CAPACITY_FLAGS = {
+    "kind": "poisson",
+    "duration": 60.0,
+    "burstiness": None,
+    "rule": "bisect",
+    "rates": None,
+    "start": 1.0,
+    "tolerance": 0.02,
+    "seeds": "0",
+    "aggregate": "majority",
+    "repeat_band": 0.1,
+}
 
 
 def _check_run_folder(out, workload):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) >= SUMMARY_KEYS
-    assert summary["config"]["workload"] == workload
+    assert summary["config"]["spec"]["workload"] == workload
     req = pd.read_parquet(out / "requests.parquet")
     steps = pd.read_parquet(out / "steps.parquet")
     assert list(req.columns)[: len(REQUEST_COLUMNS)] == list(REQUEST_COLUMNS)
@@ -254,7 +286,7 @@ def test_cli_sim_offline_and_online_per_seed_workload(
     ]
     assert main([*common, "--num-requests", "30", "--out", str(tmp_path / "off")]) == 0
     off = _check_run_folder(tmp_path / "off", workload)
-    assert off["num_requests"] == 30 and off["config"]["schedule"]["kind"] == "offline"
+    assert off["num_requests"] == 30 and off["config"]["spec"]["schedule"]["kind"] == "offline"
     out = capsys.readouterr().out
     assert "Request throughput" in out and "summary.json" in out
     assert (
@@ -262,7 +294,7 @@ def test_cli_sim_offline_and_online_per_seed_workload(
         == 0
     )
     on = _check_run_folder(tmp_path / "on", workload)
-    assert on["config"]["schedule"] == {
+    assert on["config"]["spec"]["schedule"] == {
         "kind": "poisson",
         "rate": 2.0,
         "duration": 10.0,

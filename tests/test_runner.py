@@ -6,11 +6,13 @@ import math
 import pandas as pd
 import pytest
 
-from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, RunRecords
+from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, EngineReport, RunRecords
 from workload_eval.engines.base import EngineConfig
+from workload_eval.engines.openai.report import OpenAIReport
+from workload_eval.engines.sim.report import SimReport
 from workload_eval.errors import UserError
 from workload_eval.metrics import summarize
-from workload_eval.runner import RunResult, RunSpec, execute, load_run, save_run
+from workload_eval.runner import RunConfig, RunResult, RunSpec, execute, load_run, save_run
 from workload_eval.schedules import (
     GammaSchedule,
     OfflineSchedule,
@@ -76,8 +78,10 @@ def _hand_result() -> RunResult:
     steps = pd.DataFrame(
         [[0.0, 0.5, "prefill", 10, 1, 0, 0, 1, 100, 10, 16, 1]], columns=list(STEP_COLUMNS)
     )
-    records = RunRecords(requests=req, steps=steps, config={"engine": "hand"})
-    return RunResult(records=records, summary=summarize(records))
+    records = RunRecords(requests=req, steps=steps, report=EngineReport(engine="hand"))
+    spec = RunSpec(engine="hand", engine_config=EngineConfig(model="m"), workload="w")
+    config = RunConfig(spec=spec, resolved=records.report)
+    return RunResult(records, {**summarize(records), "config": config.model_dump(mode="json")})
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -91,7 +95,8 @@ def test_save_and_load_round_trip(tmp_path):
     assert list(back.records.requests.columns) == list(REQUEST_COLUMNS)
     assert list(back.records.requests["token_times"].iloc[0]) == [0.5, 1.0, 1.5, 2.0]
     assert back.records.steps["kind"].tolist() == ["prefill"]
-    assert back.records.config == {"engine": "hand"}
+    assert back.records.report == EngineReport(engine="hand")
+    assert back.config.spec.workload == "w"
 
 
 def test_save_adds_missing_contract_columns(tmp_path):
@@ -135,7 +140,7 @@ def test_run_spec_round_trips_through_json_with_the_schedule_kind():
 
 
 def test_run_spec_rejects_unknown_slo_keys():
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match="unknown metric 'foo'"):
         RunSpec(engine_config=EngineConfig(model="opt-13b"), workload="alpaca", slo={"foo": 1})
 
 
@@ -163,10 +168,45 @@ def test_sim_offline_runs_every_seed_workload(workload, data_dir, tokenizer_dir,
     assert s["num_completed"] + s["num_failed"] == 40
     assert s["num_completed"] > 0 and s["request_throughput"] > 0
     assert s["token_throughput"] > s["output_token_throughput"] > 0
-    assert s["config"]["workload"] == workload and s["config"]["kv_blocks"] == 643
+    assert s["config"]["spec"]["workload"] == workload
+    assert s["config"]["resolved"]["kv_blocks"] == 643
     assert (result.records.requests["arrival_time"] == 0).all()
     save_run(result, tmp_path)
     assert load_run(tmp_path).summary == json.loads((tmp_path / "summary.json").read_text())
+
+
+@needs_sim
+def test_a_stored_run_re_executes_to_the_identical_summary(data_dir, tokenizer_dir, tmp_path):
+    """The stored record reproduces the run: its spec alone, executed again, gives the same
+    summary (the spec keeps the tokenizer as given, not its family)."""
+    spec = RunSpec(
+        engine_config=EngineConfig(model="opt-13b", kv_blocks=300, options={"policy": "vllm-v1"}),
+        workload="sharegpt_chat",
+        schedule=SessionsSchedule(rate=2, num_requests=60, think_time=1.0),
+        seed=3,
+        tokenizer="llama-2-7b",
+        slo={"ttft": 0.5},
+        data_dir=str(data_dir),
+        tokenizer_dir=str(tokenizer_dir),
+    )
+    save_run(execute(spec), tmp_path / "run")
+    stored = load_run(tmp_path / "run")
+    assert stored.config.spec.tokenizer == "llama-2-7b"  # not the family "llama-2"
+    assert stored.config.resolved.workload.tokenizer == "llama-2"
+    assert isinstance(stored.records.report, SimReport)
+    assert stored.records.report.options.policy == "vllm-v1"
+    again = execute(RunSpec.model_validate_json(stored.config.spec.model_dump_json()))
+    assert again.summary == stored.summary
+    assert again.summary["num_completed"] > 0
+
+
+def test_an_old_or_foreign_summary_is_a_one_line_error(tmp_path):
+    save_run(_hand_result(), tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary["config"] = {"engine": "sim", "model": "opt-13b"}  # the pre-record shape
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(UserError, match=r"summary\.json: config\.spec: Field required"):
+        load_run(tmp_path)
 
 
 @needs_sim
@@ -218,7 +258,9 @@ def test_openai_engine_end_to_end_streams_token_times_into_itl(
     assert s["itl_mean"] == pytest.approx(span / sum(len(t) - 1 for t in tt))
     assert 0 < s["itl_mean"] < 0.1 and s["itl_p99"] >= s["itl_p50"] >= 0
     assert s["goodput"] > 0 and s["slo_attainment"] == 1.0
-    assert s["config"]["engine"] == "openai" and s["config"]["schedule"]["kind"] == "poisson-exp"
+    spec_back, resolved = result.config.spec, result.config.resolved
+    assert spec_back == spec and spec_back.schedule.kind == "poisson-exp"
+    assert isinstance(resolved, OpenAIReport) and resolved.loadgen.sent == 20
     assert not result.interrupted
     expected = arrival_times(spec.schedule, 0)
     got = result.records.requests.sort_values("request_id")["arrival_time"].to_numpy()

@@ -72,6 +72,30 @@ def test_every_sim_run_carries_its_backing_statement():
     schedule = build_schedule(parse_schedule({"kind": "offline"}), df, seed=0)
     config = EngineConfig(model="llama-2-7b", gpu="h100", kv_blocks=500, policy="vllm-v1")
     records = SimEngine().run(schedule, config)
-    backing = records.config["backing"]
-    assert backing["level"] in {"validated", "partly validated", "extrapolated"}
-    assert backing_line({"engine_reported": records.config}).startswith("simulator backing: ")
+    backing = records.report.backing
+    assert backing.level in {"validated", "partly validated", "extrapolated"}
+    stored = {"resolved": records.report.model_dump(mode="json")}  # summary.json's config
+    assert stored["resolved"]["backing"]["statement"] == backing.statement
+    assert backing_line(stored) == f"simulator backing: {backing.statement}"
+
+
+def test_the_stored_run_record_carries_the_deployment_and_its_backing(tmp_path):
+    from workload_eval.engines.sim.engine import check_config
+    from workload_eval.engines.sim.report import SimReport
+    from workload_eval.runner import RunSpec, execute, load_run, save_run
+
+    options = {"gpu": "h100", "policy": "vllm-v1", "tensor_parallel_size": 2}
+    spec = RunSpec(
+        engine_config=EngineConfig(model="llama-2-13b", kv_blocks=2000, options=options),
+        workload="alpaca",
+        source="profile",
+        schedule={"kind": "offline", "num_requests": 10},
+    )
+    save_run(execute(spec), tmp_path)
+    resolved = load_run(tmp_path).config.resolved  # read back from summary.json, typed
+    assert isinstance(resolved, SimReport)
+    assert (resolved.parallelism, resolved.num_gpus) == ("TP2", 2)
+    assert resolved.engine_generation == "vllm-v1" and resolved.options.tensor_parallel_size == 2
+    assert resolved.precision == "weights fp16, KV cache 16-bit"
+    expected = backing_for(check_config(spec.engine_config).dep)  # what preflight resolves
+    assert resolved.backing == expected and resolved.backing.statement

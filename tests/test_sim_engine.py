@@ -75,7 +75,7 @@ def test_records_have_the_contract_columns_and_consistent_times():
     assert s["num_preempted"].sum() == r["num_preemptions"].sum()
     assert (s["logical_tokens"] <= s["physical_tokens"]).all()
     assert np.all(np.diff(s["time"]) >= 0)
-    assert rec.config["kv_blocks"] == 120 and rec.config["engine"] == "sim"
+    assert rec.report.kv_blocks == 120 and rec.report.engine == "sim"
 
 
 def test_token_times_are_recorded_on_request():
@@ -131,7 +131,7 @@ def test_real_perf_model_and_memory_sized_cache_through_get_engine():
     cfg = EngineConfig(model="opt-13b", gpu="a100-40gb", gpu_memory_utilization=0.9)
     rec = engine.run(random_schedule(100, seed=7), cfg)
     assert (rec.requests["status"] == "ok").all()
-    assert rec.config["kv_blocks"] > 100
+    assert rec.report.kv_blocks is not None and rec.report.kv_blocks > 100
     # OPT-13B decode steps on an A100 take tens of milliseconds
     decode = rec.steps[rec.steps["kind"] == "decode"]
     per_step = decode["duration"].sum() / decode["num_steps"].sum()
@@ -190,10 +190,10 @@ def test_ctrl_c_returns_the_requests_simulated_so_far():
     config = EngineConfig(model="opt-13b", gpu="a100-40gb", kv_blocks=400)
     records = SimEngine(perf=_CtrlCAfter(LinearPerf(), 150)).run(sched, config)
     req = records.requests
-    assert records.config["interrupted"] is True
+    assert records.report.interrupted is True
     assert len(req) == 200  # every request is in the records, finished or not
     done, failed = req[req.status == "ok"], req[req.status == "failed"]
     assert len(done) > 0 and len(failed) > 0
     assert (done.generated_tokens == done.expected_output_tokens).all()
     assert failed.error.str.contains("interrupted").all()
-    assert records.config["sim_end_time"] == done.finish_time.max()
+    assert records.report.sim_end_time == done.finish_time.max()

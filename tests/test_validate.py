@@ -244,7 +244,7 @@ def test_null_engine_fields_take_the_versions_defaults(tmp_path):
     assert "max_num_batched_tokens" in setup.defaults_used
     eng.update(engine_generation="V0", version="0.9.0", max_model_len=512)
     cfg = engine_setup(load_experiment(write(tmp_path, exp)), tmp_path).config
-    assert cfg is not None and cfg.policy == "vllm-v0"
+    assert cfg is not None and cfg.options["policy"] == "vllm-v0"
     assert (cfg.max_num_batched_tokens, cfg.enable_prefix_caching) == (2048, False)
 
 

@@ -42,7 +42,7 @@ def config(tiny_llama):
         max_model_len=1024,
         max_num_batched_tokens=1024,
     )
-    from workload_eval.engines.vllm_engine import shutdown_engines
+    from workload_eval.engines.vllm import shutdown_engines
 
     shutdown_engines()
 
@@ -77,13 +77,13 @@ def test_offline_batch_follows_the_workload_exactly(config):
 
 
 def test_kv_blocks_override_is_honored(config):
-    from workload_eval.engines.vllm_engine import load_engine
+    from workload_eval.engines.vllm.loader import load_engine
 
     loaded = load_engine(config)
     assert loaded.num_blocks == KV_BLOCKS
     assert loaded.engine.vllm_config.cache_config.num_gpu_blocks == KV_BLOCKS
     rec = get_engine("vllm").run(_offline([(100, 10)] * 4), config)
-    assert rec.config["num_gpu_blocks"] == KV_BLOCKS
+    assert rec.report.kv_blocks == KV_BLOCKS
     assert (rec.steps["kv_blocks_total"] == KV_BLOCKS - 1).all()  # one null block reserved
     assert rec.steps["kv_blocks_used"].max() == 4 * 4  # 4 requests x ceil(110/32) blocks
 
@@ -146,8 +146,36 @@ def test_summary_from_vllm_records(config):
     assert s["request_throughput"] > 0 and s["normalized_latency_p95"] > 0
 
 
+def test_a_stage_starts_after_the_previous_one_drained(config):
+    items = [ScheduledRequest(Request(i, 30, 12), 0.0) for i in range(3)]
+    items += [ScheduledRequest(Request(3 + i, 30, 4), 0.05 * i, stage=1) for i in range(2)]
+    rec = get_engine("vllm").run(Schedule("staged", items, stage_gap_s=0.2), config)
+    req = rec.requests.set_index("request_id")
+    assert (req["status"] == "ok").all()
+    drained = req.loc[[0, 1, 2], "finish_time"].max()
+    expected = [drained + 0.2, drained + 0.25]  # the gap after the drain, then each offset
+    assert req.loc[[3, 4], "arrival_time"].tolist() == pytest.approx(expected)
+    assert (req.loc[[3, 4], "send_time"] >= req.loc[[3, 4], "arrival_time"]).all()
+
+
+def test_max_concurrency_caps_requests_in_the_engine(config):
+    capped = config.model_copy(update={"options": {"max_concurrency": 1}})
+    rec = get_engine("vllm").run(_offline([(30, 6)] * 4), capped)
+    req = rec.requests.sort_values("send_time")
+    assert (req["status"] == "ok").all()
+    # one at a time: each is sent once the one before it finished (the wait is send lag)
+    assert (req["send_time"].to_numpy()[1:] >= req["finish_time"].to_numpy()[:-1]).all()
+    assert rec.steps["num_running"].max() == 1
+
+
+def test_unknown_option_names_the_engine_and_its_options(config):
+    typo = config.model_copy(update={"options": {"max_concurency": 1}})
+    with pytest.raises(UserError, match=r"engine vllm: unknown option 'max_concurency' \(known"):
+        get_engine("vllm").run(_offline([(30, 6)]), typo)
+
+
 def test_cpu_block_size_must_be_a_multiple_of_32(tiny_llama):
-    from workload_eval.engines.vllm_engine import build_engine_args
+    from workload_eval.engines.vllm.args import build_engine_args
 
     with pytest.raises(UserError, match="multiple of 32"):
         build_engine_args(EngineConfig(model=str(tiny_llama), block_size=16))
@@ -158,9 +186,9 @@ def test_cpu_block_size_must_be_a_multiple_of_32(tiny_llama):
 
 def test_interrupt_mid_run_returns_partial_records(config):
     """Last in the module: an interrupted engine is dropped from the cache."""
-    from workload_eval.engines import vllm_engine
+    from workload_eval.engines.vllm import VllmEngine, loader
 
-    loaded = vllm_engine.load_engine(config)
+    loaded = loader.load_engine(config)
     real_step, calls = loaded.engine.step, []
 
     def step_then_interrupt():
@@ -173,11 +201,11 @@ def test_interrupt_mid_run_returns_partial_records(config):
     lengths = [(20, 5)] * 4 + [(20, 200)] * 4
     items = [ScheduledRequest(Request(i, p, o), 0.0) for i, (p, o) in enumerate(lengths)]
     items.append(ScheduledRequest(Request(8, 20, 5), 30.0))  # never sent
-    rec = vllm_engine.VllmEngine().run(Schedule("offline", items), config)
+    rec = VllmEngine().run(Schedule("offline", items), config)
     req = rec.requests.set_index("request_id")
-    assert len(req) == 9 and rec.config["interrupted"] is True
+    assert len(req) == 9 and rec.report.interrupted is True
     assert (req.loc[[0, 1, 2, 3], "status"] == "ok").all()
     assert (req.loc[[4, 5, 6, 7, 8], "status"] == "failed").all()
     assert (req.loc[[4, 5, 6, 7, 8], "error"] == "interrupted").all()
     assert len(rec.steps) > 0
-    assert loaded.key not in vllm_engine._CACHE
+    assert loaded.key not in loader._CACHE

@@ -11,7 +11,7 @@ import yaml
 from workload_eval.cli import main
 from workload_eval.commands.run import build_spec
 from workload_eval.commands.run import command as run_command
-from workload_eval.engines.openai_engine import OpenAIOptions
+from workload_eval.engines.openai import OpenAIOptions
 from workload_eval.experiments import expand, load_spec
 
 CALIB = Path(__file__).resolve().parents[2] / "shared" / "real-gpu" / "calib"
@@ -32,7 +32,8 @@ def test_run_an_inline_synthetic_workload_on_the_sim(tmp_path, capsys):
     assert len(req) == 40 and set(req["prompt_tokens"]) == {512}
     assert set(req["generated_tokens"]) == {256}
     config = json.loads((out / "summary.json").read_text())["config"]
-    assert config["workload_spec"]["prompt_tokens"] == {"type": "fixed", "value": 256 * 2}
+    spec = config["resolved"]["workload"]["spec"]  # the generated workload's full spec
+    assert spec["prompt_tokens"] == {"type": "fixed", "value": 512}
 
 
 def test_run_a_corpus_workload_block_as_a_workload_file(tmp_path, capsys):

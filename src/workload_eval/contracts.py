@@ -6,10 +6,12 @@ reports depend on them, never on each other's internals.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Literal
 
 import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue
 
 RequestStatus = Literal["ok", "failed", "ignored"]
 
@@ -20,7 +22,9 @@ class PromptSegment:
 
     This is how a workload says what a prefix cache could reuse (a group's system prompt, a
     Mooncake hash block, a session's history) without carrying token ids; the one prompt
-    synthesizer turns segments into ids for every engine.
+    synthesizer (workloads/synthesizer.py) turns segments into ids for every engine. A key
+    names one stream of ids and a segment is its first ``length`` ids, so a shorter segment
+    of a key is a prefix of a longer one.
     """
 
     key: str
@@ -74,9 +78,79 @@ class ScheduledRequest:
     stage: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleGraph:
+    """Who is sent when. A root is due at its stage's start plus its ``arrival_time``; a
+    follow-up at the later of that and ``think_time`` after the request it depends on
+    finished. With stages (``Schedule.stage_gap_s``), stage k+1 starts ``stage_gap_s`` after
+    every request of stage k finished. Indices are positions in ``Schedule.items``; every
+    engine walks this one graph."""
+
+    roots: tuple[int, ...]  # by (stage, arrival time), ties in schedule order
+    parents: tuple[int | None, ...]  # per item: the item whose finish releases it
+    children: tuple[tuple[int, ...], ...]  # per item: the follow-ups its finish releases
+    stage_of: tuple[int, ...]  # per item: its load stage (0 for a schedule without stages)
+    stage_roots: tuple[tuple[int, ...], ...]  # per stage: its roots, by arrival time
+
+    @property
+    def has_follow_ups(self) -> bool:
+        return len(self.roots) < len(self.parents)
+
+    @classmethod
+    def of(cls, items: list[ScheduledRequest], *, staged: bool = False) -> ScheduleGraph:
+        """The graph of ``items`` (``staged``: honour their ``stage``); a follow-up naming no
+        request, one of a later stage, or never released is a one-line UserError."""
+        from workload_eval.errors import UserError
+
+        index = {it.request.request_id: i for i, it in enumerate(items)}
+        stage_of = tuple(it.stage for it in items) if staged else (0,) * len(items)
+        if staged and any(k < 0 for k in stage_of):
+            raise UserError("schedule: a request has a negative stage index")
+        parents: list[int | None] = []
+        children: list[list[int]] = [[] for _ in items]
+        for i, it in enumerate(items):
+            parent = None if it.depends_on is None else index.get(it.depends_on)
+            if it.depends_on is not None and (parent is None or parent == i):
+                raise UserError(
+                    f"schedule item {i}: depends_on={it.depends_on} names no other request "
+                    "of the schedule"
+                )
+            if parent is not None and stage_of[parent] > stage_of[i]:
+                raise UserError(
+                    f"schedule: request {it.request.request_id} (stage {stage_of[i]}) depends "
+                    f"on request {it.depends_on} of a later stage {stage_of[parent]}"
+                )
+            parents.append(parent)
+            if parent is not None:
+                children[parent].append(i)
+        roots = sorted(
+            (i for i, p in enumerate(parents) if p is None),
+            key=lambda i: (stage_of[i], items[i].arrival_time),
+        )
+        stage_roots: list[list[int]] = [[] for _ in range(max(stage_of, default=-1) + 1)]
+        for i in roots:
+            stage_roots[stage_of[i]].append(i)
+        reached, todo = 0, list(roots)
+        while todo:
+            reached += 1
+            todo.extend(children[todo.pop()])
+        if reached < len(items):
+            raise UserError(
+                f"schedule: {len(items) - reached} item(s) are never sent (their depends_on "
+                "chain is a cycle)"
+            )
+        return cls(
+            tuple(roots),
+            tuple(parents),
+            tuple(tuple(c) for c in children),
+            stage_of,
+            tuple(tuple(r) for r in stage_roots),
+        )
+
+
 @dataclass(slots=True)
 class Schedule:
-    """An arrival schedule: requests ordered by intended arrival time.
+    """An arrival schedule: requests ordered by intended arrival time, and their graph.
 
     With ``stage_gap_s`` set the schedule runs in load stages, as inference-perf does: an
     item's ``arrival_time`` counts from its stage's start, stage 0 starts at 0 and stage
@@ -86,11 +160,19 @@ class Schedule:
 
     kind: str
     items: list[ScheduledRequest]
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, JsonValue] = field(default_factory=dict)
     stage_gap_s: float | None = None
+    _graph: ScheduleGraph | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.items)
+
+    @property
+    def graph(self) -> ScheduleGraph:
+        """Roots, follow-ups and stages, built once; engines send by it."""
+        if self._graph is None or len(self._graph.parents) != len(self.items):
+            self._graph = ScheduleGraph.of(self.items, staged=self.stage_gap_s is not None)
+        return self._graph
 
 
 # Column names of RunRecords tables (Parquet). One place, so every engine writes the same.
@@ -110,6 +192,7 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "status",  # "ok" | "failed" | "ignored"
     "error",  # str, "" when ok
     "token_times",  # list[float] of every token time where the engine streams; may be empty
+    "prompt_digest",  # str: fingerprint of the prompt ids the engine was sent; "" if unknown
 )
 
 STEP_COLUMNS: tuple[str, ...] = (
@@ -129,10 +212,49 @@ STEP_COLUMNS: tuple[str, ...] = (
 )
 
 
+Cell = str | int | float | bool | None  # one value of a points-table column
+
+
+def _nan_to_none(v: object) -> object:
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
+# A float that may be undefined (NaN in memory, null in JSON).
+MaybeFloat = Annotated[float | None, BeforeValidator(_nan_to_none)]
+
+
+class WorkloadReport(BaseModel):
+    """What the workload loader resolved (filled by the runner, not the engine)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str | None = None  # hub | local | profile | generated: where requests came from
+    tokenizer: str | None = None  # the tokenizer (family) that counted the tokens
+    requests: int | None = None  # requests loaded
+    spec: dict[str, JsonValue] | None = None  # a generated workload's full spec
+
+
+class EngineReport(BaseModel):
+    """What an engine resolved and observed besides its tables; each engine extends it
+    (SimReport, VllmReport, OpenAIReport) and registers the subclass with itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: str
+    kv_blocks: int | None = Field(default=None, ge=0)  # KV blocks the engine really had
+    interrupted: bool = False  # Ctrl-C: the records hold what was gathered
+    error: str | None = None  # why the run stopped early, when it did
+    workload: WorkloadReport = Field(default_factory=WorkloadReport)
+
+    def columns(self) -> dict[str, Cell]:
+        """Engine-specific columns of the points table (results.py), e.g. the sim's gpu."""
+        return {}
+
+
 @dataclass
 class RunRecords:
-    """What an engine returns: per-request and per-step tables plus the run's configuration."""
+    """What an engine returns: per-request and per-step tables plus its typed report."""
 
     requests: pd.DataFrame
     steps: pd.DataFrame
-    config: dict[str, Any] = field(default_factory=dict)
+    report: EngineReport = field(default_factory=lambda: EngineReport(engine=""))

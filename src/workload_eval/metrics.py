@@ -9,18 +9,16 @@ interval for offline runs.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import JsonValue
 
-from workload_eval import __version__
 from workload_eval.contracts import RunRecords
-from workload_eval.errors import UserError
+from workload_eval.slo import PERCENTILES, REQUEST_METRICS, SLO, SLOInput, parse_slos, run_level
 
-PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)
-# Per-request SLO keys (seconds; normalized_latency in seconds per generated token).
-SLO_KEYS: tuple[str, ...] = ("ttft", "tpot", "e2e_latency", "normalized_latency")
+SLO_KEYS = REQUEST_METRICS  # per-request latencies a bound can apply to (see slo.py)
+Summary = dict[str, JsonValue]  # summary.json: metric name -> value (+ config, version)
 
 
 def completed(requests: pd.DataFrame) -> pd.DataFrame:
@@ -99,32 +97,28 @@ def distribution(values: pd.Series | np.ndarray, prefix: str) -> dict[str, float
     return out
 
 
-def check_slo(slo: dict[str, float]) -> dict[str, float]:
-    """Validate per-request SLO bounds: known keys, positive seconds."""
-    for key, bound in slo.items():
-        if key not in SLO_KEYS:
-            raise UserError(f"slo: unknown key {key!r} (expected one of {', '.join(SLO_KEYS)})")
-        if not (isinstance(bound, int | float) and bound > 0 and math.isfinite(bound)):
-            raise UserError(f"slo: {key} must be a positive number of seconds (got {bound!r})")
-    return {k: float(v) for k, v in slo.items()}
-
-
-def meets_slo(requests: pd.DataFrame, slo: dict[str, float]) -> pd.Series:
-    """Per request: completed and every bound of ``slo`` met (NaN tpot passes: one token)."""
+def meets_slo(requests: pd.DataFrame, slo: SLOInput) -> pd.Series:
+    """Per request: completed and every per-request bound of ``slo`` met (NaN tpot passes:
+    a one-token reply has no time per output token). Run-level bounds are not per request."""
     per = request_metrics(requests)
     ok = requests["status"] == "ok"
-    for key, bound in check_slo(slo).items():
-        col = per[key]
-        ok &= (col <= bound) | (col.isna() & (key == "tpot"))
+    for bound in parse_slos(slo, where="slo"):
+        if not bound.per_request:
+            continue
+        col = per[bound.metric].to_numpy(dtype=float)
+        holds = bound.holds_each(col)
+        if bound.metric == "tpot":
+            holds |= np.isnan(col)
+        ok &= holds
     return ok
 
 
-def goodput(requests: pd.DataFrame, slo: dict[str, float]) -> float:
+def goodput(requests: pd.DataFrame, slo: SLOInput) -> float:
     """Requests per second that complete within every per-request SLO bound."""
     return _rate(float(meets_slo(requests, slo).sum()), run_interval(requests))
 
 
-def _nan_to_none(d: dict[str, Any]) -> dict[str, Any]:
+def _nan_to_none(d: dict[str, JsonValue]) -> Summary:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
@@ -138,15 +132,16 @@ def total_preemptions(records: RunRecords) -> int:
     return int(req["num_preemptions"].sum()) if len(req) else 0
 
 
-def summarize(records: RunRecords, *, slo: dict[str, float] | None = None) -> dict[str, Any]:
-    """The run's summary.json (keys in docs/INTERFACES.md); NaN (undefined) becomes None."""
+def summarize(records: RunRecords, *, slo: SLOInput | None = None) -> Summary:
+    """The run's metrics: summary.json (keys in docs/INTERFACES.md) without the run record
+    the runner adds; NaN (undefined) becomes None."""
     req = records.requests
     done = completed(req)
     seconds = run_interval(req)
     per = request_metrics(done)
     tokens_in = float(done["prompt_tokens"].sum())
     tokens_out = float(done["generated_tokens"].sum())
-    out: dict[str, Any] = {
+    out: Summary = {
         "request_throughput": _rate(len(done), seconds),
         "token_throughput": _rate(tokens_in + tokens_out, seconds),
         "output_token_throughput": _rate(tokens_out, seconds),
@@ -168,19 +163,19 @@ def summarize(records: RunRecords, *, slo: dict[str, float] | None = None) -> di
         "total_generated_tokens": int(tokens_out),
         **distribution(request_metrics(req)["send_lag"], "send_lag"),
     }
-    if slo:
-        out["goodput"] = goodput(req, slo)
-        out["slo"] = check_slo(slo)
-        out["slo_attainment"] = float(meets_slo(req, slo).mean()) if len(req) else math.nan
-    out = _nan_to_none(out)
-    out["config"] = dict(records.config)
-    out["package_version"] = __version__
-    return out
+    slos: list[SLO] = parse_slos(slo, where="slo") if slo else []
+    if any(s.per_request for s in slos):
+        out["goodput"] = goodput(req, slos)
+        out["slo_attainment"] = float(meets_slo(req, slos).mean()) if len(req) else math.nan
+    if slos:
+        out["slo"] = [str(s) for s in slos]
+    if run_level(slos):  # after goodput: a bound may name it
+        out["slo_met"] = all(s.met(out) for s in run_level(slos))
+    return _nan_to_none(out)
 
 
 __all__ = [
     "SLO_KEYS",
-    "check_slo",
     "completed",
     "distribution",
     "e2e_latency",

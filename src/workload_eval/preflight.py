@@ -50,14 +50,14 @@ def _check_engine(spec: RunSpec) -> None:
         )
     if config.max_model_len < MIN_MODEL_LEN:
         raise UserError(f"max_model_len {config.max_model_len}: expected at least {MIN_MODEL_LEN}")
-    if spec.engine == "sim":
+    if spec.engine == "sim":  # the typed options, and everything the simulator refuses
         from workload_eval.engines.sim.engine import check_config
 
         check_config(config)
-    elif spec.engine == "openai":
-        from workload_eval.engines.openai_engine import parse_options
+    else:  # every engine's own Options model (the openai engine's URL, ...)
+        from workload_eval.engines.base import parse_options
 
-        parse_options(dict(config.options))
+        parse_options(spec.engine, config.options)
 
 
 def _check_workload(spec: RunSpec) -> None:

@@ -1,9 +1,11 @@
 """One run of the pipeline: workload -> schedule -> engine -> records -> summary, and its files.
 
+The stored configuration is typed, the same shape for every engine: ``{spec: RunSpec,
+resolved: <the engine's report>}`` (:class:`RunConfig`); ``spec`` alone reproduces the run.
+
 Interruption (Ctrl-C) contract with engines: an engine that catches ``KeyboardInterrupt``
 returns the records gathered so far instead of raising: requests it did not finish get
-``status="failed"`` and ``error="interrupted"``, and ``records.config["interrupted"]`` is
-True (one level down, as the openai engine's ``config["loadgen"]``, is read too).
+``status="failed"`` and ``error="interrupted"``, and ``records.report.interrupted`` is True.
 :func:`execute` then marks the summary ``"interrupted": true``, callers save it with
 :func:`save_run` (the ``run`` command does, then exits 130), and sweeps stop there.
 An engine that lets the interrupt escape loses only its own unfinished run.
@@ -12,20 +14,43 @@ An engine that lets the interrupt escape loses only its own unfinished run.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from workload_eval import __version__, interrupts
-from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, RunRecords
-from workload_eval.engines.base import EngineConfig, get_engine
+from workload_eval.contracts import (
+    REQUEST_COLUMNS,
+    STEP_COLUMNS,
+    EngineReport,
+    RunRecords,
+    WorkloadReport,
+)
+from workload_eval.engines.base import (
+    ENGINES,
+    EngineConfig,
+    get_engine,
+    parse_options,
+    report_model,
+)
 from workload_eval.errors import UserError
 from workload_eval.limits import Seed
-from workload_eval.metrics import check_slo, summarize
+from workload_eval.metrics import Summary, summarize
 from workload_eval.schedules import OfflineSchedule, ScheduleSpec, build_schedule, request_count
+from workload_eval.slo import GRAMMAR, SLO, parse_slos
 from workload_eval.storage import atomic_write_json, atomic_write_parquet
 
 SUMMARY_FILE, REQUESTS_FILE, STEPS_FILE = "summary.json", "requests.parquet", "steps.parquet"
@@ -48,7 +73,7 @@ class RunSpec(BaseModel):
     # Model whose tokenizer prepares the workload when the engine's model name is not one
     # (a server's served-model-name); default: engine_config.model.
     tokenizer: str | None = None
-    slo: dict[str, float] | None = None  # per-request bounds for goodput (metrics.SLO_KEYS)
+    slo: list[SLO] | None = None  # bounds (slo.py): goodput, slo_attainment, slo_met
     # reference (None) | eos:TOKENS | recorded:RUN_DIR (workloads.output_models)
     output_len_model: str | None = None
 
@@ -64,15 +89,51 @@ class RunSpec(BaseModel):
         except UserError as e:
             raise ValueError(str(e).removeprefix("output_len_model").lstrip(": ")) from None
 
-    @field_validator("slo")
+    @field_validator("slo", mode="before")
     @classmethod
-    def _known_slo(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+    def _parse_slo(cls, v: object) -> list[SLO] | None:
         if v is None:
-            return v
+            return None
+        if not isinstance(v, Mapping | list | tuple):
+            raise ValueError(f"expected a list of {GRAMMAR}")
         try:
-            return check_slo(v)
+            return parse_slos(v, where="slo") or None
         except UserError as e:
-            raise ValueError(str(e)) from None
+            raise ValueError(str(e).removeprefix("slo: ")) from None
+
+    @field_serializer("slo")
+    def _slo_as_text(self, v: list[SLO] | None) -> list[str] | None:
+        return None if v is None else [str(s) for s in v]  # the grammar users write
+
+    @model_validator(mode="after")
+    def _engine_options_and_seed(self) -> RunSpec:
+        if self.engine in ENGINES:  # an unknown engine fails in execute(), before any loading
+            try:
+                parse_options(self.engine, self.engine_config.options)
+            except UserError as e:
+                raise ValueError(str(e)) from None
+        if self.engine_config.seed != self.seed:  # one seed: the stored spec must not disagree
+            self.engine_config = self.engine_config.model_copy(update={"seed": self.seed})
+        return self
+
+
+class RunConfig(BaseModel):
+    """The configuration stored with every result (``summary.json``'s ``config``): what was
+    asked, ``spec``, and what the engine resolved, ``resolved`` (its registered report
+    model, e.g. SimReport). Executing ``spec`` again reproduces the run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spec: RunSpec
+    resolved: SerializeAsAny[EngineReport]
+
+    @field_validator("resolved", mode="before")
+    @classmethod
+    def _engine_report(cls, v: object) -> object:
+        """Stored JSON -> the report model its engine registered."""
+        if isinstance(v, Mapping) and v.get("engine") in ENGINES:
+            return report_model(str(v["engine"])).model_validate(v)
+        return v
 
 
 @dataclass
@@ -80,7 +141,7 @@ class RunResult:
     """The records of a run and its summary (what summary.json holds)."""
 
     records: RunRecords
-    summary: dict[str, Any]
+    summary: Summary
     # Ctrl-C / SIGTERM came after the engine finished (the run is complete): stop after it
     stop_requested: bool = False
 
@@ -88,29 +149,9 @@ class RunResult:
     def interrupted(self) -> bool:
         return bool(self.summary.get("interrupted"))
 
-
-def run_config(spec: RunSpec, engine_reported: dict[str, Any], attrs: dict[str, Any]) -> dict:
-    """The full configuration stored with a result: the spec plus what was resolved."""
-    cfg = spec.model_dump(mode="json")
-    ec = spec.engine_config
-    cfg.update(
-        model=ec.model,
-        gpu=ec.gpu,
-        kv_blocks=engine_reported.get("kv_blocks", ec.kv_blocks),
-        workload_source=attrs.get("source"),
-        workload_spec=attrs.get("workload_spec"),
-        tokenizer=attrs.get("tokenizer"),
-        package_version=__version__,
-        engine_reported=engine_reported,
-    )
-    return cfg
-
-
-def was_interrupted(engine_config: dict[str, Any]) -> bool:
-    """The engine's flag: top-level ``interrupted``, or one level down (``loadgen``)."""
-    if engine_config.get("interrupted"):
-        return True
-    return any(isinstance(v, dict) and v.get("interrupted") for v in engine_config.values())
+    @property
+    def config(self) -> RunConfig:
+        return RunConfig.model_validate(self.summary["config"])
 
 
 def execute(spec: RunSpec, *, progress: bool = False) -> RunResult:
@@ -130,17 +171,23 @@ def execute(spec: RunSpec, *, progress: bool = False) -> RunResult:
         source=spec.source,
         output_len_model=spec.output_len_model,
     )
-    if not engine.uses_token_ids and "prompt_token_ids" in df.columns:
-        df = df.drop(columns=["prompt_token_ids"])  # building them costs ~15% of a sim point
+    if "prompt_token_ids" in df.columns and not engine.uses_token_ids(spec.engine_config):
+        df = df.drop(columns=["prompt_token_ids"])
     schedule = build_schedule(spec.schedule, df, seed=spec.seed)
-    config = spec.engine_config.model_copy(update={"seed": spec.seed})
-    records = engine.run(schedule, config, progress=progress)
+    records = engine.run(schedule, spec.engine_config, progress=progress)
     with interrupts.deferred() as held:  # what the engine returned is kept whatever comes
-        interrupted = was_interrupted(records.config)
-        records.config = run_config(spec, dict(records.config), dict(df.attrs))
+        report = records.report
+        report.workload = WorkloadReport(
+            source=df.attrs.get("source"),
+            tokenizer=df.attrs.get("tokenizer"),
+            requests=len(df),
+            spec=df.attrs.get("workload_spec"),
+        )
         summary = summarize(records, slo=spec.slo)
-        if interrupted:
+        if report.interrupted:
             summary["interrupted"] = True
+        summary["config"] = RunConfig(spec=spec, resolved=report).model_dump(mode="json")
+        summary["package_version"] = __version__
     return RunResult(records=records, summary=summary, stop_requested=held.signalled)
 
 
@@ -161,23 +208,54 @@ def save_run(result: RunResult, out_dir: str | Path) -> None:
     atomic_write_json(out / SUMMARY_FILE, result.summary)
 
 
+def read_summary(path: Path) -> Summary:
+    """A run's summary.json; a file that is not one is a one-line UserError."""
+    try:
+        summary = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    if not isinstance(summary, dict):
+        raise UserError(f"{path}: expected a JSON object (a run summary)")
+    return summary
+
+
+def run_config(summary: Summary, path: Path) -> RunConfig:
+    """The typed configuration of a stored run; an old or foreign summary is a UserError."""
+    try:
+        return RunConfig.model_validate(summary.get("config"))
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        raise UserError(
+            f"{path}: config.{where}: {err['msg']} (expected the {{spec, resolved}} run record "
+            f"of workload-eval {__version__}; re-run it with this version)"
+        ) from None
+
+
 def load_run(out_dir: str | Path) -> RunResult:
     """Read a run folder written by :func:`save_run`."""
     out = Path(out_dir)
     path = out / SUMMARY_FILE
     if not path.is_file():
         raise UserError(f"{path}: not found (expected a run folder written by `workload-eval run`)")
-    try:
-        summary = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    summary = read_summary(path)
+    config = run_config(summary, path)
     frames = []
     for name in (REQUESTS_FILE, STEPS_FILE):
         if not (out / name).is_file():
             raise UserError(f"{out / name}: not found (the run folder is incomplete)")
         frames.append(pd.read_parquet(out / name))
-    records = RunRecords(requests=frames[0], steps=frames[1], config=summary.get("config", {}))
+    records = RunRecords(requests=frames[0], steps=frames[1], report=config.resolved)
     return RunResult(records=records, summary=summary)
 
 
-__all__ = ["RunResult", "RunSpec", "execute", "load_run", "run_config", "save_run"]
+__all__ = [
+    "RunConfig",
+    "RunResult",
+    "RunSpec",
+    "execute",
+    "load_run",
+    "read_summary",
+    "run_config",
+    "save_run",
+]

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from workload_eval import paper
 from workload_eval.commands.options import (
-    check_kv_size,
+    engine_config,
+    engine_flag_options,
     engine_shape_options,
-    ignore_eos_option,
     max_requests_option,
-    parse_engine_options,
+    parse_slo_flags,
+    slo_option,
     target_options,
-    workload_source_options,
+    workload_fields,
+    workload_options,
 )
 from workload_eval.errors import UserError
+
+if TYPE_CHECKING:
+    from workload_eval.experiments.capacity import CapacityResult, Evaluator
+    from workload_eval.experiments.grid import CapacityTask
+    from workload_eval.experiments.store import ResultStore
 
 RATE_KINDS = ("poisson", "poisson-exp", "gamma", "constant", "sessions")
 
@@ -55,15 +62,7 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
     help="Seconds of arrivals per probe.",
 )
 @click.option("--burstiness", type=float, help="Gamma shape (with --schedule gamma).")
-@click.option(
-    "--slo",
-    "slos",
-    multiple=True,
-    required=True,
-    metavar="METRIC<=VALUE",
-    help=f"Objective on a run summary metric, e.g. {paper.SLO_TEXT} (the paper's) "
-    "or ttft_p99<=2 (seconds). Repeatable: every SLO must hold.",
-)
+@slo_option(required=True, help_text="Every bound on a run metric must hold.")
 @click.option(
     "--rule",
     type=click.Choice(["bisect", "seed-grid"]),
@@ -109,15 +108,8 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
     "bound (negative: always run every seed).",
 )
 @engine_shape_options
-@click.option(
-    "--engine-option",
-    "--option",
-    "engine_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Engine option (e.g. perf_profile=p.json, base_url=...). Repeatable.",
-)
-@workload_source_options
+@engine_flag_options
+@workload_options
 @max_requests_option
 @click.option(
     "--out",
@@ -139,8 +131,8 @@ def command(**o: Any) -> None:
     from workload_eval.console import stderr_console, stdout_console
     from workload_eval.experiments.capacity import find_capacity
     from workload_eval.experiments.store import ResultStore
-    from workload_eval.experiments.sweep import task_evaluator
     from workload_eval.limits import set_max_requests
+    from workload_eval.slo import run_level
     from workload_eval.storage import ensure_writable_dir
 
     set_max_requests(o["max_requests"])
@@ -150,7 +142,7 @@ def command(**o: Any) -> None:
     if store is not None:
         store.cleanup()
     console = stdout_console()
-    metrics = list(dict.fromkeys(s.metric for s in task.slos))
+    metrics = list(dict.fromkeys(s.metric for s in run_level(task.slos)))
 
     def on_probe(rate: float, seed: int, m: dict[str, Any], passed: bool) -> None:
         shown = "  ".join(f"{k}={_num(m.get(k))}" for k in metrics)
@@ -178,39 +170,27 @@ def command(**o: Any) -> None:
         console.print(f"wrote {Path(o['out']) / 'capacity.csv'} and the probes' points")
 
 
-def build_task(o: dict[str, Any]) -> Any:
+def build_task(o: dict[str, Any]) -> CapacityTask:
     """A capacity task (base RunSpec without a rate) from the options."""
     from pydantic import ValidationError
 
-    from workload_eval.engines.base import EngineConfig
-    from workload_eval.experiments.capacity import check_metrics, parse_slos
+    from workload_eval.experiments.capacity import check_objectives
     from workload_eval.experiments.grid import CapacityTask
     from workload_eval.experiments.spec import CapacityOptions
     from workload_eval.preflight import check_run_spec
+    from workload_eval.slo import per_request
 
-    check_kv_size(o)
     if o["burstiness"] is not None and o["kind"] != "gamma":
         raise UserError("--burstiness needs --schedule gamma")
     seeds = parse_numbers(o["seeds"], "--seeds", int) or [0]
     rates = parse_numbers(o["rates"], "--rates")
-    slos = parse_slos(o["slos"])
-    check_metrics(slos)
+    slos = parse_slo_flags(o["slo"])
+    check_objectives(slos)
     schedule: dict[str, Any] = {"kind": o["kind"], "duration": o["duration"]}
     if o["burstiness"] is not None:
         schedule["burstiness"] = o["burstiness"]
+    config = engine_config(o)
     try:
-        config = EngineConfig(
-            model=o["model"],
-            gpu=o["gpu"],
-            kv_blocks=o["kv_blocks"],
-            gpu_memory_utilization=o["gpu_memory_utilization"],
-            block_size=o["block_size"],
-            max_num_batched_tokens=o["max_num_batched_tokens"],
-            max_num_seqs=o["max_num_seqs"],
-            max_model_len=o["max_model_len"],
-            policy=o["policy"],
-            options={**ignore_eos_option(o), **parse_engine_options(o["engine_options"])},
-        )
         options = CapacityOptions(
             rule=o["rule"],
             tolerance=o["tolerance"],
@@ -223,19 +203,16 @@ def build_task(o: dict[str, Any]) -> Any:
         err = e.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else ""
         raise UserError(f"--{field.replace('_', '-')}: {err['msg']}") from None
-    base = {
+    base: dict[str, Any] = {
         "engine": o["engine"],
         "engine_config": config.model_dump(mode="json"),
         "workload": o["workload"],
         "schedule": schedule,
         "seed": 0,
-        "source": o["workload_source"],
+        **workload_fields(o),
     }
-    if o.get("output_len_model") is not None:
-        base["output_len_model"] = o["output_len_model"]
-    for k in ("data_dir", "tokenizer_dir"):
-        if o[k] is not None:
-            base[k] = o[k]
+    if per_request(slos):  # so every probe's summary has goodput and slo_attainment
+        base["slo"] = [str(s) for s in per_request(slos)]
     task = CapacityTask("capacity", o["engine"], base, tuple(slos), options, tuple(seeds))
     try:
         probe = task.run_spec(options.start, seeds[0])  # fail on bad settings before any run
@@ -271,20 +248,47 @@ def _print_rates(result: Any, metrics: list[str]) -> None:
     stdout_console().print(table)
 
 
-def _write(store: Any, task: Any, result: Any) -> None:
+def _write(store: ResultStore, task: CapacityTask, result: CapacityResult) -> None:
     import pandas as pd
 
     from workload_eval.experiments.grid import point_key
-    from workload_eval.experiments.store import flatten_spec, write_table
+    from workload_eval.experiments.store import write_table
+    from workload_eval.results import search_columns
 
-    cfg = flatten_spec({k: v for k, v in task.base.items() if k != "seed"})
-    cfg.pop("engine_seed", None)
-    row = {"task": task.key, **cfg, **result.as_row(), "seeds": ",".join(map(str, task.seeds))}
-    write_table(pd.DataFrame([row]), store.root / "capacity")
     probes = result.probes[["rate", "seed", "passed"]].copy()
     probes.insert(0, "task", task.key)
     probes["key"] = [
         point_key(task.run_spec(r, s)) for r, s in zip(probes["rate"], probes["seed"], strict=True)
     ]
+    kv = store.index_row(probes["key"].iloc[0])["kv_blocks"] if len(probes) else None
+    cfg = search_columns(
+        task.run_spec(task.options.start, task.seeds[0]),
+        int(kv) if isinstance(kv, int | float) else None,
+    )
+    row = {"task": task.key, **cfg, **result.as_row(), "seeds": ",".join(map(str, task.seeds))}
+    write_table(pd.DataFrame([row]), store.root / "capacity")
     write_table(probes, store.root / "capacity_probes")
     store.rebuild_index()
+
+
+def task_evaluator(task: CapacityTask, store: ResultStore | None = None) -> Evaluator:
+    """``evaluate(rate, seed) -> summary`` running ``task``'s points in this process;
+    with a store, stored points are reused and new ones stored (resumable searches)."""
+    import json
+
+    from workload_eval.experiments.executors import run_point
+    from workload_eval.experiments.grid import point_key
+
+    def evaluate(rate: float, seed: int) -> dict[str, Any]:
+        spec = task.run_spec(rate, seed)
+        key = point_key(spec)
+        if store is not None and store.has(key):
+            return store.summary(key)
+        payload = run_point(spec.model_dump_json())
+        if payload.get("error") is not None:
+            raise UserError(f"rate {rate:g}, seed {seed}: {payload['error']}")
+        if store is not None:
+            store.write_point(spec, payload["files"], wall_s=payload.get("wall_s"))
+        return json.loads(payload["files"]["summary.json"])
+
+    return evaluate

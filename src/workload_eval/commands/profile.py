@@ -85,7 +85,12 @@ def command(
     import os
 
     from workload_eval.engines.base import EngineConfig
-    from workload_eval.profiling import QUICK_GRID, ProfileGrid, profile_vllm, write_profile
+    from workload_eval.engines.vllm.profiling import (
+        QUICK_GRID,
+        ProfileGrid,
+        profile_vllm,
+        write_profile,
+    )
 
     if repeats < 1:
         raise UserError(f"--repeats {repeats}: expected at least 1")
@@ -124,8 +129,8 @@ def _profile_torch(
     grid: str,
     out_path: str,
 ) -> None:
+    from workload_eval.engines.vllm.profiling import write_profile
     from workload_eval.models import resolve_model
-    from workload_eval.profiling import write_profile
     from workload_eval.profiling_torch import QUICK_TORCH_GRID, TorchGrid, profile_torch
 
     if tensor_parallel_size < 1:

@@ -6,7 +6,27 @@ from pathlib import Path
 
 import click
 
-from workload_eval.paper import SLO_S_PER_TOKEN
+from workload_eval.errors import UserError
+from workload_eval.paper import SLO_METRIC, SLO_TEXT
+from workload_eval.slo import SLO
+
+REPORT_METRIC = SLO_METRIC  # the report's capacity figures are drawn for the paper's metric
+
+
+def report_slo(text: str) -> SLO:
+    """``METRIC<=VALUE`` on the report's metric (the one SLO grammar), or a bare number."""
+    try:
+        value = float(text)
+    except ValueError:
+        slo = SLO.parse(text)
+    else:
+        return SLO.checked("--slo", metric=REPORT_METRIC, value=value)
+    if slo.metric != REPORT_METRIC or slo.op not in ("<=", "<"):
+        raise UserError(
+            f"--slo {text!r}: the report's capacity figures bound {REPORT_METRIC} from above "
+            f"(e.g. {SLO_TEXT})"
+        )
+    return slo
 
 
 @click.command(
@@ -31,17 +51,20 @@ from workload_eval.paper import SLO_S_PER_TOKEN
 )
 @click.option(
     "--slo",
-    type=float,
-    default=SLO_S_PER_TOKEN,
+    default=SLO_TEXT,
     show_default=True,
-    help="p95 normalized latency SLO (s/token) for the capacity figures.",
+    metavar="METRIC<=VALUE",
+    help=f"The bound behind the capacity figures, on {REPORT_METRIC} (a bare number: "
+    "its value). Same grammar as run and capacity.",
 )
 def command(
-    results_dir: Path, out_dir: Path | None, calibration_dir: Path | None, slo: float
+    results_dir: Path, out_dir: Path | None, calibration_dir: Path | None, slo: str
 ) -> None:
     from workload_eval.report import build_report
 
-    report = build_report(results_dir, out_dir, calibration_dir=calibration_dir, slo=slo)
+    report = build_report(
+        results_dir, out_dir, calibration_dir=calibration_dir, slo=report_slo(slo).value
+    )
     click.echo(f"{len(report.points)} points, {len(report.figures)} figures")
     if report.section is not None:
         for line in [*report.section.claim_lines(), *report.section.agreement_lines()]:

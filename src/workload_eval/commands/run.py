@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
 
 from workload_eval.commands.options import (
-    check_kv_size,
+    engine_config,
+    engine_flag_options,
     engine_shape_options,
-    ignore_eos_option,
     max_requests_option,
     parse_engine_options,
+    parse_slo_flags,
+    slo_option,
     target_options,
-    workload_source_options,
+    workload_fields,
+    workload_options,
 )
 from workload_eval.errors import UserError
 from workload_eval.limits import set_max_requests
-from workload_eval.metrics import SLO_KEYS
+
+if TYPE_CHECKING:
+    from workload_eval.runner import RunSpec
 
 # pydantic field -> the CLI option that set it, so errors name what the user typed
 _OPTION_OF = {
@@ -45,25 +50,6 @@ def _validation_error(e: ValidationError) -> UserError:
     if not loc:
         return UserError(msg)
     return UserError(f"{_option(loc[-1])}: {msg} (got {err.get('input')!r})")
-
-
-def parse_slo(items: tuple[str, ...]) -> dict[str, float] | None:
-    """``KEY<=SECONDS`` pairs -> {key: bound}."""
-    slo: dict[str, float] = {}
-    for item in items:
-        key, sep, value = item.partition("<=")
-        key = key.strip()
-        try:
-            bound = float(value)
-        except ValueError:
-            bound = float("nan")
-        if not sep or key not in SLO_KEYS or not 0 < bound < float("inf"):
-            raise UserError(
-                f"--slo {item!r}: expected KEY<=SECONDS with KEY one of {', '.join(SLO_KEYS)} "
-                "and a positive, finite bound"
-            )
-        slo[key] = bound
-    return slo or None
 
 
 def schedule_from_options(
@@ -154,50 +140,9 @@ def schedule_from_options(
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @engine_shape_options
-@click.option("--n", "n", type=int, default=1, show_default=True, help="Parallel samples.")
-@click.option(
-    "--sampling",
-    type=click.Choice(["first", "random"]),
-    default="first",
-    show_default=True,
-    help="First N then shuffle (seed), or uniform random.",
-)
-@workload_source_options
-@click.option(
-    "--tokenizer",
-    help="Model whose tokenizer prepares the workload, when --model "
-    "is a server's own name [default: --model].",
-)
-@click.option("--perf-profile", help="Measured step-time profile JSON for the sim.")
-@click.option(
-    "--slo",
-    multiple=True,
-    metavar="KEY<=SECONDS",
-    help=f"Per-request SLO for goodput; KEY in {', '.join(SLO_KEYS)}. Repeatable.",
-)
-@click.option("--base-url", help="openai: server URL.")
-@click.option("--api-key-env", help="openai: env var holding the API key.")
-@click.option("--max-concurrency", type=int, help="openai/vllm: requests in flight at most.")
-@click.option(
-    "--endpoint",
-    type=click.Choice(["completions", "chat"]),
-    help="openai: API endpoint [default: completions].",
-)
-@click.option("--device", help="vllm: cuda | cpu.")
-@click.option("--dtype", help="vllm: weights dtype.")
-@click.option(
-    "--engine-option",
-    "engine_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Any other engine option (JSON value or text). Repeatable.",
-)
-@click.option(
-    "--enable-chunked-prefill/--no-enable-chunked-prefill",
-    default=None,
-    help="Chunked prefill [default: the policy's].",
-)
-@click.option("--enable-prefix-caching", is_flag=True, default=False)
+@engine_flag_options
+@workload_options
+@slo_option(help_text="Service-level objective: goodput and slo_attainment, slo_met.")
 @click.option(
     "--progress/--no-progress",
     default=None,
@@ -242,13 +187,11 @@ def command(**o: Any) -> None:
         raise click.exceptions.Exit(interrupts.exit_code())  # 130 Ctrl-C, 143 SIGTERM
 
 
-def build_spec(o: dict[str, Any]) -> Any:
+def build_spec(o: dict[str, Any]) -> RunSpec:
     """A RunSpec from the parsed options (one clear UserError for bad combinations)."""
-    from workload_eval.engines.base import EngineConfig
     from workload_eval.preflight import check_run_spec
     from workload_eval.runner import RunSpec
 
-    check_kv_size(o)
     schedule = schedule_from_options(
         o["schedule_kind"],
         num_requests=o["num_requests"],
@@ -260,50 +203,21 @@ def build_spec(o: dict[str, Any]) -> Any:
         think_time_dist=o["think_time_dist"],
         session_arrival=o["session_arrival"],
     )
-    options: dict[str, Any] = {
-        k: o[k]
-        for k in ("base_url", "api_key_env", "max_concurrency", "endpoint", "device", "dtype")
-        if o.get(k) is not None
-    }
-    options.update(ignore_eos_option(o))
-    options.update(parse_engine_options(o.get("engine_options", ())))
-    if o["perf_profile"] is not None:
-        path = Path(o["perf_profile"])
-        if not path.is_file():
-            raise UserError(f"--perf-profile {path}: no such file")
-        options["perf_profile"] = str(path.resolve())
+    config = engine_config(o, seed=o["seed"])
     try:
-        engine_config = EngineConfig(
-            model=o["model"],
-            gpu=o["gpu"],
-            kv_blocks=o["kv_blocks"],
-            gpu_memory_utilization=o["gpu_memory_utilization"],
-            block_size=o["block_size"],
-            max_num_batched_tokens=o["max_num_batched_tokens"],
-            max_num_seqs=o["max_num_seqs"],
-            max_model_len=o["max_model_len"],
-            policy=o["policy"],
-            enable_chunked_prefill=o["enable_chunked_prefill"],
-            enable_prefix_caching=o["enable_prefix_caching"],
-            n=o["n"],
-            seed=o["seed"],
-            options=options,
-        )
         spec = RunSpec(
             engine=o["engine"],
-            engine_config=engine_config,
+            engine_config=config,
             workload=o["workload"],
             schedule=schedule,
             seed=o["seed"],
-            sampling=o["sampling"],
-            source=o["workload_source"],
-            data_dir=o["data_dir"],
-            tokenizer_dir=o["tokenizer_dir"],
-            tokenizer=o.get("tokenizer"),
-            slo=parse_slo(o["slo"]),
-            output_len_model=o.get("output_len_model"),
+            slo=parse_slo_flags(o["slo"]) or None,
+            **workload_fields(o),
         )
     except ValidationError as e:
         raise _validation_error(e) from None
     check_run_spec(spec)  # what the engine or the loader would refuse, before any work
     return spec
+
+
+__all__ = ["build_spec", "command", "parse_engine_options", "schedule_from_options"]

@@ -7,20 +7,19 @@ Public API (DataFrames out, usable from a notebook):
 """
 
 from workload_eval.experiments.capacity import (
-    SLO,
     BisectSearch,
     CapacityResult,
     CapacitySearch,
     SeedGridSearch,
     find_capacity,
     make_search,
-    parse_slos,
 )
 from workload_eval.experiments.grid import CapacityTask, Point, expand, point_key
 from workload_eval.experiments.memory import memory_table, scaling_table
 from workload_eval.experiments.spec import ExperimentSpec, GridSpec, build_spec, load_spec
 from workload_eval.experiments.store import ResultStore
 from workload_eval.experiments.sweep import SweepResult, run_sweep
+from workload_eval.slo import SLO, parse_slos
 
 __all__ = [
     "SLO",

@@ -8,144 +8,30 @@ loop over any ``evaluate(rate, seed) -> metrics`` callable, or a parallel sweep.
 from __future__ import annotations
 
 import math
-import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from workload_eval.errors import UserError
 from workload_eval.paper import SLO_TEXT, RuleAnswer, max_rate_under_slo
+from workload_eval.slo import SLO, observed, run_level
 
 Evaluator = Callable[[float, int], Mapping[str, Any]]
 Aggregate = Literal["majority", "mean", "all"]
 
-_NUMBER = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?"
-_SLO_RE = re.compile(rf"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|<|>)\s*({_NUMBER})\s*$")
-# Metrics measured in seconds: positive for any run that completed a request.
-_TIME_METRICS = ("ttft", "tpot", "itl", "e2e_latency", "normalized_latency", "duration_s")
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<=": lambda a, b: a <= b,
-    "<": lambda a, b: a < b,
-    ">=": lambda a, b: a >= b,
-    ">": lambda a, b: a > b,
-}
 
-
-class SLO(BaseModel):
-    """One objective on a run's summary metric, e.g. ``normalized_latency_p95<=0.1875``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    metric: str
-    op: Literal["<=", "<", ">=", ">"] = "<="
-    value: float
-
-    @model_validator(mode="after")
-    def _decides_something(self) -> SLO:
-        """A bound that no run can meet (or every run meets) would make the capacity 0
-        (or the search's limit) silently: refuse it."""
-        v, op = self.value, self.op
-        text = f"{self.metric}{op}{v!r}"
-        if not math.isfinite(v):
-            raise ValueError(f"SLO {text}: the bound must be a finite number")
-        time_like = self.metric.startswith(_TIME_METRICS)
-        if (op == "<=" and v < 0) or (op == "<" and v <= 0):
-            raise ValueError(f"SLO {text} can never hold: {self.metric} is never negative")
-        if op == "<=" and v == 0 and time_like:
-            raise ValueError(f"SLO {text} can never hold: {self.metric} is a positive time")
-        if (op == ">=" and v <= 0) or (op == ">" and v < 0):
-            raise ValueError(f"SLO {text} always holds: {self.metric} is never negative")
-        if self.metric == "slo_attainment" and v > 1:
-            raise ValueError(f"SLO {text}: slo_attainment is a fraction from 0 to 1")
-        return self
-
-    @classmethod
-    def parse(cls, text: str, *, where: str = "--slo") -> SLO:
-        m = _SLO_RE.match(str(text))
-        if m is None:
-            raise UserError(
-                f"{where}: cannot parse SLO {text!r} (expected METRIC<=VALUE, "
-                f"e.g. {SLO_TEXT}; operators <=, <, >=, >)"
-            )
-        try:
-            return cls(metric=m.group(1), op=m.group(2), value=float(m.group(3)))  # type: ignore[arg-type]
-        except ValidationError as e:
-            msg = str(e.errors()[0]["msg"]).removeprefix("Value error, ")
-            raise UserError(f"{where}: {msg}") from None
-
-    def __str__(self) -> str:
-        return f"{self.metric}{self.op}{self.value:g}"
-
-    def observed(self, metrics: Mapping[str, Any]) -> float:
-        return _observed(metrics, self.metric)
-
-    def met(self, metrics: Mapping[str, Any]) -> bool:
-        """A missing or NaN metric (e.g. nothing completed) counts as a violation."""
-        v = self.observed(metrics)
-        return not math.isnan(v) and _OPS[self.op](v, self.value)
-
-    def margin(self, metrics: Mapping[str, Any]) -> float:
-        """Relative distance to the threshold (NaN when unknown); small means noisy."""
-        v = self.observed(metrics)
-        if math.isnan(v):
-            return math.nan
-        scale = abs(self.value) or 1.0
-        return abs(v - self.value) / scale
-
-
-def _observed(metrics: Mapping[str, Any], name: str) -> float:
-    v = metrics.get(name)
-    try:
-        return float(v) if v is not None else math.nan
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def parse_slos(
-    items: Iterable[str | SLO] | Mapping[str, float], *, where: str = "--slo"
-) -> list[SLO]:
-    """SLOs from strings (``metric<=v``), SLO objects, or a {metric: max} mapping."""
-    if isinstance(items, Mapping):
-        return [SLO.parse(f"{k}<={float(v)!r}", where=where) for k, v in items.items()]
-    return [s if isinstance(s, SLO) else SLO.parse(s, where=where) for s in items]
-
-
-def summary_metrics() -> list[str]:
-    """Scalar keys of a run's summary.json that an SLO may bound (metrics.summarize)."""
-    from workload_eval.metrics import PERCENTILES
-
-    names = [
-        "request_throughput",
-        "token_throughput",
-        "output_token_throughput",
-        "goodput",
-        "slo_attainment",
-        "normalized_latency_mean",
-        "normalized_latency_p95",
-        "preemptions",
-        "num_failed",
-        "num_completed",
-        "duration_s",
-    ]
-    for prefix in ("ttft", "tpot", "itl", "e2e_latency", "send_lag"):
-        names += [f"{prefix}_mean", *(f"{prefix}_p{p}" for p in PERCENTILES)]
-    return names
-
-
-def check_metrics(slos: Iterable[SLO], *, where: str = "--slo") -> None:
-    """Reject SLOs on metrics a run summary does not have (a typo would never pass)."""
-    known = summary_metrics()
-    for s in slos:
-        if s.metric not in known:
-            raise UserError(
-                f"{where}: unknown metric {s.metric!r} in SLO '{s}' (expected one of "
-                f"{', '.join(known)})"
-            )
+def check_objectives(slos: Sequence[SLO], *, where: str = "--slo") -> None:
+    """A capacity needs a bound on the run (a per-request bound only defines goodput)."""
+    if not run_level(slos):
+        raise UserError(
+            f"{where}: capacity needs a bound on a run metric, e.g. {SLO_TEXT} or "
+            "slo_attainment>=0.9 (a per-request bound such as ttft<=0.5 only defines goodput "
+            "and slo_attainment)"
+        )
 
 
 def _nice(rate: float) -> float:
@@ -203,11 +89,11 @@ class CapacitySearch(ABC):
         aggregate: Aggregate = "majority",
         repeat_band: float | None = 0.1,
     ) -> None:
-        if not slos:
-            raise UserError("capacity: at least one SLO is needed (e.g. --slo 'ttft_p99<=2')")
+        check_objectives(slos, where="capacity")
         if not seeds:
             raise UserError("capacity: at least one seed is needed")
         self.slos = list(slos)
+        self.objectives = run_level(self.slos)  # what a run is judged by
         self.seeds = list(dict.fromkeys(int(s) for s in seeds))
         self.aggregate: Aggregate = aggregate
         self.repeat_band = repeat_band
@@ -261,7 +147,7 @@ class CapacitySearch(ABC):
         self._runs.setdefault(_nice(rate), {})[int(seed)] = dict(metrics)
 
     def passes(self, metrics: Mapping[str, Any]) -> bool:
-        return all(s.met(metrics) for s in self.slos)
+        return all(s.met(metrics) for s in self.objectives)
 
     def _missing_seeds(self, rate: float) -> list[int]:
         runs = self._runs.get(rate, {})
@@ -275,7 +161,7 @@ class CapacitySearch(ABC):
     def _noisy(self, runs: Mapping[int, Mapping[str, Any]]) -> bool:
         band = self.repeat_band or 0.0
         for m in runs.values():
-            for s in self.slos:
+            for s in self.objectives:
                 margin = s.margin(m)
                 if not math.isnan(margin) and margin < band:
                     return True
@@ -284,7 +170,7 @@ class CapacitySearch(ABC):
     def _verdict(self, rate: float) -> bool:
         runs = list(self._runs[rate].values())
         if self.aggregate == "mean":
-            return self.passes(_mean_metrics(runs, [s.metric for s in self.slos]))
+            return self.passes(_mean_metrics(runs, [s.metric for s in self.objectives]))
         ok = [self.passes(m) for m in runs]
         if self.aggregate == "all":
             return all(ok)
@@ -301,7 +187,7 @@ class CapacitySearch(ABC):
         per_rate = []
         for rate in sorted(self._verdicts):
             runs = list(self._runs[rate].values())
-            means = _mean_metrics(runs, [s.metric for s in self.slos])
+            means = _mean_metrics(runs, [s.metric for s in self.objectives])
             per_rate.append(
                 {"rate": rate, "passed": self._verdicts[rate], "seeds": len(runs), **means}
             )
@@ -481,6 +367,6 @@ def _scalars(m: Mapping[str, Any]) -> dict[str, Any]:
 def _mean_metrics(runs: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for name in dict.fromkeys(names):
-        vals = [_observed(m, name) for m in runs]
+        vals = [observed(m, name) for m in runs]
         out[name] = float(np.mean(vals)) if vals else math.nan
     return out

@@ -5,39 +5,39 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workload_eval.engines.base import EngineConfig
+from pydantic import JsonValue
+
+from workload_eval.engines.base import EngineConfig, options_model
 from workload_eval.errors import UserError
-from workload_eval.experiments.capacity import SLO, CapacitySearch, make_search
-from workload_eval.experiments.spec import CapacityOptions, ExperimentSpec, GridSpec
+from workload_eval.experiments.capacity import CapacitySearch, make_search
+from workload_eval.experiments.spec import CapacityOptions, EngineEntry, ExperimentSpec, GridSpec
 from workload_eval.limits import check_request_count, max_requests
+from workload_eval.results import canonical_json
+from workload_eval.runner import RunSpec
+from workload_eval.slo import SLO, per_request
 
 # RunSpec fields that locate inputs on this machine rather than define the run.
 LOCATION_FIELDS = ("data_dir", "tokenizer_dir")
 
 
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def run_spec_json(spec: Any) -> dict[str, Any]:
+def run_spec_json(spec: RunSpec | Mapping[str, JsonValue]) -> dict[str, JsonValue]:
     """The RunSpec as plain JSON data, without machine-local paths."""
-    data = spec.model_dump(mode="json") if hasattr(spec, "model_dump") else dict(spec)
+    data = spec.model_dump(mode="json") if isinstance(spec, RunSpec) else dict(spec)
     if data.get("output_len_model") is None:  # the default: keys of older stores stay valid
         data.pop("output_len_model", None)
     return {k: v for k, v in data.items() if k not in LOCATION_FIELDS}
 
 
-def point_key(spec: Any) -> str:
+def point_key(spec: RunSpec | Mapping[str, JsonValue]) -> str:
     """Stable short hash of the point's full canonical RunSpec (16 hex digits)."""
     return hashlib.sha256(canonical_json(run_spec_json(spec)).encode()).hexdigest()[:16]
 
 
-def make_run_spec(data: dict[str, Any]) -> Any:
-    from workload_eval.runner import RunSpec
-
+def make_run_spec(data: dict[str, Any]) -> RunSpec:
     return RunSpec.model_validate(data)
 
 
@@ -47,7 +47,7 @@ class Point:
 
     group: str
     engine_label: str
-    spec: Any  # workload_eval.runner.RunSpec
+    spec: RunSpec
 
     @property
     def key(self) -> str:
@@ -65,7 +65,7 @@ class CapacityTask:
     options: CapacityOptions
     seeds: tuple[int, ...]
 
-    def run_spec(self, rate: float, seed: int) -> Any:
+    def run_spec(self, rate: float, seed: int) -> RunSpec:
         data = json.loads(json.dumps(self.base))
         data["schedule"]["rate"] = rate
         data["seed"] = seed
@@ -130,7 +130,7 @@ class CapacityTask:
 
 def _base_data(
     grid: GridSpec,
-    engine: Any,
+    engine: EngineEntry,
     model: str,
     gpu: str,
     kv: dict[str, Any],
@@ -138,7 +138,10 @@ def _base_data(
     schedule: dict[str, Any],
     seed: int,
 ) -> dict[str, Any]:
-    config = EngineConfig(model=model, gpu=gpu, **engine.knobs, **kv, seed=seed)
+    options = dict(engine.options)
+    if "gpu" in options_model(engine.engine).model_fields:  # the gpus axis is the sim's
+        options["gpu"] = gpu
+    config = EngineConfig(model=model, **engine.config_knobs, **kv, seed=seed, options=options)
     data: dict[str, Any] = {
         "engine": engine.engine,
         "engine_config": config.model_dump(mode="json"),
@@ -168,6 +171,8 @@ def expand_group(grid: GridSpec) -> tuple[list[Point], list[CapacityTask]]:
             for schedule in entry.expand():
                 if entry.is_capacity:
                     base = _base_data(grid, engine, model, gpu, kv, workload, schedule, 0)
+                    if per_request(grid.slos):  # probes then report goodput, slo_attainment
+                        base["slo"] = [str(s) for s in per_request(grid.slos)]
                     tasks.append(
                         CapacityTask(
                             grid.name,

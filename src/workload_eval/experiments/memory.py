@@ -8,20 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-# What identifies a configuration apart from its KV size.
+# What identifies a configuration apart from its KV size (points-table columns, results.py).
 CONFIG_COLUMNS = ("engine", "policy", "model", "gpu", "block_size", "workload")
-KV = "kv"  # resolved KV blocks: what the engine really had
-
-
-def _with_kv(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    resolved = out.get("resolved_kv_blocks")
-    given = out.get("kv_blocks")
-    if resolved is not None and given is not None:
-        out[KV] = resolved.fillna(given)
-    else:
-        out[KV] = resolved if resolved is not None else given
-    return out
+KV = "kv_blocks"  # what the engine really had (the points table's resolved value)
 
 
 def _keys(df: pd.DataFrame) -> list[str]:
@@ -36,14 +25,14 @@ def memory_table(
 ) -> pd.DataFrame:
     """Per configuration and KV size: offline throughput (the largest offline N, or
     ``num_requests``) and, when a capacity table is given, the max rate under the SLO."""
-    idx = _with_kv(index)
-    offline = idx[idx.get("schedule.kind") == "offline"] if "schedule.kind" in idx else idx[:0]
+    idx = index
+    offline = idx[idx["schedule"] == "offline"] if "schedule" in idx else idx[:0]
     keys = _keys(idx)
     if num_requests is not None:
-        offline = offline[offline["schedule.num_requests"] == num_requests]
+        offline = offline[offline["num_requests"] == num_requests]
     elif not offline.empty:
-        biggest = offline.groupby(keys, dropna=False)["schedule.num_requests"].transform("max")
-        offline = offline[offline["schedule.num_requests"] == biggest]
+        biggest = offline.groupby(keys, dropna=False)["num_requests"].transform("max")
+        offline = offline[offline["num_requests"] == biggest]
     metrics = ["request_throughput", "token_throughput"]
     table = (
         offline.groupby([*keys, KV], dropna=False)[metrics].mean().reset_index()
@@ -51,7 +40,7 @@ def memory_table(
         else pd.DataFrame(columns=[*keys, KV, *metrics])
     )
     if capacity is not None and not capacity.empty and "capacity_rate" in capacity:
-        cap = _with_kv(capacity)
+        cap = capacity
         ckeys = [k for k in keys if k in cap.columns]
         cap = cap.groupby([*ckeys, KV], dropna=False)["capacity_rate"].mean().reset_index()
         table = table.merge(cap, on=[*ckeys, KV], how="left") if len(table) else cap

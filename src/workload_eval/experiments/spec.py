@@ -21,16 +21,17 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from workload_eval import limits, paper
-from workload_eval.engines.base import EngineConfig
+from workload_eval.engines.base import EngineConfig, option_flag, options_model
 from workload_eval.errors import UserError
-from workload_eval.experiments.capacity import SLO
 from workload_eval.inputs import loads_yaml, read_text
 from workload_eval.limits import MAX_INT, Seed
+from workload_eval.slo import SLO, check_slo, run_level
 
 # Axes set per grid point, so an engine entry may not set them.
 AXIS_FIELDS = {"model", "gpu", "kv_blocks", "gpu_memory_utilization", "seed"}
@@ -95,7 +96,8 @@ _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class EngineEntry(BaseModel):
-    """One engine and its fixed knobs (any EngineConfig field except the swept axes)."""
+    """One engine and its fixed knobs: shared EngineConfig fields (except the swept axes) and
+    the engine's own options, flat (``policy: vllm-v1``) or under ``options:``."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
@@ -103,23 +105,29 @@ class EngineEntry(BaseModel):
     label: str | None = None
 
     @model_validator(mode="after")
-    def _knobs_are_engine_config(self) -> EngineEntry:
-        extra = dict(self.model_extra or {})
-        bad = sorted(set(extra) & AXIS_FIELDS)
+    def _knobs_are_engine_settings(self) -> EngineEntry:
+        bad = sorted(set(self.model_extra or {}) & AXIS_FIELDS)
         if bad:
             raise ValueError(f"{bad[0]!r} is an axis of the study: set it at the top level")
-        known = set(EngineConfig.model_fields) - AXIS_FIELDS
-        for k in extra:
-            if k not in known:
-                raise ValueError(
-                    f"unknown engine setting {k!r} (expected one of {', '.join(sorted(known))})"
-                )
-        EngineConfig(model="opt-13b", **extra)  # validates the values (errors keep their path)
+        EngineConfig(model="opt-13b", **self.config_knobs)  # validates the shared values
+        # the engine's Options model: errors land at engines[i].<option>
+        options_model(self.engine).model_validate(self.options)
         return self
 
     @property
-    def knobs(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+    def config_knobs(self) -> dict[str, Any]:
+        shared = set(EngineConfig.model_fields) - {"options"}
+        return {k: v for k, v in (self.model_extra or {}).items() if k in shared}
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The engine's own options: flat knobs that are not shared fields, then ``options:``."""
+        extra = dict(self.model_extra or {})
+        nested = extra.pop("options", None) or {}
+        if not isinstance(nested, dict):
+            raise ValueError("options: expected a mapping of the engine's options")
+        shared = set(EngineConfig.model_fields)
+        return {**{k: v for k, v in extra.items() if k not in shared}, **nested}
 
     @property
     def name(self) -> str:
@@ -269,12 +277,10 @@ def _slos(v: Any) -> Any:
 
 
 def _known_metric(slo: SLO) -> SLO:
-    from workload_eval.experiments.capacity import summary_metrics
-
-    known = summary_metrics()
-    if slo.metric not in known:
-        raise ValueError(f"unknown metric {slo.metric!r} (expected one of {', '.join(known)})")
-    return slo
+    try:
+        return check_slo(slo, where="slo")
+    except UserError as e:
+        raise ValueError(str(e).removeprefix("slo: ")) from None
 
 
 class GridSpec(BaseModel):
@@ -333,6 +339,17 @@ class GridSpec(BaseModel):
     def _non_empty(cls, v: list[Any] | None) -> list[Any] | None:
         if v is not None and not v:
             raise ValueError("an empty list runs nothing (list at least one value)")
+        return v
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus_are_sim_settings(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        for entry in info.data.get("engines") or []:
+            if "gpu" not in options_model(entry.engine).model_fields:
+                raise ValueError(
+                    f"engine {entry.engine!r} runs on its own hardware and has no gpu setting "
+                    "(list gpus in a group of sim engines)"
+                )
         return v
 
     @model_validator(mode="after")
@@ -418,6 +435,11 @@ def build_spec(data: Any, *, source: str | Path | None = None) -> ExperimentSpec
             path = (prefix if loc and loc[0] in own else "") + _loc_str(loc)
             raise UserError(f"{src}: {path}: {_msg(err)}") from None
         _check_schedules(grid, src, prefix if "schedules" in own else "")
+        if any(e.is_capacity for e in grid.schedules) and not run_level(grid.slos):
+            raise UserError(
+                f"{src}: {prefix if 'slos' in own else ''}slos: a capacity search needs a "
+                f"bound on a run metric, e.g. {paper.SLO_TEXT}"
+            )
         for attr in ("data_dir", "tokenizer_dir"):
             v = getattr(grid, attr)
             if v is not None and not Path(v).is_absolute():
@@ -495,6 +517,9 @@ def _msg(err: Any) -> str:
         msg = msg.removeprefix(prefix)
     if err.get("type") == "extra_forbidden":
         msg = "unknown setting"
+    loc = err.get("loc") or ()
+    if err.get("type") == "missing" and loc and loc[0] == "engines":
+        msg += f" ({option_flag(str(loc[-1]))} on the command line)"  # an engine's own option
     return msg
 
 

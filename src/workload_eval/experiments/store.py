@@ -18,12 +18,15 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from workload_eval.contracts import Cell
 from workload_eval.errors import UserError
-from workload_eval.experiments.grid import canonical_json, point_key, run_spec_json
+from workload_eval.experiments.grid import point_key, run_spec_json
+from workload_eval.metrics import Summary
+from workload_eval.results import CONFIG_JSON, point_row, points
+from workload_eval.runner import RunResult, RunSpec, load_run
 from workload_eval.storage import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 MARKER = "point.json"
@@ -31,51 +34,6 @@ POINT_FORMAT = "workload-eval-point/1"
 # The names this store gives its folders: points/<key>, and the temp folders of a write.
 KEY_RE = re.compile(r"^[0-9a-f]{16}$")
 OWN_TEMP_RE = re.compile(r"^\.(tmp|old)-[0-9a-f]{16}-[A-Za-z0-9_]+$")
-# Summary keys that vary from run to run of the same point; never in the index.
-VOLATILE = re.compile(r"(^|[._])(wall|timestamp|started_at|finished_at|hostname|pid)", re.I)
-
-
-def flatten_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Index columns of a RunSpec: engine, workload, seed, engine_config fields bare,
-    engine options as ``option.<k>``, schedule fields as ``schedule.<k>``."""
-    out: dict[str, Any] = {}
-    for k, v in spec.items():
-        if k == "engine_config" and isinstance(v, Mapping):
-            for ck, cv in v.items():
-                if ck == "options" and isinstance(cv, Mapping):
-                    out.update({f"option.{ok}": _cell(ov) for ok, ov in sorted(cv.items())})
-                else:
-                    out["engine_seed" if ck == "seed" else ck] = _cell(cv)
-        elif k == "schedule" and isinstance(v, Mapping):
-            out.update({f"schedule.{sk}": _cell(sv) for sk, sv in v.items()})
-        else:
-            out[k] = _cell(v)
-    return out
-
-
-def flatten_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """Scalar metrics of a summary.json (nested dicts dotted); config and volatile keys out."""
-    out: dict[str, Any] = {}
-
-    def walk(prefix: str, d: Mapping[str, Any]) -> None:
-        for k, v in d.items():
-            name = f"{prefix}{k}"
-            if VOLATILE.search(name):
-                continue
-            if isinstance(v, Mapping):
-                walk(f"{name}.", v)
-            else:
-                out[name] = _cell(v)
-
-    walk("", {k: v for k, v in summary.items() if k != "config"})
-    return out
-
-
-def _cell(v: Any) -> Any:
-    """Parquet/CSV-friendly cell: lists and dicts as canonical JSON text."""
-    if isinstance(v, list | tuple | dict):
-        return canonical_json(v)
-    return v
 
 
 class ResultStore:
@@ -120,7 +78,7 @@ class ResultStore:
         )
 
     def write_point(
-        self, spec: Any, files: Mapping[str, bytes], *, wall_s: float | None = None
+        self, spec: RunSpec, files: Mapping[str, bytes], *, wall_s: float | None = None
     ) -> str:
         """Store one finished run atomically; returns its key."""
         key = point_key(spec)
@@ -154,40 +112,28 @@ class ResultStore:
             raise
         return key
 
-    def summary(self, key: str) -> dict[str, Any]:
+    def summary(self, key: str) -> Summary:
         return json.loads((self.point_dir(key) / "summary.json").read_text())
 
-    def spec_data(self, key: str) -> dict[str, Any]:
-        return json.loads((self.point_dir(key) / MARKER).read_text())["spec"]
-
-    def load_run(self, key: str) -> Any:
-        from workload_eval.runner import load_run
-
+    def load_run(self, key: str) -> RunResult:
         return load_run(self.point_dir(key))
 
     # -- index -------------------------------------------------------------------------
-    def index_row(self, key: str) -> dict[str, Any]:
-        summary = self.summary(key)
-        config = summary.get("config") or {}
-        resolved = {"resolved_kv_blocks": config.get("kv_blocks")}
-        return {
-            "key": key,
-            **flatten_spec(self.spec_data(key)),
-            **resolved,
-            **flatten_summary(summary),
-        }
+    def index_row(self, key: str) -> dict[str, Cell]:
+        """The point's row of the points table (results.point_row); key = its folder name."""
+        path = self.point_dir(key) / "summary.json"
+        return point_row(self.summary(key), key, where=path)
 
-    def rebuild_index(self, rows: Mapping[str, dict[str, Any]] | None = None) -> pd.DataFrame:
-        """Write index.parquet and index.csv from every completed point, sorted by key.
+    def rebuild_index(self, rows: Mapping[str, dict[str, Cell]] | None = None) -> pd.DataFrame:
+        """Write index.parquet and index.csv from every completed point, sorted by key: the
+        points table without the run records (each point's summary.json has its own).
 
         ``rows`` caches rows already read (key -> row); missing ones are read from disk.
         """
         keys = self.completed_keys()
         cache = dict(rows or {})
         table = [cache[k] if k in cache else self.index_row(k) for k in keys]
-        df = pd.DataFrame(table)
-        if df.empty:
-            df = pd.DataFrame({"key": pd.Series([], dtype=str)})
+        df = points(table, by_key=True).drop(columns=[CONFIG_JSON])
         write_table(df, self.root / "index")
         return df
 

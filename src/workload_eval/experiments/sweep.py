@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,8 @@ from workload_eval.experiments.capacity import CapacityResult, CapacitySearch
 from workload_eval.experiments.executors import Executor, Outcome, SequentialExecutor
 from workload_eval.experiments.grid import CapacityTask, Point, expand, point_key
 from workload_eval.experiments.spec import ExperimentSpec
-from workload_eval.experiments.store import ResultStore, flatten_spec, write_table
+from workload_eval.experiments.store import ResultStore, write_table
+from workload_eval.results import search_columns
 from workload_eval.storage import atomic_write_json
 
 if TYPE_CHECKING:
@@ -237,6 +239,15 @@ class _SweepState:
                 s.search.record(rate, seed, self.store.summary(key))
             self._advance(s)
 
+    def _resolved_kv(self, keys: Iterable[str]) -> int | None:
+        """The KV blocks a stored probe's engine resolved (all probes of a search share it)."""
+        for key in keys:
+            if self.store.has(key):
+                row = self.rows.get(key) or self.store.index_row(key)
+                kv = row.get("kv_blocks")
+                return int(kv) if isinstance(kv, int | float) else None
+        return None
+
     def write_capacity(self) -> pd.DataFrame:
         """capacity.{parquet,csv} (one row per finished search) and capacity_probes.*."""
         rows, probes = [], []
@@ -244,9 +255,8 @@ class _SweepState:
             if not (s.search.done or s.failed):
                 continue
             result: CapacityResult = s.search.result()
-            cfg = flatten_spec({k: v for k, v in s.task.base.items() if k != "seed"})
-            cfg.pop("engine_seed", None)
-            cfg.pop("schedule.rate", None)
+            first = s.task.run_spec(s.task.options.start, s.task.seeds[0])
+            cfg = search_columns(first, self._resolved_kv(s.probe_keys.values()))
             row = {
                 "task": s.task.key,
                 "group": s.task.group,
@@ -281,26 +291,3 @@ class _SweepState:
                 self.store.root / "capacity_probes",
             )
         return df
-
-
-def task_evaluator(task: CapacityTask, store: ResultStore | None = None) -> Any:
-    """``evaluate(rate, seed) -> summary`` running ``task``'s points in this process;
-    with a store, stored points are reused and new ones stored (resumable searches)."""
-    import json
-
-    from workload_eval.errors import UserError
-    from workload_eval.experiments.executors import run_point
-
-    def evaluate(rate: float, seed: int) -> dict[str, Any]:
-        spec = task.run_spec(rate, seed)
-        key = point_key(spec)
-        if store is not None and store.has(key):
-            return store.summary(key)
-        payload = run_point(spec.model_dump_json())
-        if payload.get("error") is not None:
-            raise UserError(f"rate {rate:g}, seed {seed}: {payload['error']}")
-        if store is not None:
-            store.write_point(spec, payload["files"], wall_s=payload.get("wall_s"))
-        return json.loads(payload["files"]["summary.json"])
-
-    return evaluate

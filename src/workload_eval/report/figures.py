@@ -1,6 +1,6 @@
 """The paper's figures and the curves behind them, one function each, from stored results.
 
-Every function takes tables built by :mod:`workload_eval.report.results` (or stored
+Every function takes tables built by :mod:`workload_eval.results` (or stored
 Parquet files), writes ``<name>.png`` and ``<name>.pdf`` under ``out_dir`` and returns
 the paths; with nothing to plot it writes nothing and returns ``[]``.
 """
@@ -19,7 +19,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from workload_eval.paper import KV_BLOCKS_MAX, NUM_REQUESTS, SLO_S_PER_TOKEN
 from workload_eval.report import style
-from workload_eval.report.results import offline_points, online_points
+from workload_eval.results import offline_points, online_points
 
 SLO_COLOR = "#c0392b"
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+from pydantic import JsonValue
 
 from workload_eval.errors import UserError
 from workload_eval.experiments.paper_plan import read_record
@@ -36,14 +37,9 @@ from workload_eval.report.paper_section import (
     output_len_model_of,
     rule_note,
 )
-from workload_eval.report.results import (
-    CONFIG_COLUMNS,
-    capacity_table,
-    flatten,
-    load_points,
-    online_points,
-)
+from workload_eval.report.results import capacity_table
 from workload_eval.report.template import TABLE_MACRO, TEMPLATE
+from workload_eval.results import CONFIG_COLUMNS, CONFIG_JSON, load_points, online_points
 from workload_eval.storage import atomic_write_text
 
 # Columns of the points table on the page (summary.csv holds every column).
@@ -125,6 +121,16 @@ def _table(df: pd.DataFrame, cols: list[str] | None = None) -> dict[str, Any]:
     return {"columns": cols, "rows": _rows(df, cols)}
 
 
+def _dotted(obj: JsonValue, prefix: str = "") -> dict[str, JsonValue]:
+    """A run record's settings as dotted names, for the page's configuration tables."""
+    if not isinstance(obj, dict):
+        return {prefix[:-1]: obj}
+    out: dict[str, JsonValue] = {}
+    for k, v in obj.items():
+        out.update(_dotted(v, f"{prefix}{k}."))
+    return out
+
+
 def configuration(points: pd.DataFrame, results_dir: Path) -> dict[str, Any]:
     """The study's configuration: its spec file if stored, settings shared by every point
     and the settings that vary (with their values)."""
@@ -136,7 +142,7 @@ def configuration(points: pd.DataFrame, results_dir: Path) -> dict[str, Any]:
         ),
         None,
     )
-    flat = [flatten(json.loads(c)) for c in points["config_json"]]
+    flat = [_dotted(json.loads(c)) for c in points[CONFIG_JSON]]
     keys = sorted(set().union(*flat)) if flat else []
     shared, varying = [], []
     for k in keys:
@@ -337,8 +343,8 @@ def build_report(
         files.append(out / name)
 
     summary_csv = out / "summary.csv"
-    per_point = points["config_json"].map(output_len_model_of)
-    write_csv("summary.csv", points.drop(columns=["config_json"]).assign(output_lengths=per_point))
+    per_point = points[CONFIG_JSON].map(output_len_model_of)
+    write_csv("summary.csv", points.drop(columns=[CONFIG_JSON]).assign(output_lengths=per_point))
     write_csv("capacity.csv", capacity.assign(output_lengths=lengths, rule_text=rule))
     if len(comparison):
         write_csv("paper_comparison.csv", comparison.assign(output_lengths=lengths))

@@ -11,7 +11,7 @@ import pandas as pd
 
 from workload_eval.paper import SLO_S_PER_TOKEN, max_rate_under_slo
 from workload_eval.paper_data import PaperTables
-from workload_eval.report.results import offline_points, online_points
+from workload_eval.results import offline_points, online_points
 
 LATENCY = "p95 normalized latency"
 

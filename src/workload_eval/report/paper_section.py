@@ -15,7 +15,7 @@ from workload_eval.paper_data import PaperTables
 from workload_eval.report import agreement as agree
 from workload_eval.report import claims
 from workload_eval.report.paper import paper_capacity
-from workload_eval.report.results import flatten, offline_points
+from workload_eval.results import CONFIG_JSON, offline_points
 
 CORRECTION = (
     "What the output-length correction is: the paper's engine (a vLLM 0.2.1 fork) sampled "
@@ -47,19 +47,21 @@ class PaperSection:
 
 
 def output_len_model_of(config_json: str) -> str:
-    """The output-length model a stored point ran with (``reference`` when none)."""
+    """The output-length model a stored point ran with (its run record's spec; ``reference``
+    when none)."""
     try:
-        flat = flatten(json.loads(config_json))
+        config = json.loads(config_json)
     except (TypeError, ValueError):
         return "reference"
-    hits = [v for k, v in flat.items() if k.split(".")[-1] == "output_len_model" and v]
-    return str(hits[0]) if hits else "reference"
+    spec = config.get("spec", config) if isinstance(config, dict) else None
+    value = spec.get("output_len_model") if isinstance(spec, dict) else None
+    return str(value) if value else "reference"
 
 
 def lengths_label(points: pd.DataFrame, record: StudyRecord | None) -> str:
     if record is not None:
         return record.label
-    models = {output_len_model_of(c) for c in points.get("config_json", [])}
+    models = {output_len_model_of(c) for c in points.get(CONFIG_JSON, [])}
     if models <= {"reference"}:
         return "reference output lengths (ignore_eos)"
     return "output-length models " + ", ".join(sorted(models))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import math
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workload_eval.engines.sim import SimEngine
+from workload_eval.engines.sim.report import SimReport
 from workload_eval.errors import UserError
 from workload_eval.models import resolve_model
 from workload_eval.validation.corpus import (
@@ -167,14 +167,15 @@ def _simulate(exp: Experiment, path: Path, seed: int, res: ExperimentResult) -> 
     res.cells = experiment_cells(exp, stats, res.family)
     res.simulated = True
     res.num_requests = len(stream.schedule)
-    end = records.config.get("sim_end_time", math.nan)
-    res.sim_seconds = float(end) if end is not None else math.nan
+    report = records.report
+    assert isinstance(report, SimReport)
+    res.sim_seconds = float(report.sim_end_time)
     res.stage_counts = [
         (st.count, int(s["count"])) for st, s in zip(exp.targets.stages, stats, strict=True)
     ]
     arrivals = records.requests["arrival_time"].tolist()
     res.gaps = _gaps(stream, arrivals)
-    evicted = int(records.config.get("prefix_cache_evicted_blocks", 0) or 0)
+    evicted = report.prefix_cache_evicted_blocks or 0
     if evicted and exp.scenario.engine.cpu_offload_gib:
         res.notes.append(
             f"the simulated GPU prefix cache evicted {evicted} cached blocks: the CPU KV "

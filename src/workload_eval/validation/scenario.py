@@ -198,17 +198,15 @@ def engine_setup(exp: Experiment, workdir: Path | None = None) -> Setup:
     try:
         config = EngineConfig(
             model=model,
-            gpu=sc.gpu,
             kv_blocks=eng.num_gpu_blocks,
             gpu_memory_utilization=None if eng.num_gpu_blocks else utilization,
             block_size=block,
             max_num_batched_tokens=mbt,
             max_num_seqs=seqs,
             max_model_len=max_model_len,
-            policy=policy,  # type: ignore[arg-type]
             enable_chunked_prefill=chunked,
             enable_prefix_caching=prefix,
-            options=options,
+            options={"gpu": sc.gpu, "policy": policy, **options},
         )
     except ValidationError as e:
         err = e.errors()[0]

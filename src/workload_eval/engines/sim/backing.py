@@ -163,8 +163,9 @@ def profile_backing(path: str) -> Backing:
 
 
 def backing_line(config: dict) -> str | None:
-    """The statement stored in a run's config (top level or as the engine reported it)."""
-    for cfg in (config, config.get("engine_reported") or {}):
+    """The statement stored in a run's config (``config.resolved.backing``, the SimReport;
+    runs stored before the typed record kept it at the top level or in engine_reported)."""
+    for cfg in (config.get("resolved") or {}, config, config.get("engine_reported") or {}):
         b = cfg.get("backing") if isinstance(cfg, dict) else None
         if isinstance(b, dict) and isinstance(b.get("statement"), str):
             return f"simulator backing: {b['statement']}"

@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import gc
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import ConfigDict, Field, ValidationError
 
 from workload_eval.contracts import (
     REQUEST_COLUMNS,
@@ -19,23 +18,24 @@ from workload_eval.contracts import (
     ScheduledRequest,
     output_segment_key,
 )
-from workload_eval.engines.base import Engine, EngineConfig
-from workload_eval.engines.sim import hardware
+from workload_eval.engines.base import Engine, EngineConfig, validate_options
 from workload_eval.engines.sim.backing import backing_for, profile_backing
 from workload_eval.engines.sim.deployment import (
     Deployment,
-    PhysicsOptions,
     kv_blocks_for,
     perf_model_for,
     resolve_deployment,
 )
+from workload_eval.engines.sim.hardware import GpuSpec
 from workload_eval.engines.sim.kv_cache import KvPool, cdiv
 from workload_eval.engines.sim.loop import simulate
+from workload_eval.engines.sim.options import SimOptions
 from workload_eval.engines.sim.perf_model import PerfModel
 from workload_eval.engines.sim.policy_v0 import V0ChunkedScheduler
-from workload_eval.engines.sim.policy_v02 import MAX_PADDINGS, V02Scheduler
+from workload_eval.engines.sim.policy_v02 import V02Scheduler
 from workload_eval.engines.sim.policy_v1 import V1Scheduler
 from workload_eval.engines.sim.prefix_cache import BlockHasher, BlockPool
+from workload_eval.engines.sim.report import SimReport
 from workload_eval.engines.sim.sequence import (
     FAILED,
     PENDING,
@@ -44,7 +44,6 @@ from workload_eval.engines.sim.sequence import (
     StepLog,
 )
 from workload_eval.errors import UserError
-from workload_eval.limits import MAX_INT
 from workload_eval.models import ModelSpec
 
 
@@ -55,10 +54,14 @@ class SimEngine(Engine):
     """
 
     name = "sim"
-    uses_token_ids = False  # lengths (and prefix segments) are all the simulation reads
 
     def __init__(self, perf: PerfModel | None = None) -> None:
         self.perf = perf
+
+    def uses_token_ids(self, config: EngineConfig) -> bool:
+        """Lengths and prefix segments are all a simulation reads; the dataset's own ids only
+        matter when it records each request's prompt digest (``record_prompts``)."""
+        return bool(validate_options(SimOptions, self.name, config.options).record_prompts)
 
     def run(
         self, schedule: Schedule, config: EngineConfig, *, progress: bool = False
@@ -75,15 +78,14 @@ class SimEngine(Engine):
 
     def _run(self, schedule: Schedule, config: EngineConfig, progress: bool) -> RunRecords:
         setup = check_config(config, self.perf)
-        model, gpu, kv_blocks, pool, perf = (
+        opts, dep, model, kv_blocks, perf = (
+            setup.opts,
+            setup.dep,
             setup.model,
-            setup.gpu,
             setup.kv_blocks,
-            setup.pool,
             setup.perf,
         )
-        opts = setup.opts.model_dump()
-        dep = setup.dep
+        policy = opts.policy
 
         items = schedule.items
         reqs = [it.request for it in items]
@@ -93,45 +95,34 @@ class SimEngine(Engine):
             [r.output_len for r in reqs],
             [n] * len(reqs),
             max_model_len=config.max_model_len,
-            record_token_times=bool(opts.get("record_token_times", False)),
+            record_token_times=opts.record_token_times,
         )
         log = StepLog(kv_blocks_total=kv_blocks)
-        skip_ahead = bool(opts.get("skip_ahead", True))
-        v0_chunked = config.policy == "vllm-v0" and bool(config.enable_chunked_prefill)
+        skip_ahead = opts.skip_ahead
+        v0_chunked = policy == "vllm-v0" and bool(config.enable_chunked_prefill)
         if v0_chunked:
             scheduler = _v1_scheduler(
                 table, perf, kv_blocks, log, config, opts, items, skip_ahead, V0ChunkedScheduler
             )
-        elif config.policy in ("vllm-0.2", "vllm-v0"):
-            walk = opts.get("walk", "fast")
-            if walk not in ("fast", "general"):
-                raise UserError(f"engine option walk={walk!r}: expected 'fast' or 'general'")
+        elif policy in ("vllm-0.2", "vllm-v0"):
             scheduler: Any = V02Scheduler(
                 table,
                 perf,
-                pool,
+                setup.pool,
                 log,
                 max_num_batched_tokens=config.max_num_batched_tokens,
                 max_num_seqs=config.max_num_seqs,
                 max_model_len=config.max_model_len,
-                max_paddings=int(opts.get("max_paddings", MAX_PADDINGS)),
-                padding=config.policy == "vllm-0.2",
+                max_paddings=opts.max_paddings,
+                padding=policy == "vllm-0.2",
                 skip_ahead=skip_ahead,
-                fast_walk=walk == "fast",
+                fast_walk=opts.walk == "fast",
             )
-        elif config.policy == "vllm-v1":
-            scheduler = _v1_scheduler(table, perf, kv_blocks, log, config, opts, items, skip_ahead)
         else:
-            raise UserError(f"policy {config.policy!r} is not simulated")
+            scheduler = _v1_scheduler(table, perf, kv_blocks, log, config, opts, items, skip_ahead)
         interrupted = False
         try:
-            end = simulate(
-                items,
-                scheduler,
-                table.finish,
-                stage_gap_s=schedule.stage_gap_s,
-                progress=progress,
-            )
+            end = simulate(schedule, scheduler, table.finish, progress=progress)
         except KeyboardInterrupt:  # Ctrl-C: keep what was simulated (Engine.run's contract)
             interrupted, end = True, float(np.nanmax(table.finish, initial=0.0))
         unfinished = "interrupted (Ctrl-C)" if interrupted else "not finished by the simulator"
@@ -139,62 +130,31 @@ class SimEngine(Engine):
             if status == PENDING:  # without Ctrl-C, defensive: the loop drains every queue
                 table.status[gid], table.error[gid] = FAILED, unfinished
 
-        run_config = config.model_dump()
-        run_config.update(
-            engine="sim",
+        report = SimReport(
+            options=opts,
             kv_blocks=kv_blocks,
             model_spec=model.name,
-            gpu_spec=gpu.name,
+            gpu_spec=dep.gpu.name,
             perf_model=type(perf).__name__,
             engine_generation=dep.generation,
             parallelism=dep.parallelism.label,
             num_gpus=dep.num_gpus,
             precision=dep.precision.label,
             backing=(
-                profile_backing(str(opts["perf_profile"]))
-                if opts.get("perf_profile") and self.perf is None
+                profile_backing(opts.perf_profile)
+                if opts.perf_profile and self.perf is None
                 else backing_for(dep)
-            ).as_dict(),
+            ),
             sim_end_time=end,
-            skip_ahead=skip_ahead,
             interrupted=interrupted,
         )
         if isinstance(scheduler, V1Scheduler) and scheduler.caching:
             # cached blocks the GPU prefix cache had to evict (a CPU offload tier keeps these)
-            run_config["prefix_cache_evicted_blocks"] = scheduler.pool.evicted_cached
-        return RunRecords(
-            requests=_request_frame(items, table), steps=_step_frame(log), config=run_config
-        )
-
-
-class SimOptions(PhysicsOptions):
-    """The sim's engine options, typed and range-checked (a wrong type or a value that
-    would stall the scheduler is refused before the run); the deployment knobs
-    (parallelism, number formats, vLLM version) come from PhysicsOptions."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-    perf_profile: str | None = None
-    record_token_times: bool = False
-    skip_ahead: bool = True
-    max_paddings: int = Field(default=MAX_PADDINGS, ge=0, le=MAX_INT)
-    walk: Literal["fast", "general"] = "fast"
-    long_prefill_token_threshold: int = Field(default=0, ge=0, le=MAX_INT)
-
-
-def parse_options(options: dict[str, Any]) -> SimOptions:
-    unknown = set(options) - set(SimOptions.model_fields)
-    if unknown:
-        raise UserError(
-            f"engine option(s) {', '.join(sorted(unknown))} are not known to the "
-            f"sim engine: expected some of {', '.join(sorted(SimOptions.model_fields))}"
-        )
-    try:
-        return SimOptions.model_validate(options)
-    except ValidationError as e:
-        err = e.errors()[0]
-        name = ".".join(str(p) for p in err["loc"])
-        raise UserError(f"engine option {name}: {err['msg']} (got {err.get('input')!r})") from None
+            report.prefix_cache_evicted_blocks = scheduler.pool.evicted_cached
+        requests = _request_frame(items, table)
+        if opts.record_prompts:
+            requests["prompt_digest"] = _prompt_digests(items, model, config.seed)
+        return RunRecords(requests=requests, steps=_step_frame(log), report=report)
 
 
 @dataclass
@@ -203,27 +163,32 @@ class SimSetup:
 
     opts: SimOptions
     dep: Deployment
-    model: ModelSpec
-    gpu: hardware.GpuSpec
     kv_blocks: int
     pool: KvPool
     perf: PerfModel
 
+    @property
+    def model(self) -> ModelSpec:
+        return self.dep.model
+
+    @property
+    def gpu(self) -> GpuSpec:
+        return self.dep.gpu
+
 
 def check_config(config: EngineConfig, perf: PerfModel | None = None) -> SimSetup:
     """Everything the simulator would refuse about ``config``, found before any request is
-    built (a sweep calls this for every point up front)."""
-    opts = parse_options(dict(config.options))
-    if config.policy not in ("vllm-0.2", "vllm-v0", "vllm-v1"):
-        raise UserError(f"policy {config.policy!r} is not simulated")
-    if config.policy in ("vllm-0.2", "vllm-v0") and config.enable_prefix_caching:
+    built (preflight calls this for every point of a run, sweep or capacity search)."""
+    opts = validate_options(SimOptions, SimEngine.name, config.options)
+    policy = opts.policy
+    if policy in ("vllm-0.2", "vllm-v0") and config.enable_prefix_caching:
         raise UserError(
-            f"--policy {config.policy} is simulated without prefix caching: use --policy vllm-v1"
+            f"--policy {policy} is simulated without prefix caching: use --policy vllm-v1"
         )
-    if config.policy == "vllm-0.2" and config.enable_chunked_prefill:
+    if policy == "vllm-0.2" and config.enable_chunked_prefill:
         raise UserError("--policy vllm-0.2 has no chunked prefill: use --policy vllm-v1")
     if (
-        config.policy == "vllm-v1"
+        policy == "vllm-v1"
         and config.enable_chunked_prefill is False
         and config.max_num_batched_tokens < config.max_model_len
     ):
@@ -231,7 +196,7 @@ def check_config(config: EngineConfig, perf: PerfModel | None = None) -> SimSetu
             f"--max-num-batched-tokens {config.max_num_batched_tokens}: without chunked "
             f"prefill vLLM needs at least max_model_len ({config.max_model_len})"
         )
-    dep = resolve_deployment(config.model, config.gpu, config.policy, opts)
+    dep = resolve_deployment(config.model, opts.gpu, policy, opts)
     kv_blocks = config.kv_blocks
     if kv_blocks is None:
         kv_blocks = kv_blocks_for(
@@ -242,9 +207,8 @@ def check_config(config: EngineConfig, perf: PerfModel | None = None) -> SimSetu
             max_num_seqs=config.max_num_seqs,
         )
     pool = KvPool(kv_blocks, config.block_size)
-    _validate(config, pool, watermark=config.policy != "vllm-v1")
-    perf = perf or perf_model_for(dep, opts.perf_profile)
-    return SimSetup(opts, dep, dep.model, dep.gpu, kv_blocks, pool, perf)
+    _validate(config, pool, watermark=policy != "vllm-v1")
+    return SimSetup(opts, dep, kv_blocks, pool, perf or perf_model_for(dep, opts.perf_profile))
 
 
 def _v1_scheduler(
@@ -253,18 +217,13 @@ def _v1_scheduler(
     kv_blocks: int,
     log: StepLog,
     config: EngineConfig,
-    opts: dict[str, Any],
+    opts: SimOptions,
     items: list[ScheduledRequest],
     skip_ahead: bool,
     cls: type[V1Scheduler] = V1Scheduler,
 ) -> V1Scheduler:
     """vLLM V1's scheduler, with the block ids of every request's shared prompt segments."""
-    walk = opts.get("walk", "fast")
-    if walk not in ("fast", "general"):
-        raise UserError(f"engine option walk={walk!r}: expected 'fast' or 'general'")
-    threshold = int(opts.get("long_prefill_token_threshold", 0) or 0)
-    if threshold < 0:
-        raise UserError("engine option long_prefill_token_threshold: expected an integer >= 0")
+    threshold = opts.long_prefill_token_threshold
     caching = bool(config.enable_prefix_caching)
     segments = exported = hasher = None
     if caching:
@@ -286,7 +245,7 @@ def _v1_scheduler(
         exported=exported,
         hasher=hasher,
         skip_ahead=skip_ahead,
-        general=walk == "general",
+        general=opts.walk == "general",
         async_scheduling=cls is V1Scheduler and bool(getattr(perf, "async_scheduling", False)),
     )
 
@@ -357,7 +316,7 @@ def _validate(config: EngineConfig, pool: KvPool, *, watermark: bool) -> None:
         )
 
 
-def _request_frame(items: list, table: RequestTable) -> pd.DataFrame:
+def _request_frame(items: list[ScheduledRequest], table: RequestTable) -> pd.DataFrame:
     n = len(items)
     reqs = [it.request for it in items]
     arrival = np.asarray(table.arrival, dtype=float)
@@ -384,11 +343,20 @@ def _request_frame(items: list, table: RequestTable) -> pd.DataFrame:
             "status": status,
             "error": table.error,
             "token_times": tt if tt is not None else [()] * n,  # shared and immutable
+            "prompt_digest": "",
         }
     )
     if tuple(frame.columns) != REQUEST_COLUMNS:  # built in contract order; reindex otherwise
         frame = frame[list(REQUEST_COLUMNS)]
     return frame
+
+
+def _prompt_digests(items: list[ScheduledRequest], model: ModelSpec, seed: int) -> list[str]:
+    """What a real engine would be sent for each request (the one synthesizer's ids)."""
+    from workload_eval.workloads.synthesizer import PromptSynthesizer, Vocab, prompt_digest
+
+    synth = PromptSynthesizer(Vocab.for_model(model), seed)
+    return [prompt_digest(synth.prompt_ids(it.request)) for it in items]
 
 
 _KINDS = ["prefill", "decode", "mixed"]

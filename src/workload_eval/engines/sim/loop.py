@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
 from typing import Protocol
 
-from workload_eval.contracts import ScheduledRequest
+from workload_eval.contracts import Schedule
 from workload_eval.errors import UserError
 
 
@@ -49,35 +48,22 @@ class NoProgressError(UserError):
 
 
 class _Stages:
-    """Which requests are released when: roots per stage, children per parent, drain counts."""
+    """Which requests are released when (from the schedule's graph): roots per stage,
+    children per parent, and how many requests of each stage are still to finish."""
 
-    def __init__(self, items: Sequence[ScheduledRequest], staged: bool) -> None:
-        dependent = any(it.depends_on is not None for it in items)
-        gid_of = {it.request.request_id: gid for gid, it in enumerate(items)} if dependent else {}
-        stage_of = [it.stage for it in items] if staged else [0] * len(items)
-        if staged and any(s < 0 for s in stage_of):
-            raise UserError("schedule: a request has a negative stage index")
-        self.count = max(stage_of, default=-1) + 1
+    def __init__(self, schedule: Schedule) -> None:
+        items, graph = schedule.items, schedule.graph
+        stage_of = list(graph.stage_of)
+        self.count = len(graph.stage_roots)
         self.stage_of = stage_of
         self.offset = [float(it.arrival_time) for it in items]
-        self.roots: list[list[tuple[float, int]]] = [[] for _ in range(self.count)]
-        self.children: dict[int, list[int]] = {}
-        self.think = [float(it.think_time) for it in items] if dependent else []
-        if not dependent and self.count == 1:  # the common case: every request is a root
-            self.roots[0] = sorted(zip(self.offset, range(len(items)), strict=True))
-        for gid, it in enumerate(items if dependent or self.count > 1 else ()):
-            parent = gid_of.get(it.depends_on) if it.depends_on is not None else None
-            if parent is None:
-                self.roots[stage_of[gid]].append((self.offset[gid], gid))
-                continue
-            if stage_of[parent] > stage_of[gid]:
-                raise UserError(
-                    f"schedule: request {it.request.request_id} (stage {stage_of[gid]}) "
-                    f"depends on request {it.depends_on} of a later stage {stage_of[parent]}"
-                )
-            self.children.setdefault(parent, []).append(gid)
-        for roots in self.roots:
-            roots.sort()
+        self.roots: list[list[tuple[float, int]]] = [
+            [(self.offset[g], g) for g in roots] for roots in graph.stage_roots
+        ]
+        self.children: dict[int, tuple[int, ...]] = {
+            gid: cs for gid, cs in enumerate(graph.children) if cs
+        }
+        self.think = [float(it.think_time) for it in items] if self.children else []
         self.remaining = [0] * self.count
         if self.count == 1:
             self.remaining[0] = len(stage_of)
@@ -92,17 +78,20 @@ class _Stages:
 
 
 def simulate(
-    items: Sequence[ScheduledRequest],
+    schedule: Schedule,
     scheduler: Scheduler,
     finish: list[float],
     *,
-    stage_gap_s: float | None = None,
     progress: bool = False,
 ) -> float:
-    """Run every request to completion; return the simulated end time."""
-    staged = stage_gap_s is not None
-    gap = float(stage_gap_s or 0.0)
-    stages = _Stages(items, staged)
+    """Run every request of ``schedule`` to completion; return the simulated end time.
+
+    ``gid`` is a request's position in ``schedule.items``; ``schedule.graph`` says which
+    arrive on their own (per stage) and which a finished request releases (follow-ups).
+    """
+    staged = schedule.stage_gap_s is not None
+    gap = float(schedule.stage_gap_s or 0.0)
+    stages = _Stages(schedule)
     # a bar over simulated seconds up to the last arrival, redrawn once time passes `mark`
     bar, mark, horizon = None, math.inf, stages.horizon(gap)
     if progress:

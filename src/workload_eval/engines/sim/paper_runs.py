@@ -57,14 +57,13 @@ def paper_engine_config(kv_blocks: int) -> EngineConfig:
     """The paper's engine settings (vLLM 0.2 policy on an A100-40GB) at one KV size."""
     return EngineConfig(
         model=MODEL,
-        gpu=paper.GPU,
         kv_blocks=kv_blocks,
         block_size=paper.BLOCK_SIZE,
         max_num_batched_tokens=paper.MAX_NUM_BATCHED_TOKENS,
         max_num_seqs=paper.MAX_NUM_SEQS,
         max_model_len=paper.MAX_MODEL_LEN,
-        policy=paper.POLICY,
         seed=paper.SEED,
+        options={"gpu": paper.GPU, "policy": paper.POLICY},
     )
 
 

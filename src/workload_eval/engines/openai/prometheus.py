@@ -5,10 +5,13 @@ Only the few lines we need are parsed, so a sample costs little CPU inside the l
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
+import time
 from dataclasses import dataclass, field
 
+import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from workload_eval.contracts import STEP_COLUMNS
@@ -97,3 +100,28 @@ class Timeline:
     def preemptions(self) -> float:
         """Preemptions the server counted during the sampled window (NaN if not exported)."""
         return self._last_preempt - self._first_preempt
+
+
+async def sample_metrics(
+    url: str, interval: float, start: list[float], timeline: Timeline, stop: asyncio.Event
+) -> None:
+    """Scrape until stopped, then once more; an unreachable server only leaves gaps.
+
+    ``start`` holds the run's start (perf_counter) once the load generator has one.
+    """
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:
+        while True:
+            last = stop.is_set()
+            try:
+                async with s.get(url) as resp:
+                    if resp.status == 200:
+                        raw = await resp.read()
+                        t = time.perf_counter()
+                        if start:
+                            timeline.add(t - start[0], parse_metrics(raw))
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                pass
+            if last:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -15,16 +15,20 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from workload_eval.contracts import Request
 from workload_eval.engines.base import EngineConfig
+from workload_eval.engines.sim.perf_profile import PROFILE_FORMAT  # the format it fits
 from workload_eval.errors import UserError
 from workload_eval.storage import atomic_write_json
+from workload_eval.workloads.synthesizer import PromptSynthesizer
 
-PROFILE_FORMAT = "workload-eval-perf-profile/1"
+if TYPE_CHECKING:
+    from vllm.outputs import RequestOutput
+    from vllm.v1.engine import EngineCoreOutputs
 
 
 class ProfileGrid(BaseModel):
@@ -63,7 +67,7 @@ class _Profiler:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        from workload_eval.engines.vllm_engine import load_engine
+        from workload_eval.engines.vllm.loader import load_engine
 
         self.config = config
         self.loaded = load_engine(config, multiprocess=False)
@@ -74,6 +78,7 @@ class _Profiler:
         self.usable_blocks = self.loaded.num_blocks - 1
         self.max_seqs = int(self.engine.vllm_config.scheduler_config.max_num_seqs)
         self._ids = itertools.count(1_000_000)
+        self._prompts = PromptSynthesizer(self.loaded.vocab, config.seed)  # unique per id
         # Time the engine core's iteration only (schedule, forward, sample, update), as it
         # runs in a run, where the client's output handling overlaps in another process.
         core = self.engine.engine_core
@@ -82,7 +87,7 @@ class _Profiler:
         untimed = core._untimed_get_output
         self._core_dt = 0.0
 
-        def timed_get_output() -> Any:
+        def timed_get_output() -> EngineCoreOutputs:
             t = time.perf_counter()
             out = untimed()
             self._core_dt = time.perf_counter() - t
@@ -98,19 +103,17 @@ class _Profiler:
         )
 
     def _add(self, count: int, length: int, max_tokens: int) -> list[str]:
-        from workload_eval.engines.vllm_engine import synth_prompt
-
         ids = []
         for _ in range(count):
             rid = next(self._ids)
-            prompt = synth_prompt(Request(rid, length, max_tokens), self.loaded.vocab, rid)
+            prompt = self._prompts.prompt_ids(Request(rid, length, max_tokens))
             self.engine.add_request(
                 str(rid), {"prompt_token_ids": prompt}, self._params(max_tokens)
             )
             ids.append(str(rid))
         return ids
 
-    def _step(self) -> tuple[float, list[Any]]:
+    def _step(self) -> tuple[float, list[RequestOutput]]:
         outs = self.engine.step()
         return self._core_dt, outs
 
@@ -189,20 +192,25 @@ class _Profiler:
         return (dt, ctx) if ok else None
 
 
-def _median(fn: Callable[[], Any], repeats: int) -> Any:
-    """Median over repeats of fn() -> float | (float, extra) | None (None: not measurable)."""
+def _median(fn: Callable[[], float | None], repeats: int) -> float | None:
+    """Median time over repeats of fn() (None: not measurable)."""
     results = [r for r in (fn() for _ in range(repeats)) if r is not None]
-    if not results:
-        return None
-    if isinstance(results[0], tuple):
-        results.sort(key=lambda r: r[0])
-        return results[len(results) // 2]
-    return statistics.median(results)
+    return statistics.median(results) if results else None
+
+
+def _median_pair(
+    fn: Callable[[], tuple[float, int] | None], repeats: int
+) -> tuple[float, int] | None:
+    """The (time, context) run with the median time over repeats of fn()."""
+    results = sorted(
+        (r for r in (fn() for _ in range(repeats)) if r is not None), key=lambda r: r[0]
+    )
+    return results[len(results) // 2] if results else None
 
 
 def profile_vllm(
     config: EngineConfig, grid: ProfileGrid | None = None, *, progress: bool = False
-) -> dict[str, Any]:
+) -> dict[str, JsonValue]:
     """Time prefill, decode and mixed steps of vLLM for ``config``; returns the profile dict."""
     grid = grid or ProfileGrid()
     prof = _Profiler(config)
@@ -214,7 +222,7 @@ def profile_vllm(
     # Warm-up: first calls pay allocation and kernel selection.
     prof.prefill(1, min(128, prof.budget))
     prof.decode(4, 32, 3)
-    out: dict[str, list[dict[str, Any]]] = {"prefill": [], "decode": [], "mixed": []}
+    out: dict[str, list[JsonValue]] = {"prefill": [], "decode": [], "mixed": []}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -231,12 +239,12 @@ def profile_vllm(
                 )
         elif kind == "decode":
             b, c = args
-            r = _median(lambda b=b, c=c: prof.decode(b, c, grid.decode_steps), grid.repeats)
+            r = _median_pair(lambda b=b, c=c: prof.decode(b, c, grid.decode_steps), grid.repeats)
             if r is not None:
                 out["decode"].append({"batch_size": b, "context_tokens": r[1], "time_s": r[0]})
         else:
             p, b = args
-            r = _median(lambda p=p, b=b: prof.mixed(p, b, grid.mixed_context), grid.repeats)
+            r = _median_pair(lambda p=p, b=b: prof.mixed(p, b, grid.mixed_context), grid.repeats)
             if r is not None:
                 out["mixed"].append(
                     {
@@ -256,16 +264,16 @@ def profile_vllm(
             "profile: no measurable prefill or decode point (raise --max-model-len, "
             "--max-num-batched-tokens or --kv-blocks)"
         )
-    info = prof.loaded.info
+    info = prof.loaded.report
     return {
         "format": PROFILE_FORMAT,
         "model": config.model,
-        "device": f"{info['device']} ({_device_name(info['device'])})",
-        "engine": f"vllm {info['vllm_version']}",
+        "device": f"{info.device} ({_device_name(info.device)})",
+        "engine": f"vllm {info.vllm_version}",
         "block_size": prof.block,
         "max_model_len": prof.max_len,
         "max_num_batched_tokens": prof.budget,
-        "dtype": info["dtype"],
+        "dtype": info.dtype,
         "num_gpu_blocks": prof.loaded.num_blocks,
         "measured_s": round(time.perf_counter() - started, 2),
         "grid": grid.model_dump(),
@@ -289,7 +297,7 @@ def _device_name(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
-def write_profile(profile: dict[str, Any], path: str | Path) -> Path:
+def write_profile(profile: dict[str, JsonValue], path: str | Path) -> Path:
     """Atomically write the profile JSON (what ``--perf-profile`` reads)."""
     p = Path(path)
     atomic_write_json(p, profile)

@@ -13,23 +13,16 @@ import asyncio
 import json
 import math
 import time
-from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 
+from workload_eval.contracts import Schedule
+from workload_eval.dispatch import Dispatcher
+
 perf = time.perf_counter
 LOOKAHEAD = 0.005  # s: tasks are created this long before their send time
-
-
-@dataclass(slots=True)
-class Job:
-    """When to send: at ``scheduled`` (s from run start), or ``think_time`` after its parent."""
-
-    scheduled: float | None
-    depends_on: int | None = None  # index of the job whose end triggers this one
-    think_time: float = 0.0
 
 
 @dataclass(slots=True)
@@ -46,6 +39,7 @@ class Outcome:
     pieces: list[str] = field(default_factory=list)  # streamed text, for session history
     prompt_tokens: int | None = None  # from the server's usage
     completion_tokens: int | None = None
+    prompt_token_ids: list[int] | None = None  # as the server saw them, when it says (vLLM)
     status: str = "pending"  # pending | running | ok | failed
     error: str = ""
 
@@ -56,7 +50,7 @@ class Outcome:
 
 @dataclass
 class LoadResult:
-    """Outcomes in job order (None: never sent), each job's scheduled time, and the run start."""
+    """Outcomes in schedule order (None: never sent), each scheduled send time, the run start."""
 
     t0: float
     outcomes: list[Outcome | None]
@@ -76,7 +70,7 @@ async def _sleep_until(deadline: float) -> None:
 
 
 async def run_open_loop(
-    jobs: Sequence[Job],
+    schedule: Schedule,
     send: SendFn,
     *,
     max_concurrency: int | None = None,
@@ -84,23 +78,21 @@ async def run_open_loop(
     on_done: Callable[[int, Outcome], None] | None = None,
     on_start: Callable[[float], None] | None = None,
 ) -> LoadResult:
-    """Send every job at its time through ``send`` (which fills the Outcome and never raises).
+    """Send every schedule item at its time through ``send`` (which fills the Outcome and never
+    raises); items are indices into ``schedule.items``.
 
-    A follow-up job is scheduled when its parent ends (plus think time); when the parent failed it
-    is not sent and is recorded as failed. Cancellation (Ctrl-C) returns what was gathered.
+    The schedule's graph decides (``dispatch.Dispatcher``): a root leaves at its arrival time
+    (from its stage's start), a follow-up when its parent ends plus think time (not before its
+    own arrival time), a stage after the previous one drained; when the parent failed it is
+    not sent and is recorded as failed. Cancellation (Ctrl-C) returns what was gathered.
     """
-    n = len(jobs)
+    n = len(schedule.items)
     outcomes: list[Outcome | None] = [None] * n
     scheduled = [math.nan] * n
-    children: dict[int, list[int]] = defaultdict(list)
-    roots = []
-    for i, job in enumerate(jobs):
-        if job.depends_on is None:
-            roots.append(i)
-            scheduled[i] = float(job.scheduled or 0.0)
-        else:
-            children[job.depends_on].append(i)
-    roots.sort(key=scheduled.__getitem__)
+    dispatch = Dispatcher(schedule)
+    first = dispatch.begin()  # by time
+    for at, i in first:
+        scheduled[i] = at
     sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
     tasks: set[asyncio.Task] = set()
     remaining = n
@@ -116,17 +108,15 @@ async def run_open_loop(
         remaining -= 1
         if on_done is not None:
             on_done(i, out)
-        for c in children.get(i, ()):
-            if out.status == "ok":
-                scheduled[c] = out.finish_time - t0 + jobs[c].think_time
-                spawn(c, wait=True)
-            else:
-                finish(
-                    c,
-                    Outcome(
-                        status="failed", error=f"not sent: the turn before it (job {i}) failed"
-                    ),
-                )
+        ended = out.finish_time - t0
+        ok = out.status == "ok"
+        due, failed = dispatch.finished(i, ended if ended == ended else perf() - t0, ok=ok)
+        for at, c in due:
+            scheduled[c] = at
+            spawn(c, wait=True)
+        for c in failed:
+            error = f"not sent: the turn before it (item {i}) failed"
+            finish(c, Outcome(status="failed", error=error))
         if remaining == 0:
             all_done.set()
 
@@ -154,8 +144,8 @@ async def run_open_loop(
     try:
         # Each task is created a little ahead and sleeps to its own deadline: the send then
         # waits only for the timer, not also for a task switch behind other ready callbacks.
-        for i in roots:
-            await _sleep_until(t0 + scheduled[i] - LOOKAHEAD)
+        for at, i in first:
+            await _sleep_until(t0 + at - LOOKAHEAD)
             spawn(i, wait=True)
         if remaining:
             await all_done.wait()
@@ -233,6 +223,8 @@ async def stream_request(
                             out.completion_tokens = usage.get("completion_tokens")
                         if choices := obj.get("choices"):
                             c = choices[0]
+                            if (sent := c.get("prompt_token_ids")) is not None:
+                                out.prompt_token_ids = sent
                             if (piece := _piece(c, chat)) is not None:
                                 if not out.token_times:
                                     out.first_token_time = now
@@ -275,6 +267,7 @@ def _read_whole(raw: bytes, out: Outcome, chat: bool) -> None:
     out.prompt_tokens = usage.get("prompt_tokens")
     out.completion_tokens = usage.get("completion_tokens")
     choice = (obj.get("choices") or [{}])[0]
+    out.prompt_token_ids = choice.get("prompt_token_ids")
     text = (choice.get("message") or {}).get("content") if chat else choice.get("text")
     out.pieces.append(text or "")
     out.first_token_time = out.finish_time = now

@@ -1,0 +1,114 @@
+"""Drives any OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, ...) with a schedule.
+
+Token-id prompts where the server accepts them, ``max_tokens`` + ``ignore_eos`` so outputs
+follow the workload, streaming for TTFT/ITL, the server's ``usage`` for token counts, its
+Prometheus ``/metrics`` sampled into the step timeline. Failures become records, never crashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import math
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, TypeVar
+
+from workload_eval.contracts import RunRecords, Schedule
+from workload_eval.engines.base import Engine, EngineConfig, validate_options
+from workload_eval.engines.openai import loadgen
+from workload_eval.engines.openai.options import OpenAIOptions, api_root
+from workload_eval.engines.openai.plan import RequestPlan
+from workload_eval.engines.openai.prometheus import Timeline, sample_metrics
+from workload_eval.engines.openai.records import build_records
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+T = TypeVar("T")
+
+
+class OpenAIEngine(Engine):
+    """The ``openai`` engine: an open-loop HTTP client; see the module docstring."""
+
+    name = "openai"
+
+    def run(
+        self, schedule: Schedule, config: EngineConfig, *, progress: bool = False
+    ) -> RunRecords:
+        opts = validate_options(OpenAIOptions, self.name, config.options)
+        plan = RequestPlan(schedule, config, opts)
+        plan.build()
+        headers = {"Content-Type": "application/json"}
+        if (key := opts.api_key()) is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(schedule), desc="requests", unit="req")
+        try:
+            result, timeline = _run_loop(_drive(plan, headers, bar))
+        finally:
+            if bar is not None:
+                bar.close()
+        return build_records(plan, result, timeline)
+
+
+def _run_loop(coro: Coroutine[object, object, T]) -> T:
+    """Run on a fresh (uv)loop; from inside a running loop (a notebook) use a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        with asyncio.Runner(loop_factory=loadgen.new_event_loop) as runner:
+            return runner.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(coro)).result()
+
+
+async def _drive(
+    plan: RequestPlan, headers: dict[str, str], bar: tqdm | None
+) -> tuple[loadgen.LoadResult, Timeline]:
+    opts = plan.opts
+    url, chat = plan.url, plan.chat
+    timeline = Timeline(kv_blocks_total=float(plan.config.kv_blocks or math.nan))
+    session = loadgen.make_session(opts.max_concurrency, opts.request_timeout)
+    outcomes: dict[int, loadgen.Outcome] = {}
+    start: list[float] = []
+
+    async def send(i: int, out: loadgen.Outcome) -> None:
+        body = plan.bodies[i]
+        if body is None:  # a later session turn sent as text: it carries the parent's reply
+            parent = plan.schedule.graph.parents[i]
+            assert parent is not None
+            body = plan.follow_up_body(i, outcomes[parent].text)
+        plan.bodies[i] = None  # free memory as we go
+        await loadgen.stream_request(session, url, body, out, chat=chat, headers=headers)
+
+    def on_done(i: int, out: loadgen.Outcome) -> None:
+        outcomes[i] = out
+        if bar is not None:
+            bar.update(1)
+
+    stop = asyncio.Event()
+    sampler = None
+    if opts.metrics:
+        murl = opts.metrics_url or api_root(opts.base_url) + "/metrics"
+        sampler = asyncio.create_task(
+            sample_metrics(murl, opts.metrics_interval, start, timeline, stop)
+        )
+    try:
+        result = await loadgen.run_open_loop(
+            plan.schedule,
+            send,
+            max_concurrency=opts.max_concurrency,
+            on_done=on_done,
+            on_start=start.append,
+        )
+    finally:
+        stop.set()
+        if sampler is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(sampler, timeout=5)
+        await session.close()
+    return result, timeline

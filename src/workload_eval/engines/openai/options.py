@@ -1,0 +1,71 @@
+"""What the openai engine can be told beyond the shared knobs, and how a URL is stored."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, JsonValue, field_validator
+
+from workload_eval.engines.base import EngineOptions
+from workload_eval.errors import UserError
+from workload_eval.limits import MAX_INT
+
+
+class OpenAIOptions(EngineOptions):
+    """The openai engine's options (CLI: --base-url, --api-key-env, --endpoint, ...)."""
+
+    base_url: str
+    api_key_env: str | None = None  # name of the env var holding the key; the key is never stored
+    endpoint: Literal["completions", "chat"] = "completions"
+    max_concurrency: int | None = Field(default=None, gt=0, le=MAX_INT)
+    request_timeout: float = Field(default=600.0, gt=0)  # s, per request
+    prompt_format: Literal["auto", "token_ids", "text"] = "auto"
+    stream: bool = True
+    ignore_eos: bool = True  # vLLM's extension; outputs then follow the workload's lengths
+    continuous_usage: bool = True  # vLLM's per-chunk usage: exact per-token times when merged
+    min_tokens: bool = False  # also send min_tokens = max_tokens (servers without ignore_eos)
+    tokenizer: str | None = None  # HF tokenizer to decode token ids when text is needed
+    extra_body: dict[str, JsonValue] = Field(default_factory=dict)
+    metrics: bool = True
+    metrics_url: str | None = None  # default: <server root>/metrics
+    metrics_interval: float = Field(default=0.5, gt=0)
+    max_lag_p99: float = Field(default=0.010, gt=0)  # s; above it the run is flagged invalid
+    rate_tolerance: float = Field(default=0.05, gt=0, lt=1)  # |achieved/target - 1| allowed
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        try:
+            parts = urlsplit(v)
+            port = parts.port  # parses it: a bad port fails here, not mid-run
+        except ValueError as e:
+            raise ValueError(f"not a URL ({e}) (--base-url)") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            where = f" (port {port})" if port else ""
+            raise ValueError(f"expected an http:// or https:// URL with a host{where} (--base-url)")
+        return v
+
+    def api_key(self) -> str | None:
+        """The key, read from the environment at run time (never stored); unset is an error."""
+        if not self.api_key_env:
+            return None
+        if self.api_key_env not in os.environ:
+            raise UserError(f"--api-key-env {self.api_key_env}: environment variable is not set")
+        return os.environ[self.api_key_env]
+
+
+def api_root(base_url: str) -> str:
+    """``http://h:p``, ``http://h:p/`` and ``http://h:p/v1`` all mean the same server."""
+    url = base_url.rstrip("/")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
+def redact(url: str) -> str:
+    """The URL without user:password, safe to store in results."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -1,0 +1,53 @@
+"""What an openai run observed: was the schedule kept (the load generator's verdict)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from workload_eval.contracts import Cell, EngineReport, MaybeFloat
+from workload_eval.engines.openai.options import OpenAIOptions
+
+
+class LoadgenReport(BaseModel):
+    """Dispatch lag (actual - scheduled send, s), achieved vs target send rate, the verdict."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client: str
+    requests: int
+    sent: int
+    ok: int
+    not_sent: int
+    dispatch_lag_p50: MaybeFloat
+    dispatch_lag_p99: MaybeFloat
+    dispatch_lag_max: MaybeFloat
+    target_rate: MaybeFloat  # first-turn sends per second the schedule asked for
+    achieved_rate: MaybeFloat
+    valid: bool  # lag and rate within max_lag_p99 and rate_tolerance
+    invalid_reason: str
+    interrupted: bool
+    wall_s: float
+    client_cpu_s: float
+    metrics_samples: int
+    server_preemptions: MaybeFloat  # counted by the server during the run
+    output_token_mismatches: int  # requests whose usage disagreed with the workload
+    prompt_token_mismatches: int
+
+
+class OpenAIReport(EngineReport):
+    """``config.resolved`` of an openai run; ``options.base_url`` has no credentials."""
+
+    engine: Literal["openai"] = "openai"
+    options: OpenAIOptions
+    loadgen: LoadgenReport
+
+    def columns(self) -> dict[str, Cell]:
+        lg = self.loadgen
+        return {
+            "loadgen.valid": lg.valid,
+            "loadgen.dispatch_lag_p99": lg.dispatch_lag_p99,
+            "loadgen.target_rate": lg.target_rate,
+            "loadgen.achieved_rate": lg.achieved_rate,
+        }
