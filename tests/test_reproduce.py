@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import time
 from pathlib import Path
 
@@ -83,8 +84,8 @@ def test_borrowed_lattices_start_below_our_offline_throughput():
             "model": ["opt-6.7b"] * 3,
             "workload": ["alpaca"] * 3,
             "kv_blocks": [600] * 3,
-            "schedule.kind": ["offline", "offline", "poisson"],
-            "schedule.num_requests": [100, 1000, None],
+            "schedule": ["offline", "offline", "poisson"],
+            "num_requests": [100, 1000, None],
             "request_throughput": [20.0, 50.0, 999.0],
         }
     )
@@ -197,6 +198,9 @@ def test_the_closing_lines_and_the_report_start_with_the_claims(quick_run):
         assert pd.read_csv(report / name)["output_lengths"].str.startswith("EOS-matched").all()
     per_point = pd.read_csv(report / "summary.csv")["output_lengths"]
     assert per_point.str.startswith("eos:").all()
+    grids = json.loads((out / RECORD).read_text())["grids"]
+    assert grids["opt-13b/alpaca/643"] == "its table"
+    assert grids["llama-2-7b/alpaca/600"].endswith("from below our offline throughput")
     stops = pd.read_csv(report / "stop_models.csv")
     cnn = stops[(stops.model == "opt-13b") & (stops.workload == "cnn_dailymail")].iloc[0]
     assert cnn["early"] > 0 and cnn["light_points"] > 0

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from workload_eval import paper
 from workload_eval.paper_data import PaperTables
 from workload_eval.paper_eos import ONLINE, StopModel, nearest_measured
+from workload_eval.results import offline_points
 from workload_eval.storage import atomic_write_text
 
 RECORD = "paper_study.json"
@@ -169,11 +170,11 @@ def _anchor(tables: PaperTables, source: str, model: str, workload: str, kv: int
 
 def offline_knees(index: pd.DataFrame) -> dict[tuple[str, str, int], float]:
     """Our offline request throughput per (model, workload, KV size) at the largest N: where
-    a configuration's capacity is to be looked for (a sweep's index table)."""
-    kind, n = "schedule.kind", "schedule.num_requests"
-    if index.empty or kind not in index or "request_throughput" not in index:
+    a configuration's capacity is to be looked for (a sweep's index: the points table)."""
+    if index.empty or "request_throughput" not in index:
         return {}
-    off = index[index[kind] == "offline"]
+    off = offline_points(index)
+    n = "num_requests"
     off = off[off[n] == off.groupby(["model", "workload", "kv_blocks"])[n].transform("max")]
     thr = off.groupby(["model", "workload", "kv_blocks"])["request_throughput"].mean()
     return {(str(m), str(w), int(kv)): float(v) for (m, w, kv), v in thr.items() if v > 0}
@@ -219,8 +220,10 @@ def capacity_grids(
                     guess = own * ANCHOR_SHARE if own else _anchor(tables, source, m, w, kv)
                     start = max(step, round(guess / step) * step)
                     anchor = [round(start, 6), round(start + step, 6)]
+                    near = "our offline throughput" if own else f"{source}'s capacity"
                     out[(m, w, kv)] = Grid(
-                        rates=anchor, source=f"{source}'s lattice (step {step:g}){at}"
+                        rates=anchor,
+                        source=f"{source}'s lattice (step {step:g}){at}, from below {near}",
                     )
     return out
 
