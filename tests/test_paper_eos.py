@@ -57,6 +57,14 @@ def test_tokens_per_request_are_the_papers_mean_over_kv_sizes_per_n():
     assert tokens == {100: pytest.approx(100.0), 1000: pytest.approx(102.0), ONLINE: 102.0}
 
 
+def test_an_n_the_table_lacks_takes_the_nearest_n_it_has():
+    from workload_eval.paper_eos import StopModel
+
+    sm = StopModel("m", "w", {100: 90.0, 1000: 110.0, ONLINE: 110.0}, 0.0, 1.0, None, "eos:110")
+    assert sm.spec(500) == sm.spec(100) == "eos:90,prompts=stretch"
+    assert sm.spec(800) == "eos:110,prompts=stretch" and sm.spec(ONLINE) == "eos:110"
+
+
 def test_light_load_is_a_tenth_of_the_offline_throughput_at_that_kv_size():
     light = light_load_points(_tables(OFFLINE, ONLINE_TABLE), "opt-13b", "w")
     assert LIGHT_LOAD == 0.1

@@ -84,6 +84,8 @@ class StopModel:
         """
         if key == ONLINE:
             return self.online
+        if key not in self.tokens:  # a table without this N: the nearest N it has
+            key = min((k for k in self.tokens if k != ONLINE), key=lambda k: abs(int(k) - int(key)))
         return str(_eos(round(self.tokens[key], 1), self.early, self.early_len))
 
     @property
