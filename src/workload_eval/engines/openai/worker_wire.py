@@ -13,7 +13,7 @@ import json
 import math
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from workload_eval.engines.openai.loadgen import Outcome
 
@@ -88,21 +88,26 @@ def _abs(t: float | None, t0: float) -> float:
     return math.nan if t is None else t0 + float(t)
 
 
+# Outcome fields that are perf_counter() times: sent relative to t0, so the parent can put
+# them on its own clock; ``pieces`` (the streamed text) stays in the worker (only a session's
+# follow-up needs it, and those are never split over workers). Every other field of Outcome
+# travels as it is, so a field added to Outcome reaches the merged records without a change here.
+TIME_FIELDS = ("send_time", "first_token_time", "finish_time")
+LOCAL_FIELDS = ("pieces",)
+
+
 def outcome_line(i: int, out: Outcome, t0: float) -> bytes:
-    """One request's outcome, times from ``t0``; the streamed text stays in the worker (only
-    a session's follow-up needs it, and those are never split over workers)."""
-    rec = {
-        "i": i,
-        "send": _rel(out.send_time, t0),
-        "first": _rel(out.first_token_time, t0),
-        "finish": _rel(out.finish_time, t0),
-        "tokens": [t - t0 for t in out.token_times],
-        "prompt_tokens": out.prompt_tokens,
-        "completion_tokens": out.completion_tokens,
-        "prompt_token_ids": out.prompt_token_ids,
-        "status": out.status,
-        "error": out.error,
-    }
+    """One request's outcome as a JSON line, times from ``t0``."""
+    rec: dict[str, object] = {"i": i}
+    for f in fields(Outcome):
+        if f.name in LOCAL_FIELDS:
+            continue
+        value = getattr(out, f.name)
+        if f.name in TIME_FIELDS:
+            value = _rel(value, t0)
+        elif f.name == "token_times":
+            value = [t - t0 for t in value]
+        rec[f.name] = value
     return json.dumps(rec, separators=(",", ":")).encode() + b"\n"
 
 
@@ -135,21 +140,15 @@ def decode_results(lines: Iterable[bytes], t0: float, positions: set[int]) -> Wo
                 res.cpu_s, res.wall_s = float(rec["cpu_s"]), float(rec["wall_s"])
                 res.interrupted, res.complete = bool(rec["interrupted"]), True
                 continue
-            i = int(rec["i"])
+            i = int(rec.pop("i"))
             if i not in positions:
                 raise WireError(f"result for position {i}, which the worker was not given")
-            out = Outcome(
-                send_time=_abs(rec["send"], t0),
-                first_token_time=_abs(rec["first"], t0),
-                finish_time=_abs(rec["finish"], t0),
-                token_times=[t0 + float(t) for t in rec["tokens"]],
-                prompt_tokens=rec["prompt_tokens"],
-                completion_tokens=rec["completion_tokens"],
-                prompt_token_ids=rec["prompt_token_ids"],
-                status=str(rec["status"]),
-                error=str(rec["error"]),
-            )
-        except (ValueError, KeyError, TypeError) as e:
+            for name in TIME_FIELDS:
+                rec[name] = _abs(rec.get(name), t0)
+            rec["token_times"] = [t0 + float(t) for t in rec.get("token_times") or []]
+            known = {f.name for f in fields(Outcome)} - set(LOCAL_FIELDS)
+            out = Outcome(**{k: v for k, v in rec.items() if k in known})
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise WireError(f"worker result: {e}") from None
         res.outcomes[i] = out
     return res
