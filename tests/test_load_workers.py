@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -81,6 +82,15 @@ def test_shares_and_results_cross_the_wire_intact() -> None:
     assert got.token_times == pytest.approx([100.6, 100.8, 101.0])
     with pytest.raises(WireError, match="was not given"):
         decode_results(lines, 0.0, {9})
+    # every field but the streamed text arrives (a field added to Outcome needs no change)
+    out.prompt_token_ids, out.error, out.pieces = [5, 6], "e", ["text"]
+    back = decode_results([outcome_line(4, out, 10.0)], 10.0, {4}).outcomes[4]
+    for f in dataclasses.fields(Outcome):
+        if f.name != "pieces":
+            assert getattr(back, f.name) == pytest.approx(getattr(out, f.name)), f.name
+    assert back.pieces == []
+    with pytest.raises(WireError):
+        decode_results([b"[1, 2]"], 0.0, {4})
 
 
 def test_a_worker_that_died_fails_only_its_own_requests() -> None:
