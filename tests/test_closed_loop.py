@@ -178,6 +178,8 @@ def test_cli_runs_a_closed_loop_and_shows_it(tmp_path, capsys) -> None:
     assert "--request-rate does not apply to --schedule concurrency" in capsys.readouterr().err
     assert main([*args, workload, "--schedule", "concurrency", "--out", str(out)]) == 2
     assert "needs --concurrency N" in capsys.readouterr().err
+    assert main([*args, workload, "--concurrency", "0", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: --concurrency: Input should be greater")
 
 
 def test_a_spec_sweeps_concurrency_like_rates() -> None:

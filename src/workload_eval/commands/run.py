@@ -53,8 +53,13 @@ def _option(field: str) -> str:
 
 def _validation_error(e: ValidationError) -> UserError:
     err = e.errors()[0]
-    # the schedule's own name and kind are not options: a whole-schedule error has no field
-    loc = [str(p) for p in err["loc"] if str(p) not in (*SCHEDULE_CHOICES, "schedule")]
+    # the schedule's own name and kind tag are not options: a whole-schedule error has no
+    # field (a field may share a kind's name: concurrency.concurrency is --concurrency)
+    loc = [str(p) for p in err["loc"]]
+    if loc[:1] == ["schedule"]:
+        loc = loc[1:]
+    if loc[:1] and loc[0] in SCHEDULE_CHOICES:
+        loc = loc[1:]
     msg = err["msg"].removeprefix("Value error, ")
     if not loc:
         return UserError(msg)
