@@ -130,7 +130,12 @@ async def _start(share: Share) -> asyncio.subprocess.Process:
 
 async def _ready(proc: asyncio.subprocess.Process) -> None:
     assert proc.stdout is not None and proc.stderr is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), READY_TIMEOUT_S)
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), READY_TIMEOUT_S)
+    except TimeoutError:
+        raise UserError(
+            f"openai: a load worker was not ready within {READY_TIMEOUT_S:g} s"
+        ) from None
     if line != b"ready\n":
         err = (await proc.stderr.read()).decode(errors="replace").strip().splitlines()
         tail = err[-1] if err else f"exit code {await proc.wait()}"
