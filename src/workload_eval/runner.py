@@ -52,11 +52,12 @@ from workload_eval.metrics import Summary, summarize
 from workload_eval.schedules import OfflineSchedule, ScheduleSpec, build_schedule, request_count
 from workload_eval.slo import GRAMMAR, SLO, parse_slos
 from workload_eval.storage import atomic_write_json, atomic_write_parquet
+from workload_eval.strict import NoBoolNumbers
 
 SUMMARY_FILE, REQUESTS_FILE, STEPS_FILE = "summary.json", "requests.parquet", "steps.parquet"
 
 
-class RunSpec(BaseModel):
+class RunSpec(NoBoolNumbers):
     """One point of a study: with its seed it fully determines a run."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
