@@ -47,6 +47,7 @@ from workload_eval.engines.base import (
     report_model,
 )
 from workload_eval.errors import UserError
+from workload_eval.inputs import read_text
 from workload_eval.limits import Seed
 from workload_eval.metrics import Summary, summarize
 from workload_eval.schedules import OfflineSchedule, ScheduleSpec, build_schedule, request_count
@@ -208,11 +209,15 @@ def save_run(result: RunResult, out_dir: str | Path) -> None:
 
 
 def read_summary(path: Path) -> Summary:
-    """A run's summary.json; a file that is not one is a one-line UserError."""
+    """A run's summary.json (bounded, strict UTF-8; the NaN of older files is read as
+    NaN); a file that is not one is a one-line UserError."""
+    text = read_text(path)
     try:
-        summary = json.loads(path.read_text())
+        summary = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply") from None
     if not isinstance(summary, dict):
         raise UserError(f"{path}: expected a JSON object (a run summary)")
     return summary

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from workload_eval.cli import one_line
 from workload_eval.errors import UserError
 from workload_eval.paper import SLO_METRIC, SLO_TEXT
 from workload_eval.slo import SLO
@@ -64,6 +65,8 @@ def command(
     report = build_report(
         results_dir, out_dir, calibration_dir=calibration_dir, slo=report_slo(slo).value
     )
+    for problem in report.problems:  # damaged files: skipped or named, the rest rendered
+        click.echo(f"warning: {one_line(problem)}", err=True)
     click.echo(f"{len(report.points)} points, {len(report.figures)} figures")
     if report.comparison is not None and len(report.comparison):
         click.echo(f"paper vs ours: {len(report.comparison)} pairs (paper_comparison.csv)")

@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+from pyarrow import ArrowException
 from pydantic import JsonValue
 
 from workload_eval.errors import UserError
@@ -63,6 +64,7 @@ class Report:
     capacity: pd.DataFrame = field(default_factory=pd.DataFrame)
     comparison: pd.DataFrame | None = None
     files: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # damaged files skipped or named
 
 
 def software_versions() -> dict[str, str]:
@@ -141,12 +143,14 @@ def configuration(points: pd.DataFrame, results_dir: Path) -> dict[str, Any]:
     return {"spec": spec_text, "shared": shared, "varying": varying}
 
 
-def stored_capacity(results_dir: Path) -> pd.DataFrame | None:
+def stored_capacity(results_dir: Path, problems: list[str]) -> pd.DataFrame | None:
     """A capacity table stored by the experiments package, when the study wrote one."""
     for name in ("capacity.parquet", "capacity.csv"):
         p = results_dir / name
         if p.is_file():
-            df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+            df = read_table(p, problems)
+            if df is None:
+                continue
             if "max_rate" not in df and "capacity_rate" in df:  # experiments.sweep's table
                 df = df.rename(columns={"capacity_rate": "max_rate"})
             if {"model", "kv_blocks", "workload", "max_rate"} <= set(df.columns):
@@ -160,7 +164,7 @@ def stored_capacity(results_dir: Path) -> pd.DataFrame | None:
     return None
 
 
-def memory_scaling(results_dir: Path) -> pd.DataFrame | None:
+def memory_scaling(results_dir: Path, problems: list[str]) -> pd.DataFrame | None:
     """Throughput and capacity at the biggest KV size over the smallest (the paper's 2.3x),
     from the sweep's index and capacity tables when the study has them."""
     index_path = results_dir / "index.parquet"
@@ -171,16 +175,34 @@ def memory_scaling(results_dir: Path) -> pd.DataFrame | None:
     except ImportError:
         return None
     cap_path = results_dir / "capacity.parquet"
-    capacity = pd.read_parquet(cap_path) if cap_path.is_file() else None
-    table = scaling_table(memory_table(pd.read_parquet(index_path), capacity))
+    capacity = read_table(cap_path, problems) if cap_path.is_file() else None
+    index = read_table(index_path, problems)
+    if index is None:
+        return None
+    try:
+        table = scaling_table(memory_table(index, capacity))
+    except (KeyError, ValueError, TypeError) as e:  # a table of another shape
+        problems.append(f"{index_path}: not a sweep index ({type(e).__name__}: {e})")
+        return None
     if table.empty or not (table.get("kv_ratio", pd.Series(dtype=float)) > 1).any():
         return None
     keep = [c for c in table.columns if not c.startswith(("engine", "policy", "gpu", "block_size"))]
     return table[keep]
 
 
+def read_table(path: Path, problems: list[str], **kw: Any) -> pd.DataFrame | None:
+    """A stored Parquet/CSV table, or None (named in ``problems``) when it is damaged."""
+    try:
+        if path.suffix == ".csv":
+            return pd.read_csv(path, **kw)
+        return pd.read_parquet(path, **kw)
+    except (OSError, ValueError, KeyError, TypeError, ArrowException, UnicodeDecodeError) as e:
+        problems.append(f"skipped {path}: cannot read it ({type(e).__name__}: {str(e)[:120]})")
+        return None
+
+
 def timeline_runs(
-    points: pd.DataFrame, capacity: pd.DataFrame, results_dir: Path
+    points: pd.DataFrame, capacity: pd.DataFrame, results_dir: Path, problems: list[str]
 ) -> dict[str, tuple[pd.DataFrame, str]]:
     """Per workload, the online run closest below its capacity (first model, biggest KV)."""
     online = online_points(points)
@@ -200,19 +222,28 @@ def timeline_runs(
         path = results_dir / row["key"] / "steps.parquet"
         if not path.is_file():
             continue
-        steps = pd.read_parquet(path)
-        if steps.empty or "kv_blocks_used" not in steps:
+        steps = read_table(path, problems)
+        needed = {"time", "kv_blocks_used", "kv_blocks_total", "num_running", "num_waiting"}
+        if steps is None or steps.empty or not needed <= set(steps.columns):
             continue
+        if "num_preempted" not in steps:
+            steps = steps.assign(num_preempted=0)
         kv = "" if pd.isna(row["kv_blocks"]) else f", {int(row['kv_blocks'])} blocks"
         runs[str(w)] = (steps, f"{style.model_label(model)}{kv}, {row['rate']:g} req/s")
     return runs
 
 
 def render_figures(
-    results_dir: Path, points: pd.DataFrame, capacity: pd.DataFrame, fig_dir: Path, slo: float
+    results_dir: Path,
+    points: pd.DataFrame,
+    capacity: pd.DataFrame,
+    fig_dir: Path,
+    slo: float,
+    problems: list[str] | None = None,
 ) -> list[Figure]:
     """Every figure the stored results allow, in the paper's order."""
-    frames = figures.length_frames(results_dir, points)
+    problems = problems if problems is not None else []
+    frames = figures.length_frames(results_dir, points, problems)
     tokenizers = sorted({style.model_label(str(f.attrs.get("model", ""))) for f in frames.values()})
     out = [
         Figure(
@@ -264,7 +295,9 @@ def render_figures(
             "One run over time",
             "KV-cache usage, running/waiting requests and cumulative preemptions, per "
             "engine step, for the run at (or just below) each workload's capacity.",
-            figures.figure_timelines(timeline_runs(points, capacity, results_dir), fig_dir),
+            figures.figure_timelines(
+                timeline_runs(points, capacity, results_dir, problems), fig_dir
+            ),
         ),
     ]
     return [f for f in out if f.paths]
@@ -365,14 +398,16 @@ def build_report(
     ``report.html`` from a results folder; nothing is re-run."""
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
-    points = load_points(results_dir)
+    problems: list[str] = []  # damaged files: skipped or named, the rest renders
+    points = load_points(results_dir, problems=problems)
     if points.empty:
-        raise UserError(f"{results_dir}: no results (no summary.json under it)")
-    capacity = stored_capacity(results_dir)
+        why = f" ({len(problems)} damaged: {problems[0]})" if problems else ""
+        raise UserError(f"{results_dir}: no results (no readable summary.json under it){why}")
+    capacity = stored_capacity(results_dir, problems)
     if capacity is None:
         capacity = capacity_table(points, slo=slo)
     fig_dir = out / "figures"
-    figs = render_figures(results_dir, points, capacity, fig_dir, slo)
+    figs = render_figures(results_dir, points, capacity, fig_dir, slo, problems)
 
     files: list[Path] = [p for f in figs for p in f.paths]
     summary_csv = out / "summary.csv"
@@ -386,7 +421,7 @@ def build_report(
         atomic_write_text(out / "paper_comparison.csv", comparison.to_csv(index=False))
         files.append(out / "paper_comparison.csv")
 
-    scaling = memory_scaling(results_dir)
+    scaling = memory_scaling(results_dir, problems)
     if scaling is not None:
         atomic_write_text(out / "memory_scaling.csv", scaling.to_csv(index=False))
         files.append(out / "memory_scaling.csv")
@@ -443,4 +478,5 @@ def build_report(
         capacity=capacity,
         comparison=comparison,
         files=files,
+        problems=list(dict.fromkeys(problems)),  # a table read twice is named once
     )

@@ -47,6 +47,10 @@ class OpenAIReport(EngineReport):
     options: OpenAIOptions
     loadgen: LoadgenReport
 
+    def invalid_reasons(self) -> list[str]:
+        own = [r for r in self.loadgen.invalid_reason.split("; ") if r]
+        return [*own, *(r for r in super().invalid_reasons() if r not in own)]
+
     def columns(self) -> dict[str, Cell]:
         lg = self.loadgen
         return {
