@@ -43,6 +43,21 @@ NonNegativeCount = Annotated[int, Field(ge=0, le=MAX_INT)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
+# A model's shape (a config.json, models/hf_config.py). Each bound is about 10x the largest
+# published model, so every real config passes while a typo (a million layers) is refused
+# before it sizes a simulation and yields nonsense. Largest published: Llama 3.1 405B has
+# 126 layers, hidden 16,384, 128 heads, FFN 53,248; Gemma 3's vocabulary is 262,144;
+# Kimi K2 has 384 experts; Llama 4 Scout 10M positions; Kimi K2 ~1T parameters.
+MAX_MODEL_LAYERS = 1_024
+MAX_HIDDEN_SIZE = 131_072
+MAX_ATTENTION_HEADS = 2_048
+MAX_HEAD_DIM = 8_192
+MAX_FFN_SIZE = 1 << 20
+MAX_VOCAB_SIZE = 1 << 23
+MAX_EXPERTS = 4_096
+MAX_POSITIONS = 1 << 27
+MAX_MODEL_PARAMS = 20 * 10**12
+
 # --------------------------------------------------------------------------- allocation limits
 
 

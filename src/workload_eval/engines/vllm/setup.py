@@ -57,11 +57,10 @@ def guess_device(opts: VllmOptions) -> str:
 
 
 def effective_block_size(config: EngineConfig, device: str) -> int:
-    """The block size vLLM will use: CPU has no 16-token blocks, so the default (16, which
-    the command line always passes) becomes 32; another size must be a multiple of 32."""
-    default = EngineConfig.model_fields["block_size"].default
+    """The block size vLLM will use: CPU has no 16-token blocks, so the default becomes
+    32; a size the user chose must be a multiple of 32."""
     if device == "cpu" and config.block_size % CPU_BLOCK_MULTIPLE:
-        if config.block_size != default:
+        if "block_size" in config.model_fields_set:
             raise UserError(
                 f"--block-size {config.block_size}: vLLM on CPU needs a multiple of "
                 f"{CPU_BLOCK_MULTIPLE}"

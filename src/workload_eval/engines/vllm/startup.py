@@ -2,12 +2,10 @@
 
 vLLM starts its engine core in a child process; when that fails, the parent only learns
 "Engine core initialization failed. See root cause above" and the root cause is a long
-traceback the child printed (vLLM logs to stdout). So while the engine starts, file
-descriptors 1 and 2 (inherited by the child) go into a pipe drained by a thread: on
-success the start-up chatter is dropped and the engine's later output passes through to
-the real stderr (stdout stays for our tables); on failure the whole log is saved to a
-file and the last exception line of it becomes the error, with the fix for the causes we
-know.
+traceback the child printed. So the start-up's output is held (``quiet.captured_output``):
+on success it is dropped and the engine's later output passes through to stderr; on
+failure the whole log is saved to a file and its first real exception line becomes the
+error, with the fix for the causes we know.
 """
 
 from __future__ import annotations
@@ -15,12 +13,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 
 from workload_eval.errors import UserError
+from workload_eval.quiet import captured_output
 
 # An exception line, also inside a vLLM log record ("(Worker pid=7) ERROR ... [f.py:9] X: y").
 _EXCEPTION_LINE = re.compile(r"(?:^|\s)(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
@@ -32,7 +29,6 @@ _WRAPPERS = (
 )
 _NOT_ERRORS = (" INFO ", " WARNING ", " DEBUG ")
 MAX_CAUSE_CHARS = 300
-MAX_LOG_BYTES = 8 << 20  # kept of the start-up output (a traceback is ~20 KB)
 
 # (what the root cause says, what to do about it)
 FIXES: tuple[tuple[str, str], ...] = (
@@ -51,70 +47,22 @@ FIXES: tuple[tuple[str, str], ...] = (
 )
 
 
-class _Tee:
-    """Drains the pipe behind fd 2: keeps the start-up log, then passes output through."""
-
-    def __init__(self, read_fd: int, real_stderr: int) -> None:
-        self.read_fd, self.real = read_fd, real_stderr
-        self.log = bytearray()
-        self.passing = False
-        self.thread = threading.Thread(target=self._pump, daemon=True, name="vllm-stderr")
-        self.thread.start()
-
-    def _pump(self) -> None:
-        while chunk := _read(self.read_fd):
-            if self.passing:
-                with contextlib.suppress(OSError):
-                    os.write(self.real, chunk)
-            elif len(self.log) < MAX_LOG_BYTES:
-                self.log += chunk
-
-
-def _read(fd: int) -> bytes:
-    try:
-        return os.read(fd, 65536)
-    except OSError:
-        return b""
-
-
 @contextlib.contextmanager
 def quiet_startup(what: str) -> Iterator[None]:
     """Start vLLM inside this block; its failure becomes a UserError naming the cause."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(AttributeError, ValueError, OSError):
-            stream.flush()
-    read_fd, write_fd = os.pipe()
-    saved = {fd: os.dup(fd) for fd in (1, 2)}
-    real = os.dup(2)  # where output goes after start-up (owned by the tee, never closed)
-    for fd in saved:
-        os.dup2(write_fd, fd)
-    os.close(write_fd)
-    tee = _Tee(read_fd, real)
-    restored = False
-
-    def restore() -> None:
-        nonlocal restored
-        if not restored:
-            for fd, copy in saved.items():
-                os.dup2(copy, fd)
-                os.close(copy)
-            restored = True
-
-    try:
-        yield
-    except Exception as e:
-        restore()
-        tee.thread.join(timeout=5)  # the dead child's last words are still in the pipe
-        raise _startup_error(what, e, bytes(tee.log)) from None
-    finally:
-        restore()
-    tee.passing = True  # the engine's later output (its child keeps the pipe) shows as before
+    failure: Exception | None = None
+    with captured_output() as out:
+        try:
+            yield
+        except UserError:
+            raise
+        except Exception as e:
+            failure = e
+    if failure is not None:
+        raise _startup_error(what, failure, out.text()) from None
 
 
-def _startup_error(what: str, e: BaseException, log: bytes) -> UserError:
-    if isinstance(e, UserError):
-        return e
-    text = log.decode("utf-8", "replace")
+def _startup_error(what: str, e: BaseException, text: str) -> UserError:
     own = f"{type(e).__name__}: {' '.join(str(e).split()) or 'no message'}"
     own = own.replace("1 validation error for ModelConfig Value error, ", "")  # pydantic's frame
     cause = root_cause(text) or _short(own)
