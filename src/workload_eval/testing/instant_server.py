@@ -36,6 +36,7 @@ class FaultConfig:
     delay: float = 0.0  # seconds before answering (response headers)
     token_interval: float = 0.0  # seconds between streamed tokens
     api_key: str | None = None  # when set, requests need "Authorization: Bearer <key>"
+    keepalive_timeout: float = 75.0  # s an idle keep-alive connection stays open (aiohttp's)
 
 
 class _State:
@@ -262,6 +263,8 @@ class InstantServerProcess:
             str(f.delay),
             "--token-interval",
             str(f.token_interval),
+            "--keepalive-timeout",
+            str(f.keepalive_timeout),
         ]
         env = dict(os.environ)
         if f.api_key is not None:
@@ -295,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--drop-every", type=int, default=0)
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--token-interval", type=float, default=0.0)
+    p.add_argument("--keepalive-timeout", type=float, default=75.0)
     a = p.parse_args(argv)
     faults = FaultConfig(
         fail_every=a.fail_every,
@@ -302,6 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         delay=a.delay,
         token_interval=a.token_interval,
         api_key=os.environ.get("INSTANT_SERVER_API_KEY"),
+        keepalive_timeout=a.keepalive_timeout,
     )
     try:
         import uvloop
@@ -310,7 +315,13 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         pass
     web.run_app(
-        build_app(faults), host=a.host, port=a.port, access_log=None, print=None, backlog=4096
+        build_app(faults),
+        host=a.host,
+        port=a.port,
+        access_log=None,
+        print=None,
+        backlog=4096,
+        keepalive_timeout=a.keepalive_timeout,
     )
 
 
