@@ -15,10 +15,14 @@ text and numbers, and replacing it there would corrupt results.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import re
+import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from typing import TextIO
 
 import pandas as pd
 
@@ -136,6 +140,45 @@ def _text_list(v: object) -> bool:
         return False
 
 
+class _ScrubbedStream(io.TextIOBase):
+    """A text stream that scrubs what is written through it (the console)."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        self._inner.write(scrub_text(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+    def isatty(self) -> bool:
+        return self._inner.isatty()
+
+    def fileno(self) -> int:
+        return self._inner.fileno()
+
+    def writable(self) -> bool:
+        return True
+
+    def __getattr__(self, name: str) -> object:  # encoding, buffer, errors, ...
+        return getattr(self._inner, name)
+
+
+@contextlib.contextmanager
+def scrubbed_console() -> Iterator[None]:
+    """sys.stdout and sys.stderr scrubbed for the block: whatever a command prints (click,
+    rich, logging, a library's message) holds no credential."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout = _ScrubbedStream(saved[0])  # type: ignore[assignment]
+    sys.stderr = _ScrubbedStream(saved[1])  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 def url_password(url: str) -> str | None:
     """The password of a URL with credentials (to register it), else None."""
     from urllib.parse import urlsplit
@@ -155,5 +198,6 @@ __all__ = [
     "scrub_json",
     "scrub_server_text",
     "scrub_text",
+    "scrubbed_console",
     "url_password",
 ]
