@@ -171,8 +171,10 @@ def scrubbed_console() -> Iterator[None]:
     """sys.stdout and sys.stderr scrubbed for the block: whatever a command prints (click,
     rich, logging, a library's message) holds no credential."""
     saved = sys.stdout, sys.stderr
-    sys.stdout = _ScrubbedStream(saved[0])  # type: ignore[assignment]
-    sys.stderr = _ScrubbedStream(saved[1])  # type: ignore[assignment]
+    if saved[0] is not None:  # None: output discarded (redirect_stdout(None), pythonw)
+        sys.stdout = _ScrubbedStream(saved[0])  # type: ignore[assignment]
+    if saved[1] is not None:
+        sys.stderr = _ScrubbedStream(saved[1])  # type: ignore[assignment]
     try:
         yield
     finally:
