@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 from workload_eval.errors import UserError
 from workload_eval.quiet import captured_output
+from workload_eval.redaction import scrub_text
 
 # An exception line, also inside a vLLM log record ("(Worker pid=7) ERROR ... [f.py:9] X: y").
 _EXCEPTION_LINE = re.compile(r"(?:^|\s)(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
@@ -67,7 +68,7 @@ def _startup_error(what: str, e: BaseException, text: str) -> UserError:
     own = own.replace("1 validation error for ModelConfig Value error, ", "")  # pydantic's frame
     cause = root_cause(text) or _short(own)
     fix = next((f for pattern, f in FIXES if pattern.lower() in cause.lower()), None)
-    saved = _save_log(text) if text.strip() else None
+    saved = _save_log(scrub_text(text)) if text.strip() else None
     tail = f"; {fix}" if fix else ""
     where = f" (vLLM's log: {saved})" if saved else ""
     return UserError(f"{what}: vLLM could not start: {cause}{tail}{where}")
