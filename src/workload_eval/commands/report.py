@@ -46,8 +46,9 @@ def report_slo(text: str) -> SLO:
     "--calibration-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Folder of the paper's measured results for the paper-vs-ours table "
-    "[default: $WORKLOAD_EVAL_CALIBRATION_DIR, else ../shared/calibration].",
+    help="More of the paper's measured tables (<model>-offline.json, <model>-online.json), "
+    "added to or replacing the OPT-13B tables shipped in the package [default: "
+    "$WORKLOAD_EVAL_CALIBRATION_DIR, else ../shared/calibration when present].",
 )
 @click.option(
     "--slo",
@@ -68,6 +69,9 @@ def command(
     for problem in report.problems:  # damaged files: skipped or named, the rest rendered
         click.echo(f"warning: {one_line(problem)}", err=True)
     click.echo(f"{len(report.points)} points, {len(report.figures)} figures")
+    if report.section is not None:
+        for line in [*report.section.claim_lines(), *report.section.agreement_lines()]:
+            click.echo(line)
     if report.comparison is not None and len(report.comparison):
         click.echo(f"paper vs ours: {len(report.comparison)} pairs (paper_comparison.csv)")
     click.echo(f"report: {report.html}")
