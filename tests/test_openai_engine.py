@@ -210,8 +210,10 @@ def test_a_server_that_is_not_there_gives_failed_records_not_a_crash():
 
 
 CTRL_C_SCRIPT = textwrap.dedent("""
-    import json, sys
+    import json, signal, sys
     import numpy as np
+    # Ctrl-C as a foreground process has it, even when the test runs as a background job
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from workload_eval.contracts import Request, Schedule, ScheduledRequest
     from workload_eval.engines.base import EngineConfig
     from workload_eval.engines.openai import OpenAIEngine
