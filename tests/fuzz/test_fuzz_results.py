@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from harness import Case, Outcome, assert_one_line_user_error, run_in_process
 
 from workload_eval.cli import main
 from workload_eval.testing.instant_server import InstantServerProcess
 
+KEY = re.compile(r"^[0-9a-f]{16}$")
 SPEC = """\
 models: [opt-13b]
 kv_blocks: [643]
@@ -51,7 +55,8 @@ def study(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path) -> Path
 
 
 def _points(root: Path) -> list[Path]:
-    return sorted(p for p in (root / "points").iterdir() if p.is_dir())
+    """The study's own points (the damaged copies are named x-*)."""
+    return sorted(p for p in (root / "points").iterdir() if KEY.match(p.name) and p.is_dir())
 
 
 def _kind(point: Path) -> str:
@@ -75,6 +80,17 @@ def _copy(root: Path, name: str) -> Path:
     copy = root / "points" / f"x-{name}"
     shutil.copytree(_online(root), copy)
     return copy / "summary.json"
+
+
+def _copy_dir(root: Path, name: str) -> Path:
+    return root / "points" / f"x-{name}"
+
+
+def _text_times(path: Path) -> None:
+    """A step table another tool wrote: times as text, one of them not a number."""
+    steps = pd.read_parquet(path)
+    steps["time"] = [*(f"{t:.3f}" for t in steps["time"][:-1]), "soon"]
+    steps.to_parquet(path)
 
 
 def _edit(path: Path, **changes: object) -> None:
@@ -136,6 +152,18 @@ DAMAGES: dict[str, tuple[Damage, str | None]] = {
     ),
     "hidden-temp-point": (lambda r: _hidden(r, "a", None), None),
     "hidden-damaged-temp-point": (lambda r: _hidden(r, "b", b"{"), None),
+    "summary-is-dev-zero": (
+        lambda r: (
+            _copy(r, "zero").unlink()
+            or (_copy_dir(r, "zero") / "summary.json").symlink_to("/dev/zero")
+        ),
+        "x-zero/summary.json: not a regular file",
+    ),
+    "summary-is-a-fifo": (
+        lambda r: _copy(r, "fifo").unlink() or os.mkfifo(_copy_dir(r, "fifo") / "summary.json"),
+        "x-fifo/summary.json: not a regular file",
+    ),
+    "a-symlink-loop": (lambda r: (r / "points" / "loop").symlink_to(r), None),
     "garbage-index-and-capacity": (
         lambda r: (
             [(r / n).write_bytes(b"garbage\x00") for n in ("index.parquet", "capacity.parquet")]
@@ -165,6 +193,22 @@ def test_report_skips_or_names_every_damage_and_renders_the_rest(
         if named is not None:
             assert any(named in ln for ln in warnings), f"{name}: {outcome.describe()}"
     assert not any(".tmp-" in ln for ln in warnings), outcome.describe()  # never read
+
+
+def test_tables_the_figures_read_may_be_pipes_or_text(study: Path, tmp_path: Path) -> None:
+    """The requests table Figure 1 reads is a FIFO (reading it would block forever), the
+    step tables the timelines read hold text: no hang, the text named."""
+    root = tmp_path / "results"
+    shutil.copytree(study, root)
+    for p in _points(root):
+        if _kind(p) != "offline":
+            _text_times(p / "steps.parquet")
+        else:
+            (p / "requests.parquet").unlink()
+            os.mkfifo(p / "requests.parquet")
+    outcome = _report(root, tmp_path)
+    assert outcome.code == 0 and "Traceback" not in outcome.stderr, outcome.describe()
+    assert "column time holds values that are not numbers" in outcome.stderr, outcome.describe()
 
 
 def test_an_online_server_run_without_a_kv_size_is_drawn(study: Path, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def length_frames(
         g = g.assign(_m=g["model"].map(style.model_sort_key))
         best = g.sort_values(["num_requests_total", "_m"], ascending=[False, True]).iloc[0]
         path = Path(results_dir) / best["key"] / "requests.parquet"
-        if not path.exists():
+        if not path.is_file():  # missing, or not a regular file (a pipe would block)
             continue
         try:
             req = pd.read_parquet(path, columns=["prompt_tokens", "expected_output_tokens"])

@@ -27,6 +27,20 @@ def read_table(path: Path, problems: list[str], **kw: Any) -> pd.DataFrame | Non
         return None
 
 
+def _numbers(
+    df: pd.DataFrame, columns: tuple[str, ...], path: Path, problems: list[str]
+) -> pd.DataFrame:
+    """Columns that must hold numbers, as numbers; a value that is not one is left empty
+    and the table named (a hand-edited or foreign table)."""
+    out = df.copy()
+    for col in columns:
+        values = pd.to_numeric(out[col], errors="coerce")
+        if (values.isna() & out[col].notna()).any():
+            problems.append(f"{path}: column {col} holds values that are not numbers (left empty)")
+        out[col] = values
+    return out
+
+
 def stored_capacity(results_dir: Path, problems: list[str]) -> pd.DataFrame | None:
     """A capacity table stored by the experiments package, when the study wrote one."""
     for name in ("capacity.parquet", "capacity.csv"):
@@ -38,6 +52,7 @@ def stored_capacity(results_dir: Path, problems: list[str]) -> pd.DataFrame | No
             if "max_rate" not in df and "capacity_rate" in df:  # experiments.sweep's table
                 df = df.rename(columns={"capacity_rate": "max_rate"})
             if {"model", "kv_blocks", "workload", "max_rate"} <= set(df.columns):
+                df = _numbers(df, ("kv_blocks", "max_rate"), p, problems)
                 if "engine" not in df:
                     df["engine"] = ""
                 if "gpu" not in df:
@@ -101,6 +116,7 @@ def timeline_runs(
             continue
         if "num_preempted" not in steps:
             steps = steps.assign(num_preempted=0)
+        steps = _numbers(steps, (*needed, "num_preempted"), path, problems).dropna(subset=["time"])
         kv = "" if pd.isna(row["kv_blocks"]) else f", {int(row['kv_blocks'])} blocks"
         runs[str(w)] = (steps, f"{style.model_label(model)}{kv}, {row['rate']:g} req/s")
     return runs

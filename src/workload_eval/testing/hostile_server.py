@@ -183,6 +183,16 @@ async def truncated_chunked(ask: Ask) -> web.StreamResponse:
     return web.Response()
 
 
+async def _raw(ask: Ask, data: bytes) -> web.StreamResponse:
+    """Bytes that are not the HTTP the client expects, then the connection closed."""
+    transport = ask.request.transport
+    assert transport is not None
+    transport.write(data)
+    await asyncio.sleep(0.05)
+    transport.close()
+    return web.Response()
+
+
 async def hang(ask: Ask) -> web.StreamResponse:
     await asyncio.sleep(3600)
     return web.Response()
@@ -237,6 +247,12 @@ MODES: dict[str, Handler] = {
     ),
     "http-429": lambda a: _async(web.Response(status=429, text="slow down")),
     "echo-headers": lambda a: _async(web.Response(status=401, text=_echo(a))),
+    # elsewhere, with the key if it were followed: a redirect is never followed
+    "redirect": lambda a: _async(
+        web.Response(status=307, headers={"Location": "http://127.0.0.2:9/steal"})
+    ),
+    "huge-header": lambda a: _raw(a, b"HTTP/1.1 200 OK\r\nX-Big: " + b"x" * MIB + b"\r\n\r\n"),
+    "garbage-status": lambda a: _raw(a, b"HELLO THERE\r\n\r\n"),
     "echo-in-stream": echo_stream,
     "lone-surrogate": lambda a: raw_lines(
         a, b'data: {"choices":[{"text":"\\ud800","finish_reason":"length"}]}\n\n'

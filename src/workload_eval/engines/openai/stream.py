@@ -228,7 +228,10 @@ class Client:
         ctx = SimpleNamespace(reused=False)  # set by the pool's trace when it reuses one
         answered = False
         try:
-            async with session.post(url, data=body, headers=headers, trace_request_ctx=ctx) as resp:
+            # a redirect is an answer (HTTP 3xx): never followed, with the key, elsewhere
+            async with session.post(
+                url, data=body, headers=headers, trace_request_ctx=ctx, allow_redirects=False
+            ) as resp:
                 answered = True
                 await _read(resp, out, ask, chat)
         except _STALE_ERRORS as e:
