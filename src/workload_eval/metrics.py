@@ -139,9 +139,15 @@ def total_preemptions(records: RunRecords) -> int:
     return int(req["num_preemptions"].sum()) if len(req) else 0
 
 
-def latency_metrics(requests: pd.DataFrame, *, level: float = CONFIDENCE_LEVEL) -> Summary:
+def latency_metrics(
+    requests: pd.DataFrame,
+    *,
+    level: float = CONFIDENCE_LEVEL,
+    batches: dict[str, int] | None = None,
+) -> Summary:
     """Every latency statistic of ``requests`` (completed ones) and its confidence interval
-    (``<key>_ci_low/high``, analysis.intervals; None when there are too few requests)."""
+    (``<key>_ci_low/high``, analysis.intervals; None when there are too few requests);
+    ``batches`` receives each interval's batch count (capacity rescales intervals by it)."""
     done = completed(requests).sort_values("arrival_time", kind="stable")
     per = request_metrics(done)
     norm = per["normalized_latency"]
@@ -161,13 +167,10 @@ def latency_metrics(requests: pd.DataFrame, *, level: float = CONFIDENCE_LEVEL) 
         out.update(distribution(values, prefix))
     points = {k: v for k, v in out.items() if isinstance(v, float)}
     cis: Summary = {}
-    cis.update(
-        family_intervals(
-            norm.to_numpy(dtype=float), "normalized_latency", (95,), level=level, points=points
-        )
-    )
+    common = {"level": level, "points": points, "batches": batches}
+    cis.update(family_intervals(norm.to_numpy(dtype=float), "normalized_latency", (95,), **common))
     for prefix, values in series.items():
-        cis.update(family_intervals(values, prefix, PERCENTILES, level=level, points=points))
+        cis.update(family_intervals(values, prefix, PERCENTILES, **common))
     return {**out, **cis}
 
 
@@ -182,7 +185,12 @@ def _throughputs(done: pd.DataFrame, seconds: float) -> Summary:
 
 
 def slo_metrics(
-    requests: pd.DataFrame, slos: list[SLO], seconds: float, *, level: float = CONFIDENCE_LEVEL
+    requests: pd.DataFrame,
+    slos: list[SLO],
+    seconds: float,
+    *,
+    level: float = CONFIDENCE_LEVEL,
+    batches: dict[str, int] | None = None,
 ) -> Summary:
     """goodput and slo_attainment (per-request bounds) with their intervals: batch means of
     each request's met/missed, in arrival order; goodput = attainment x requests / seconds."""
@@ -192,6 +200,8 @@ def slo_metrics(
     attainment = float(met.mean()) if n else math.nan
     per_second = _rate(float(n), seconds)
     ci = sectioning(met, level=level, point=attainment) if n else None
+    if ci is not None and batches is not None:
+        batches["goodput"] = batches["slo_attainment"] = ci.batches
     return {
         "goodput": _rate(float(met.sum()), seconds),
         "slo_attainment": attainment,
@@ -203,7 +213,11 @@ def slo_metrics(
 
 
 def steady_metrics(
-    requests: pd.DataFrame, slos: list[SLO], *, level: float = CONFIDENCE_LEVEL
+    requests: pd.DataFrame,
+    slos: list[SLO],
+    *,
+    level: float = CONFIDENCE_LEVEL,
+    batches: dict[str, int] | None = None,
 ) -> Summary:
     """``steady.*``: the window (analysis.steady) and every throughput and latency metric
     over it; numbers are None when the run never reached a steady state."""
@@ -220,16 +234,19 @@ def steady_metrics(
     done = completed(requests)
     finish = done["finish_time"].to_numpy(dtype=float)
     finished_in = done[window.contains(finish)]
+    own: dict[str, int] = {}
     body: Summary = {
         "num_requests": len(inside),
         "num_completed": int((inside["status"] == "ok").sum()),
         **_throughputs(finished_in, seconds),
-        **latency_metrics(inside, level=level),
+        **latency_metrics(inside, level=level, batches=own),
     }
     if any(s.per_request for s in slos):
-        body.update(slo_metrics(inside, slos, seconds, level=level))
+        body.update(slo_metrics(inside, slos, seconds, level=level, batches=own))
     if not window.reached:
-        body = dict.fromkeys(body)
+        body, own = dict.fromkeys(body), {}
+    if batches is not None:
+        batches.update({f"steady.{k}": v for k, v in own.items()})
     return {**head, **{f"steady.{k}": v for k, v in body.items()}}
 
 
@@ -240,7 +257,8 @@ def summarize(records: RunRecords, *, slo: SLOInput | None = None) -> Summary:
     req = records.requests
     done = completed(req)
     seconds = run_interval(req)
-    latencies = latency_metrics(req)
+    batches: dict[str, int] = {}
+    latencies = latency_metrics(req, batches=batches)
     tokens_in = float(done["prompt_tokens"].sum())
     tokens_out = float(done["generated_tokens"].sum())
     out: Summary = {
@@ -259,7 +277,7 @@ def summarize(records: RunRecords, *, slo: SLOInput | None = None) -> Summary:
     slos: list[SLO] = parse_slos(slo, where="slo") if slo else []
     extra: Summary = {}
     if any(s.per_request for s in slos):
-        both = slo_metrics(req, slos, seconds)
+        both = slo_metrics(req, slos, seconds, batches=batches)
         out["goodput"], out["slo_attainment"] = both.pop("goodput"), both.pop("slo_attainment")
         extra.update(both)
     if slos:
@@ -268,7 +286,8 @@ def summarize(records: RunRecords, *, slo: SLOInput | None = None) -> Summary:
     out["ci_method"] = CI_METHOD
     out.update({k: v for k, v in latencies.items() if k.endswith(_CI_SUFFIXES)})
     out.update(extra)
-    out.update(steady_metrics(req, slos))
+    out.update(steady_metrics(req, slos, batches=batches))
+    out["ci_batches"] = dict(batches)  # per interval: its batches (t on batches - 1 dof)
     if run_level(slos):  # after goodput and steady.*: a bound may name them
         out["slo_met"] = all(s.met(out) for s in run_level(slos))
     return _nan_to_none(out)

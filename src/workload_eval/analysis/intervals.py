@@ -94,6 +94,27 @@ def min_batch_size(percentile: float | None) -> int:
     return max(MIN_BATCH_SIZE, math.ceil(MIN_TAIL_VALUES / tail - 1e-9)) if tail > 0 else 0
 
 
+def min_values(percentile: float | None) -> int:
+    """The fewest values that give an interval (MIN_BATCHES full batches)."""
+    return MIN_BATCHES * min_batch_size(percentile)
+
+
+def metric_statistic(metric: str) -> float | bool | None:
+    """What a summary metric with an interval estimates: a percentile (``..._p95``), a mean
+    (``..._mean``, ``slo_attainment``, ``goodput``: None), or False for a metric without
+    intervals (throughputs, counts)."""
+    name = metric.removeprefix("steady.")
+    head, _, tail = name.rpartition("_")
+    if head in _INTERVAL_FAMILIES and tail.startswith("p") and tail[1:].isdigit():
+        return float(tail[1:])
+    if (head in _INTERVAL_FAMILIES and tail == "mean") or name in ("slo_attainment", "goodput"):
+        return None
+    return False
+
+
+_INTERVAL_FAMILIES = ("ttft", "tpot", "itl", "e2e_latency", "normalized_latency")
+
+
 def num_batches(n: int, percentile: float | None) -> int:
     """Batches for ``n`` values (0: too few for an interval)."""
     size = min_batch_size(percentile)
@@ -136,8 +157,10 @@ def family_intervals(
     *,
     level: float = CONFIDENCE_LEVEL,
     points: dict[str, float | None] | None = None,
+    batches: dict[str, int] | None = None,
 ) -> dict[str, float | None]:
-    """``{prefix}_mean_ci_low/high`` and ``{prefix}_pXX_ci_low/high`` (None: no interval)."""
+    """``{prefix}_mean_ci_low/high`` and ``{prefix}_pXX_ci_low/high`` (None: no interval);
+    ``batches`` (if given) receives each interval's batch count, by statistic."""
     v = np.asarray(values, dtype=float)
     v = v[~np.isnan(v)]
     out: dict[str, float | None] = {}
@@ -146,7 +169,22 @@ def family_intervals(
         ci = sectioning(v, pct, level=level, point=known)
         out[f"{prefix}_{stat}_ci_low"] = ci.low if ci else None
         out[f"{prefix}_{stat}_ci_high"] = ci.high if ci else None
+        if ci is not None and batches is not None:
+            batches[f"{prefix}_{stat}"] = ci.batches
     return out
+
+
+def at_level(
+    point: float, low: float, high: float, batches: int, level: float, *, stored: float
+) -> tuple[float, float]:
+    """A stored ``stored``-level interval of ``batches`` batches at another ``level``: the
+    sectioning interval is symmetric, so its half-width scales with the t quantile
+    (a side cut at a natural limit, e.g. an attainment at 1, keeps the other's width)."""
+    half = max(point - low, high - point)
+    if batches < 2:
+        return low, high
+    half *= t_quantile(level, batches - 1) / t_quantile(stored, batches - 1)
+    return point - half, point + half
 
 
 def mean_interval(samples: Sequence[float], *, level: float = CONFIDENCE_LEVEL) -> Interval | None:
@@ -166,9 +204,12 @@ __all__ = [
     "METHOD",
     "NUM_BATCHES",
     "Interval",
+    "at_level",
     "family_intervals",
     "mean_interval",
+    "metric_statistic",
     "min_batch_size",
+    "min_values",
     "num_batches",
     "sectioning",
     "t_quantile",

@@ -11,13 +11,14 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from workload_eval.analysis.intervals import metric_statistic, min_values
 from workload_eval.engines.base import EngineConfig, options_model
 from workload_eval.experiments.capacity import CapacitySearch, make_search
 from workload_eval.experiments.spec import CapacityOptions, EngineEntry, ExperimentSpec, GridSpec
 from workload_eval.limits import check_request_count, max_requests
 from workload_eval.results import canonical_json
 from workload_eval.runner import RunSpec
-from workload_eval.slo import SLO, per_request
+from workload_eval.slo import SLO, per_request, run_level
 
 # RunSpec fields that locate inputs on this machine rather than define the run.
 LOCATION_FIELDS = ("data_dir", "tokenizer_dir")
@@ -53,6 +54,27 @@ class Point:
         return point_key(self.spec)
 
 
+def confidence_floor(
+    slos: tuple[SLO, ...], confidence: float | None, duration: float | None
+) -> float:
+    """The lowest rate whose probes hold enough requests for an interval of every bound's
+    metric (analysis.intervals: e.g. 200 for a p95); 0 without a confidence. Below it a
+    verdict at the confidence is impossible, however low the latency. The 25% margin covers
+    the randomness of the arrival count (a Poisson count of mean 250 falls below 200 with
+    probability 0.1%)."""
+    if confidence is None or not duration:
+        return 0.0
+    needed = 0
+    for s in run_level(slos):
+        stat = metric_statistic(s.metric)
+        if stat is not False:
+            needed = max(needed, min_values(stat))
+    return ARRIVAL_MARGIN * needed / duration
+
+
+ARRIVAL_MARGIN = 1.25  # see confidence_floor
+
+
 @dataclass(frozen=True)
 class CapacityTask:
     """One capacity search: a configuration whose schedule rate the search picks."""
@@ -76,6 +98,7 @@ class CapacityTask:
         duration = self.base["schedule"].get("duration")
         # below this a probe would hold too few arrivals to judge (5 over the duration)
         min_rate = max(1e-3, 5.0 / duration) if duration else 1e-3
+        floor = confidence_floor(self.slos, o.confidence, duration)
         # above this a probe would hold more requests than a run may (limits): the search
         # stops there and says so (censored), rather than fail on the probe
         max_rate = min(o.max_rate, max_requests() / duration) if duration else o.max_rate
@@ -93,8 +116,10 @@ class CapacityTask:
             seeds=self.seeds,
             aggregate=o.aggregate,
             repeat_band=o.repeat_band,
+            confidence=o.confidence,
             max_rate=max_rate,
-            min_rate=min(min_rate, o.start),
+            # an explicit low start is honoured, but not below what an interval needs
+            min_rate=max(min(min_rate, o.start), floor),
         )
 
     @property
@@ -102,7 +127,7 @@ class CapacityTask:
         ident = {
             "base": {k: v for k, v in self.base.items() if k not in LOCATION_FIELDS},
             "slos": [s.model_dump() for s in self.slos],
-            "options": self.options.model_dump(mode="json"),
+            "options": self.options.key_data(),
             "seeds": list(self.seeds),
         }
         return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:16]
