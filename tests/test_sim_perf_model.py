@@ -10,6 +10,7 @@ import pytest
 
 from workload_eval.engines.sim.hardware import resolve_gpu
 from workload_eval.engines.sim.perf_model import (
+    DecodeRun,
     ProfilePerfModel,
     RooflinePerfModel,
     build_perf_model,
@@ -278,3 +279,33 @@ def test_mla_decode_run_time_equals_the_sum_of_steps():
     assert pm._dec_attn > 0
     expect = sum(pm.decode_time(32, 64000 + k * 32) for k in range(40))
     assert pm.decode_run_time(32, 64000, 40) == pytest.approx(expect, rel=1e-9)
+
+
+@pytest.mark.parametrize("generation", ["vllm-v1", "vllm-v1-sync"])
+@pytest.mark.parametrize(
+    "model,batch,ctx",
+    [
+        ("llama-3.1-8b", 1, 10),
+        ("llama-3.1-8b", 64, 20000),
+        ("llama-3.1-8b", 900, 400000),
+        ("opt-125m", 200, 2000),
+    ],
+)
+def test_decode_run_reaches_a_time_in_the_step_a_search_finds(generation, model, batch, ctx):
+    """DecodeRun's O(1) answer (the arithmetic series solved) is the binary search's answer:
+    the smallest j whose first j steps end at or after the time, for spans inside and past
+    the run; also where the CPU bounds the first steps (asynchronous scheduling, batch 1)."""
+    pm = modern(model, generation=generation)
+    run = DecodeRun(pm, batch, ctx)
+    n = 2000
+    total = pm.decode_run_time(batch, ctx, n)
+    for frac in (0.0, 1e-9, 0.001, 0.37, 0.5, 0.999, 1.0, 1.5):
+        at = 10.0 + total * frac
+        expect = next(
+            (j for j in range(1, n + 1) if 10.0 + pm.decode_run_time(batch, ctx, j) >= at), n + 1
+        )
+        assert run.steps_to_reach(n, 10.0, at) == expect
+        assert run.time(n) == pm.decode_run_time(batch, ctx, n)
+    if model == "opt-125m" and generation == "vllm-v1":  # the CPU bounds the first steps
+        g0, g1, cpu = pm.decode_run_coefficients(batch, ctx)
+        assert g0 < cpu < g0 + g1 * n

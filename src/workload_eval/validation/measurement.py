@@ -13,7 +13,11 @@ produced its first / last token. A measurement taken elsewhere adds the path in 
 - ``engine_in_process``: scheduler timestamps; nothing to add.
 
 The constants are kept here, apart from the engine's, so that fitting the engine never
-absorbs the HTTP path (and a corpus measured in-process is not charged for it).
+absorbs the HTTP path (and a corpus measured in-process is not charged for it). What happens
+inside the engine before the first token (waiting for the step in flight, asynchronous
+scheduling's one-step lag, the prefill chunk, a prefix-cache hit leaving ~1 token to compute)
+is the simulator's: its TTFT runs from the scheduler's arrival to the end of the step that
+sampled the first token.
 """
 
 from __future__ import annotations
@@ -33,46 +37,71 @@ class PathCosts:
     client_retokenize_s_per_token: float  # e2e only: client re-tokenises prompt + output
 
 
-# Measured by scripts/measure_frontend_costs.py on this project's 2-core machine (CPU time,
-# Hugging Face Llama-2 tokenizer, aiohttp on loopback); see SOURCES.
-TOKENIZE_S_PER_TOKEN = 1.7e-6
-HTTP_LOOPBACK_S = 0.17e-3
+# The pieces of vLLM's request path outside the engine core's scheduler (read from vLLM's
+# source: entrypoints/openai completion serving, v1/engine async_llm + input_processor +
+# output_processor + core_client, v1/engine/core busy loop), each a CPU cost of the API server
+# or the engine core's I/O threads. Sources in SOURCES; scripts/measure_frontend_costs.py and
+# scripts/measure_vllm_request_path.py measure them.
+TOKENIZE_S_PER_TOKEN = 1.7e-6  # prompt text -> token ids (HF tokenizer), per prompt token
+NEW_CONNECTION_S = 0.2e-3  # TCP handshake: inference-perf < 0.3 opens a connection per request
+HTTP_REQUEST_S = 1.7e-3  # uvicorn parse, OpenAI request model, completion preprocessing
+ENGINE_HANDOVER_IN_S = 0.8e-3  # input processor, msgspec + ZMQ to the engine core, scheduler add
+ENGINE_HANDOVER_OUT_S = 0.7e-3  # engine core output -> ZMQ -> output processor, detokenisation
+SSE_EVENT_S = 0.8e-3  # completion chunk JSON, SSE write, the client reads the line
 
 FRONTEND = {
     "client_http": PathCosts(
-        request_fixed_s=HTTP_LOOPBACK_S + 0.8e-3,
+        request_fixed_s=NEW_CONNECTION_S + HTTP_REQUEST_S + ENGINE_HANDOVER_IN_S,
         tokenize_s_per_token=TOKENIZE_S_PER_TOKEN,
-        token_delivery_s=0.5e-3,
+        token_delivery_s=ENGINE_HANDOVER_OUT_S + SSE_EVENT_S,
         client_retokenize_s_per_token=TOKENIZE_S_PER_TOKEN,
     ),
+    # vLLM's histograms: arrival stamped by the input processor (after HTTP and tokenisation),
+    # first token when the output processor handles it (IterationStats in v1/metrics/stats.py)
     "server_prometheus": PathCosts(
-        request_fixed_s=0.3e-3,
+        request_fixed_s=ENGINE_HANDOVER_IN_S,
         tokenize_s_per_token=0.0,
-        token_delivery_s=0.3e-3,
+        token_delivery_s=ENGINE_HANDOVER_OUT_S,
         client_retokenize_s_per_token=0.0,
     ),
     "engine_in_process": PathCosts(0.0, 0.0, 0.0, 0.0),
 }
 
+_API_SERVER_CPU = (
+    "scripts/measure_vllm_request_path.py on a real vLLM (0.32, CPU build, tiny Llama) OpenAI "
+    "server, idle, 575-token inference-perf-like prompts, 2 tokens: the API server process "
+    "spends 6.8-7.5 ms of CPU per request on this project's shared 2-core VM (1.0 ms of it "
+    "tokenisation; about 1.5 ms the second token, [DONE] and teardown, off the TTFT path), "
+    "and the wall-clock splits are client - prometheus 4.4-6.1 ms, prometheus - engine "
+    "4.1-8.0 ms (contended); the critical ~4 ms (1.0 ms of it the first token's way back) "
+    "is split between the pieces as the source assigns the work"
+)
 SOURCES = {
     "tokenize_s_per_token": (
         "scripts/measure_frontend_costs.py: Llama-2 HF tokenizer encoding inference-perf's "
         "random-id prompts (591.5 tokens for 100 + 466, as the corpus measured): 1.73 us per "
         "token of CPU time; re-encoding prompt + output 1.66 us per token"
     ),
-    "client_http.request_fixed_s": (
-        "aiohttp POST -> first SSE line on loopback measured 0.17 ms (same script), plus vLLM's "
-        "request handling (OpenAI request model, engine-core hand-over over ZMQ): 0.8 ms, an "
-        "estimate, not measured; network hops between client and server are not modelled"
+    "new_connection_s": (
+        "inference-perf before v0.3.0 (a85b31b, 2025-11-26; the calib's E0 builds) creates an "
+        "aiohttp ClientSession + TCPConnector per request and takes start_time before "
+        "session.post (client/modelserver/openai_client.py @b81afa4), so each TTFT includes a "
+        "TCP handshake (one in-cluster round trip, ~0.2 ms) and a DNS lookup of the server "
+        "name; the lookup depends on the cluster's resolver and the URL (not in a scenario): "
+        "not modelled"
     ),
-    "client_http.token_delivery_s": (
-        "estimate: output processor, incremental detokenisation and one SSE event (0.5 ms)"
-    ),
+    "http_request_s": _API_SERVER_CPU,
+    "engine_handover_in_s": _API_SERVER_CPU,
+    "engine_handover_out_s": _API_SERVER_CPU,
+    "sse_event_s": _API_SERVER_CPU,
     "client_http.client_retokenize_s_per_token": (
         "inference-perf E0 re-tokenises prompt and output text before end_time "
         "(INFERENCE_PERF_SHARED_PREFIX.md section 5): the tokenizer cost above"
     ),
-    "server_prometheus": "estimate: ZMQ hand-over API server <-> engine core, 0.3 ms each way",
+    "server_prometheus": (
+        "vLLM V1 stamps arrival in the input processor and the first token in the output "
+        "processor: the hand-over both ways"
+    ),
     "engine_in_process": "scheduler timestamps: the simulator's own clock",
 }
 

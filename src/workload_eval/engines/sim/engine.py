@@ -321,11 +321,16 @@ def _request_frame(items: list[ScheduledRequest], table: RequestTable) -> pd.Dat
     if status.count("ok") != n:
         finish[np.asarray(status, dtype=object) != "ok"] = np.nan
     tt = table.token_times
+    sessions = [r.session_id for r in reqs]
     frame = pd.DataFrame(
         {
             "request_id": np.asarray([r.request_id for r in reqs], dtype=np.int64),
-            "workload": [r.workload for r in reqs],
-            "session_id": pd.array([r.session_id for r in reqs], dtype="Int64"),
+            "workload": _str_column([r.workload for r in reqs]),
+            "session_id": (
+                pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, bool))
+                if sessions.count(None) == n  # no sessions: skip the per-value conversion
+                else pd.array(sessions, dtype="Int64")
+            ),
             "turn": np.asarray([r.turn for r in reqs], dtype=np.int64),
             "arrival_time": arrival,
             "send_time": arrival,
@@ -335,9 +340,9 @@ def _request_frame(items: list[ScheduledRequest], table: RequestTable) -> pd.Dat
             "generated_tokens": np.asarray(table.generated, dtype=np.int64),
             "expected_output_tokens": np.asarray(table.expected, dtype=np.int64),
             "num_preemptions": np.asarray(table.preemptions, dtype=np.int64),
-            "status": status,
-            "error": table.error,
-            "token_times": tt if tt is not None else [()] * n,  # shared and immutable
+            "status": _str_column(status),
+            "error": _str_column(table.error),
+            "token_times": tt if tt is not None else _empty_tuples(n),  # shared, immutable
             "prompt_digest": "",
         }
     )
@@ -352,6 +357,20 @@ def _prompt_digests(items: list[ScheduledRequest], model: ModelSpec, seed: int) 
 
     synth = PromptSynthesizer(Vocab.for_model(model), seed)
     return [prompt_digest(synth.prompt_ids(it.request)) for it in items]
+
+
+def _str_column(values: list[str]) -> pd.api.extensions.ExtensionArray | list[str]:
+    """A string column; one value repeated (the usual status, error, workload) is a take of
+    one element, not n conversions."""
+    if values and values.count(values[0]) == len(values):
+        return pd.array(values[:1], dtype="str").take(np.zeros(len(values), dtype=np.intp))
+    return values
+
+
+def _empty_tuples(n: int) -> np.ndarray:
+    out = np.empty(n, dtype=object)
+    out.fill(())
+    return out
 
 
 _KINDS = ["prefill", "decode", "mixed"]

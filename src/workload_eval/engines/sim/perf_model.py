@@ -195,15 +195,32 @@ class RooflinePerfModel:
 
     def decode_run_time(self, batch_size: int, context_tokens: int, num_steps: int) -> float:
         """Sum of ``num_steps`` decode steps, context growing by ``batch_size`` each step."""
+        if num_steps <= 0:
+            return 0.0
+        if self._one_roofline:
+            return self._one_roofline_decode_run(batch_size, context_tokens, num_steps)
+        return self.decode_series_time(
+            self.decode_run_coefficients(batch_size, context_tokens), num_steps
+        )
+
+    def decode_run_coefficients(
+        self, batch_size: int, context_tokens: int
+    ) -> tuple[float, float, float] | None:
+        """(g0, g1, cpu): step k of a decode run takes g0 + g1 k on the GPU and cpu on the CPU,
+        added, or overlapped with asynchronous scheduling. A scheduler computes them once per
+        run and gets any prefix of the run in O(1) (``decode_series_time``); None for the
+        one-roofline (vLLM 0.2) form."""
+        if self._one_roofline:
+            return None
+        b = batch_size
+        return self._gpu(b, b, 0, context_tokens), b * self._ctx_dp, self._dec0 + b * self._dec_seq
+
+    def decode_series_time(self, series: tuple[float, float, float], num_steps: int) -> float:
+        """The first ``num_steps`` steps of a run given its ``decode_run_coefficients``."""
         n = num_steps
         if n <= 0:
             return 0.0
-        b = batch_size
-        if self._one_roofline:
-            return self._one_roofline_decode_run(b, context_tokens, n)
-        g0 = self._gpu(b, b, 0, context_tokens)  # step k: g0 + g1 k
-        g1 = b * self._ctx_dp
-        cpu = self._dec0 + b * self._dec_seq
+        g0, g1, cpu = series
         gpu_sum = n * g0 + g1 * n * (n - 1) / 2
         if not self._async:
             return gpu_sum + n * cpu
@@ -280,6 +297,72 @@ class RooflinePerfModel:
             "gemm_flops": self.gpu.tensor_flops(self.precision.compute),
             "async_scheduling": str(self._async),
         }
+
+
+class DecodeRun:
+    """The decode steps of one batch from a context on (context growing by the batch each
+    step): the duration of any prefix, and how many steps reach a time. With a model's
+    ``decode_run_coefficients`` each query is O(1); otherwise ``decode_run_time`` and a
+    binary search. The answers are exactly ``decode_run_time``'s either way."""
+
+    __slots__ = ("_async", "_b", "_ctx", "_perf", "_series", "_series_time")
+
+    def __init__(self, perf: PerfModel, batch_size: int, context_tokens: int) -> None:
+        self._perf, self._b, self._ctx = perf, batch_size, context_tokens
+        coefficients = getattr(perf, "decode_run_coefficients", None)
+        self._series = coefficients(batch_size, context_tokens) if coefficients else None
+        self._series_time = getattr(perf, "decode_series_time", None)
+        self._async = bool(getattr(perf, "async_scheduling", False))
+
+    def time(self, num_steps: int) -> float:
+        """Duration of the first ``num_steps`` steps."""
+        if self._series is not None:
+            return self._series_time(self._series, num_steps)
+        return self._perf.decode_run_time(self._b, self._ctx, num_steps)
+
+    def steps_to_reach(self, num_steps: int, start: float, at: float) -> int:
+        """Smallest j in 1..num_steps with ``start + time(j) >= at``; num_steps + 1 if none."""
+        run = self.time
+        if self._series is None:
+            if start + run(num_steps) < at:
+                return num_steps + 1
+            lo, hi = 1, num_steps
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if start + run(mid) >= at:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            return lo
+        g0, g1, cpu = self._series
+        guess = _series_steps(g0, g1, cpu, at - start) if self._async else None
+        if guess is None:
+            guess = _series_steps(g0 + cpu, g1, 0.0, at - start)
+        j = min(max(guess, 1), num_steps)  # exact for the series; checked against rounding
+        while j > 1 and start + run(j - 1) >= at:
+            j -= 1
+        while j <= num_steps and start + run(j) < at:
+            j += 1
+        return j
+
+
+def _series_steps(a: float, slope: float, floor: float, span: float) -> int:
+    """Smallest j whose steps max(a + slope k, floor), k < j, add up to at least ``span``."""
+    if span <= 0:
+        return 1
+    if a >= floor:
+        cpu_bound = 0
+    elif slope <= 0:
+        return math.ceil(span / floor)
+    else:
+        cpu_bound = math.ceil((floor - a) / slope)
+    if span <= cpu_bound * floor:
+        return math.ceil(span / floor)
+    rest, a = span - cpu_bound * floor, a + slope * cpu_bound
+    if slope <= 0:
+        return cpu_bound + math.ceil(rest / a) if a > 0 else cpu_bound + 1
+    half = a - slope / 2  # slope/2 m^2 + (a - slope/2) m >= rest
+    return cpu_bound + math.ceil((math.sqrt(half * half + 2 * slope * rest) - half) / slope)
 
 
 class KernelProfilePerfModel:

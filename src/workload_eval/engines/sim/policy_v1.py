@@ -225,9 +225,7 @@ class V1Scheduler(PrefixCachePaths, SlowPaths):
                 not pre
                 and self.skip_ahead
                 and self.heap[0][0] > d  # no finish in this step: a run may be possible
-                and not (
-                    self.async_sched and waiting and self.t.arrival[waiting[0]] > self._visible
-                )  # an unseen head is seen next step: one step at a time
+                and (not waiting or self._head_may_wait(waiting[0], nd))
             ):
                 end = self._decode_run(now, next_arrival, done)
                 if end is not None:
@@ -285,8 +283,22 @@ class V1Scheduler(PrefixCachePaths, SlowPaths):
                 if not pre and waiting and not done:
                     self._refuse_head(now, done)  # nothing runs and cannot start: vLLM hangs
                 return now, done
-            return self._decode_step(now, nd, done), done
+            end = self._decode_step(now, nd, done)
+            if waiting and not done and end < next_arrival and self.async_sched:
+                # the head was unseen during this step; the next one sees it and nothing else
+                # arrives before: schedule it now instead of a round trip through the loop
+                return self.step(end, next_arrival)
+            return end, done
         return self._execute_fast(now, nd, chunks, done), done
+
+    def _head_may_wait(self, head: int, nd: int) -> bool:
+        """Whether a run of decode steps is worth trying with ``head`` waiting: not when the
+        scheduler sees it only next step (asynchronous scheduling: one step at a time), nor
+        when it was never tried and there is room and budget (this step admits it, or records
+        why not)."""
+        if self.async_sched and self.t.arrival[head] > self._visible:
+            return False
+        return self._blocked[1] == head or nd >= self.max_num_seqs or nd >= self.budget
 
     def _decode_step(self, now: float, nd: int, done: list[int]) -> float:
         """A step of decodes only (the common one)."""

@@ -12,6 +12,8 @@ import heapq
 import math
 from typing import TYPE_CHECKING
 
+from workload_eval.engines.sim.perf_model import DecodeRun
+
 if TYPE_CHECKING:
     from workload_eval.engines.sim.policy_v1 import V1Scheduler
 
@@ -260,20 +262,16 @@ class SlowPaths:
                 starts.append(end)
             k = len(times)
         else:
-            if by_arrival and now + perf.decode_run_time(nd, ctx, k) >= next_arrival:
-                lo, hi = 1, k  # smallest j whose first j steps end at or after the arrival
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if now + perf.decode_run_time(nd, ctx, mid) >= next_arrival:
-                        hi = mid
-                    else:
-                        lo = mid + 1
-                k = min(k, lo + lag)
-            end = now + perf.decode_run_time(nd, ctx, k)
+            run = DecodeRun(perf, nd, ctx)
+            if by_arrival:  # the first j steps end at or after the arrival
+                j = run.steps_to_reach(k, now, next_arrival)
+                if j <= k:
+                    k = min(k, j + lag)
+            end = now + run.time(k)
         if k < 2:
             return None
         self._last_end = end
-        self._last_start = times[-2] if times else now + perf.decode_run_time(nd, ctx, k - 1)
+        self._last_start = times[-2] if times else now + run.time(k - 1)
         blocks = self._run_blocks(k)
         if self.caching:
             self.pool.allocate(blocks)
