@@ -139,14 +139,31 @@ def steady_line(summary: Mapping[str, Any]) -> str | None:
     )
 
 
+def slices_line(summary: Mapping[str, Any]) -> str | None:
+    """How the run moved window by window (None: a summary without slices)."""
+    width = summary.get("slices.width_s")
+    if width is None:
+        return None
+    parts = [
+        f"time slices: {fmt(summary.get('slices.count'))} x {fmt(width)} s (slices.parquet)",
+        f"request throughput {fmt(summary.get('slices.request_throughput_min'))}"
+        f"-{fmt(summary.get('slices.request_throughput_max'))} req/s per full slice",
+    ]
+    if summary.get("slices.ttft_p95_max") is not None:
+        parts.append(f"p95 TTFT up to {fmt(summary['slices.ttft_p95_max'])} s")
+    if summary.get("slices.kv_usage_max") is not None:
+        parts.append(f"KV use up to {summary['slices.kv_usage_max']:.0%}")
+    return ", ".join(parts)
+
+
 def print_summary(
     summary: Mapping[str, Any], *, title: str | None = None, console: Console | None = None
 ) -> None:
     out = console or stdout_console()
     out.print(summary_table(summary, title=title))
-    line = steady_line(summary)
-    if line:
-        out.print(line, soft_wrap=True, highlight=False)
+    for line in (steady_line(summary), slices_line(summary)):
+        if line:
+            out.print(line, soft_wrap=True, highlight=False)
     config = summary.get("config")
     if isinstance(config, Mapping):  # a simulated run says which measurements back it
         from workload_eval.engines.sim.backing import backing_line
@@ -254,6 +271,7 @@ __all__ = [
     "print_summary",
     "progress_bar",
     "progress_default",
+    "slices_line",
     "stderr_console",
     "stdout_console",
     "steady_line",

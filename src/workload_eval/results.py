@@ -7,6 +7,7 @@ these rows. A row's configuration comes from the typed run record (``runner.RunC
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -59,6 +60,7 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "preemptions",
 )
 CONFIG_JSON = "config_json"  # the whole run record, canonical JSON (the report shows it)
+CONFIG_KEY = "config_key"  # the configuration without the seed (config_key())
 # Summary keys that vary from run to run of the same point: never in the table, so a
 # resumed sweep writes the same index as an uninterrupted one.
 VOLATILE = re.compile(r"(^|[._])(wall|timestamp|started_at|finished_at|hostname|pid)", re.I)
@@ -152,11 +154,23 @@ def metric_columns(summary: Mapping[str, JsonValue]) -> dict[str, Cell]:
     return row
 
 
+def config_key(spec: RunSpec) -> str:
+    """The run's configuration without its seed (and without machine-local paths), hashed:
+    the points of one configuration under several seeds share it (analysis.seeds)."""
+    data = spec.model_dump(mode="json")
+    data.pop("seed", None)
+    data["engine_config"].pop("seed", None)
+    for name in ("data_dir", "tokenizer_dir"):
+        data.pop(name, None)
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:16]
+
+
 def point_row(summary: Summary, key: str, *, where: Path | None = None) -> dict[str, Cell]:
     """One row of the points table: ``key`` (the point's id), configuration, metrics."""
     config = run_config(summary, where or Path(key))
     return {
         "key": key,
+        CONFIG_KEY: config_key(config.spec),
         **config_columns(config),
         **metric_columns(summary),
         CONFIG_JSON: canonical_json(summary["config"]),
@@ -220,9 +234,11 @@ def online_points(table: pd.DataFrame) -> pd.DataFrame:
 __all__ = [
     "CONFIG_COLUMNS",
     "CONFIG_JSON",
+    "CONFIG_KEY",
     "METRIC_COLUMNS",
     "canonical_json",
     "config_columns",
+    "config_key",
     "find_summaries",
     "load_points",
     "metric_columns",

@@ -222,7 +222,7 @@ def build_task(o: dict[str, Any]) -> CapacityTask:
             rates=rates,
             aggregate=o["aggregate"],
             repeat_band=None if o["repeat_band"] < 0 else o["repeat_band"],
-            confidence=parse_confidence(o["confidence"]),
+            confidence=parse_confidence(o.get("confidence", CONFIDENCE_LEVEL)),
         )
     except ValidationError as e:
         err = e.errors()[0]

@@ -150,3 +150,8 @@ def _print_result(result: Any) -> None:
             )
         console.print(table)
     console.print(f"index: {result.out / 'index.csv'} ({len(result.index)} point(s))")
+    if not result.seeds.empty:
+        console.print(
+            f"across seeds: {result.out / 'seeds.csv'} ({len(result.seeds)} configuration(s) "
+            "with a mean and interval per metric)"
+        )
