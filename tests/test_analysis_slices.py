@@ -213,3 +213,33 @@ def test_run_folder_has_slices_and_the_summary_says_so(tmp_path: Path, data_dir,
     assert (tmp_path / "again" / "slices.parquet").is_file()
     assert slice_summary(sl, 5.0)["slices.count"] == len(sl)
     assert main([*args[:-2], "--slice-seconds", "0", "--out", str(out)]) == 2
+
+
+@pytest.mark.vllm
+def test_slices_add_up_on_real_vllm(tmp_path_factory, tokenizer_dir):
+    """vLLM's own per-iteration rows (engines/vllm/steps.py) give the engine columns."""
+    pytest.importorskip("vllm")
+    import os
+
+    from workload_eval.engines.base import get_engine
+    from workload_eval.engines.vllm import shutdown_engines
+    from workload_eval.tiny_model import build_tiny_model
+
+    model = build_tiny_model("llama", tmp_path_factory.mktemp("tiny") / "llama", tokenizer_dir)
+    os.environ["VLLM_CPU_KVCACHE_SPACE"] = "1"
+    config = EngineConfig(
+        model=str(model),
+        kv_blocks=96,
+        block_size=32,
+        max_model_len=1024,
+        max_num_batched_tokens=1024,
+    )
+    try:
+        records = get_engine("vllm").run(_poisson(20, 60), config)
+    finally:
+        shutdown_engines()
+    assert (records.requests["status"] == "ok").all()
+    sl = time_slices(records, 0.5)
+    _sum_check(records, sl)
+    assert (sl["busy"].dropna() <= 1.0 + 1e-9).all() and sl["running_mean"].notna().any()
+    assert sl["kv_usage_max"].max() <= 1.0
