@@ -64,6 +64,20 @@ CONFIG_KEY = "config_key"  # the configuration without the seed (config_key())
 # Summary keys that vary from run to run of the same point: never in the table, so a
 # resumed sweep writes the same index as an uninterrupted one.
 VOLATILE = re.compile(r"(^|[._])(wall|timestamp|started_at|finished_at|hostname|pid)", re.I)
+# The other shared knobs of a RunSpec, one column each (spec_columns).
+KNOB_COLUMNS: tuple[str, ...] = (
+    "gpu_memory_utilization",
+    "max_num_batched_tokens",
+    "max_num_seqs",
+    "max_model_len",
+    "n",
+    "enable_chunked_prefill",
+    "enable_prefix_caching",
+    "sampling",
+    "source",
+    "tokenizer",
+    "slo",
+)
 # Engine options with a column of their own (the simulator's GPU and policy).
 _OPTION_COLUMNS = ("gpu", "policy")
 _SCHEDULE_COLUMNS = ("kind", "num_requests", "rate", "duration")
@@ -201,6 +215,13 @@ def points(rows: Iterable[Mapping[str, Cell]], *, by_key: bool = False) -> pd.Da
     return df.sort_values(order, na_position="last", kind="stable").reset_index(drop=True)
 
 
+def configuration_names(table: pd.DataFrame) -> list[str]:
+    """The columns of a points table that a run's spec sets (not its metrics, not what the
+    engine observed): the configuration columns, the knobs, ``schedule.*``, ``option.*``."""
+    fixed = set(CONFIG_COLUMNS) | set(KNOB_COLUMNS)
+    return [c for c in table.columns if c in fixed or c.startswith(("schedule.", "option."))]
+
+
 def find_summaries(results_dir: str | Path) -> list[Path]:
     """Every summary.json under the folder (a points store, a run folder, or a tree of runs)."""
     root = Path(results_dir)
@@ -235,10 +256,12 @@ __all__ = [
     "CONFIG_COLUMNS",
     "CONFIG_JSON",
     "CONFIG_KEY",
+    "KNOB_COLUMNS",
     "METRIC_COLUMNS",
     "canonical_json",
     "config_columns",
     "config_key",
+    "configuration_names",
     "find_summaries",
     "load_points",
     "metric_columns",

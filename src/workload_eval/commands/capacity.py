@@ -106,7 +106,7 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
     show_default=True,
     metavar="LEVEL|none",
     help="A rate meets the SLOs only when each bound holds over this confidence interval "
-    "of its metric (the answer is then an interval: met .. not violated); 'none' judges the "
+    "of its metric (the answer is then an interval: met .. violated); 'none' judges the "
     "point estimates, as the paper did.",
 )
 @click.option(
@@ -267,13 +267,14 @@ def _interval(bounds: tuple[float, float] | None, value: Any) -> str:
 
 
 def _answer_interval(result: CapacityResult) -> str:
-    """The answer's interval at its confidence: met up to the answer, not violated up to
+    """The answer's interval at its confidence: met up to the answer, violated from
     ``high``; nothing without a confidence (the paper's point answer)."""
-    if result.confidence is None or result.high is None:
+    if result.confidence is None:
         return ""
+    high = f"{result.high:g}" if result.high is not None else "(none found)"
     return (
-        f", interval {result.rate:g}-{result.high:g} req/s at {result.confidence:.0%} "
-        "confidence (met up to the first, not violated up to the second)"
+        f", interval {result.rate:g}-{high} req/s at {result.confidence:.0%} confidence "
+        "(met up to the first, violated from the second)"
     )
 
 

@@ -103,7 +103,7 @@ def command(
 
 
 def _interval(row: dict[str, Any]) -> str:
-    """``low-high``: met up to low, not violated up to high; '-' for point answers."""
+    """``low-high``: met up to low, violated from high; '-' for point answers."""
     from workload_eval.console import fmt
 
     level, high = row.get("confidence"), row.get("capacity_high")
@@ -127,7 +127,7 @@ def _print_result(result: Any) -> None:
     if not cap.empty:
         levels = sorted({float(c) for c in cap.get("confidence", []) if c == c and c is not None})
         title = "Max request rate meeting every SLO" + (
-            f" (interval: met .. not violated at {', '.join(f'{v:.0%}' for v in levels)} "
+            f" (interval: met up to .. violated from, at {', '.join(f'{v:.0%}' for v in levels)} "
             "confidence)"
             if levels
             else ""

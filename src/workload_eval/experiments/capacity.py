@@ -6,8 +6,9 @@ loop over any ``evaluate(rate, seed) -> metrics`` callable, or a parallel sweep.
 
 With a ``confidence`` a rate meets the SLOs only when every bound holds over its metric's
 confidence interval (experiments.verdicts); the search then finds two edges, the highest
-rate met at that confidence (the answer, ``low``) and the highest rate not violated at it
-(``high``): the rate where the SLO really starts to fail lies between them.
+rate met at that confidence (the answer, ``low``) and the lowest rate violated at it
+(``high``): the rate where the SLO really starts to fail lies in [low, high). Without a
+confidence, [low, high) is the search's bracket (the last pass, the first failure).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class CapacityResult:
     upper: float | None = None  # lowest rate known to fail above `lower`
     censored: bool = False  # the answer hit the search's limit (grid end, max rate)
     confidence: float | None = None  # the level verdicts were judged at (None: point values)
-    high: float | None = None  # the highest rate not violated at that confidence
+    high: float | None = None  # the lowest rate violated at that confidence (None: none)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -125,9 +126,9 @@ class CapacitySearch(ABC):
         """The capacity given the verdicts so far."""
 
     def answer_high(self) -> float | None:
-        """The top of the answer's interval: the highest rate not violated at the
-        confidence (the answer itself without a confidence)."""
-        return self.answer()
+        """The top of the answer's interval: the lowest rate violated at the confidence
+        (without one: the first failure above the answer); None when none was found."""
+        return None
 
     def _bounds(self) -> tuple[float | None, float | None, bool]:
         return None, None, False
@@ -318,10 +319,7 @@ class BisectSearch(CapacitySearch):
         return self.lower if self.lower is not None else 0.0
 
     def answer_high(self) -> float | None:
-        if self.confidence is None:
-            return self.answer()
-        lo = self.bracket("possible")[0]
-        return lo if lo is not None else 0.0
+        return self.bracket("possible" if self.confidence is not None else "met")[1]
 
     def _bounds(self) -> tuple[float | None, float | None, bool]:
         return self.lower, self.upper, self._hit_limit["met"]
@@ -362,8 +360,7 @@ class SeedGridSearch(CapacitySearch):
         return rate if rate is not None else 0.0
 
     def answer_high(self) -> float | None:
-        rate = self._rule("possible" if self.confidence is not None else "met").rate
-        return rate if rate is not None else 0.0
+        return self._rule("possible" if self.confidence is not None else "met").upper
 
     def _bounds(self) -> tuple[float | None, float | None, bool]:
         ans = self._rule()

@@ -8,7 +8,7 @@ intervals). At confidence ``c`` a bound ``metric <= v`` is
 - **undecided** otherwise (the run cannot tell at that confidence);
 
 ``>=`` bounds mirror this. A capacity search probes for the highest rate that is met (the
-answer) and for the highest rate that is not violated (the top of the answer's interval),
+answer) and for the lowest rate that is violated (the top of the answer's interval),
 so the true crossing lies between the two. ``confidence=None`` judges the point estimate
 alone, the way the paper did (met = not violated). A metric without intervals (a
 throughput) is judged by its value. Several seeds: ``majority``/``all`` combine the
