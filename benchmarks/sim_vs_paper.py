@@ -7,10 +7,14 @@ errors, the max rate under the paper's SLO, and the memory-scaling ratio per wor
 
 Two views of the workload (see docs/simulator-accuracy.md):
 - ``reference``: the datasets' reference output lengths (what the simulator runs by default);
-- ``eos-matched``: output lengths cut by the package's EOS stop model (``--output-len-model
-  eos:TOKENS``, workloads/output_models.py) so that the mean prompt + output tokens per request
-  equals what the paper really processed (its runs did not set ``ignore_eos``). This corrects
-  the *workload*, never the engine constants.
+- ``eos-matched``: the output lengths ``reproduce`` runs by default (``paper_eos``): each
+  output cut by the EOS stop model so that the mean prompt + output tokens per request equals
+  what the paper really processed for that N (its runs did not set ``ignore_eos``), with the
+  share of one-token outputs its light-load latency shows. This corrects the *workload*,
+  never the engine constants.
+
+The paper's tables come from ``paper_data`` (shipped in the package; ``../shared/calibration``
+adds or overrides them when present).
 
     .venv/bin/python benchmarks/sim_vs_paper.py [--quick] [--offline-only] [--json OUT.json]
 """
@@ -18,6 +22,7 @@ Two views of the workload (see docs/simulator-accuracy.md):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -27,35 +32,43 @@ import pandas as pd
 
 from workload_eval import paper
 from workload_eval.engines.sim import paper_runs
-from workload_eval.experiments.study import paper_tokens_per_request
+from workload_eval.paper_data import load_paper_tables
+from workload_eval.paper_eos import ONLINE, stop_models
 from workload_eval.schedules import OfflineSchedule, PoissonSchedule, request_count
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
-CALIBRATION = SHARED / "calibration"
 WORKLOADS = paper.WORKLOADS
+TABLES = load_paper_tables()
 
 
 def paper_data(kind: str) -> dict:
-    return json.loads((CALIBRATION / f"opt-13b-{kind}.json").read_text())["data"]
+    """The paper's OPT-13B table in its file's shape (keys as text)."""
+    table = TABLES.tables[(paper_runs.MODEL, kind)].table
+    return json.loads(table.model_dump_json())["data"]
 
 
-def output_len_model(name: str, lengths: str) -> str | None:
-    """``eos-matched``: the ``eos:TOKENS`` model with the paper's mean tokens per request
-    (``--output-len-model eos:paper`` of ``reproduce``)."""
+@functools.cache
+def _stop_models() -> dict:
+    return stop_models(TABLES, [paper_runs.MODEL], list(WORKLOADS))
+
+
+def output_len_model(name: str, lengths: str, key: int | str) -> str | None:
+    """``eos-matched``: ``reproduce``'s stop model for N = ``key`` (or ``ONLINE``)."""
     if lengths != "eos-matched":
         return None
-    return f"eos:{paper_tokens_per_request(CALIBRATION)[name]:.1f}"
+    return _stop_models()[(paper_runs.MODEL, name)].spec(key)
 
 
 def simulate(name: str, spec, kv_blocks: int, lengths: str, cache: dict) -> dict:
     n = request_count(spec, 0)
     key = (name, n, lengths)
     if key not in cache:
+        which = ONLINE if spec.kind != "offline" else n
         cache[key] = paper_runs.paper_workload(
             name,
             n,
-            output_len_model(name, lengths),
+            output_len_model(name, lengths, which),
             data_dir=SHARED / "datasets",
             tokenizer_dir=SHARED / "tokenizers",
         )

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from workload_eval import paper
 from workload_eval.cli import main
 from workload_eval.experiments import build_spec, expand
-from workload_eval.experiments.study import FULL, QUICK, study_data
+from workload_eval.experiments.paper_plan import (
+    ANCHOR_SHARE,
+    FULL,
+    QUICK,
+    RECORD,
+    REFERENCE,
+    capacity_grids,
+    offline_knees,
+    study_data,
+)
+from workload_eval.paper_data import load_paper_tables
+from workload_eval.report.claims import CLAIMS, MEASURES
 
 
 def _configs(tasks) -> set[tuple[str, int, str]]:
@@ -20,8 +35,15 @@ def _configs(tasks) -> set[tuple[str, int, str]]:
     }
 
 
+def _spec(plan):
+    """The study with reference outputs (no stop models: no dataset is read)."""
+    tables = load_paper_tables()
+    grids = capacity_grids(tables, plan, list(paper.MODELS), list(paper.WORKLOADS))
+    return build_spec(study_data(plan, REFERENCE, {}, grids))
+
+
 def test_full_study_is_the_papers_grid():
-    points, tasks = expand(build_spec(study_data(FULL)))
+    points, tasks = expand(_spec(FULL))
     configs = _configs(tasks)
     big = {(m, kv) for m in ("opt-13b", "llama-2-13b") for kv in (150, 300, 450, 600, 643)}
     small = {(m, kv) for m in ("opt-6.7b", "llama-2-7b") for kv in (150, 300, 450, 600)}
@@ -42,9 +64,44 @@ def test_full_study_is_the_papers_grid():
     ) == (16, 2560, 2048, 2048, {"gpu": "a100-40gb"})
 
 
+def test_capacity_is_the_papers_rule_on_the_papers_grids():
+    _, tasks = expand(_spec(FULL))
+    assert {(t.options.rule, t.options.extend) for t in tasks} == {("seed-grid", True)}
+    on = load_paper_tables().online()
+    for t in tasks:
+        model, kv, workload = next(iter(_configs([t])))
+        grid = t.options.grid(workload, kv)
+        if model == "opt-13b":  # measured: exactly the rates the paper probed
+            mine = on[(on.model == model) & (on.workload == workload) & (on.kv_blocks == kv)]
+            assert grid == sorted(mine["rate"])
+        else:  # no table of its own: the measured model's lattice, anchored near the knee
+            assert len(grid) == 2 and grid[1] > grid[0]
+
+
+def test_borrowed_lattices_start_below_our_offline_throughput():
+    index = pd.DataFrame(
+        {
+            "model": ["opt-6.7b"] * 3,
+            "workload": ["alpaca"] * 3,
+            "kv_blocks": [600] * 3,
+            "schedule": ["offline", "offline", "poisson"],
+            "num_requests": [100, 1000, None],
+            "request_throughput": [20.0, 50.0, 999.0],
+        }
+    )
+    knees = offline_knees(index)
+    assert knees == {("opt-6.7b", "alpaca", 600): 50.0}  # the largest N, offline only
+    tables = load_paper_tables()
+    grids = capacity_grids(tables, FULL, ["opt-13b", "opt-6.7b"], ["alpaca"], knees)
+    start = round(ANCHOR_SHARE * 50.0 / 0.5) * 0.5  # the paper's alpaca step is 0.5 req/s
+    assert grids[("opt-6.7b", "alpaca", 600)].rates == [start, start + 0.5]
+    assert "opt-13b's lattice" in grids[("opt-6.7b", "alpaca", 600)].source
+    assert grids[("opt-13b", "alpaca", 600)].rates[0] == 27.0  # measured: the paper's own grid
+
+
 def test_quick_study_is_smaller_but_covers_every_figure():
-    points, tasks = expand(build_spec(study_data(QUICK)))
-    full_points, full_tasks = expand(build_spec(study_data(FULL)))
+    points, tasks = expand(_spec(QUICK))
+    full_points, full_tasks = expand(_spec(FULL))
     assert len(points) < len(full_points) / 2 and len(tasks) < len(full_tasks)
     kvs = {kv for _, kv, _ in _configs(tasks)}
     assert 643 in kvs and len(kvs) >= 2  # Figure 2 and Figure 3 both have data
@@ -56,6 +113,14 @@ def test_quick_study_is_smaller_but_covers_every_figure():
     }
 
 
+def _reproduce(args: list[str]) -> tuple[int, str, float]:
+    out = io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(out):
+        rc = main(["reproduce", "--quick", "--no-progress", *args])
+    return rc, out.getvalue(), time.perf_counter() - t0
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory, data_dir, tokenizer_dir):
     """The local datasets, as `make reproduce` uses them (never the hub, never profiles)."""
@@ -63,17 +128,15 @@ def quick_run(tmp_path_factory, data_dir, tokenizer_dir):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WORKLOAD_EVAL_DATA_DIR", str(data_dir))
         mp.setenv("WORKLOAD_EVAL_TOKENIZER_DIR", str(tokenizer_dir))
-        t0 = time.perf_counter()
-        rc = main(["reproduce", "--quick", "--out", str(out), "--jobs", "2", "--no-progress"])
-        wall = time.perf_counter() - t0
-        yield out, rc, wall, mp
+        rc, text, wall = _reproduce(["--out", str(out), "--jobs", "2"])
+        yield out, rc, wall, text
 
 
 def test_quick_reproduce_writes_figures_report_and_paper_table(quick_run):
     out, rc, wall, _ = quick_run
     assert rc == 0
     print(f"reproduce --quick: {wall:.1f} s")
-    for name in ("spec.yaml", "index.parquet", "index.csv", "capacity.parquet"):
+    for name in ("spec.yaml", "index.parquet", "index.csv", "capacity.parquet", RECORD):
         assert (out / name).is_file(), name
     report = out / "report"
     figs = {p.stem for p in (report / "figures").glob("*.png")}
@@ -92,10 +155,14 @@ def test_quick_reproduce_writes_figures_report_and_paper_table(quick_run):
     html = (report / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(figs)
     cmp_ = pd.read_csv(report / "paper_comparison.csv")
-    assert set(cmp_["quantity"]) == {"offline throughput", "max rate under SLO"}
+    assert set(cmp_["quantity"]) == {
+        "offline throughput",
+        "max rate under SLO",
+        "p95 normalized latency",
+    }
     assert (cmp_["ours"] > 0).all() and cmp_["error_pct"].notna().all()
     cap = pd.read_csv(report / "capacity.csv")
-    assert len(cap) == len(expand(build_spec(study_data(QUICK)))[1])
+    assert len(cap) == 40 and set(cap["rule"]) == {"seed-grid"}
     assert (cap["max_rate"] > 0).all()
     # the paper's ordering: short-prompt workloads sustain more load than long-prompt ones
     at643 = cap[(cap["model"] == "opt-13b") & (cap["kv_blocks"] == 643)].set_index("workload")[
@@ -104,15 +171,68 @@ def test_quick_reproduce_writes_figures_report_and_paper_table(quick_run):
     assert at643["alpaca"] > at643["cnn_dailymail"] and at643["dolly"] > at643["sharegpt"]
 
 
-def test_rerunning_reproduce_resumes_without_running_anything(quick_run, capsys):
+def test_the_closing_lines_and_the_report_start_with_the_claims(quick_run):
+    out, rc, _, text = quick_run
+    assert rc == 0
+    closing = text.split("\n\n", 1)[1]  # after the sweep line
+    assert closing.startswith("THE CLAIMS")
+    for claim in CLAIMS:
+        assert f'"{claim.quote}"' in closing
+    assert "in requests/s" in closing and "DOES NOT HOLD in tokens/s" in closing
+    assert "PAPER VS OURS, PER FIGURE" in closing
+    assert "Figure 3b: offline throughput (req/s), every KV size, N = 1000, opt-13b" in closing
+    assert "capacities by the paper's rule" in closing
+    assert "output lengths: EOS-matched" in closing
+    report = out / "report"
+    html = (report / "report.html").read_text()
+    assert html.index('id="claims"') < html.index('id="agreement"') < html.index('id="figures"')
+    checks = pd.read_csv(report / "claims.csv")
+    assert list(checks["unit"]) == [m.unit for m in MEASURES]
+    assert set(checks["verdict"]) <= {"holds", "holds qualitatively", "does not hold"}
+    assert checks.loc[checks["unit"] == "tokens/s", "verdict"].iloc[0] == "does not hold"
+    agree = pd.read_csv(report / "agreement.csv")
+    assert set(agree["model"]) == {"opt-13b"} and agree["why"].str.len().min() > 20
+    # every caption and table says which output lengths and which capacity rule
+    assert "the paper&#39;s rule" in html and html.count("Output lengths: EOS-matched") >= 5
+    for name in ("capacity.csv", "paper_comparison.csv", "claims.csv", "agreement.csv"):
+        assert pd.read_csv(report / name)["output_lengths"].str.startswith("EOS-matched").all()
+    per_point = pd.read_csv(report / "summary.csv")["output_lengths"]
+    assert per_point.str.startswith("eos:").all()
+    grids = json.loads((out / RECORD).read_text())["grids"]
+    assert grids["opt-13b/alpaca/643"] == "its table"
+    assert grids["llama-2-7b/alpaca/600"].endswith("from below our offline throughput")
+    stops = pd.read_csv(report / "stop_models.csv")
+    cnn = stops[(stops.model == "opt-13b") & (stops.workload == "cnn_dailymail")].iloc[0]
+    assert cnn["early"] > 0 and cnn["light_points"] > 0
+
+
+def test_reference_output_lengths_are_todays_variant(tmp_path, data_dir, tokenizer_dir):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORKLOAD_EVAL_DATA_DIR", str(data_dir))
+        mp.setenv("WORKLOAD_EVAL_TOKENIZER_DIR", str(tokenizer_dir))
+        rc, text, _ = _reproduce(
+            ["--out", str(tmp_path), "--jobs", "2", "--output-len-model", "reference"]
+        )
+    assert rc == 0
+    assert "output lengths: reference output lengths (ignore_eos)" in text
+    report = tmp_path / "report"
+    assert (pd.read_csv(report / "summary.csv")["output_lengths"] == "reference").all()
+    assert not (report / "stop_models.csv").exists()
+    assert "Output lengths: reference output lengths" in (report / "report.html").read_text()
+
+
+def test_rerunning_reproduce_resumes_without_running_anything(quick_run):
     out, rc, _, _ = quick_run
     assert rc == 0
-    capsys.readouterr()
-    t0 = time.perf_counter()
-    assert main(["reproduce", "--quick", "--out", str(out), "--jobs", "1", "--no-progress"]) == 0
-    text = capsys.readouterr().out
+    rc, text, wall = _reproduce(["--out", str(out), "--jobs", "1"])
+    assert rc == 0
     assert "ran 0," in text, text
-    assert time.perf_counter() - t0 < 60
+    assert wall < 60
+    # the stored spec is an ordinary sweep spec (YAML-strict): sweeping it re-runs nothing
+    sweep_out = io.StringIO()
+    with contextlib.redirect_stdout(sweep_out):
+        rc = main(["sweep", str(out / "spec.yaml"), "--out", str(out), "--no-progress"])
+    assert rc == 0 and "ran 0 run(s)" in sweep_out.getvalue()
 
 
 def test_reproduce_rejects_a_bad_jobs_value(tmp_path: Path, capsys):

@@ -121,3 +121,31 @@ def test_the_simulator_records_what_a_real_engine_would_be_sent() -> None:
     assert rec.requests["prompt_digest"].tolist() == expected
     plain = SimEngine().run(sched, config.model_copy(update={"options": {}}))
     assert (plain.requests["prompt_digest"] == "").all()  # off by default: it costs time
+
+
+def test_a_dataset_run_records_the_datasets_own_ids_and_skips_them_otherwise(
+    monkeypatch, data_dir, tokenizer_dir
+) -> None:
+    """The runner hands the simulator no token ids unless it records prompts (then the
+    digest is of the dataset's own ids, what a real engine is sent)."""
+    from workload_eval.engines.base import EngineConfig
+    from workload_eval.engines.sim import SimEngine
+    from workload_eval.runner import RunSpec, execute
+    from workload_eval.schedules import OfflineSchedule
+    from workload_eval.workloads import load_workload
+
+    monkeypatch.setenv("WORKLOAD_EVAL_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("WORKLOAD_EVAL_TOKENIZER_DIR", str(tokenizer_dir))
+    config = EngineConfig(model="opt-13b", kv_blocks=200)
+    assert not SimEngine().uses_token_ids(config)
+    recording = config.model_copy(update={"options": {"record_prompts": True}})
+    assert SimEngine().uses_token_ids(recording)
+    spec = RunSpec(
+        engine="sim",
+        engine_config=recording,
+        workload="alpaca",
+        schedule=OfflineSchedule(num_requests=4),
+    )
+    ids = load_workload("alpaca", "opt-13b", num_requests=4)["prompt_token_ids"]
+    digests = execute(spec).records.requests.sort_values("request_id")["prompt_digest"]
+    assert digests.tolist() == [prompt_digest(list(i)) for i in ids]

@@ -176,6 +176,8 @@ def execute(
         source=spec.source,
         output_len_model=spec.output_len_model,
     )
+    if "prompt_token_ids" in df.columns and not engine.uses_token_ids(spec.engine_config):
+        df = df.drop(columns=["prompt_token_ids"])
     schedule = build_schedule(spec.schedule, df, seed=spec.seed)
     records = engine.run(schedule, spec.engine_config, progress=progress)
     with interrupts.deferred() as held:  # what the engine returned is kept whatever comes

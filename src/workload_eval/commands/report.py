@@ -45,8 +45,9 @@ def report_slo(text: str) -> SLO:
     "--calibration-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Folder of the paper's measured results for the paper-vs-ours table "
-    "[default: $WORKLOAD_EVAL_CALIBRATION_DIR, else ../shared/calibration].",
+    help="More of the paper's measured tables (<model>-offline.json, <model>-online.json), "
+    "added to or replacing the OPT-13B tables shipped in the package [default: "
+    "$WORKLOAD_EVAL_CALIBRATION_DIR, else ../shared/calibration when present].",
 )
 @click.option(
     "--slo",
@@ -65,6 +66,9 @@ def command(
         results_dir, out_dir, calibration_dir=calibration_dir, slo=report_slo(slo).value
     )
     click.echo(f"{len(report.points)} points, {len(report.figures)} figures")
+    if report.section is not None:
+        for line in [*report.section.claim_lines(), *report.section.agreement_lines()]:
+            click.echo(line)
     if report.comparison is not None and len(report.comparison):
         click.echo(f"paper vs ours: {len(report.comparison)} pairs (paper_comparison.csv)")
     click.echo(f"report: {report.html}")

@@ -13,8 +13,10 @@ from workload_eval.limits import MAX_JOBS
 @click.command(
     help="Reproduce the paper's study on the simulator (OPT-13B, Llama-2-13B, "
     "OPT-6.7B, Llama-2-7B; 150-643 KV blocks; alpaca, dolly, cnn_dailymail, "
-    "sharegpt; offline throughput and SLO capacity), write every figure, "
-    "report.html and the paper-vs-ours table. Re-running resumes."
+    "sharegpt; offline throughput and SLO capacity by the paper's rule on its rate grids), "
+    "with the output lengths the paper's engine produced; write every figure, report.html, "
+    "the paper-vs-ours tables and the verdict on each of the paper's claims. Re-running "
+    "resumes."
 )
 @click.option(
     "--out",
@@ -40,14 +42,17 @@ from workload_eval.limits import MAX_JOBS
     "--calibration-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="The paper's measured results [default: $WORKLOAD_EVAL_CALIBRATION_DIR, "
-    "else ../shared/calibration].",
+    help="More of the paper's measured tables (<model>-offline.json, <model>-online.json), "
+    "added to or replacing the OPT-13B tables shipped in the package [default: "
+    "$WORKLOAD_EVAL_CALIBRATION_DIR, else ../shared/calibration when present].",
 )
 @click.option(
     "--output-len-model",
     metavar="MODEL",
-    help="reference (default), eos:paper (outputs stop at EOS so each workload's mean "
-    "tokens per request is the paper's), or eos:TOKENS / recorded:RUN_DIR for every workload.",
+    help="eos:paper (default): outputs stop where the paper's engine stopped them (each "
+    "workload's tokens per request as the paper measured, per model and N, with its share of "
+    "early stops); reference: the datasets' reference outputs (ignore_eos); or "
+    "eos:TOKENS / recorded:RUN_DIR for every workload.",
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def command(
@@ -82,13 +87,14 @@ def command(
             "interrupted: completed points are kept; run the same command to resume", err=True
         )
         raise click.exceptions.Exit(130)
+    section = r.report.section
+    if section is not None:
+        click.echo("")
+        for line in [*section.claim_lines(), "", *section.agreement_lines()]:
+            click.echo(line)
+        click.echo("")
+        click.echo(f"capacities by {section.capacity_rule}")
+    else:
+        click.echo("no configuration of the paper's tables in these results: no claims to check")
+    click.echo(f"output lengths: {r.record.label}")
     click.echo(f"report: {r.report.html} ({len(r.report.figures)} figures, {r.report_s:.1f} s)")
-    if r.report.comparison is not None and len(r.report.comparison):
-        from workload_eval.report.paper import error_summary
-
-        for _, row in error_summary(r.report.comparison).iterrows():
-            click.echo(
-                f"paper vs ours, {row['quantity']} ({row['unit']}): "
-                f"{int(row['pairs'])} pairs, mean |error| "
-                f"{row['mean_abs_error_pct']:.1f}%"
-            )

@@ -378,9 +378,14 @@ def make_search(
     aggregate: Aggregate = "majority",
     repeat_band: float | None = 0.1,
     confidence: float | None = None,
+    extend: bool = False,
     **kw: Any,
 ) -> CapacitySearch:
-    """One constructor for the CLI and specs; ``rates`` seed the bisection's start."""
+    """One constructor for the CLI and specs; ``rates`` seed the bisection's start.
+
+    ``extend`` (seed-grid only): the grid is extended by its step where the answer lies
+    outside it (``experiments.lattice``) instead of stopping at the grid's ends.
+    """
     common: dict[str, Any] = {
         "seeds": seeds,
         "aggregate": aggregate,
@@ -390,6 +395,10 @@ def make_search(
     if rule == "seed-grid":
         if not rates:
             raise UserError("capacity: --rule seed-grid needs --rates (e.g. 27,27.5,28,...)")
+        if extend:
+            from workload_eval.experiments.lattice import ExtendedGridSearch
+
+            return ExtendedGridSearch(slos, rates=rates, max_rate=kw.get("max_rate", 1e4), **common)
         return SeedGridSearch(slos, rates=rates, **common)
     if rule != "bisect":
         raise UserError(f"capacity: unknown rule {rule!r} (expected bisect or seed-grid)")

@@ -13,6 +13,7 @@ from pydantic import JsonValue
 
 from workload_eval.analysis.intervals import metric_statistic, min_values
 from workload_eval.engines.base import EngineConfig, options_model
+from workload_eval.errors import UserError
 from workload_eval.experiments.capacity import CapacitySearch, make_search
 from workload_eval.experiments.spec import CapacityOptions, EngineEntry, ExperimentSpec, GridSpec
 from workload_eval.limits import check_request_count, max_requests
@@ -102,7 +103,13 @@ class CapacityTask:
         # above this a probe would hold more requests than a run may (limits): the search
         # stops there and says so (censored), rather than fail on the probe
         max_rate = min(o.max_rate, max_requests() / duration) if duration else o.max_rate
-        grid = o.grid()
+        workload, kv = self.base.get("workload"), self.base["engine_config"].get("kv_blocks")
+        grid = o.grid(workload, kv)
+        if o.rule == "seed-grid" and not grid and isinstance(o.rates, dict):
+            raise UserError(
+                f"capacity: the seed-grid rates name no grid for workload {workload!r} at "
+                f"{kv} KV blocks (expected rates.{workload}: a list, or one per KV size)"
+            )
         if grid and duration:  # an explicit grid is the user's: a rate past the limit is refused
             check_request_count(
                 max(grid) * duration, what=f"rate {max(grid):g}/s over {duration:g} s"
@@ -111,6 +118,7 @@ class CapacityTask:
             list(self.slos),
             rule=o.rule,
             rates=grid,
+            extend=o.extend,
             tolerance=o.tolerance,
             start=o.start,
             seeds=self.seeds,
@@ -122,12 +130,25 @@ class CapacityTask:
             min_rate=max(min(min_rate, o.start), floor),
         )
 
+    def _own_options(self) -> dict[str, Any]:
+        """The options as they apply to this search: its own grid of a per-workload mapping;
+        ``extend`` and ``confidence`` only when set (keys of stores written before them stay
+        valid)."""
+        options = self.options.key_data()  # without a confidence: as before it existed
+        if not options.get("extend"):
+            options.pop("extend", None)
+        if isinstance(self.options.rates, dict):
+            options["rates"] = self.options.grid(
+                self.base.get("workload"), self.base["engine_config"].get("kv_blocks")
+            )
+        return options
+
     @property
     def key(self) -> str:
         ident = {
             "base": {k: v for k, v in self.base.items() if k not in LOCATION_FIELDS},
             "slos": [s.model_dump() for s in self.slos],
-            "options": self.options.key_data(),
+            "options": self._own_options(),
             "seeds": list(self.seeds),
         }
         return hashlib.sha256(canonical_json(ident).encode()).hexdigest()[:16]

@@ -232,6 +232,9 @@ def _confidence(v: Any) -> Any:
         raise ValueError(str(e).strip()) from None
 
 
+_Grid = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | RateRange
+
+
 class CapacityOptions(BaseModel):
     """How ``rate: capacity`` schedules are searched (see experiments.capacity)."""
 
@@ -240,9 +243,9 @@ class CapacityOptions(BaseModel):
     rule: Literal["bisect", "seed-grid"] = "bisect"
     tolerance: float = Field(default=0.02, gt=0, lt=1)
     start: float = Field(default=1.0, gt=0)
-    rates: (
-        Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | RateRange | None
-    ) = None  # seed-grid's grid
+    # seed-grid's grid: one for every configuration, or per workload (and per KV size)
+    rates: _Grid | dict[str, _Grid | dict[int, _Grid]] | None = None
+    extend: bool = False  # seed-grid: extend the grid by its step when the answer is outside
     aggregate: Literal["majority", "mean", "all"] = "majority"
     repeat_band: float | None = Field(default=0.1, ge=0)
     max_rate: float = Field(default=1e4, gt=0)
@@ -258,10 +261,16 @@ class CapacityOptions(BaseModel):
             del data["confidence"]
         return data
 
-    def grid(self) -> list[float] | None:
-        if self.rates is None:
+    def grid(self, workload: str | None = None, kv_blocks: int | None = None) -> list[float] | None:
+        """The rates of one configuration (None: the options name none for it)."""
+        rates = self.rates
+        if isinstance(rates, dict):
+            rates = rates.get(workload) if workload is not None else None
+            if isinstance(rates, dict):
+                rates = rates.get(kv_blocks) if kv_blocks is not None else None
+        if rates is None:
             return None
-        return self.rates.values() if isinstance(self.rates, RateRange) else list(self.rates)
+        return rates.values() if isinstance(rates, RateRange) else list(rates)
 
 
 def _default_schedules() -> list[ScheduleEntry]:

@@ -2,7 +2,9 @@
 
 The spec is plain data (also saved as ``OUT/spec.yaml``), so ``workload-eval sweep
 OUT/spec.yaml --out OUT`` re-runs or extends exactly the same study, and re-running
-``reproduce`` resumes: completed points are read back from the store.
+``reproduce`` resumes: completed points are read back from the store. What the study chose
+(output lengths, stop models, rate grids, the paper tables used) is in
+``OUT/paper_study.json`` (:mod:`workload_eval.experiments.paper_plan`).
 """
 
 from __future__ import annotations
@@ -10,106 +12,49 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from workload_eval import paper
+from workload_eval.experiments.paper_plan import (
+    FULL,
+    PAPER_EOS,
+    QUICK,
+    REFERENCE,
+    StudyRecord,
+    capacity_grids,
+    lengths_label,
+    offline_knees,
+    stop_row,
+    study_data,
+)
+from workload_eval.paper_data import PaperTables, load_paper_tables
+from workload_eval.paper_eos import StopModel, stop_models
 from workload_eval.storage import atomic_write_text
 
 
-@dataclass(frozen=True)
-class StudyPlan:
-    """The knobs that differ between the full study and ``--quick``."""
+def lengths_mode(output_len_model: str | None) -> str:
+    """PAPER_EOS (the default, also ``eos:paper``), REFERENCE, or one model for every workload."""
+    text = (output_len_model or "").strip()
+    if text in ("", "eos:paper", PAPER_EOS):
+        return PAPER_EOS
+    if text == REFERENCE:
+        return REFERENCE
+    from workload_eval.workloads.output_models import parse_output_len_model
 
-    big_kv: tuple[int, ...]  # OPT-13B and Llama-2-13B
-    small_kv: tuple[int, ...]  # OPT-6.7B and Llama-2-7B
-    num_requests: tuple[int, ...]
-    duration_s: float
-    tolerance: float
-
-
-# The paper: 13B models at 643 blocks (Figure 2) and every model at 150..600 (Figure 3).
-FULL = StudyPlan(
-    big_kv=paper.KV_BLOCKS_13B,
-    small_kv=paper.KV_BLOCKS_7B,
-    num_requests=paper.NUM_REQUESTS,
-    duration_s=paper.ONLINE_DURATION_S,
-    tolerance=0.02,
-)
-QUICK = StudyPlan(
-    big_kv=(150, 600, paper.KV_BLOCKS_MAX),
-    small_kv=(150, 600),
-    num_requests=(100, 1000),
-    duration_s=60.0,
-    tolerance=0.1,
-)
+    return str(parse_output_len_model(text))
 
 
 def paper_tokens_per_request(calibration_dir: str | Path | None = None) -> dict[str, float]:
     """Mean prompt + generated tokens per request the paper processed, per workload: its
-    OPT-13B offline token / request throughput at N = 1000 and 643 blocks (the paper ran
-    without ``ignore_eos``, so its outputs stopped at EOS)."""
-    from workload_eval.errors import UserError
-    from workload_eval.report.paper import find_calibration_dir, load_paper
+    OPT-13B offline token / request throughput at N = 1000, averaged over KV sizes."""
+    from workload_eval.paper_eos import paper_tokens
 
-    folder = find_calibration_dir(calibration_dir)
-    if folder is None:
-        raise UserError(
-            "--output-len-model eos:paper needs the paper's measurements "
-            "(--calibration-dir or ../shared/calibration)"
-        )
-    off, _ = load_paper(folder)
-    sel = off[
-        (off.model == paper.MODELS[0])
-        & (off.num_requests == max(paper.NUM_REQUESTS))
-        & (off.kv_blocks == paper.KV_BLOCKS_MAX)
-    ]
-    return {
-        str(r.workload): float(r.token_throughput / r.request_throughput) for r in sel.itertuples()
-    }
-
-
-def output_models_for(model: str | None, calibration_dir: str | Path | None) -> Any:
-    """``eos:paper`` -> one eos target per workload; anything else applies to every workload."""
-    if model is None or model.strip() in ("", "reference"):
-        return None
-    if model.strip() != "eos:paper":
-        return model
-    targets = paper_tokens_per_request(calibration_dir)
-    return {w: f"eos:{targets[w]:.1f}" for w in paper.WORKLOADS if w in targets}
-
-
-def study_data(plan: StudyPlan = FULL, output_len_model: Any = None) -> dict[str, Any]:
-    """The experiment spec (as YAML-ready data) of the paper's study on the simulator."""
-    extra = {} if output_len_model is None else {"output_len_model": output_len_model}
-    return {
-        **extra,
-        "name": "paper-reproduction" + ("-quick" if plan is QUICK else ""),
-        "description": (
-            "The Importance of Workload Choice in Evaluating LLM Inference Systems "
-            "(EuroMLSys '24), on the simulator with the seed's settings: vLLM 0.2 policy, "
-            "A100-40GB, block size 16, max_num_batched_tokens 2560, max_num_seqs 2048, "
-            "max_model_len 2048, seed 0."
-        ),
-        "engines": [{"engine": "sim"}],
-        "gpus": [paper.GPU],
-        "workloads": list(paper.WORKLOADS),
-        "seeds": [paper.SEED],
-        "schedules": [
-            {"kind": "offline", "num_requests": list(plan.num_requests)},
-            {"kind": "poisson", "rate": "capacity", "duration": plan.duration_s},
-        ],
-        "slos": [paper.SLO_TEXT],
-        # the paper judged each rate by its point estimate: no confidence intervals here
-        "capacity": {"rule": "bisect", "tolerance": plan.tolerance, "confidence": None},
-        "groups": [
-            {"name": "13b", "models": list(paper.MODELS_13B), "kv_blocks": list(plan.big_kv)},
-            {"name": "7b", "models": list(paper.MODELS_7B), "kv_blocks": list(plan.small_kv)},
-        ],
-    }
+    tokens = paper_tokens(load_paper_tables(calibration_dir), paper.MODELS[0])
+    return {w: t[max(paper.NUM_REQUESTS)] for w, t in tokens.items()}
 
 
 def _prepare_one(workload: str, model: str) -> str | None:
@@ -123,7 +68,7 @@ def _prepare_one(workload: str, model: str) -> str | None:
     return None
 
 
-def prepare_workloads(data: dict[str, Any], jobs: int) -> None:
+def prepare_workloads(models: list[str], workloads: list[str], jobs: int) -> None:
     """Tokenize each (workload, tokenizer) once, in parallel, into the workloads cache.
 
     Without this, parallel sweep workers would tokenize the same big dataset (ShareGPT)
@@ -131,10 +76,9 @@ def prepare_workloads(data: dict[str, Any], jobs: int) -> None:
     """
     from workload_eval.models import resolve_model
 
-    models = [m for g in data["groups"] for m in g["models"]]
     by_family = {resolve_model(m).tokenizer: m for m in models}
     # biggest first, so the longest tokenization starts at once
-    order = sorted(data["workloads"], key=lambda w: w != "sharegpt")
+    order = sorted(workloads, key=lambda w: w != "sharegpt")
     pairs = [(w, m) for w in order for m in by_family.values()]
     if jobs <= 1:
         for w, m in pairs:
@@ -149,8 +93,47 @@ class Reproduction:
     out: Path
     sweep: Any  # experiments.SweepResult
     report: Any  # report.Report
+    record: StudyRecord
     sweep_s: float
     report_s: float
+
+
+def plan_study(
+    *,
+    quick: bool,
+    lengths: str,
+    tables: PaperTables,
+    stop: dict[tuple[str, str], StopModel] | None = None,
+    knees: dict[tuple[str, str, int], float] | None = None,
+) -> tuple[dict[str, Any], StudyRecord]:
+    """The spec data and the record of what was chosen (stop models, grids, tables).
+
+    ``stop``: the stop models when already derived; ``knees``: our offline throughputs, where
+    borrowed lattices start (``capacity_grids``).
+    """
+    plan = QUICK if quick else FULL
+    models, workloads = list(paper.MODELS), list(paper.WORKLOADS)
+    if stop is None:
+        stop = stop_models(tables, models, workloads) if lengths == PAPER_EOS else {}
+    grids = capacity_grids(tables, plan, models, workloads, knees)
+    data = study_data(plan, lengths, stop, grids)
+    record = StudyRecord(
+        lengths=lengths,
+        label=lengths_label(lengths),
+        capacity_rule=(
+            f"the paper's rule (paper.max_rate_under_slo: {paper.CAPACITY_RULE}) on the "
+            "paper's rate grid of each configuration, extended by its step where our knee "
+            "lies outside it"
+        ),
+        tables=tables.sources(),
+        stop_models=[stop_row(s) for s in stop.values()],
+        grids={f"{m}/{w}/{kv}": g.source for (m, w, kv), g in grids.items()},
+    )
+    return data, record
+
+
+def _offline_only(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "groups": [g for g in data["groups"] if "/offline" in g["name"]]}
 
 
 def reproduce(
@@ -165,27 +148,58 @@ def reproduce(
 ) -> Reproduction:
     """Run (or resume) the paper's study into ``out`` and render its report there.
 
-    ``output_len_model``: reference (default), ``eos:paper`` (each workload's outputs stop
-    at EOS so its mean tokens per request is the paper's), or one model for every workload.
+    ``output_len_model``: None / ``eos:paper`` (default: outputs stop where the paper's
+    did), ``reference`` (the datasets' outputs, ``ignore_eos``), or one model for every
+    workload (``eos:TOKENS``, ``recorded:RUN_DIR``).
     """
     from workload_eval.experiments import build_spec, run_sweep
     from workload_eval.experiments.executors import make_executor
     from workload_eval.report.html import build_report
-    from workload_eval.report.paper import find_calibration_dir
     from workload_eval.storage import ensure_writable_dir
 
-    find_calibration_dir(calibration_dir)  # a bad folder fails now, not after the study
+    tables = load_paper_tables(calibration_dir)  # a bad table fails now, not after the study
     out = ensure_writable_dir(out)
-    models = output_models_for(output_len_model, calibration_dir)
-    data = study_data(QUICK if quick else FULL, models)
-    spec_path = out / "spec.yaml"
-    atomic_write_text(spec_path, yaml.safe_dump(data, sort_keys=False))
-    spec = build_spec(data, source=spec_path)
+    lengths = lengths_mode(output_len_model)
     t0 = time.perf_counter()
-    prepare_workloads(data, jobs)
-    result = run_sweep(
-        spec, out, executor=make_executor("local", jobs=jobs), progress=progress, log=log
+    prepare_workloads(list(paper.MODELS), list(paper.WORKLOADS), jobs)
+    stop = (
+        stop_models(tables, list(paper.MODELS), list(paper.WORKLOADS))
+        if lengths == PAPER_EOS
+        else {}
     )
+    spec_path = out / "spec.yaml"
+    # Offline first: our offline throughputs say where each borrowed capacity search starts.
+    data, _ = plan_study(quick=quick, lengths=lengths, tables=tables, stop=stop)
+    offline = run_sweep(
+        build_spec(_offline_only(data), source=spec_path),
+        out,
+        executor=make_executor("local", jobs=jobs),
+        progress=progress,
+        log=log,
+    )
+    result = offline
+    if not offline.interrupted:
+        knees = offline_knees(offline.index)
+        data, record = plan_study(
+            quick=quick, lengths=lengths, tables=tables, stop=stop, knees=knees
+        )
+        atomic_write_text(spec_path, yaml.safe_dump(data, sort_keys=False))
+        record.save(out)
+        result = run_sweep(
+            build_spec(data, source=spec_path),
+            out,
+            executor=make_executor("local", jobs=jobs),
+            progress=progress,
+            log=log,
+        )  # the offline points are read back from the store
+        result = replace(
+            result,
+            ran=offline.ran + result.ran,
+            reused=result.reused - offline.ran,
+            failed={**offline.failed, **result.failed},
+        )
+    else:
+        _, record = plan_study(quick=quick, lengths=lengths, tables=tables, stop=stop)
     t1 = time.perf_counter()
     report = None
     if not result.interrupted:
@@ -195,4 +209,4 @@ def reproduce(
             calibration_dir=calibration_dir,
             title="The paper's study, reproduced on the simulator",
         )
-    return Reproduction(out, result, report, t1 - t0, time.perf_counter() - t1)
+    return Reproduction(out, result, report, record, t1 - t0, time.perf_counter() - t1)

@@ -28,7 +28,9 @@ from workload_eval.storage import atomic_write_json
 if TYPE_CHECKING:
     from workload_eval.console import ProgressBar
 
-INDEX_EVERY_S = 2.0  # rewrite the index at most this often while running
+# Rewrite the index at most this often while running (a rewrite reads every stored row:
+# more often costs the driver seconds over a long sweep; the end of the sweep writes it).
+INDEX_EVERY_S = 10.0
 
 
 @dataclass

@@ -22,9 +22,23 @@ import pandas as pd
 from pydantic import JsonValue
 
 from workload_eval.errors import UserError
+from workload_eval.experiments.paper_plan import read_record
 from workload_eval.paper import SLO_S_PER_TOKEN
+from workload_eval.paper_data import load_paper_tables
 from workload_eval.report import figures, paper, style
+from workload_eval.report.agreement import agreement_table
+from workload_eval.report.claims import CLAIMS, CLAIMS_SOURCE, claims_table, thresholds_text
+from workload_eval.report.paper_section import (
+    CORRECTION,
+    PaperSection,
+    build_section,
+    claim_rows,
+    lengths_label,
+    output_len_model_of,
+    rule_note,
+)
 from workload_eval.report.results import capacity_table
+from workload_eval.report.template import TABLE_MACRO, TEMPLATE
 from workload_eval.results import CONFIG_COLUMNS, CONFIG_JSON, load_points, online_points
 from workload_eval.storage import atomic_write_text
 
@@ -63,6 +77,7 @@ class Report:
     capacity: pd.DataFrame = field(default_factory=pd.DataFrame)
     comparison: pd.DataFrame | None = None
     files: list[Path] = field(default_factory=list)
+    section: PaperSection | None = None  # the claims and agreement, when the paper measured
 
 
 def software_versions() -> dict[str, str]:
@@ -209,9 +224,17 @@ def timeline_runs(
 
 
 def render_figures(
-    results_dir: Path, points: pd.DataFrame, capacity: pd.DataFrame, fig_dir: Path, slo: float
+    results_dir: Path,
+    points: pd.DataFrame,
+    capacity: pd.DataFrame,
+    fig_dir: Path,
+    slo: float,
+    *,
+    lengths: str,
+    rule: str,
 ) -> list[Figure]:
-    """Every figure the stored results allow, in the paper's order."""
+    """Every figure the stored results allow, in the paper's order; every caption names the
+    output lengths (``lengths``) and, for capacities, the rule that produced them."""
     frames = figures.length_frames(results_dir, points)
     tokenizers = sorted({style.model_label(str(f.attrs.get("model", ""))) for f in frames.values()})
     out = [
@@ -219,38 +242,42 @@ def render_figures(
             "Figure 1 — request lengths",
             "CDFs of input and output lengths per workload (tokens, log scale; dot: the "
             f"mean), from the requests of the biggest offline run ({', '.join(tokenizers)} "
-            "tokenizer).",
+            f"tokenizer). Output lengths: {lengths}.",
             figures.figure1_lengths(frames, fig_dir),
         ),
         Figure(
             "Figure 2a — capacity under the SLO",
             f"Highest Poisson request rate whose p95 normalized latency stays ≤ {slo:g} "
-            "s/token (the seed's rule: the next two higher rates both violate).",
+            f"s/token, by {rule}. Output lengths: {lengths}.",
             figures.figure2a_capacity(capacity, fig_dir, slo=slo),
         ),
         Figure(
             "Figure 2b — offline throughput",
-            "All requests at t = 0; requests per second over [first arrival, last finish].",
+            "All requests at t = 0; requests per second over [first arrival, last finish]. "
+            f"Output lengths: {lengths}.",
             figures.figure2b_throughput(points, fig_dir),
         ),
         Figure(
             "Figure 3a — capacity vs KV-cache blocks",
-            "Max request rate under the SLO per KV size, models side by side.",
+            f"Max request rate under the SLO per KV size, models side by side, by {rule}. "
+            f"Output lengths: {lengths}.",
             figures.figure3a_capacity_vs_kv(capacity, fig_dir),
         ),
         Figure(
             "Figure 3b — offline throughput vs KV-cache blocks",
-            "Offline request throughput per KV size, models side by side.",
+            f"Offline request throughput per KV size, models side by side. Output lengths: "
+            f"{lengths}.",
             figures.figure3b_throughput_vs_kv(points, fig_dir),
         ),
         Figure(
             "p95 normalized latency vs request rate",
-            "The curves behind Figure 2a (log scale; dashed: the SLO).",
+            "The curves behind Figure 2a: every rate the capacity rule probed (log scale; "
+            f"dashed: the SLO). Output lengths: {lengths}.",
             figures.figure_metric_vs_rate(points, fig_dir, slo=slo),
         ),
         Figure(
             "p95 time to first token vs request rate",
-            "TTFT measured from the intended arrival time (log scale).",
+            f"TTFT measured from the intended arrival time (log scale). Output lengths: {lengths}.",
             figures.figure_metric_vs_rate(
                 points,
                 fig_dir,
@@ -263,7 +290,8 @@ def render_figures(
         Figure(
             "One run over time",
             "KV-cache usage, running/waiting requests and cumulative preemptions, per "
-            "engine step, for the run at (or just below) each workload's capacity.",
+            "engine step, for the run at (or just below) each workload's capacity. Output "
+            f"lengths: {lengths}.",
             figures.figure_timelines(timeline_runs(points, capacity, results_dir), fig_dir),
         ),
     ]
@@ -272,81 +300,6 @@ def render_figures(
 
 def _png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title>
-<style>
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2em auto;
-max-width:1100px;padding:0 1em;color:#1d1d1f;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;
-margin-top:2em}.meta{color:#666;font-size:.9em}figure{margin:1.5em 0}
-figure img{max-width:100%;border:1px solid #eee}figcaption{color:#444;font-size:.9em}
-table{border-collapse:collapse;font-size:.8em;margin:.6em 0}
-th,td{border:1px solid #ddd;padding:2px 6px;text-align:right;white-space:nowrap}
-th{background:#f4f4f6;position:sticky;top:0}td.t,th.t{text-align:left}
-td.t{white-space:normal;overflow-wrap:anywhere;max-width:60em}
-.scroll{max-height:36em;overflow:auto;border:1px solid #eee}
-pre{background:#f7f7f9;padding:.8em;overflow:auto;font-size:.8em}
-.bad{color:#b03a2e}.good{color:#1e8449}
-</style></head><body>
-<h1>{{ title }}</h1>
-<p class="meta">Results: <code>{{ results_dir }}</code> · {{ n_points }} points ·
-generated {{ generated }}</p>
-<nav><a href="#figures">Figures</a> · {% if comparison %}<a href="#paper">Paper vs ours</a>
- · {% endif %}<a href="#capacity">Capacity</a> · <a href="#points">All points</a> ·
-<a href="#config">Configuration</a> · <a href="#software">Software</a></nav>
-
-<h2 id="figures">Figures</h2>
-{% for f in figures %}<figure><img alt="{{ f.title }}" src="{{ f.uri }}">
-<figcaption><b>{{ f.title }}.</b> {{ f.caption }}
-(<a href="{{ f.pdf }}">PDF</a>)</figcaption></figure>
-{% else %}<p>No figure could be drawn from these results.</p>{% endfor %}
-
-{% if scaling %}<h2 id="memory">Memory scaling</h2>
-<p>Per model and workload: the value at the largest KV size over the smallest (the paper
-reports about 2.3× offline throughput for 4× the KV blocks).</p>
-<div class="scroll">{{ table(scaling) }}</div>{% endif %}
-
-{% if comparison %}<h2 id="paper">The paper's measurements beside ours</h2>
-<p>Measured by the seed paper ({{ paper_source }}); ours from these results.
-Error = (ours − paper) / paper.</p>
-{{ table(comparison_summary) }}
-<div class="scroll">{{ table(comparison, errcol="error_pct") }}</div>
-{% endif %}
-
-<h2 id="capacity">Capacity under the SLO</h2>
-{% if capacity.rows %}<div class="scroll">{{ table(capacity) }}</div>
-{% else %}<p>No online (rate-driven) points.</p>{% endif %}
-
-<h2 id="points">All points</h2>
-<p>Every column is in <a href="summary.csv">summary.csv</a>.</p>
-<div class="scroll">{{ table(points) }}</div>
-
-<h2 id="config">Configuration</h2>
-{% if config.spec %}<h3>Experiment spec</h3><pre>{{ config.spec }}</pre>{% endif %}
-<h3>Shared by every point</h3>
-<table>{% for k, v in config.shared %}<tr><td class="t">{{ k }}</td><td class="t">{{ v }}</td>
-</tr>{% endfor %}</table>
-{% if config.varying %}<h3>Varying across points</h3>
-<table>{% for k, v in config.varying %}<tr><td class="t">{{ k }}</td>
-<td class="t">{{ v }}</td></tr>{% endfor %}</table>{% endif %}
-
-<h2 id="software">Software</h2>
-<table>{% for k, v in software.items() %}<tr><td class="t">{{ k }}</td><td class="t">{{ v }}
-</td></tr>{% endfor %}</table>
-</body></html>
-"""
-
-TABLE_MACRO = """{% macro table(t, errcol=None) -%}
-<table><thead><tr>{% for c in t.columns %}<th>{{ c }}</th>{% endfor %}</tr></thead><tbody>
-{% for r in t.rows %}<tr>{% for v in r %}<td{% if t.columns[loop.index0] == errcol %}
- class="{{ 'bad' if v and v.lstrip('-')|float > 25 else 'good' }}"{% endif %}>{{ v }}</td>
-{%- endfor %}</tr>
-{% endfor %}</tbody></table>
-{%- endmacro %}"""
 
 
 def _environment() -> jinja2.Environment:
@@ -371,33 +324,47 @@ def build_report(
     capacity = stored_capacity(results_dir)
     if capacity is None:
         capacity = capacity_table(points, slo=slo)
+    tables = load_paper_tables(calibration_dir)
+    comparison = paper.compare(points, capacity, tables)
+    record = read_record(results_dir)
+    section = (
+        build_section(results_dir, points, capacity, comparison, tables)
+        if len(comparison)
+        else None
+    )
+    lengths = section.label if section else lengths_label(points, record)
+    rule = rule_note(capacity, record)
     fig_dir = out / "figures"
-    figs = render_figures(results_dir, points, capacity, fig_dir, slo)
-
+    figs = render_figures(results_dir, points, capacity, fig_dir, slo, lengths=lengths, rule=rule)
     files: list[Path] = [p for f in figs for p in f.paths]
+
+    def write_csv(name: str, df: pd.DataFrame) -> None:
+        atomic_write_text(out / name, df.to_csv(index=False))
+        files.append(out / name)
+
     summary_csv = out / "summary.csv"
-    atomic_write_text(summary_csv, points.drop(columns=[CONFIG_JSON]).to_csv(index=False))
-    atomic_write_text(out / "capacity.csv", capacity.to_csv(index=False))
-    files += [summary_csv, out / "capacity.csv"]
-
-    cal = paper.find_calibration_dir(calibration_dir)
-    comparison = paper.compare(points, capacity, cal) if cal is not None else None
-    if comparison is not None:
-        atomic_write_text(out / "paper_comparison.csv", comparison.to_csv(index=False))
-        files.append(out / "paper_comparison.csv")
-
+    per_point = points[CONFIG_JSON].map(output_len_model_of)
+    write_csv("summary.csv", points.drop(columns=[CONFIG_JSON]).assign(output_lengths=per_point))
+    write_csv("capacity.csv", capacity.assign(output_lengths=lengths, rule_text=rule))
+    if len(comparison):
+        write_csv("paper_comparison.csv", comparison.assign(output_lengths=lengths))
     scaling = memory_scaling(results_dir)
     if scaling is not None:
-        atomic_write_text(out / "memory_scaling.csv", scaling.to_csv(index=False))
-        files.append(out / "memory_scaling.csv")
-
-    if comparison is not None and len(comparison):
+        write_csv("memory_scaling.csv", scaling.assign(output_lengths=lengths))
+    if section is not None:
+        write_csv("claims.csv", claims_table(section.checks).assign(output_lengths=lengths))
+        write_csv(
+            "agreement.csv", agreement_table(section.agreement).assign(output_lengths=lengths)
+        )
+        if not section.stop_models.empty:
+            write_csv("stop_models.csv", section.stop_models)
         models = ", ".join(style.model_label(m) for m in sorted(comparison["model"].unique()))
         figs.append(
             Figure(
                 "The paper's measurements vs ours",
                 f"Each point is one configuration ({models}) the paper measured on an A100-40GB "
-                "with vLLM 0.2.1 and we computed; on the line: equal; shaded: within 25%.",
+                "with vLLM 0.2.1 and we computed; on the line: equal; shaded: within 25%. "
+                f"Ours: {lengths}; capacities by {rule}.",
                 figures.figure_paper_vs_ours(comparison, fig_dir),
             )
         )
@@ -420,12 +387,18 @@ def build_report(
             }
             for f in figs
         ],
-        comparison=_table(comparison) if comparison is not None and len(comparison) else None,
-        comparison_summary=_table(paper.error_summary(comparison))
-        if comparison is not None
-        else None,
-        paper_source=str(cal) if cal is not None else "",
+        section=section,
+        claims_source=CLAIMS_SOURCE,
+        thresholds="; ".join(f"{c.key}: {thresholds_text(c)}" for c in CLAIMS),
+        claim_rows=claim_rows(section) if section else [],
+        agreement=[a.line() for a in section.agreement] if section else [],
+        correction=CORRECTION,
+        stop_models=_table(section.stop_models) if section and len(section.stop_models) else None,
+        comparison=_table(comparison) if len(comparison) else None,
+        comparison_summary=_table(paper.error_summary(comparison)),
+        paper_source="; ".join(tables.sources()),
         capacity=_table(capacity),
+        capacity_rule=rule,
         points=_table(points, point_cols),
         config=configuration(points, results_dir),
         software=software_versions(),
@@ -441,6 +414,7 @@ def build_report(
         figures=figs,
         points=points,
         capacity=capacity,
-        comparison=comparison,
+        comparison=comparison if len(comparison) else None,
         files=files,
+        section=section,
     )

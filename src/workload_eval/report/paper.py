@@ -1,24 +1,19 @@
-"""The seed paper's measured numbers beside ours, read from ../shared/calibration at run time.
+"""The seed paper's measured numbers beside ours.
 
-The measured numbers are never copied into the repository: the folder is given with
-``--calibration-dir``, the env var ``WORKLOAD_EVAL_CALIBRATION_DIR``, or found at
-``../shared/calibration`` beside the working directory or the source checkout.
+The paper's tables come from :mod:`workload_eval.paper_data`: shipped in the package
+(OPT-13B) plus any calibration folder, which adds or overrides tables.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from workload_eval.errors import UserError
 from workload_eval.paper import SLO_S_PER_TOKEN, max_rate_under_slo
-from workload_eval.results import offline_points
+from workload_eval.paper_data import PaperTables
+from workload_eval.results import offline_points, online_points
 
-ENV_VAR = "WORKLOAD_EVAL_CALIBRATION_DIR"
+LATENCY = "p95 normalized latency"
 
 COMPARISON_COLUMNS = (
     "quantity",
@@ -27,81 +22,11 @@ COMPARISON_COLUMNS = (
     "workload",
     "kv_blocks",
     "num_requests",
+    "rate",
     "paper",
     "ours",
     "error_pct",
 )
-
-
-def find_calibration_dir(explicit: str | Path | None = None) -> Path | None:
-    """The calibration folder: explicit > env var > ../shared/calibration; None if absent."""
-    if explicit is not None:
-        p = Path(explicit)
-        if not p.is_dir():
-            raise UserError(f"--calibration-dir {p}: no such folder")
-        return p
-    env = os.environ.get(ENV_VAR)
-    if env:
-        p = Path(env)
-        if not p.is_dir():
-            raise UserError(f"{ENV_VAR}={env}: no such folder")
-        return p
-    checkout = Path(__file__).resolve().parents[3]
-    for p in (
-        Path.cwd().parent / "shared" / "calibration",
-        checkout.parent / "shared" / "calibration",
-    ):
-        if p.is_dir():
-            return p
-    return None
-
-
-def _read(path: Path) -> dict:
-    try:
-        obj = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
-    if not isinstance(obj, dict) or not isinstance(obj.get("data"), dict):
-        raise UserError(f"{path}: expected an object with 'model', 'experiment' and 'data'")
-    return obj
-
-
-def load_paper(calibration_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(offline, online) long tables of the measured results in ``*-offline/online.json``.
-
-    offline: model, workload, kv_blocks, num_requests, request_throughput, token_throughput.
-    online: model, workload, kv_blocks, rate, normalized_latency_mean, normalized_latency_p95.
-    """
-    off_rows, on_rows = [], []
-    for path in sorted(Path(calibration_dir).glob("*.json")):
-        obj = _read(path)
-        model = str(obj.get("model", path.stem.rsplit("-", 1)[0]))
-        for workload, scenarios in obj["data"].items():
-            for sc in scenarios:
-                kv = int(sc["kv_blocks"])
-                for n, v in sc.get("by_num_requests", {}).items():
-                    off_rows.append(
-                        {
-                            "model": model,
-                            "workload": workload,
-                            "kv_blocks": kv,
-                            "num_requests": int(n),
-                            "request_throughput": float(v["request"]),
-                            "token_throughput": float(v["token"]),
-                        }
-                    )
-                for r, v in sc.get("by_request_rate", {}).items():
-                    on_rows.append(
-                        {
-                            "model": model,
-                            "workload": workload,
-                            "kv_blocks": kv,
-                            "rate": float(r),
-                            "normalized_latency_mean": float(v["avg"]),
-                            "normalized_latency_p95": float(v["p95"]),
-                        }
-                    )
-    return pd.DataFrame(off_rows), pd.DataFrame(on_rows)
 
 
 def paper_capacity(online: pd.DataFrame, slo: float = SLO_S_PER_TOKEN) -> pd.DataFrame:
@@ -128,11 +53,9 @@ def _err(paper: float, ours: float) -> float:
     return float((ours - paper) / paper * 100.0) if paper else float("nan")
 
 
-def compare(
-    points: pd.DataFrame, capacity: pd.DataFrame, calibration_dir: str | Path
-) -> pd.DataFrame:
+def compare(points: pd.DataFrame, capacity: pd.DataFrame, tables: PaperTables) -> pd.DataFrame:
     """Our numbers beside the paper's wherever both exist; error = (ours - paper) / paper."""
-    paper_off, paper_on = load_paper(calibration_dir)
+    paper_off, paper_on = tables.offline(), tables.online()
     rows: list[dict] = []
     ours_off = offline_points(points)
     if not paper_off.empty and not ours_off.empty:
@@ -161,6 +84,7 @@ def compare(
                         "workload": r["workload"],
                         "kv_blocks": int(r["kv_blocks"]),
                         "num_requests": int(r["num_requests"]),
+                        "rate": np.nan,
                         "paper": r[f"{metric}_paper"],
                         "ours": r[f"{metric}_ours"],
                         "error_pct": _err(r[f"{metric}_paper"], r[f"{metric}_ours"]),
@@ -183,15 +107,49 @@ def compare(
                     "workload": r["workload"],
                     "kv_blocks": int(r["kv_blocks"]),
                     "num_requests": np.nan,
+                    "rate": np.nan,
                     "paper": r["max_rate_paper"],
                     "ours": r["max_rate_ours"],
                     "error_pct": _err(r["max_rate_paper"], r["max_rate_ours"]),
                 }
             )
+    rows += _latency_rows(points, paper_on)
     df = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
     return df.sort_values(
-        ["quantity", "unit", "model", "workload", "kv_blocks", "num_requests"]
+        ["quantity", "unit", "model", "workload", "kv_blocks", "num_requests", "rate"]
     ).reset_index(drop=True)
+
+
+def _latency_rows(points: pd.DataFrame, paper_on: pd.DataFrame) -> list[dict]:
+    """p95 normalized latency at every rate both the paper and we ran (the curves behind
+    Figures 2a and 3a), so a capacity set by noise can be told from a curve that differs."""
+    ours = online_points(points)
+    if ours.empty or paper_on.empty or "normalized_latency_p95" not in ours:
+        return []
+    keys = ["model", "workload", "kv_blocks"]
+    ours = (
+        ours.assign(rate=ours["rate"].round(6))
+        .groupby([*keys, "rate"])["normalized_latency_p95"]
+        .mean()
+        .reset_index()
+    )
+    theirs = paper_on.assign(rate=paper_on["rate"].round(6))
+    merged = theirs.merge(ours, on=[*keys, "rate"], suffixes=("_paper", "_ours"))
+    return [
+        {
+            "quantity": LATENCY,
+            "unit": "s/token",
+            "model": r.model,
+            "workload": r.workload,
+            "kv_blocks": int(r.kv_blocks),
+            "num_requests": np.nan,
+            "rate": float(r.rate),
+            "paper": r.normalized_latency_p95_paper,
+            "ours": r.normalized_latency_p95_ours,
+            "error_pct": _err(r.normalized_latency_p95_paper, r.normalized_latency_p95_ours),
+        }
+        for r in merged.itertuples()
+    ]
 
 
 def error_summary(comparison: pd.DataFrame) -> pd.DataFrame:

@@ -1,16 +1,21 @@
 """Output-length models: how many tokens each request generates.
 
 - ``reference`` (default): the workload's own output lengths, generated with ``ignore_eos``.
-- ``eos:TOKENS[,early=F[,early_len=K]]``: generation stops at EOS. Each output is cut at
-  ``min(reference, stop)``; ``stop`` is ``1 + Geometric(p)`` (a constant per-token EOS
-  probability ``p``) for most requests, and for a share ``F`` of them (default 0) an early
-  stop ``1 + Geometric(1/K)`` with mean about ``K`` tokens (default 4), which expresses a
-  heavy mass of very short outputs (a model answering in a line where the reference wrote a
-  paragraph). ``p`` is found by bisection so that the mean prompt + output tokens per request
-  equals TOKENS. The model only shortens: a target at or above the reference mean leaves the
-  outputs as they are (with a warning). With ``early=0`` it is exactly the stop model that
-  ``benchmarks/sim_vs_paper.py`` used for the paper comparison (the paper ran without
-  ``ignore_eos``).
+- ``eos:TOKENS[,early=F[,early_len=K]][,prompts=stretch]``: generation stops at EOS. Each
+  output is cut at ``min(reference, stop)``; ``stop`` is ``1 + Geometric(p)`` (a constant
+  per-token EOS probability ``p``) for most requests, and for a share ``F`` of them (default
+  0) an early stop ``1 + Geometric(1/K)`` with mean about ``K`` tokens (default 4), which
+  expresses a heavy mass of very short outputs (a model answering in a line where the
+  reference wrote a paragraph). ``p`` is found by bisection so that the mean prompt + output
+  tokens per request equals TOKENS. The stop model only shortens: a target at or above the
+  mean after the early stops leaves the other outputs as they are (with a warning), unless
+  ``prompts=stretch``, which scales every prompt by one factor to reach it (a dataset whose
+  prompts were longer than ours: the paper's CNN/DailyMail articles, from the train split,
+  are longer than our copy's); it also shrinks them, outputs left to the early stops, when
+  even one-token outputs would exceed the target (prompts shorter than ours). ``p=P`` and
+  ``prompt_scale=S`` give solved parameters (no solving: every sample of a workload gets the
+  same stop model). ``reproduce`` runs this model with the paper's tokens per request
+  (``paper_eos``), since the paper ran without ``ignore_eos``.
 - ``recorded:RUN_DIR``: the tokens each request really generated in a run folder written by
   ``workload-eval run`` (e.g. a real engine with ``--no-ignore-eos``), matched by request id;
   the run must have used the same workload, seed and request count (checked).
@@ -22,7 +27,7 @@ prompts change with them.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +38,10 @@ from workload_eval.errors import UserError
 EOS_BISECTION_STEPS = 60
 EARLY_LEN_DEFAULT = 4.0
 _EARLY_SALT = 0xE05  # the early-stop draws have their own stream: early=0 keeps the old draws
-FORMS = "reference, eos:TOKENS[,early=FRACTION[,early_len=TOKENS]] or recorded:RUN_DIR"
+FORMS = (
+    "reference, eos:TOKENS[,early=FRACTION[,early_len=TOKENS]][,prompts=stretch]"
+    "[,p=P][,prompt_scale=S] or recorded:RUN_DIR"
+)
 
 
 @dataclass(frozen=True)
@@ -47,9 +55,24 @@ class Eos:
     tokens: float
     early: float = 0.0
     early_len: float = EARLY_LEN_DEFAULT
+    stretch: bool = False  # prompts=stretch: a target above what shortening leaves fills prompts
+    # Solved parameters, given: applied as they are (TOKENS names the mean they were solved
+    # for on another sample), so every sample of a workload gets the same stop model.
+    p: float | None = None  # per-token stop probability (None: no geometric cut)
+    prompt_scale: float | None = None
+
+    @property
+    def fixed(self) -> bool:
+        return self.p is not None or self.prompt_scale is not None
 
     def __str__(self) -> str:
         extra = f",early={self.early:g},early_len={self.early_len:g}" if self.early else ""
+        if self.stretch:
+            extra += ",prompts=stretch"
+        if self.p is not None:
+            extra += f",p={self.p:.6g}"
+        if self.prompt_scale is not None:
+            extra += f",prompt_scale={self.prompt_scale:.6g}"
         return f"eos:{self.tokens:g}{extra}"
 
 
@@ -62,6 +85,10 @@ class Recorded:
 
 
 OutputLenModel = Reference | Eos | Recorded
+
+
+_EOS_RANGES = {"early": (0.0, 1.0), "early_len": (1.0, 1e9), "p": (1e-9, 1.0)}
+_EOS_RANGES["prompt_scale"] = (0.01, 100.0)
 
 
 def _float(text: str, what: str, lo: float, hi: float, where: str) -> float:
@@ -77,7 +104,8 @@ def _float(text: str, what: str, lo: float, hi: float, where: str) -> float:
 def parse_output_len_model(
     text: str | None, *, where: str = "--output-len-model"
 ) -> OutputLenModel:
-    """``reference`` | ``eos:TOKENS[,early=F[,early_len=K]]`` | ``recorded:RUN_DIR``."""
+    """``reference`` | ``eos:TOKENS[,early=F[,early_len=K]][,prompts=stretch]`` |
+    ``recorded:RUN_DIR``."""
     if text is None or text.strip() in ("", "reference"):
         return Reference()
     kind, sep, rest = text.strip().partition(":")
@@ -85,14 +113,20 @@ def parse_output_len_model(
         head, *opts = rest.split(",")
         tokens = _float(head, "TOKENS", 1.0, 1e9, where)
         extra: dict[str, float] = {}
+        stretch = False
         for opt in opts:
             key, eq, value = opt.partition("=")
             key = key.strip()
-            if not eq or key not in ("early", "early_len"):
-                raise UserError(f"{where}: {opt!r}: expected early=FRACTION or early_len=TOKENS")
-            lo, hi = (0.0, 1.0) if key == "early" else (1.0, 1e9)
-            extra[key] = _float(value, key, lo, hi, where)
-        return Eos(tokens, **extra)
+            if eq and key == "prompts" and value.strip() in ("keep", "stretch"):
+                stretch = value.strip() == "stretch"
+                continue
+            if not eq or key not in _EOS_RANGES:
+                raise UserError(
+                    f"{where}: {opt!r}: expected early=FRACTION, early_len=TOKENS, "
+                    "prompts=keep|stretch, p=PROBABILITY or prompt_scale=FACTOR"
+                )
+            extra[key] = _float(value, key, *_EOS_RANGES[key], where)
+        return Eos(tokens, **extra, stretch=stretch)
     if kind == "recorded" and sep and rest.strip():
         return Recorded(Path(rest.strip()).expanduser())
     raise UserError(f"{where}: {text!r}: expected {FORMS}")
@@ -111,55 +145,117 @@ def with_history(df: pd.DataFrame, outputs: np.ndarray) -> np.ndarray:
     return p + shifted.reindex(df.index).to_numpy(dtype=np.int64)
 
 
-def eos_outputs(df: pd.DataFrame, model: Eos, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Output lengths (and prompt lengths, for sessions) that meet the target mean."""
+def _early_cut(ref: np.ndarray, model: Eos, seed: int) -> np.ndarray:
+    """Outputs after the early stops alone (``ref`` when ``early`` is 0)."""
+    if model.early <= 0:
+        return ref
+    n = len(ref)
+    # one stream for who stops early, one for how long: a request's draws do not depend on
+    # how many requests the sample holds
+    is_early = np.random.default_rng([seed, _EARLY_SALT, 0]).random(n) < model.early
+    u = np.random.default_rng([seed, _EARLY_SALT, 1]).random(n)
+    q = min(1.0, 1.0 / model.early_len)
+    early_stop = 1 + np.floor(np.log1p(-u) / np.log1p(-q)) if q < 1 else np.ones(n)
+    return np.where(is_early, np.minimum(ref, early_stop.astype(np.int64)), ref)
+
+
+def _geometric_cut(base: np.ndarray, p: float | None, seed: int) -> np.ndarray:
+    """``min(base, 1 + Geometric(p))`` with one uniform per request (row order)."""
+    if p is None:
+        return base
+    u = np.random.default_rng(seed).random(len(base))
+    with np.errstate(divide="ignore"):  # p -> 1: every output stops after one token
+        stop = 1 + np.floor(np.log1p(-u) / np.log1p(-p)).astype(np.int64)
+    return np.minimum(base, stop)
+
+
+def _scaled(prompts: np.ndarray, outputs: np.ndarray, f: float, limit: int | None) -> np.ndarray:
+    """Prompts times ``f`` (at least one token), each kept below ``limit - output`` (the
+    seed's length filter) unless it was already longer."""
+    top = (limit - 1 - outputs) if limit else np.full(len(prompts), 2**62)
+    scaled = np.maximum(np.round(prompts * f).astype(np.int64), 1)
+    return np.minimum(scaled, np.maximum(top, prompts))
+
+
+def _prompt_factor(
+    prompts: np.ndarray, outputs: np.ndarray, model: Eos, limit: int | None
+) -> float:
+    """The one factor for every prompt that brings the mean prompt + output to TOKENS."""
+
+    def mean(f: float) -> float:
+        return float((_scaled(prompts, outputs, f, limit) + outputs).mean())
+
+    lo, hi = -7.0, 7.0  # log2 of the factor: 1/128 .. 128
+    for _ in range(EOS_BISECTION_STEPS):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if mean(2**mid) < model.tokens else (lo, mid)
+    return min(2**lo, 2**hi, key=lambda f: abs(mean(f) - model.tokens))
+
+
+def solve_eos(df: pd.DataFrame, model: Eos, seed: int) -> Eos:
+    """The model with its parameters solved on ``df``: ``p`` (None: no cut) and
+    ``prompt_scale`` (``prompts=stretch``), so that the mean prompt + output is TOKENS."""
+    if model.fixed:
+        return model
     ref = df["output_len"].to_numpy(dtype=np.int64)
     prompts = df["prompt_len"].to_numpy(dtype=np.int64)
-    if (prompts + ref).mean() <= model.tokens:
+    sessions = "session_id" in df.columns and "turn" in df.columns
+    if model.stretch and sessions:
+        raise UserError(
+            f"--output-len-model {model}: prompts=stretch applies to single-turn workloads "
+            "(expected no session_id/turn columns)"
+        )
+
+    def history(outputs: np.ndarray) -> np.ndarray:  # fast path: no sessions, no history
+        return with_history(df, outputs) if sessions else prompts
+
+    cut_base = _early_cut(ref, model, seed)
+    floor = (history(cut_base) + cut_base).mean()
+    limit = df.attrs.get("max_model_len")
+    if floor <= model.tokens:
+        if model.stretch:  # the data's prompts were longer than ours
+            return replace(model, prompt_scale=_prompt_factor(prompts, cut_base, model, limit))
+        what = "the early stops alone bring" if model.early else "the reference"
         warnings.warn(
-            f"--output-len-model {model}: the reference mean prompt + output is "
-            f"{(prompts + ref).mean():.1f} tokens, not above the target: outputs unchanged "
-            "(the stop model only shortens)",
+            f"--output-len-model {model}: {what} mean prompt + output is {floor:.1f} tokens, "
+            "not above the target: outputs unchanged"
+            + (" after the early stops" if model.early else "")
+            + " (the stop model only shortens; prompts=stretch fills the rest with prompt)",
             stacklevel=3,
         )
-        return ref, prompts
-    n = len(ref)
-    u = np.random.default_rng(seed).random(n)
-    cut_base = ref
-    if model.early > 0:
-        er = np.random.default_rng([seed, _EARLY_SALT])
-        is_early = er.random(n) < model.early
-        q = min(1.0, 1.0 / model.early_len)
-        early_stop = 1 + np.floor(np.log1p(-er.random(n)) / np.log1p(-q)) if q < 1 else np.ones(n)
-        cut_base = np.where(is_early, np.minimum(ref, early_stop.astype(np.int64)), ref)
-    if model.early > 0:
-        floor = (with_history(df, cut_base) + cut_base).mean()
-        if floor < model.tokens:
-            raise UserError(
-                f"--output-len-model {model}: the early stops alone bring the mean to "
-                f"{floor:.1f} tokens per request, below the target (expected a smaller early)"
-            )
-    ones = np.ones(n, dtype=np.int64)
-    shortest = (with_history(df, ones) + ones).mean()
-    if shortest > model.tokens:
+        return replace(model, prompt_scale=1.0)
+    ones = np.ones(len(ref), dtype=np.int64)
+    if (history(ones) + ones).mean() > model.tokens:
+        if model.stretch:  # the data's prompts were shorter than ours: they take the gap
+            return replace(model, prompt_scale=_prompt_factor(prompts, cut_base, model, limit))
         raise UserError(
             f"--output-len-model {model}: cannot reach a mean of {model.tokens:g} tokens per "
-            f"request (one output token each already gives {shortest:.1f}); expected more"
+            f"request (one output token each already gives {(history(ones) + 1).mean():.1f}); "
+            "expected more"
         )
     lo, hi = 1e-7, 1.0
-    best = (cut_base, with_history(df, cut_base))
     for _ in range(EOS_BISECTION_STEPS):
         p = (lo + hi) / 2
-        with np.errstate(divide="ignore"):  # p -> 1: every output stops after one token
-            stop = 1 + np.floor(np.log1p(-u) / np.log1p(-p)).astype(np.int64)
-        cut = np.minimum(cut_base, stop)
-        new_prompts = with_history(df, cut)
-        if (new_prompts + cut).mean() > model.tokens:
-            lo = p
-        else:
-            hi = p
-        best = (cut, new_prompts)
-    return best
+        cut = _geometric_cut(cut_base, p, seed)
+        lo, hi = (p, hi) if (history(cut) + cut).mean() > model.tokens else (lo, p)
+    return replace(model, p=hi)
+
+
+def eos_outputs(df: pd.DataFrame, model: Eos, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Output lengths (and prompt lengths: sessions' histories, stretched prompts) of the
+    model, its parameters solved on ``df`` unless given."""
+    fit = solve_eos(df, model, seed)
+    ref = df["output_len"].to_numpy(dtype=np.int64)
+    outputs = _geometric_cut(_early_cut(ref, fit, seed), fit.p, seed)
+    if fit.prompt_scale is not None and fit.prompt_scale != 1.0:
+        if "session_id" in df.columns and "turn" in df.columns:
+            raise UserError(
+                f"--output-len-model {model}: scaled prompts apply to single-turn workloads "
+                "(expected no session_id/turn columns)"
+            )
+        prompts = df["prompt_len"].to_numpy(dtype=np.int64)
+        return outputs, _scaled(prompts, outputs, fit.prompt_scale, df.attrs.get("max_model_len"))
+    return outputs, with_history(df, outputs)
 
 
 def recorded_outputs(df: pd.DataFrame, model: Recorded) -> np.ndarray:

@@ -58,6 +58,11 @@ class SimEngine(Engine):
     def __init__(self, perf: PerfModel | None = None) -> None:
         self.perf = perf
 
+    def uses_token_ids(self, config: EngineConfig) -> bool:
+        """Lengths and prefix segments are all a simulation reads; the dataset's own ids only
+        matter when it records each request's prompt digest (``record_prompts``)."""
+        return bool(validate_options(SimOptions, self.name, config.options).record_prompts)
+
     def run(
         self, schedule: Schedule, config: EngineConfig, *, progress: bool = False
     ) -> RunRecords:

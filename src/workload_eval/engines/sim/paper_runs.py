@@ -36,7 +36,7 @@ def paper_workload(
 
     ``output_len_model`` as ``--output-len-model`` takes it: e.g. ``eos:TOKENS`` cuts the
     outputs so the mean prompt + output tokens is TOKENS, what the paper processed
-    (``experiments.study.paper_tokens_per_request``); lengths only then, no token ids.
+    (``paper_eos``: what ``reproduce`` runs); lengths only then, no token ids.
     """
     from workload_eval.workloads import load_workload
 
