@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from workload_eval.analysis.intervals import CONFIDENCE_LEVEL, at_level, mean_interval
 from workload_eval.slo import SLO, observed
 
@@ -102,7 +104,7 @@ def judge_runs(
         elif len(runs) == 1:
             intervals[name] = run_interval(runs[0], name, confidence)
         else:
-            mean = math.fsum(values) / len(values) if values else math.nan
+            mean = float(np.mean(values)) if values else math.nan  # as capacity's table
             intervals[name] = (mean, mean)
     if aggregate == "mean":
         return judge(intervals, objectives)
