@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from workload_eval.analysis.compare import SCENARIO, Comparison
 from workload_eval.report import style
@@ -143,6 +144,8 @@ def figure_slices(
         col[0].set_title(f"{style.workload_label(w)}\n{caption}", fontsize=9)
         col[-1].set_xlabel("Time (s)")
         col[1].set_yscale("log")
+        col[1].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        col[1].yaxis.set_minor_formatter(NullFormatter())
     axes[0, 0].set_ylabel("Completed (req/s)")
     axes[1, 0].set_ylabel("p95 latency (s)")
     axes[2, 0].set_ylabel("Requests")
