@@ -32,7 +32,13 @@ from pydantic import (
 )
 
 from workload_eval import __version__, interrupts
-from workload_eval.analysis.slices import SLICE_SECONDS, SLICES_FILE, slice_summary, time_slices
+from workload_eval.analysis.slices import (
+    SLICE_SECONDS,
+    SLICES_FILE,
+    check_width,
+    slice_summary,
+    time_slices,
+)
 from workload_eval.contracts import (
     REQUEST_COLUMNS,
     STEP_COLUMNS,
@@ -163,6 +169,7 @@ def execute(
     time slices of ``slice_seconds``: not part of the spec, any width gives the same run)."""
     from workload_eval.workloads import load_workload  # heavy: tokenizers
 
+    check_width(slice_seconds)  # a bad width fails before the run, not after it
     engine = get_engine(spec.engine)  # unknown engine fails before any loading
     df = load_workload(
         spec.workload,

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from workload_eval.contracts import RunRecords
+from workload_eval.errors import UserError
 from workload_eval.metrics import completed, request_metrics
 
 SLICE_SECONDS = 10.0  # the issue's default window
@@ -144,10 +145,16 @@ def _engine(steps: pd.DataFrame, edges: np.ndarray, end: float) -> dict[str, np.
     return out
 
 
+def check_width(width: float, *, option: str = "--slice-seconds") -> float:
+    """A slice width: a positive, finite number of seconds (else a one-line UserError)."""
+    if not (isinstance(width, int | float) and math.isfinite(width) and width > 0):
+        raise UserError(f"{option} {width!r}: expected a positive number of seconds, e.g. 10")
+    return float(width)
+
+
 def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFrame:
     """The run in windows of ``width`` seconds (see the module doc for every column)."""
-    if not width > 0 or not math.isfinite(width):
-        raise ValueError(f"slice width must be a positive number of seconds, got {width}")
+    width = check_width(width)
     req, steps = records.requests, records.steps
     done = completed(req)
     finish = req["finish_time"].to_numpy(dtype=float)
@@ -249,4 +256,4 @@ def slice_summary(slices: pd.DataFrame, width: float) -> dict[str, float | int |
     }
 
 
-__all__ = ["SLICES_FILE", "SLICE_SECONDS", "slice_summary", "time_slices"]
+__all__ = ["SLICES_FILE", "SLICE_SECONDS", "check_width", "slice_summary", "time_slices"]

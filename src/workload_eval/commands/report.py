@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from workload_eval.analysis.slices import SLICE_SECONDS
+from workload_eval.analysis.slices import SLICE_SECONDS, check_width
 from workload_eval.errors import UserError
 from workload_eval.paper import SLO_METRIC, SLO_TEXT
 from workload_eval.slo import SLO
@@ -74,6 +74,7 @@ def command(
 ) -> None:
     from workload_eval.report import build_report
 
+    check_width(slice_seconds)
     report = build_report(
         results_dir,
         out_dir,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from pydantic import ValidationError
 
-from workload_eval.analysis.slices import SLICE_SECONDS
+from workload_eval.analysis.slices import SLICE_SECONDS, check_width
 from workload_eval.commands.options import (
     engine_config,
     engine_flag_options,
@@ -180,6 +180,7 @@ def command(**o: Any) -> None:
     from workload_eval.storage import ensure_writable_dir
 
     set_max_requests(o["max_requests"])
+    check_width(o["slice_seconds"])
     spec = build_spec(o)
     ensure_writable_dir(o["out"])
     progress = progress_default() if o["progress"] is None else o["progress"]
