@@ -94,11 +94,10 @@ def test_windows_by_hand():
     assert sl["request_throughput"].tolist() == pytest.approx([0.0, 0.2, 0.5])
     # in flight: request 0 over [0, 9], request 1 over [3, 12] (the failed one never ended)
     assert sl["in_flight_mean"].tolist() == pytest.approx([(5 + 2) / 5, (4 + 5) / 5, 2 / 2])
-    assert sl["running_mean"].tolist() == pytest.approx([(2 + 4) / 5, 2 * 2 / 5, 2 * 2 / 2])
-    assert sl["waiting_mean"].tolist() == pytest.approx([2 / 5, 0.0, 0.0])
-    assert sl["kv_usage_mean"].tolist() == pytest.approx(
-        [(0.1 * 2 + 0.3 * 2) / 5, 0.5 * 2 / 5, 0.5 * 2 / 2]
-    )
+    # engine means over the time it was stepping; busy: that time's share of the window
+    assert sl["running_mean"].tolist() == pytest.approx([(2 + 4) / 4, 2.0, 2.0])
+    assert sl["waiting_mean"].tolist() == pytest.approx([2 / 4, 0.0, 0.0])
+    assert sl["kv_usage_mean"].tolist() == pytest.approx([(0.1 * 2 + 0.3 * 2) / 4, 0.5, 0.5])
     assert sl["busy"].tolist() == pytest.approx([4 / 5, 2 / 5, 1.0])
     assert sl["kv_usage_max"].tolist() == pytest.approx([0.3, 0.5, math.nan], nan_ok=True)
     assert sl["engine_tokens"].tolist() == pytest.approx([20, 20, 20])
@@ -114,8 +113,8 @@ def test_server_samples_hold_until_the_next_one():
         columns=list(STEP_COLUMNS),
     )
     sl = time_slices(RunRecords(requests, samples, EngineReport(engine="openai")), 5.0)
-    # 4 running from 1 s to 6 s, then 2 until the run's end (10 s)
-    assert sl["running_mean"].tolist() == pytest.approx([4 * 4 / 5, (4 + 2 * 4) / 5])
+    # 4 running from 1 s to 6 s, then 2 until the run's end (10 s); nothing seen before 1 s
+    assert sl["running_mean"].tolist() == pytest.approx([4.0, (4 + 2 * 4) / 5])
     assert sl["busy"].isna().all()  # a server's samples say nothing about its steps
 
 
@@ -152,9 +151,9 @@ def test_slices_add_up_to_the_run_on_the_simulator(data_dir, tokenizer_dir, toke
     assert result.summary["slices.width_s"] == 7.0
     assert result.summary["slices.count"] == len(sl)
     assert result.summary["slices.kv_usage_max"] == pytest.approx(sl["kv_usage_max"].max())
-    # the sim's steps are exact: running requests average the in-flight ones minus the waiting
+    # the sim's steps are exact: the requests running, over the window, are in flight
     busy = sl[sl["busy"] > 0]
-    assert (busy["running_mean"] <= busy["in_flight_mean"] + 1e-9).all()
+    assert (busy["running_mean"] * busy["busy"] <= busy["in_flight_mean"] + 1e-9).all()
 
 
 def _poisson(rate: float, n: int) -> Schedule:

@@ -9,11 +9,15 @@ shorter). What each column counts, for every engine:
   window (each token at its own time where the engine streamed them; otherwise the first
   token at ``first_token_time`` and the rest spread evenly up to the finish), throughputs,
   latency percentiles of the requests completed in the window, and ``in_flight_mean``;
-- from the steps table: time-averaged ``running_mean``, ``waiting_mean`` and
-  ``kv_usage_mean`` (fraction of the KV blocks), ``kv_usage_max``, ``preemptions`` and
-  ``engine_tokens`` (tokens computed). The simulator and the vLLM engine have a row per
-  iteration holding over its duration (no row: nothing ran); an OpenAI-compatible server
-  has ``/metrics`` samples, each holding until the next (``busy`` is then unknown).
+- from the steps table: ``running_mean``, ``waiting_mean`` and ``kv_usage_mean``
+  (fraction of the KV blocks) averaged over the time the engine was observed in the
+  window, ``kv_usage_max``, ``preemptions`` and ``engine_tokens`` (tokens computed). The
+  simulator and the vLLM engine have a row per iteration holding over its duration, so
+  their means are over the time the engine was stepping (the mean batch while busy) and
+  ``busy`` is that time's share of the window (the time average is mean x busy; vLLM's
+  gaps between iterations are the driver's own work, not idleness, so they are left out
+  rather than counted as zero); an OpenAI-compatible server has ``/metrics`` samples,
+  each holding until the next (``busy`` is then unknown).
 
 Counts and tokens add up over the slices to the run's totals (num_requests, num_completed,
 total_prompt_tokens, total_generated_tokens, preemptions).
@@ -134,15 +138,13 @@ def _engine(steps: pd.DataFrame, edges: np.ndarray, end: float) -> dict[str, np.
     covered = _held(t, ends, np.ones(len(t)), edges)
     total = s["kv_blocks_total"].to_numpy(dtype=float)
     usage = s["kv_blocks_used"].to_numpy(dtype=float) / np.where(total > 0, total, np.nan)
-    out = {
-        "running_mean": _held(t, ends, s["num_running"].to_numpy(dtype=float), edges) / width,
-        "waiting_mean": _held(t, ends, s["num_waiting"].to_numpy(dtype=float), edges) / width,
-        "kv_usage_mean": _held(t, ends, usage, edges) / width,
+    seen = np.where(covered > 0, covered, math.nan)  # never observed: unknown
+    return {
+        "running_mean": _held(t, ends, s["num_running"].to_numpy(dtype=float), edges) / seen,
+        "waiting_mean": _held(t, ends, s["num_waiting"].to_numpy(dtype=float), edges) / seen,
+        "kv_usage_mean": _held(t, ends, usage, edges) / seen,
         "busy": nan if sampled.all() else covered / width,
     }
-    for key in ("running_mean", "waiting_mean", "kv_usage_mean"):
-        out[key] = np.where(covered > 0, out[key], math.nan)  # never observed: unknown
-    return out
 
 
 def check_width(width: float, *, option: str = "--slice-seconds") -> float:

@@ -115,7 +115,8 @@ def measurement_sections(
                 f"The run at (or just below) each workload's capacity, per {slice_seconds:g} s "
                 "window: completed requests per second, p95 TTFT and end-to-end latency of the "
                 "requests completed in the window, running and waiting requests and KV use "
-                "(time averages over the engine's steps or the server's samples). Shaded: "
+                "(averaged over the engine's steps, i.e. while it was busy, or over the "
+                "server's samples). Shaded: "
                 "the steady-state window (MSER-5 on the in-flight count, up to the last "
                 "arrival).",
                 paths,
