@@ -166,3 +166,21 @@ def test_capacity_with_confidence_on_the_simulator(
     met = probes[probes["passed"]]
     assert len(met) and (met["normalized_latency_p95_ci_high"] <= 0.1875).all()
     assert not math.isnan(float(index["normalized_latency_p95_ci_low"].iloc[0]))
+
+
+def test_a_grid_too_short_for_intervals_is_refused_not_misread():
+    from workload_eval.engines.base import EngineConfig
+    from workload_eval.experiments.grid import CapacityTask
+
+    base = {
+        "engine": "sim",
+        "engine_config": EngineConfig(model="opt-13b", kv_blocks=643).model_dump(mode="json"),
+        "workload": "alpaca",
+        "schedule": {"kind": "poisson", "duration": 60},
+        "seed": 0,
+    }
+    grid = CapacityOptions(rule="seed-grid", rates=[2, 4, 6, 8])
+    with pytest.raises(UserError, match=r"rate 2 req/s over 60 s gives too few requests"):
+        CapacityTask("t", "sim", base, (P95,), grid, (0,)).make_search()
+    point = grid.model_copy(update={"confidence": None})
+    assert CapacityTask("t", "sim", base, (P95,), point, (0,)).make_search().grid[0] == 2.0

@@ -114,6 +114,15 @@ class CapacityTask:
             check_request_count(
                 max(grid) * duration, what=f"rate {max(grid):g}/s over {duration:g} s"
             )
+        if grid and floor > 0 and min(grid) < floor and o.confidence is not None:
+            # such a probe could never be met at the confidence: the rule would read it as a
+            # violation, a silently wrong answer
+            raise UserError(
+                f"capacity: the grid's rate {min(grid):g} req/s over {duration:g} s gives too "
+                f"few requests for a {o.confidence:.0%} interval of every SLO metric (needs "
+                f">= {floor:.4g} req/s): raise the grid, lengthen the duration, or set "
+                "confidence none"
+            )
         return make_search(
             list(self.slos),
             rule=o.rule,
