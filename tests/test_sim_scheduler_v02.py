@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sim_helpers import U, LinearPerf, run, schedule
+from sim_helpers import LinearPerf, U, run, schedule
 
 
 def kinds(records) -> list[tuple[str, int, int]]:
