@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("sweep", "Run every point of an experiment spec; resumes."),
     "capacity": ("capacity", "Find the highest request rate that meets SLOs."),
     "report": ("report", "Render figures and the HTML report from stored results."),
+    "compare": ("compare", "Compare systems workload by workload: ranks, ratios, reversals."),
     "reproduce": ("reproduce", "Reproduce the paper's whole study on the simulator."),
     "validate": ("validate", "Score the simulator against measured real-GPU experiments."),
 }

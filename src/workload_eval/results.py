@@ -7,6 +7,7 @@ these rows. A row's configuration comes from the typed run record (``runner.RunC
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -59,9 +60,24 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "preemptions",
 )
 CONFIG_JSON = "config_json"  # the whole run record, canonical JSON (the report shows it)
+CONFIG_KEY = "config_key"  # the configuration without the seed (config_key())
 # Summary keys that vary from run to run of the same point: never in the table, so a
 # resumed sweep writes the same index as an uninterrupted one.
 VOLATILE = re.compile(r"(^|[._])(wall|timestamp|started_at|finished_at|hostname|pid)", re.I)
+# The other shared knobs of a RunSpec, one column each (spec_columns).
+KNOB_COLUMNS: tuple[str, ...] = (
+    "gpu_memory_utilization",
+    "max_num_batched_tokens",
+    "max_num_seqs",
+    "max_model_len",
+    "n",
+    "enable_chunked_prefill",
+    "enable_prefix_caching",
+    "sampling",
+    "source",
+    "tokenizer",
+    "slo",
+)
 # Engine options with a column of their own (the simulator's GPU and policy).
 _OPTION_COLUMNS = ("gpu", "policy")
 _SCHEDULE_COLUMNS = ("kind", "num_requests", "rate", "duration")
@@ -152,11 +168,23 @@ def metric_columns(summary: Mapping[str, JsonValue]) -> dict[str, Cell]:
     return row
 
 
+def config_key(spec: RunSpec) -> str:
+    """The run's configuration without its seed (and without machine-local paths), hashed:
+    the points of one configuration under several seeds share it (analysis.seeds)."""
+    data = spec.model_dump(mode="json")
+    data.pop("seed", None)
+    data["engine_config"].pop("seed", None)
+    for name in ("data_dir", "tokenizer_dir"):
+        data.pop(name, None)
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()[:16]
+
+
 def point_row(summary: Summary, key: str, *, where: Path | None = None) -> dict[str, Cell]:
     """One row of the points table: ``key`` (the point's id), configuration, metrics."""
     config = run_config(summary, where or Path(key))
     return {
         "key": key,
+        CONFIG_KEY: config_key(config.spec),
         **config_columns(config),
         **metric_columns(summary),
         CONFIG_JSON: canonical_json(summary["config"]),
@@ -185,6 +213,13 @@ def points(rows: Iterable[Mapping[str, Cell]], *, by_key: bool = False) -> pd.Da
         else ["model", "kv_blocks", "workload", "schedule", "num_requests", "rate", "key"]
     )
     return df.sort_values(order, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def configuration_names(table: pd.DataFrame) -> list[str]:
+    """The columns of a points table that a run's spec sets (not its metrics, not what the
+    engine observed): the configuration columns, the knobs, ``schedule.*``, ``option.*``."""
+    fixed = set(CONFIG_COLUMNS) | set(KNOB_COLUMNS)
+    return [c for c in table.columns if c in fixed or c.startswith(("schedule.", "option."))]
 
 
 def find_summaries(results_dir: str | Path) -> list[Path]:
@@ -220,9 +255,13 @@ def online_points(table: pd.DataFrame) -> pd.DataFrame:
 __all__ = [
     "CONFIG_COLUMNS",
     "CONFIG_JSON",
+    "CONFIG_KEY",
+    "KNOB_COLUMNS",
     "METRIC_COLUMNS",
     "canonical_json",
     "config_columns",
+    "config_key",
+    "configuration_names",
     "find_summaries",
     "load_points",
     "metric_columns",

@@ -32,6 +32,13 @@ from pydantic import (
 )
 
 from workload_eval import __version__, interrupts
+from workload_eval.analysis.slices import (
+    SLICE_SECONDS,
+    SLICES_FILE,
+    check_width,
+    slice_summary,
+    time_slices,
+)
 from workload_eval.contracts import (
     REQUEST_COLUMNS,
     STEP_COLUMNS,
@@ -144,6 +151,7 @@ class RunResult:
     summary: Summary
     # Ctrl-C / SIGTERM came after the engine finished (the run is complete): stop after it
     stop_requested: bool = False
+    slices: pd.DataFrame | None = None  # analysis.slices: the run window by window
 
     @property
     def interrupted(self) -> bool:
@@ -154,10 +162,14 @@ class RunResult:
         return RunConfig.model_validate(self.summary["config"])
 
 
-def execute(spec: RunSpec, *, progress: bool = False) -> RunResult:
-    """Load the workload, build the schedule, run the engine, summarize."""
+def execute(
+    spec: RunSpec, *, progress: bool = False, slice_seconds: float = SLICE_SECONDS
+) -> RunResult:
+    """Load the workload, build the schedule, run the engine, summarize (with the run's
+    time slices of ``slice_seconds``: not part of the spec, any width gives the same run)."""
     from workload_eval.workloads import load_workload  # heavy: tokenizers
 
+    check_width(slice_seconds)  # a bad width fails before the run, not after it
     engine = get_engine(spec.engine)  # unknown engine fails before any loading
     df = load_workload(
         spec.workload,
@@ -184,11 +196,13 @@ def execute(spec: RunSpec, *, progress: bool = False) -> RunResult:
             spec=df.attrs.get("workload_spec"),
         )
         summary = summarize(records, slo=spec.slo)
+        slices = time_slices(records, slice_seconds)
+        summary.update(slice_summary(slices, slice_seconds))
         if report.interrupted:
             summary["interrupted"] = True
         summary["config"] = RunConfig(spec=spec, resolved=report).model_dump(mode="json")
         summary["package_version"] = __version__
-    return RunResult(records=records, summary=summary, stop_requested=held.signalled)
+    return RunResult(records=records, summary=summary, stop_requested=held.signalled, slices=slices)
 
 
 def _table(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -201,10 +215,12 @@ def _table(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 def save_run(result: RunResult, out_dir: str | Path) -> None:
-    """Write the three files atomically; summary.json last, so it marks a complete folder."""
+    """Write the files atomically; summary.json last, so it marks a complete folder."""
     out = Path(out_dir)
     atomic_write_parquet(out / REQUESTS_FILE, _table(result.records.requests, REQUEST_COLUMNS))
     atomic_write_parquet(out / STEPS_FILE, _table(result.records.steps, STEP_COLUMNS))
+    if result.slices is not None:
+        atomic_write_parquet(out / SLICES_FILE, result.slices)
     atomic_write_json(out / SUMMARY_FILE, result.summary)
 
 
@@ -246,7 +262,8 @@ def load_run(out_dir: str | Path) -> RunResult:
             raise UserError(f"{out / name}: not found (the run folder is incomplete)")
         frames.append(pd.read_parquet(out / name))
     records = RunRecords(requests=frames[0], steps=frames[1], report=config.resolved)
-    return RunResult(records=records, summary=summary)
+    slices = pd.read_parquet(out / SLICES_FILE) if (out / SLICES_FILE).is_file() else None
+    return RunResult(records=records, summary=summary, slices=slices)
 
 
 __all__ = [

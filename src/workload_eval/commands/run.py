@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from pydantic import ValidationError
 
+from workload_eval.analysis.slices import SLICE_SECONDS, check_width
 from workload_eval.commands.options import (
     engine_config,
     engine_flag_options,
@@ -148,12 +149,19 @@ def schedule_from_options(
     default=None,
     help="Progress bar [default: when stderr is a terminal].",
 )
+@click.option(
+    "--slice-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=SLICE_SECONDS,
+    show_default=True,
+    help="Window of the time slices (slices.parquet).",
+)
 @max_requests_option
 @click.option(
     "--out",
     required=True,
     type=click.Path(file_okay=False),
-    help="Run folder: summary.json, requests.parquet, steps.parquet.",
+    help="Run folder: summary.json, requests.parquet, steps.parquet, slices.parquet.",
 )
 def command(**o: Any) -> None:
     """Run one workload and schedule on an engine; write DIR and print a table.
@@ -172,15 +180,18 @@ def command(**o: Any) -> None:
     from workload_eval.storage import ensure_writable_dir
 
     set_max_requests(o["max_requests"])
+    check_width(o["slice_seconds"])
     spec = build_spec(o)
     ensure_writable_dir(o["out"])
     progress = progress_default() if o["progress"] is None else o["progress"]
-    result = execute(spec, progress=progress)
+    result = execute(spec, progress=progress, slice_seconds=o["slice_seconds"])
     with interrupts.deferred() as held:  # a signal now stops after the files are written
         save_run(result, o["out"])
     title = f"{spec.engine} · {spec.workload} · {spec.schedule.kind} · {spec.engine_config.model}"
     print_summary(result.summary, title=title)
-    click.echo(f"wrote {Path(o['out']) / 'summary.json'}, requests.parquet, steps.parquet")
+    click.echo(
+        f"wrote {Path(o['out']) / 'summary.json'}, requests.parquet, steps.parquet, slices.parquet"
+    )
     if result.interrupted or result.stop_requested or held.signalled:
         what = "gathered so far" if result.interrupted else "of the finished run"
         stderr_console().print(f"interrupted: the results {what} were saved")

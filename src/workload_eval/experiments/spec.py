@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from workload_eval import limits, paper
+from workload_eval.analysis.intervals import CONFIDENCE_LEVEL
 from workload_eval.engines.base import EngineConfig, option_flag, options_model
 from workload_eval.errors import UserError
 from workload_eval.inputs import loads_yaml, read_text
@@ -222,6 +223,15 @@ class ScheduleEntry(BaseModel):
         return combos
 
 
+def _confidence(v: Any) -> Any:
+    from workload_eval.experiments.verdicts import parse_confidence
+
+    try:
+        return parse_confidence(v, where="")
+    except UserError as e:
+        raise ValueError(str(e).strip()) from None
+
+
 _Grid = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | RateRange
 
 
@@ -239,6 +249,17 @@ class CapacityOptions(BaseModel):
     aggregate: Literal["majority", "mean", "all"] = "majority"
     repeat_band: float | None = Field(default=0.1, ge=0)
     max_rate: float = Field(default=1e4, gt=0)
+    # a rate meets the SLOs when they hold over this confidence interval of each metric;
+    # null/none: the point estimates, as the paper judged them (experiments.verdicts)
+    confidence: Annotated[float | None, BeforeValidator(_confidence)] = CONFIDENCE_LEVEL
+
+    def key_data(self) -> dict[str, Any]:
+        """What identifies the search's options: without a confidence, exactly what the
+        options were before confidence existed (so those searches keep their keys)."""
+        data = self.model_dump(mode="json")
+        if data["confidence"] is None:
+            del data["confidence"]
+        return data
 
     def grid(self, workload: str | None = None, kv_blocks: int | None = None) -> list[float] | None:
         """The rates of one configuration (None: the options name none for it)."""

@@ -482,6 +482,8 @@ def figure_paper_vs_ours(
     comparison: pd.DataFrame, out_dir: str | Path, *, name: str = "paper_vs_ours"
 ) -> list[Path]:
     """Parity plot: our number against the paper's measured one, one panel per quantity."""
+    if comparison is not None:  # log axes: a zero (no rate met the SLO) cannot be drawn
+        comparison = comparison[(comparison["paper"] > 0) & (comparison["ours"] > 0)]
     if comparison is None or comparison.empty:
         return []
     groups = list(comparison.groupby(["quantity", "unit"], sort=True))

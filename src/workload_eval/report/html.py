@@ -21,6 +21,7 @@ import jinja2
 import pandas as pd
 from pydantic import JsonValue
 
+from workload_eval.analysis.slices import SLICE_SECONDS
 from workload_eval.errors import UserError
 from workload_eval.experiments.paper_plan import read_record
 from workload_eval.paper import SLO_S_PER_TOKEN
@@ -29,6 +30,7 @@ from workload_eval.report import figures, paper, style
 from workload_eval.report.agreement import agreement_table
 from workload_eval.report.claims import CLAIMS, CLAIMS_SOURCE, claims_table, thresholds_text
 from workload_eval.report.conditioning import conditioning_table
+from workload_eval.report.measurement import measurement_sections
 from workload_eval.report.paper_section import (
     CORRECTION,
     PaperSection,
@@ -49,6 +51,9 @@ PAGE_METRICS = (
     "token_throughput",
     "normalized_latency_mean",
     "normalized_latency_p95",
+    "normalized_latency_p95_ci_low",
+    "normalized_latency_p95_ci_high",
+    "steady.normalized_latency_p95",
     "ttft_p95",
     "tpot_mean",
     "num_completed",
@@ -314,6 +319,7 @@ def build_report(
     calibration_dir: str | Path | None = None,
     slo: float = SLO_S_PER_TOKEN,
     title: str = "LLM workload evaluation report",
+    slice_seconds: float = SLICE_SECONDS,
 ) -> Report:
     """Figures (PNG+PDF), ``summary.csv``, ``capacity.csv``, ``paper_comparison.csv`` and
     ``report.html`` from a results folder; nothing is re-run."""
@@ -337,7 +343,9 @@ def build_report(
     rule = rule_note(capacity, record)
     fig_dir = out / "figures"
     figs = render_figures(results_dir, points, capacity, fig_dir, slo, lengths=lengths, rule=rule)
-    files: list[Path] = [p for f in figs for p in f.paths]
+    extra = measurement_sections(results_dir, points, capacity, out, slice_seconds=slice_seconds)
+    figs += [Figure(title, caption, paths) for title, caption, paths in extra.figures if paths]
+    files: list[Path] = [p for f in figs for p in f.paths] + extra.files
 
     def write_csv(name: str, df: pd.DataFrame) -> None:
         atomic_write_text(out / name, df.to_csv(index=False))
@@ -406,6 +414,9 @@ def build_report(
         config=configuration(points, results_dir),
         software=software_versions(),
         scaling=_table(scaling) if scaling is not None else None,
+        measurement=[
+            {"id": i, "title": t, "caption": c, "table": _table(df)} for i, t, c, df in extra.tables
+        ],
     )
     html_path = out / "report.html"
     atomic_write_text(html_path, html)
