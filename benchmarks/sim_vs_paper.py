@@ -209,9 +209,8 @@ def run_online(quick: bool, lengths: str, cache: dict) -> dict:
         summary["median_abs_capacity_err_pct"] = float(err.median())
         # without the configurations whose answer the paper's own curve does not fix
         ill = ill_conditioned(rule_conditioning(TABLES.online()))
-        fixed = [
-            (paper_runs.MODEL, w, kv) not in ill for w, kv in zip(both.workload, both.kv_blocks)
-        ]
+        keys = zip(both.workload, both.kv_blocks, strict=True)
+        fixed = [(paper_runs.MODEL, w, kv) not in ill for w, kv in keys]
         if not all(fixed):
             summary["median_abs_capacity_err_pct_well_conditioned"] = float(err[fixed].median())
     for k, v in summary.items():
