@@ -29,6 +29,7 @@ from workload_eval.paper_data import load_paper_tables
 from workload_eval.report import figures, paper, style
 from workload_eval.report.agreement import agreement_table
 from workload_eval.report.claims import CLAIMS, CLAIMS_SOURCE, claims_table, thresholds_text
+from workload_eval.report.conditioning import conditioning_table
 from workload_eval.report.measurement import measurement_sections
 from workload_eval.report.paper_section import (
     CORRECTION,
@@ -309,6 +310,8 @@ def build_report(
         )
         if not section.stop_models.empty:
             write_csv("stop_models.csv", section.stop_models)
+        if section.conditioning:
+            write_csv("capacity_conditioning.csv", conditioning_table(section.conditioning))
         models = ", ".join(style.model_label(m) for m in sorted(comparison["model"].unique()))
         figs.append(
             Figure(
