@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
+from pyarrow import ArrowException
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -54,16 +55,18 @@ from workload_eval.engines.base import (
     report_model,
 )
 from workload_eval.errors import UserError
+from workload_eval.inputs import read_text
 from workload_eval.limits import Seed
 from workload_eval.metrics import Summary, summarize
 from workload_eval.schedules import OfflineSchedule, ScheduleSpec, build_schedule, request_count
 from workload_eval.slo import GRAMMAR, SLO, parse_slos
 from workload_eval.storage import atomic_write_json, atomic_write_parquet
+from workload_eval.strict import NoBoolNumbers
 
 SUMMARY_FILE, REQUESTS_FILE, STEPS_FILE = "summary.json", "requests.parquet", "steps.parquet"
 
 
-class RunSpec(BaseModel):
+class RunSpec(NoBoolNumbers):
     """One point of a study: with its seed it fully determines a run."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -225,11 +228,15 @@ def save_run(result: RunResult, out_dir: str | Path) -> None:
 
 
 def read_summary(path: Path) -> Summary:
-    """A run's summary.json; a file that is not one is a one-line UserError."""
+    """A run's summary.json (bounded, strict UTF-8; the NaN of older files is read as
+    NaN); a file that is not one is a one-line UserError."""
+    text = read_text(path)
     try:
-        summary = json.loads(path.read_text())
+        summary = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply") from None
     if not isinstance(summary, dict):
         raise UserError(f"{path}: expected a JSON object (a run summary)")
     return summary
@@ -258,12 +265,20 @@ def load_run(out_dir: str | Path) -> RunResult:
     config = run_config(summary, path)
     frames = []
     for name in (REQUESTS_FILE, STEPS_FILE):
-        if not (out / name).is_file():
+        if not (out / name).is_file():  # missing, or not a regular file (a pipe would block)
             raise UserError(f"{out / name}: not found (the run folder is incomplete)")
-        frames.append(pd.read_parquet(out / name))
+        frames.append(_read_table(out / name))
     records = RunRecords(requests=frames[0], steps=frames[1], report=config.resolved)
-    slices = pd.read_parquet(out / SLICES_FILE) if (out / SLICES_FILE).is_file() else None
+    slices = _read_table(out / SLICES_FILE) if (out / SLICES_FILE).is_file() else None
     return RunResult(records=records, summary=summary, slices=slices)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A stored Parquet table; a damaged one (truncated, not Parquet) is a UserError."""
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, ArrowException) as e:
+        raise UserError(f"{path}: not a readable Parquet table ({type(e).__name__})") from None
 
 
 __all__ = [

@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import ConfigDict, ValidationError, model_validator
 
 from workload_eval.errors import UserError
 from workload_eval.paper import SLO_TEXT
+from workload_eval.strict import NoBoolNumbers
 
 # Per-request latencies a bound can apply to (seconds; normalized_latency in s per token).
 REQUEST_METRICS: tuple[str, ...] = ("ttft", "tpot", "e2e_latency", "normalized_latency")
@@ -63,7 +64,7 @@ def run_metrics() -> list[str]:
     return names + [f"{STEADY_PREFIX}{n}" for n in steady]
 
 
-class SLO(BaseModel):
+class SLO(NoBoolNumbers):
     """One bound, on each request's latency or on a run's summary metric."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

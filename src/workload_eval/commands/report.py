@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from workload_eval.analysis.slices import SLICE_SECONDS, check_width
+from workload_eval.cli import one_line
 from workload_eval.errors import UserError
 from workload_eval.paper import SLO_METRIC, SLO_TEXT
 from workload_eval.slo import SLO
@@ -82,6 +83,8 @@ def command(
         slo=report_slo(slo).value,
         slice_seconds=slice_seconds,
     )
+    for problem in report.problems:  # damaged files: skipped or named, the rest rendered
+        click.echo(f"warning: {one_line(problem)}", err=True)
     click.echo(f"{len(report.points)} points, {len(report.figures)} figures")
     if report.section is not None:
         for line in [*report.section.claim_lines(), *report.section.agreement_lines()]:

@@ -21,7 +21,7 @@ from workload_eval.commands.options import (
     workload_fields,
     workload_options,
 )
-from workload_eval.errors import UserError
+from workload_eval.errors import EXIT_INCOMPLETE, UserError
 from workload_eval.limits import set_max_requests
 
 if TYPE_CHECKING:
@@ -175,9 +175,15 @@ def command(**o: Any) -> None:
         --request-rate 28 --duration 600 --out runs/alpaca-28
     """
     from workload_eval import interrupts
-    from workload_eval.console import print_summary, progress_default, stderr_console
+    from workload_eval.console import (
+        print_summary,
+        progress_default,
+        stderr_console,
+        stdout_console,
+    )
     from workload_eval.runner import execute, save_run
     from workload_eval.storage import ensure_writable_dir
+    from workload_eval.verdict import judge, print_verdict
 
     set_max_requests(o["max_requests"])
     check_width(o["slice_seconds"])
@@ -189,6 +195,8 @@ def command(**o: Any) -> None:
         save_run(result, o["out"])
     title = f"{spec.engine} · {spec.workload} · {spec.schedule.kind} · {spec.engine_config.model}"
     print_summary(result.summary, title=title)
+    verdict = judge(result.records)
+    print_verdict(verdict, stdout_console())
     click.echo(
         f"wrote {Path(o['out']) / 'summary.json'}, requests.parquet, steps.parquet, slices.parquet"
     )
@@ -196,6 +204,9 @@ def command(**o: Any) -> None:
         what = "gathered so far" if result.interrupted else "of the finished run"
         stderr_console().print(f"interrupted: the results {what} were saved")
         raise click.exceptions.Exit(interrupts.exit_code())  # 130 Ctrl-C, 143 SIGTERM
+    if verdict.nothing_succeeded:
+        stderr_console().print(f"no request succeeded: exit {EXIT_INCOMPLETE}", highlight=False)
+        raise click.exceptions.Exit(EXIT_INCOMPLETE)
 
 
 def build_spec(o: dict[str, Any]) -> RunSpec:

@@ -7,7 +7,7 @@ import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import JsonValue
 
@@ -17,6 +17,7 @@ from workload_eval.errors import UserError
 from workload_eval.experiments.capacity import CapacitySearch, make_search
 from workload_eval.experiments.spec import CapacityOptions, EngineEntry, ExperimentSpec, GridSpec
 from workload_eval.limits import check_request_count, max_requests
+from workload_eval.redaction import scrub_json
 from workload_eval.results import canonical_json
 from workload_eval.runner import RunSpec
 from workload_eval.slo import SLO, per_request, run_level
@@ -26,11 +27,13 @@ LOCATION_FIELDS = ("data_dir", "tokenizer_dir")
 
 
 def run_spec_json(spec: RunSpec | Mapping[str, JsonValue]) -> dict[str, JsonValue]:
-    """The RunSpec as plain JSON data, without machine-local paths."""
+    """The RunSpec as plain JSON data, without machine-local paths and credentials (a
+    password in a base URL does not change the experiment, and is never hashed or stored)."""
     data = spec.model_dump(mode="json") if isinstance(spec, RunSpec) else dict(spec)
     if data.get("output_len_model") is None:  # the default: keys of older stores stay valid
         data.pop("output_len_model", None)
-    return {k: v for k, v in data.items() if k not in LOCATION_FIELDS}
+    plain = {k: v for k, v in data.items() if k not in LOCATION_FIELDS}
+    return cast(dict[str, JsonValue], scrub_json(plain))
 
 
 def point_key(spec: RunSpec | Mapping[str, JsonValue]) -> str:

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -33,6 +32,7 @@ from workload_eval.errors import UserError
 from workload_eval.inputs import loads_yaml, read_text
 from workload_eval.limits import MAX_INT, Seed
 from workload_eval.slo import SLO, check_slo, run_level
+from workload_eval.strict import NoBoolNumbers
 
 # Axes set per grid point, so an engine entry may not set them.
 AXIS_FIELDS = {"model", "gpu", "kv_blocks", "gpu_memory_utilization", "seed"}
@@ -96,7 +96,7 @@ _Seeds = Annotated[list[Seed], BeforeValidator(_as_list)]
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class EngineEntry(BaseModel):
+class EngineEntry(NoBoolNumbers):
     """One engine and its fixed knobs: shared EngineConfig fields (except the swept axes) and
     the engine's own options, flat (``policy: vllm-v1``) or under ``options:``."""
 
@@ -140,7 +140,7 @@ def _engine_entries(v: Any) -> Any:
     return [{"engine": e} if isinstance(e, str) else e for e in v] if isinstance(v, list) else v
 
 
-class RateRange(BaseModel):
+class RateRange(NoBoolNumbers):
     """Rates start, start+step, ... up to and including stop."""
 
     model_config = _STRICT
@@ -174,7 +174,7 @@ _Rate = (
 )
 
 
-class ScheduleEntry(BaseModel):
+class ScheduleEntry(NoBoolNumbers):
     """A schedule family: list-valued fields expand (num_requests: [100, 500])."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
@@ -235,7 +235,7 @@ def _confidence(v: Any) -> Any:
 _Grid = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | RateRange
 
 
-class CapacityOptions(BaseModel):
+class CapacityOptions(NoBoolNumbers):
     """How ``rate: capacity`` schedules are searched (see experiments.capacity)."""
 
     model_config = _STRICT
@@ -304,7 +304,7 @@ def _known_metric(slo: SLO) -> SLO:
         raise ValueError(str(e).removeprefix("slo: ")) from None
 
 
-class GridSpec(BaseModel):
+class GridSpec(NoBoolNumbers):
     """One group's axes: the cross product of these is the group's points."""
 
     model_config = _STRICT
@@ -401,7 +401,7 @@ class GridSpec(BaseModel):
         return sizes
 
 
-class ExperimentSpec(BaseModel):
+class ExperimentSpec(NoBoolNumbers):
     """A whole study: top-level axes, optionally split into groups that override them."""
 
     model_config = _STRICT

@@ -41,8 +41,9 @@ from workload_eval.report.paper_section import (
     rule_note,
 )
 from workload_eval.report.results import capacity_table
+from workload_eval.report.stored import memory_scaling, stored_capacity, timeline_runs
 from workload_eval.report.template import TABLE_MACRO, TEMPLATE
-from workload_eval.results import CONFIG_COLUMNS, CONFIG_JSON, load_points, online_points
+from workload_eval.results import CONFIG_COLUMNS, CONFIG_JSON, load_points
 from workload_eval.storage import atomic_write_text
 
 # Columns of the points table on the page (summary.csv holds every column).
@@ -83,6 +84,7 @@ class Report:
     capacity: pd.DataFrame = field(default_factory=pd.DataFrame)
     comparison: pd.DataFrame | None = None
     files: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # damaged files skipped or named
     section: PaperSection | None = None  # the claims and agreement, when the paper measured
 
 
@@ -162,73 +164,6 @@ def configuration(points: pd.DataFrame, results_dir: Path) -> dict[str, Any]:
     return {"spec": spec_text, "shared": shared, "varying": varying}
 
 
-def stored_capacity(results_dir: Path) -> pd.DataFrame | None:
-    """A capacity table stored by the experiments package, when the study wrote one."""
-    for name in ("capacity.parquet", "capacity.csv"):
-        p = results_dir / name
-        if p.is_file():
-            df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
-            if "max_rate" not in df and "capacity_rate" in df:  # experiments.sweep's table
-                df = df.rename(columns={"capacity_rate": "max_rate"})
-            if {"model", "kv_blocks", "workload", "max_rate"} <= set(df.columns):
-                if "engine" not in df:
-                    df["engine"] = ""
-                if "gpu" not in df:
-                    df["gpu"] = ""
-                first = ["engine", "model", "gpu", "kv_blocks", "workload", "max_rate"]
-                df = df[first + [c for c in df.columns if c not in first]]
-                return df.sort_values(["model", "kv_blocks", "workload"]).reset_index(drop=True)
-    return None
-
-
-def memory_scaling(results_dir: Path) -> pd.DataFrame | None:
-    """Throughput and capacity at the biggest KV size over the smallest (the paper's 2.3x),
-    from the sweep's index and capacity tables when the study has them."""
-    index_path = results_dir / "index.parquet"
-    if not index_path.is_file():
-        return None
-    try:
-        from workload_eval.experiments.memory import memory_table, scaling_table
-    except ImportError:
-        return None
-    cap_path = results_dir / "capacity.parquet"
-    capacity = pd.read_parquet(cap_path) if cap_path.is_file() else None
-    table = scaling_table(memory_table(pd.read_parquet(index_path), capacity))
-    if table.empty or not (table.get("kv_ratio", pd.Series(dtype=float)) > 1).any():
-        return None
-    keep = [c for c in table.columns if not c.startswith(("engine", "policy", "gpu", "block_size"))]
-    return table[keep]
-
-
-def timeline_runs(
-    points: pd.DataFrame, capacity: pd.DataFrame, results_dir: Path
-) -> dict[str, tuple[pd.DataFrame, str]]:
-    """Per workload, the online run closest below its capacity (first model, biggest KV)."""
-    online = online_points(points)
-    runs: dict[str, tuple[pd.DataFrame, str]] = {}
-    if online.empty:
-        return runs
-    biggest = online[online["kv_blocks"] == online["kv_blocks"].max()]
-    model = sorted(
-        (biggest if len(biggest) else online)["model"].unique(), key=style.model_sort_key
-    )[0]
-    for w, g in online[online["model"] == model].groupby("workload"):
-        g = g[g["kv_blocks"] == g["kv_blocks"].max()] if g["kv_blocks"].notna().any() else g
-        cap = capacity[(capacity["workload"] == w) & (capacity["model"] == model)]
-        limit = float(cap["max_rate"].max()) if len(cap) else math.inf
-        below = g[g["rate"] <= limit]
-        row = (below if len(below) else g).sort_values("rate").iloc[-1 if len(below) else 0]
-        path = results_dir / row["key"] / "steps.parquet"
-        if not path.is_file():
-            continue
-        steps = pd.read_parquet(path)
-        if steps.empty or "kv_blocks_used" not in steps:
-            continue
-        kv = "" if pd.isna(row["kv_blocks"]) else f", {int(row['kv_blocks'])} blocks"
-        runs[str(w)] = (steps, f"{style.model_label(model)}{kv}, {row['rate']:g} req/s")
-    return runs
-
-
 def render_figures(
     results_dir: Path,
     points: pd.DataFrame,
@@ -238,10 +173,12 @@ def render_figures(
     *,
     lengths: str,
     rule: str,
+    problems: list[str] | None = None,
 ) -> list[Figure]:
     """Every figure the stored results allow, in the paper's order; every caption names the
     output lengths (``lengths``) and, for capacities, the rule that produced them."""
-    frames = figures.length_frames(results_dir, points)
+    problems = problems if problems is not None else []
+    frames = figures.length_frames(results_dir, points, problems)
     tokenizers = sorted({style.model_label(str(f.attrs.get("model", ""))) for f in frames.values()})
     out = [
         Figure(
@@ -298,7 +235,9 @@ def render_figures(
             "KV-cache usage, running/waiting requests and cumulative preemptions, per "
             "engine step, for the run at (or just below) each workload's capacity. Output "
             f"lengths: {lengths}.",
-            figures.figure_timelines(timeline_runs(points, capacity, results_dir), fig_dir),
+            figures.figure_timelines(
+                timeline_runs(points, capacity, results_dir, problems), fig_dir
+            ),
         ),
     ]
     return [f for f in out if f.paths]
@@ -325,10 +264,12 @@ def build_report(
     ``report.html`` from a results folder; nothing is re-run."""
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
-    points = load_points(results_dir)
+    problems: list[str] = []  # damaged files: skipped or named, the rest renders
+    points = load_points(results_dir, problems=problems)
     if points.empty:
-        raise UserError(f"{results_dir}: no results (no summary.json under it)")
-    capacity = stored_capacity(results_dir)
+        why = f" ({len(problems)} damaged: {problems[0]})" if problems else ""
+        raise UserError(f"{results_dir}: no results (no readable summary.json under it){why}")
+    capacity = stored_capacity(results_dir, problems)
     if capacity is None:
         capacity = capacity_table(points, slo=slo)
     tables = load_paper_tables(calibration_dir)
@@ -342,7 +283,9 @@ def build_report(
     lengths = section.label if section else lengths_label(points, record)
     rule = rule_note(capacity, record)
     fig_dir = out / "figures"
-    figs = render_figures(results_dir, points, capacity, fig_dir, slo, lengths=lengths, rule=rule)
+    figs = render_figures(
+        results_dir, points, capacity, fig_dir, slo, lengths=lengths, rule=rule, problems=problems
+    )
     extra = measurement_sections(results_dir, points, capacity, out, slice_seconds=slice_seconds)
     figs += [Figure(title, caption, paths) for title, caption, paths in extra.figures if paths]
     files: list[Path] = [p for f in figs for p in f.paths] + extra.files
@@ -357,7 +300,7 @@ def build_report(
     write_csv("capacity.csv", capacity.assign(output_lengths=lengths, rule_text=rule))
     if len(comparison):
         write_csv("paper_comparison.csv", comparison.assign(output_lengths=lengths))
-    scaling = memory_scaling(results_dir)
+    scaling = memory_scaling(results_dir, problems)
     if scaling is not None:
         write_csv("memory_scaling.csv", scaling.assign(output_lengths=lengths))
     if section is not None:
@@ -431,4 +374,5 @@ def build_report(
         comparison=comparison if len(comparison) else None,
         files=files,
         section=section,
+        problems=list(dict.fromkeys(problems)),  # a table read twice is named once
     )

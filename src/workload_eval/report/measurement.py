@@ -53,11 +53,11 @@ def slice_runs(
         row = (below if len(below) else g).sort_values("rate").iloc[-1 if len(below) else 0]
         try:
             run = load_run(results_dir / row["key"])
-        except UserError:  # an incomplete folder: no slices for it
+            sl = run.slices if run.slices is not None and _width(run.slices) == width else None
+            if sl is None:
+                sl = time_slices(run.records, width)
+        except (UserError, KeyError, TypeError, ValueError):  # incomplete or damaged: none
             continue
-        sl = run.slices if run.slices is not None and _width(run.slices) == width else None
-        if sl is None:
-            sl = time_slices(run.records, width)
         start, end = run.summary.get("steady.start_s"), run.summary.get("steady.end_s")
         window = (float(start), float(end)) if start is not None and end is not None else None
         kv = "" if pd.isna(row["kv_blocks"]) else f", {int(row['kv_blocks'])} blocks"

@@ -21,6 +21,7 @@ from workload_eval.engines.openai.options import OpenAIOptions, api_root
 from workload_eval.engines.openai.plan import RequestPlan
 from workload_eval.engines.openai.prometheus import Timeline, sample_metrics
 from workload_eval.engines.openai.records import build_records
+from workload_eval.engines.openai.stream import Ask, Client
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -48,11 +49,11 @@ class OpenAIEngine(Engine):
 
             bar = tqdm(total=len(schedule), desc="requests", unit="req")
         try:
-            result, timeline = _run_loop(_drive(plan, headers, bar))
+            result, timeline, stale_retries = _run_loop(_drive(plan, headers, bar))
         finally:
             if bar is not None:
                 bar.close()
-        return build_records(plan, result, timeline)
+        return build_records(plan, result, timeline, stale_retries=stale_retries)
 
 
 def _run_loop(coro: Coroutine[object, object, T]) -> T:
@@ -68,11 +69,13 @@ def _run_loop(coro: Coroutine[object, object, T]) -> T:
 
 async def _drive(
     plan: RequestPlan, headers: dict[str, str], bar: tqdm | None
-) -> tuple[loadgen.LoadResult, Timeline]:
+) -> tuple[loadgen.LoadResult, Timeline, int]:
+    """The open loop over the run's client; returns its outcomes, the sampled timeline and
+    how many requests met a stale pooled connection (and were sent again, fresh)."""
     opts = plan.opts
     url, chat = plan.url, plan.chat
     timeline = Timeline(kv_blocks_total=float(plan.config.kv_blocks or math.nan))
-    session = loadgen.make_session(opts.max_concurrency, opts.request_timeout)
+    client = Client(opts.max_concurrency, opts.request_timeout)
     outcomes: dict[int, loadgen.Outcome] = {}
     start: list[float] = []
 
@@ -83,7 +86,8 @@ async def _drive(
             assert parent is not None
             body = plan.follow_up_body(i, outcomes[parent].text)
         plan.bodies[i] = None  # free memory as we go
-        await loadgen.stream_request(session, url, body, out, chat=chat, headers=headers)
+        ask = Ask(tokens=plan.asked_tokens(i), body_bytes=len(body))
+        await client.send(url, body, out, ask, chat=chat, headers=headers)
 
     def on_done(i: int, out: loadgen.Outcome) -> None:
         outcomes[i] = out
@@ -108,7 +112,8 @@ async def _drive(
     finally:
         stop.set()
         if sampler is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            # the sampler never decides the run: its failure only leaves the timeline short
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(sampler, timeout=5)
-        await session.close()
-    return result, timeline
+        await client.close()
+    return result, timeline, client.stale_retries
