@@ -34,6 +34,7 @@ from workload_eval import paper
 from workload_eval.engines.sim import paper_runs
 from workload_eval.paper_data import load_paper_tables
 from workload_eval.paper_eos import ONLINE, stop_models
+from workload_eval.report.conditioning import ill_conditioned, rule_conditioning
 from workload_eval.schedules import OfflineSchedule, PoissonSchedule, request_count
 
 REPO = Path(__file__).resolve().parents[1]
@@ -204,9 +205,14 @@ def run_online(quick: bool, lengths: str, cache: dict) -> dict:
     }
     both = cap.dropna()
     if len(both):
-        summary["median_abs_capacity_err_pct"] = float(
-            pct(both.sim_max_rate, both.paper_max_rate).abs().median()
-        )
+        err = pct(both.sim_max_rate, both.paper_max_rate).abs()
+        summary["median_abs_capacity_err_pct"] = float(err.median())
+        # without the configurations whose answer the paper's own curve does not fix
+        ill = ill_conditioned(rule_conditioning(TABLES.online()))
+        keys = zip(both.workload, both.kv_blocks, strict=True)
+        fixed = [(paper_runs.MODEL, w, kv) not in ill for w, kv in keys]
+        if not all(fixed):
+            summary["median_abs_capacity_err_pct_well_conditioned"] = float(err[fixed].median())
     for k, v in summary.items():
         print(f"{k}: {v:.1f}%")
     return {"points": df.to_dict("records"), "capacity": capacity, **summary}

@@ -20,6 +20,7 @@ from workload_eval.storage import atomic_write_json, atomic_write_parquet
 from workload_eval.workloads.catalog import WORKLOADS
 from workload_eval.workloads.loader import prepare
 from workload_eval.workloads.profiles import profiles_dir
+from workload_eval.workloads.selection import CATEGORY
 
 SEED_WORKLOADS = ("alpaca", "dolly", "cnn_dailymail", "sharegpt", "sharegpt_chat", "long_document")
 FAMILY_MODELS = {"opt": "opt-13b", "llama-2": "llama-2-13b"}
@@ -63,6 +64,8 @@ def main() -> None:
             )
             cols = ["session_id", "turn"] if spec.builder == "chat" else []
             out = df[[*cols, "prompt_len", "output_len"]].astype("int32")
+            if CATEGORY in df.columns:  # a category mix selects on it (selection.py)
+                out[CATEGORY] = df[CATEGORY].astype(str).to_numpy()
             path = args.out / f"{name}.{family}.parquet"
             atomic_write_parquet(path, out)
             src = Path(meta["where"])

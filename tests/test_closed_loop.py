@@ -166,7 +166,7 @@ def test_cli_runs_a_closed_loop_and_shows_it(tmp_path, capsys) -> None:
     workload = "synthetic:prompt_tokens=64,output_tokens=16,num_requests=40"
     assert main([*args, workload, "--concurrency", "4", "--out", str(out)]) == 0
     table = capsys.readouterr().out
-    assert "Closed loop: users / mean in flight" in table and "4 / " in table
+    assert "Users / mean in flight" in table and "4 / " in table
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["spec"]["schedule"]["kind"] == "concurrency"
     assert 3.5 < summary["in_flight_mean"] <= 4.0  # four users, no think time

@@ -56,7 +56,9 @@ def test_alias_bomb_is_refused_before_building_anything() -> None:
     elapsed = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert elapsed < 2 and peak < 20 << 20, (elapsed, peak)
+    # refused before expanding: the memory says so (expanding takes GB); the time only
+    # guards against a hang (expanding would take minutes)
+    assert peak < 20 << 20 and elapsed < 60, (elapsed, peak)
     # below the bound, the same shape is fine
     small = "\n".join([*levels[:4], "name: *d"])  # 9**4 = 6561 strings
     assert MAX_YAML_NODES > 9**4

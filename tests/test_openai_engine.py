@@ -43,22 +43,42 @@ def server():
 
 
 def test_open_loop_keeps_the_schedule_and_measures_from_it(server):
-    rec = run(server.base_url, poisson(300, 600), max_lag_p99=0.05, rate_tolerance=0.05)
+    """What holds on any machine: every record, lags measured from the schedule, and a
+    verdict that agrees with its own numbers (how well the schedule is kept at speed is
+    benchmarks/loadgen.py's to measure, not a unit test's)."""
+    sched = poisson(300, 600)
+    rec = run(server.base_url, sched, max_lag_p99=0.05, rate_tolerance=0.05)
     r, lg = rec.requests, rec.report.loadgen.model_dump()
     assert len(r) == 600 and (r.status == "ok").all()
     assert (r.generated_tokens == 16).all() and (r.prompt_tokens == 32).all()
     assert lg["output_token_mismatches"] == 0 and lg["prompt_token_mismatches"] == 0
-    # Loose bounds: other work shares these CPUs (benchmarks/loadgen.py measures precisely).
-    assert abs(lg["achieved_rate"] / lg["target_rate"] - 1) < 0.05, lg
-    assert 0 <= lg["dispatch_lag_p50"] <= lg["dispatch_lag_p99"] < 0.05, lg
+    assert lg["usage_mismatches"] == 0 and (r.attempts == 1).all() and (r.error_side == "").all()
+    arrivals = np.array([it.arrival_time for it in sched.items])
+    assert np.allclose(r.arrival_time, arrivals)  # latencies run from the schedule
+    assert lg["target_rate"] == pytest.approx(599 / (arrivals[-1] - arrivals[0]))
     lag = r.send_time - r.arrival_time
     assert (lag >= 0).all()
     assert np.isclose(lg["dispatch_lag_max"], lag.max())
+    assert lg["dispatch_lag_p99"] == pytest.approx(np.percentile(lag, 99))
     assert (r.first_token_time >= r.send_time).all() and (r.finish_time >= r.first_token_time).all()
     for times in r.token_times:
         assert len(times) == 16 and np.all(np.diff(times) >= 0)
-    assert lg["valid"] and lg["invalid_reason"] == ""  # within the thresholds asked for
+    kept = (
+        lg["dispatch_lag_p99"] <= 0.05 and abs(lg["achieved_rate"] / lg["target_rate"] - 1) <= 0.05
+    )
+    assert lg["valid"] == kept and (lg["invalid_reason"] == "") == kept, lg
     assert len(rec.steps) >= 2 and (rec.steps.kv_blocks_total == 100).all()
+
+
+def test_the_sampler_sees_the_requests_the_server_is_running():
+    """Deterministic: each request is held by the server until /metrics was scraped twice
+    while it ran, so those samples must show it running."""
+    with InstantServerProcess(FaultConfig(hold_for_scrapes=2)) as srv:
+        rec = run(srv.base_url, poisson(50, 3), metrics_interval=0.02)
+    assert (rec.requests.status == "ok").all()
+    steps = rec.steps
+    assert (steps.kind == "sample").all() and steps.num_running.max() >= 1
+    assert steps.time.is_monotonic_increasing
 
 
 def test_http_errors_are_recorded_and_the_run_goes_on():
@@ -82,17 +102,20 @@ def test_a_stream_closed_midway_is_a_failed_record():
 
 
 def test_timeouts_are_failed_records_and_do_not_stall_the_run():
-    with InstantServerProcess(FaultConfig(delay=2.0)) as srv:
+    """The server would answer after 60 s: a run that waited for it could not end sooner."""
+    with InstantServerProcess(FaultConfig(delay=60.0)) as srv:
         t = time.monotonic()
         rec = run(srv.base_url, poisson(50, 10), request_timeout=0.3)
         wall = time.monotonic() - t
     assert (rec.requests.status == "failed").all()
-    assert (rec.requests.error == "timeout").all()
-    assert wall < 1.9
+    assert (rec.requests.error == "timeout").all() and (rec.requests.error_side == "server").all()
+    assert wall < 60
 
 
 def test_max_concurrency_caps_requests_in_flight_at_the_server():
-    with InstantServerProcess(FaultConfig(token_interval=0.01)) as srv:
+    """Deterministic: the server answers only once 4 requests ran at once, so the cap is
+    reached, and a fifth would show as max_running 5; waiting for a slot is lag."""
+    with InstantServerProcess(FaultConfig(barrier=4, delay=0.05)) as srv:
         rec = run(srv.base_url, poisson(200, 40, output_len=8), max_concurrency=4)
         with urllib.request.urlopen(srv.base_url + "/metrics") as resp:
             metrics = resp.read().decode()
@@ -187,12 +210,14 @@ def test_a_server_that_is_not_there_gives_failed_records_not_a_crash():
 
 
 CTRL_C_SCRIPT = textwrap.dedent("""
-    import json, sys
+    import json, signal, sys
     import numpy as np
+    # Ctrl-C as a foreground process has it, even when the test runs as a background job
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from workload_eval.contracts import Request, Schedule, ScheduledRequest
     from workload_eval.engines.base import EngineConfig
     from workload_eval.engines.openai import OpenAIEngine
-    items = [ScheduledRequest(Request(i, 8, 20), 0.1 * i) for i in range(50)]
+    items = [ScheduledRequest(Request(i, 8, 20), 0.1 * i) for i in range(200)]
     cfg = EngineConfig(model="m", options={"base_url": sys.argv[1]})
     print("started", flush=True)
     rec = OpenAIEngine().run(Schedule("constant", items), cfg)
@@ -212,15 +237,25 @@ def test_ctrl_c_returns_what_was_gathered():
         )
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "started"
-        time.sleep(1.5)
+        deadline = time.monotonic() + 120
+        while _completed(srv.base_url) < 2:  # work done, and ~18 s of it still to come
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0
     got = json.loads(out.strip().splitlines()[-1])
-    assert got["n"] == 50 and got["loadgen"]["interrupted"] and not got["loadgen"]["valid"]
+    assert got["n"] == 200 and got["loadgen"]["interrupted"] and not got["loadgen"]["valid"]
     status, errors = got["status"], got["errors"]
-    assert 1 <= status.count("ok") < 50
+    assert 1 <= status.count("ok") < 200
     assert any("interrupted" in e for e in errors)  # in flight at Ctrl-C, or never sent
+
+
+def _completed(url: str) -> int:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    line = next(x for x in text.splitlines() if x.startswith("instant:completed_total"))
+    return int(float(line.split()[-1]))
 
 
 def test_prometheus_text_becomes_step_rows():

@@ -87,7 +87,7 @@ def test_summary_and_table_show_measured_beside_implied(tmp_path, capsys) -> Non
     summary = json.loads((out / "summary.json").read_text())
     assert summary["prefix_cache_hit_rate"] == summary["prefix_cache_hit_rate_implied"] > 0.5
     assert summary["prefix_cache_reset"] == "fresh"
-    assert "Prefix cache hits measured / implied" in capsys.readouterr().out
+    assert "Prefix hits seen / implied" in capsys.readouterr().out
     assert main([*args, "--workload", workload, "--out", str(tmp_path / "off")]) == 0
     off = json.loads((tmp_path / "off" / "summary.json").read_text())
     assert "prefix_cache_hit_rate" not in off  # no prefix caching, no such keys

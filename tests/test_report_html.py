@@ -43,8 +43,10 @@ def test_report_writes_every_file(report):
         assert (out / name).is_file(), name
     pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
     pdfs = sorted(p.name for p in (out / "figures").glob("*.pdf"))
-    assert len(pngs) == 9 and [p[:-4] for p in pngs] == [p[:-4] for p in pdfs]
+    assert len(pngs) == 11 and [p[:-4] for p in pngs] == [p[:-4] for p in pdfs]
     assert "paper_vs_ours.png" in pngs
+    # the measurement figures: time slices at capacity, and the workload sensitivity
+    assert {"time_slices.png", "workload_sensitivity.png"} <= set(pngs)
     summary = pd.read_csv(out / "summary.csv")
     assert len(summary) == len(report.points) == 5 * 2 * 3 * 7
     assert {"model", "kv_blocks", "workload", "request_throughput"} <= set(summary.columns)
@@ -53,7 +55,7 @@ def test_report_writes_every_file(report):
 def test_html_is_self_contained(report):
     html = report.html.read_text()
     imgs = re.findall(r'<img alt="[^"]*" src="([^"]+)"', html)
-    assert len(imgs) == 9
+    assert len(imgs) == 11
     assert all(src.startswith("data:image/png;base64,") for src in imgs)
     assert "<link" not in html and "<script" not in html.replace(EVIL, "")
     for v in ("python", "numpy", "pandas"):

@@ -256,7 +256,7 @@ def test_openai_engine_end_to_end_streams_token_times_into_itl(
     tt = [t for t in result.records.requests["token_times"] if len(t) > 1]
     span = sum(t[-1] - t[0] for t in tt)  # pooled gaps add up to each stream's span
     assert s["itl_mean"] == pytest.approx(span / sum(len(t) - 1 for t in tt))
-    assert 0 < s["itl_mean"] < 0.1 and s["itl_p99"] >= s["itl_p50"] >= 0
+    assert s["itl_mean"] > 0 and s["itl_p99"] >= s["itl_p50"] >= 0
     assert s["goodput"] > 0 and s["slo_attainment"] == 1.0
     spec_back, resolved = result.config.spec, result.config.resolved
     assert spec_back == spec and spec_back.schedule.kind == "poisson-exp"

@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 import workload_eval
 from workload_eval.interrupts import EXIT_SIGTERM
@@ -63,13 +64,21 @@ def _env(tmp: Path) -> dict[str, str]:
     return env
 
 
-def _start(args: list[str], tmp: Path) -> tuple[subprocess.Popen, _Reader]:
+def _ignore_sigint() -> None:
+    """What a script's background job (`cmd &`, nohup) starts with."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start(
+    args: list[str], tmp: Path, *, background: bool = False
+) -> tuple[subprocess.Popen, _Reader]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "workload_eval", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env=_env(tmp),
+        preexec_fn=_ignore_sigint if background else None,
     )
     return proc, _Reader(proc.stderr)
 
@@ -120,9 +129,11 @@ def _read_until(fd: int, marker: str | None, proc: subprocess.Popen) -> str:
     return text
 
 
+@pytest.mark.parametrize("background", [False, True], ids=["foreground", "sigint-ignored"])
 def test_sigterm_to_an_openai_run_keeps_every_request(
-    tmp_path: Path, data_dir: Path, tokenizer_dir: Path
+    tmp_path: Path, data_dir: Path, tokenizer_dir: Path, background: bool
 ) -> None:
+    """Also as a background job, started with SIGINT ignored: SIGTERM still saves."""
     out = tmp_path / "run"
     with InstantServerProcess(FaultConfig(token_interval=0.01)) as srv:
         args = [
@@ -131,7 +142,7 @@ def test_sigterm_to_an_openai_run_keeps_every_request(
             *("--tokenizer-dir", str(tokenizer_dir), "--schedule", "constant"),
             *("--request-rate", "20", "--num-requests", "400", "--no-progress", "--out", str(out)),
         ]
-        proc, err = _start(args, tmp_path)
+        proc, err = _start(args, tmp_path, background=background)
         deadline = time.monotonic() + 120
         while _served(srv.base_url) < 20:  # 400 requests at 20/s: 20 s of work remain
             assert proc.poll() is None and time.monotonic() < deadline, err.text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sim_helpers import U, run, schedule
+from sim_helpers import LinearPerf, U, run, schedule
 
 
 def kinds(records) -> list[tuple[str, int, int]]:
@@ -135,3 +135,23 @@ def test_arrivals_wait_for_the_running_step():
     # the second request arrives during the first prefill and is admitted right after it
     assert s["kind"].astype(str).tolist()[:2] == ["prefill", "prefill"]
     assert s["time"].iloc[1] == 36 * U
+
+
+class RecordingPerf(LinearPerf):
+    """The linear model, keeping what each prefill step was costed on."""
+
+    def __init__(self) -> None:
+        self.prefills: list[tuple[int, int, int]] = []
+
+    def prefill_time(self, num_seqs: int, tokens: int, sum_sq_tokens: int) -> float:
+        self.prefills.append((num_seqs, tokens, sum_sq_tokens))
+        return super().prefill_time(num_seqs, tokens, sum_sq_tokens)
+
+
+def test_prefill_attention_runs_over_the_padded_batch():
+    """vLLM 0.2.1 pads every prompt of a prefill batch to the longest and its xformers mask
+    is BlockDiagonalCausalMask.from_seqlens([max_prompt_len] * num_prompts): attention
+    costs count x longest^2, like the GEMMs' count x longest tokens."""
+    perf = RecordingPerf()
+    run(schedule([10, 200], [2, 2]), perf=perf, kv_blocks=200)
+    assert perf.prefills[0] == (2, 400, 2 * 200 * 200)

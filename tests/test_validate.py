@@ -38,8 +38,10 @@ def test_validate_scores_a_corpus_and_lists_what_it_cannot_read_or_simulate(tmp_
     (corpus / "other-format.json").write_text(json.dumps({"format": "someone-else/2"}))
     (corpus / "README.md").write_text("not a json file: ignored")
     out = tmp_path / "out"
-    assert main(["validate", str(corpus), "--out", str(out), "--jobs", "1"]) == 0
+    # invalid files: exit 3 (EXIT_INCOMPLETE), the valid files' results written all the same
+    assert main(["validate", str(corpus), "--out", str(out), "--jobs", "1"]) == 3
     captured = capsys.readouterr()
+    assert "2 of 4 corpus files invalid: exit 3" in captured.err
     assert "test__bad.json: field scenario.engine.max_num_seqs" in captured.err
     assert "other-format.json: field format: expected 'workload-eval-measured/1'" in captured.err
     assert "speculative decoding (eagle3)" in captured.out

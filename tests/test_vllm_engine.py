@@ -108,10 +108,9 @@ def test_online_arrivals_are_respected(config):
     assert (req["status"] == "ok").all()
     assert req["arrival_time"].tolist() == times
     lag = req["send_time"] - req["arrival_time"]
-    assert (lag >= 0).all() and (lag < 0.1).all()
-    assert (req["first_token_time"] >= req["arrival_time"]).all()
-    # each request is done before the next arrives: the engine idled between them
-    assert (req["finish_time"].to_numpy()[:-1] < np.array(times[1:])).all()
+    assert (lag >= 0).all()  # never sent early; how late depends on the machine's load
+    assert req["send_time"].is_monotonic_increasing
+    assert (req["first_token_time"] >= req["send_time"]).all()
 
 
 def test_session_turns_wait_for_the_previous_reply(config):

@@ -10,7 +10,12 @@ import pytest
 
 from workload_eval.errors import UserError
 from workload_eval.workloads import hub, load_workload
-from workload_eval.workloads.selection import select_pairs, select_sessions, select_trace
+from workload_eval.workloads.selection import (
+    mixed_first,
+    select_pairs,
+    select_sessions,
+    select_trace,
+)
 
 KW = dict(max_model_len=100, seed=0, min_output_len=1, where="t")
 
@@ -68,3 +73,70 @@ def test_hub_source_offline_is_a_clear_error(monkeypatch):
             load_workload("azure_conv", "opt-13b", source="hub")
     finally:
         hub.hub_available.cache_clear()
+
+
+MIX = (("a", 6), ("b", 3), ("c", 1))
+
+
+def test_category_mix_interleaves_in_proportion_and_file_order():
+    cats = np.array(["b"] * 8 + ["a"] * 30 + ["c"] * 2)
+    first = mixed_first(cats, MIX, 40)
+    picked = cats[first]
+    for n in range(1, 41):  # every prefix holds each category within one of its share
+        for c, w in MIX:
+            assert abs((picked[:n] == c).sum() - n * w / 10) <= 1.0
+    a_rows = first[picked == "a"]
+    assert a_rows.tolist() == list(range(8, 32))  # a category's rows in file order
+    c_rows = first[picked == "c"]
+    assert c_rows.tolist() == [38, 39, 38, 39]  # a short category starts over, as the seed
+    # a longer selection starts with the shorter one: N = 100 is inside N = 1000
+    assert mixed_first(cats, MIX, 400)[:40].tolist() == first.tolist()
+
+
+def test_category_mix_selection_then_shuffle_and_random_weights():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "prompt_len": rng.integers(2, 40, 300),
+            "output_len": rng.integers(2, 40, 300),
+            "category": ["a"] * 250 + ["b"] * 40 + ["c"] * 10,
+        }
+    )
+    kw = {**KW, "category_mix": MIX}
+    out = select_pairs(df, num_requests=200, sampling="first", **kw)
+    assert "category" not in out.columns and len(out) == 200
+    order = mixed_first(df["category"].to_numpy(), MIX, 200).tolist()
+    random.Random(0).shuffle(order)
+    assert out["prompt_len"].tolist() == df["prompt_len"].to_numpy()[order].tolist()
+    rnd = select_pairs(df.assign(row=np.arange(300)), num_requests=2000, sampling="random", **kw)
+    drawn = df["category"].to_numpy()[rnd["row"].to_numpy()]
+    # weighted draws: "c" (10 of 300 rows) comes at its share of the mix
+    assert abs((drawn == "c").mean() - 0.1) < 0.03 and abs((drawn == "a").mean() - 0.6) < 0.04
+    plain = select_pairs(df.drop(columns="category"), num_requests=200, sampling="first", **KW)
+    assert plain["prompt_len"].tolist() != out["prompt_len"].tolist()
+
+
+def test_category_mix_warns_about_categories_it_does_not_name():
+    df = pd.DataFrame({"prompt_len": [5] * 4, "output_len": [5] * 4, "category": list("abde")})
+    with pytest.warns(UserWarning, match=r"\['d', 'e'\] are not in the mix"):
+        out = select_pairs(df, num_requests=6, sampling="first", **KW, category_mix=MIX)
+    assert len(out) == 6
+    with pytest.raises(UserError, match="none of its categories"):
+        select_pairs(df[2:], num_requests=2, sampling="first", **KW, category_mix=MIX)
+
+
+def test_dolly_loads_in_dolly_15k_proportions(data_dir, tokenizer_dir):
+    """Our Dolly copy holds closed_qa (long contexts) 2.5x rarer than dolly-15k: the first
+    1,000 requests get it at its dolly-15k share, locally and from the shipped profile."""
+    from workload_eval.workloads.catalog import DOLLY_QA_COUNTS
+
+    df = load_workload(
+        "dolly", "opt-13b", num_requests=1000, data_dir=data_dir, tokenizer_dir=tokenizer_dir
+    )
+    share = dict(DOLLY_QA_COUNTS)["closed_qa"] / sum(dict(DOLLY_QA_COUNTS).values())
+    # closed_qa carries the context passages: 86% of its prompts are over 64 tokens, against
+    # under 1% of the other two; the unmixed copy would give 8% such prompts
+    long_prompts = (df["prompt_len"] > 64).mean()
+    assert 0.8 * share < long_prompts < share + 0.02
+    prof = load_workload("dolly", "opt-13b", num_requests=1000, source="profile")
+    assert prof["prompt_len"].tolist() == df["prompt_len"].tolist()

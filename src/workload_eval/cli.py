@@ -16,6 +16,7 @@ import click
 from workload_eval import __version__, interrupts
 from workload_eval.errors import UserError
 from workload_eval.limits import MAX_REQUESTS
+from workload_eval.redaction import scrub_text, scrubbed_console
 
 # name -> (module under workload_eval.commands, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -26,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("sweep", "Run every point of an experiment spec; resumes."),
     "capacity": ("capacity", "Find the highest request rate that meets SLOs."),
     "report": ("report", "Render figures and the HTML report from stored results."),
+    "compare": ("compare", "Compare systems workload by workload: ranks, ratios, reversals."),
     "reproduce": ("reproduce", "Reproduce the paper's whole study on the simulator."),
     "validate": ("validate", "Score the simulator against measured real-GPU experiments."),
 }
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     restore = interrupts.install()
     limit_env = os.environ.get(MAX_REQUESTS.env)  # --max-requests sets it for this command
     try:
-        return _main(argv)
+        with scrubbed_console():  # no credential reaches the console, whoever prints it
+            return _main(argv)
     finally:
         restore()
         if limit_env is None:
@@ -115,7 +118,7 @@ def one_line(message: str) -> str:
 
 
 def _error(message: str) -> None:
-    click.echo(f"error: {one_line(message)}", err=True)
+    click.echo(f"error: {one_line(scrub_text(message))}", err=True)
 
 
 def entry() -> None:

@@ -60,36 +60,77 @@ def fmt(value: Any, scale: float = 1.0) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
 
+def _ci(summary: Mapping[str, Any], key: str, scale: float) -> str:
+    low, high = summary.get(f"{key}_ci_low"), summary.get(f"{key}_ci_high")
+    if low is None or high is None:
+        return "-"
+    return f"{fmt(low, scale)}-{fmt(high, scale)}"
+
+
 def summary_table(summary: Mapping[str, Any], *, title: str | None = None) -> Table:
-    """The short table printed at the end of every run."""
+    """The short table printed at the end of every run: each metric over the whole run,
+    its confidence interval and its value in the steady-state window (when the summary
+    has them)."""
+    has_ci = "confidence_level" in summary
+    has_steady = "steady.reached" in summary
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
+    if has_ci:
+        level = float(summary["confidence_level"])
+        table.add_column(f"{level:.0%} CI", justify="right")
+    if has_steady:
+        table.add_column("steady state", justify="right")
     table.add_column("unit")
+
+    def row(label: str, value: str, ci: str = "", steady: str = "", unit: str = "") -> None:
+        cells = [label, value, *([ci] if has_ci else []), *([steady] if has_steady else [])]
+        table.add_row(*cells, unit)
+
+    def steady_of(key: str, scale: float = 1.0) -> str:
+        return fmt(summary.get(f"steady.{key}"), scale) if summary.get("steady.reached") else "-"
+
     done, total = summary.get("num_completed"), summary.get("num_requests")
-    table.add_row("Requests completed / total", f"{fmt(done)} / {fmt(total)}", "")
+    row(
+        "Requests completed / total",
+        f"{fmt(done)} / {fmt(total)}",
+        steady=f"{steady_of('num_completed')} / {steady_of('num_requests')}",
+    )
     if summary.get("num_failed"):
-        table.add_row("Requests failed or ignored", fmt(summary["num_failed"]), "")
-    table.add_row("Duration", fmt(summary.get("duration_s")), "s")
-    table.add_row("Preemptions", fmt(summary.get("preemptions")), "")
+        row("Requests failed or ignored", fmt(summary["num_failed"]))
+    row("Duration", fmt(summary.get("duration_s")), unit="s")
+    row("Preemptions", fmt(summary.get("preemptions")))
     for label, key, unit, scale in _ROWS:
         if key in summary:
-            table.add_row(label, fmt(summary[key], scale), unit)
+            row(
+                label,
+                fmt(summary[key], scale),
+                _ci(summary, key, scale),
+                steady_of(key, scale),
+                unit,
+            )
         elif f"{key}_mean" in summary:
-            mean, p99 = summary[f"{key}_mean"], summary.get(f"{key}_p99")
+            stats = (f"{key}_mean", f"{key}_p99")
+            mean, p99 = (summary.get(k) for k in stats)
             if mean is None and p99 is None:
                 continue
             if unit == "ms" and max(x or 0.0 for x in (mean, p99)) >= 10:
                 unit, scale = "s", 1.0
-            table.add_row(label, f"{fmt(mean, scale)} / {fmt(p99, scale)}", unit)
+            row(
+                label,
+                f"{fmt(mean, scale)} / {fmt(p99, scale)}",
+                " / ".join(_ci(summary, k, scale) for k in stats),
+                " / ".join(steady_of(k, scale) for k in stats),
+                unit,
+            )
     users = _closed_loop_users(summary)
     if users is not None:
         in_flight = fmt(summary.get("in_flight_mean"))
-        table.add_row("Closed loop: users / mean in flight", f"{fmt(users)} / {in_flight}", "")
+        row("Users / mean in flight", f"{fmt(users)} / {in_flight}")
     if "prefix_cache_hit_rate_implied" in summary:
         measured = _percent(summary.get("prefix_cache_hit_rate"))
         implied = _percent(summary.get("prefix_cache_hit_rate_implied"))
-        table.add_row("Prefix cache hits measured / implied", f"{measured} / {implied}", "%")
+        row("Prefix hits seen / implied", f"{measured} / {implied}", unit="%")
     return table
 
 
@@ -120,11 +161,44 @@ def cache_reset_line(summary: Mapping[str, Any]) -> str | None:
     return f"prefix cache not emptied before the run: {cache.get('reset_note') or cache['reset']}"
 
 
+def steady_line(summary: Mapping[str, Any]) -> str | None:
+    """Where the run was in steady state, or why it never was (None: an old summary)."""
+    if "steady.reached" not in summary:
+        return None
+    if not summary["steady.reached"]:
+        return f"steady state: none ({summary.get('steady.reason') or 'not reached'})"
+    start, end = summary.get("steady.start_s"), summary.get("steady.end_s")
+    return (
+        f"steady state: arrivals from {fmt(start)} s to {fmt(end)} s "
+        f"({summary.get('steady.method')}); intervals: {summary.get('ci_method')}"
+    )
+
+
+def slices_line(summary: Mapping[str, Any]) -> str | None:
+    """How the run moved window by window (None: a summary without slices)."""
+    width = summary.get("slices.width_s")
+    if width is None:
+        return None
+    parts = [
+        f"time slices: {fmt(summary.get('slices.count'))} x {fmt(width)} s (slices.parquet)",
+        f"request throughput {fmt(summary.get('slices.request_throughput_min'))}"
+        f"-{fmt(summary.get('slices.request_throughput_max'))} req/s per full slice",
+    ]
+    if summary.get("slices.ttft_p95_max") is not None:
+        parts.append(f"p95 TTFT up to {fmt(summary['slices.ttft_p95_max'])} s")
+    if summary.get("slices.kv_usage_max") is not None:
+        parts.append(f"KV use up to {summary['slices.kv_usage_max']:.0%}")
+    return ", ".join(parts)
+
+
 def print_summary(
     summary: Mapping[str, Any], *, title: str | None = None, console: Console | None = None
 ) -> None:
     out = console or stdout_console()
     out.print(summary_table(summary, title=title))
+    for line in (steady_line(summary), slices_line(summary)):
+        if line:
+            out.print(line, soft_wrap=True, highlight=False)
     config = summary.get("config")
     if isinstance(config, Mapping):  # a simulated run says which measurements back it
         from workload_eval.engines.sim.backing import backing_line
@@ -246,8 +320,10 @@ __all__ = [
     "print_summary",
     "progress_bar",
     "progress_default",
+    "slices_line",
     "stderr_console",
     "stdout_console",
+    "steady_line",
     "summary_table",
     "warn_once",
 ]

@@ -309,6 +309,15 @@ class EngineReport(BaseModel):
         """Engine-specific columns of the points table (results.py), e.g. the sim's gpu."""
         return {}
 
+    def invalid_reasons(self) -> list[str]:
+        """Why the run's numbers cannot be trusted as a measurement (empty: they can); an
+        engine adds its own (the openai engine: the schedule not kept, token counts that
+        disagree with the workload)."""
+        reasons = ["interrupted"] if self.interrupted else []
+        if self.error and not self.interrupted:
+            reasons.append(f"the engine stopped early ({self.error})")
+        return reasons
+
 
 @dataclass
 class RunRecords:

@@ -8,3 +8,9 @@ class UserError(Exception):
     """
 
     exit_code = 2
+
+
+# The command ran and wrote its results, but what it measured failed: `run` when no request
+# succeeded, `validate` when a corpus file was invalid. (2: a user mistake, nothing ran;
+# 130/143: interrupted, see ``interrupts``.)
+EXIT_INCOMPLETE = 3

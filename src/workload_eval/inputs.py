@@ -13,6 +13,7 @@ import gzip
 import json
 import math
 import re
+import stat
 import zlib
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,19 @@ def read_bytes(path: str | Path, *, limit: limits.Limit = limits.MAX_SPEC_BYTES)
     p = Path(path)
     bound = limit.value()
     try:
-        size = p.stat().st_size
+        st = p.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):  # /dev/zero, a FIFO: endless, or blocking forever
+            raise UserError(f"{p}: not a regular file (a device, a pipe or a socket)")
         if p.suffix.lower() != ".gz":
-            if size > bound:
-                raise _too_big(p, limit, f"{size:,} bytes")
-            return p.read_bytes()
+            if st.st_size > bound:
+                raise _too_big(p, limit, f"{st.st_size:,} bytes")
+            with open(p, "rb") as f:
+                data = f.read(bound + 1)  # bounded even if the file grows meanwhile
+            if len(data) > bound:
+                raise _too_big(p, limit, f"over {bound:,} bytes")
+            return data
         return _inflate(p, bound, limit)
     except FileNotFoundError:
         raise UserError(f"{p}: no such file") from None

@@ -34,16 +34,26 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def install() -> Callable[[], None]:
-    """Route SIGTERM through the SIGINT path for this command; returns the undo."""
+    """Route SIGTERM through the SIGINT path for this command; returns the undo.
+
+    A process started with SIGINT ignored (a background job of a script, ``nohup``) gets
+    Python's Ctrl-C handler for the command: asyncio's runner only takes SIGINT over from
+    that handler, so without it a SIGTERM could not cancel a running load generator
+    cleanly (it would raise in the middle of the event loop and lose the run)."""
     global _terminated
     _terminated = False
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     previous: Any = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def restore() -> None:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     return restore
 

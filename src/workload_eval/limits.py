@@ -43,6 +43,21 @@ NonNegativeCount = Annotated[int, Field(ge=0, le=MAX_INT)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
+# A model's shape (a config.json, models/hf_config.py). Each bound is about 10x the largest
+# published model, so every real config passes while a typo (a million layers) is refused
+# before it sizes a simulation and yields nonsense. Largest published: Llama 3.1 405B has
+# 126 layers, hidden 16,384, 128 heads, FFN 53,248; Gemma 3's vocabulary is 262,144;
+# Kimi K2 has 384 experts; Llama 4 Scout 10M positions; Kimi K2 ~1T parameters.
+MAX_MODEL_LAYERS = 1_024
+MAX_HIDDEN_SIZE = 131_072
+MAX_ATTENTION_HEADS = 2_048
+MAX_HEAD_DIM = 8_192
+MAX_FFN_SIZE = 1 << 20
+MAX_VOCAB_SIZE = 1 << 23
+MAX_EXPERTS = 4_096
+MAX_POSITIONS = 1 << 27
+MAX_MODEL_PARAMS = 20 * 10**12
+
 # --------------------------------------------------------------------------- allocation limits
 
 
@@ -120,6 +135,15 @@ MAX_NESTING = 64
 # is a typo that would fork the machine to death.
 MAX_JOBS = 256
 
+# Seconds any time option may be (a per-request timeout, a sampling interval, a lag bound):
+# longer than the longest run the tool accepts is a typo (and near-infinite timers overflow).
+MAX_DURATION = 30 * 24 * 3600
+# /metrics is scraped at most 100 times a second: one scrape of vLLM's costs ~1-5 ms of the
+# client's CPU and more of the server's, so faster sampling would become the load itself.
+MIN_METRICS_INTERVAL_S = 0.01
+# Load workers: more than this is a typo, not a cluster (each keeps ~2,000 req/s).
+MAX_LOAD_WORKERS = 1024
+
 ALL_LIMITS = (MAX_REQUESTS, MAX_DURATION_S, MAX_DATA_BYTES, MAX_SPEC_BYTES, MAX_POINTS)
 
 
@@ -159,3 +183,27 @@ def check_duration(seconds: float, *, what: str) -> None:
             f"{what} spans {seconds:g} s of arrivals, more than the {limit:g} s a run may "
             f"have (raise the limit with ${MAX_DURATION_S.env})"
         )
+
+
+# --------------------------------------------------------------------------- server answers
+# A server's answer is untrusted input (engines/openai/answers.py): what one request's answer
+# may make the client hold, so a hostile or broken server costs a failed record, not memory.
+
+# One server-sent event (a chunk: a few tokens of text, vLLM's per-chunk usage, and with
+# return_token_ids the prompt's ids, ~7 bytes each: 4 MiB hold a 500k-token prompt).
+MAX_EVENT_BYTES = 4 << 20
+# A whole answer: a fixed allowance plus this much per token asked for (a vLLM chunk with
+# per-chunk usage is ~300 bytes per token; 4 KiB leaves 10x for verbose servers).
+ANSWER_BASE_BYTES = 4 << 20
+ANSWER_BYTES_PER_TOKEN = 4096
+# What is read of an error answer (HTTP 4xx/5xx) and kept of any error message.
+MAX_ERROR_BODY_BYTES = 64 << 10
+ERROR_CHARS = 300
+# A prompt's token count may exceed the bytes sent by the chat template's own tokens (role
+# markers, a default system prompt): at most this many (Llama 3's default adds ~30).
+MAX_TEMPLATE_TOKENS = 8192
+
+
+def answer_budget(expected_tokens: int) -> int:
+    """Bytes one request's answer may have, for ``expected_tokens`` tokens asked for."""
+    return ANSWER_BASE_BYTES + ANSWER_BYTES_PER_TOKEN * max(expected_tokens, 1)

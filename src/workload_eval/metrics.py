@@ -3,7 +3,9 @@
 Latencies run from each request's *intended* arrival time (no coordinated omission).
 Failed and ignored requests count in ``num_requests`` / ``num_failed`` but not in latency
 statistics or throughput. Throughput is over [first arrival, last finish], the seed's
-interval for offline runs.
+interval for offline runs. Every latency statistic also comes with its confidence interval
+(``<key>_ci_low/high``, analysis.intervals) and, over the run's steady-state window
+(analysis.steady), as ``steady.<key>``; docs/measurement.md explains both methods.
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ import numpy as np
 import pandas as pd
 from pydantic import JsonValue
 
+from workload_eval.analysis.intervals import CONFIDENCE_LEVEL, family_intervals, sectioning
+from workload_eval.analysis.intervals import METHOD as CI_METHOD
+from workload_eval.analysis.steady import METHOD as STEADY_METHOD
+from workload_eval.analysis.steady import steady_window
 from workload_eval.contracts import RunRecords
 from workload_eval.load_summary import load_summary
 from workload_eval.slo import PERCENTILES, REQUEST_METRICS, SLO, SLOInput, parse_slos, run_level
 
 SLO_KEYS = REQUEST_METRICS  # per-request latencies a bound can apply to (see slo.py)
 Summary = dict[str, JsonValue]  # summary.json: metric name -> value (+ config, version)
+_CI_SUFFIXES = ("_ci_low", "_ci_high")
 
 
 def completed(requests: pd.DataFrame) -> pd.DataFrame:
@@ -133,27 +140,131 @@ def total_preemptions(records: RunRecords) -> int:
     return int(req["num_preemptions"].sum()) if len(req) else 0
 
 
+def latency_metrics(
+    requests: pd.DataFrame,
+    *,
+    level: float = CONFIDENCE_LEVEL,
+    batches: dict[str, int] | None = None,
+) -> Summary:
+    """Every latency statistic of ``requests`` (completed ones) and its confidence interval
+    (``<key>_ci_low/high``, analysis.intervals; None when there are too few requests);
+    ``batches`` receives each interval's batch count (capacity rescales intervals by it)."""
+    done = completed(requests).sort_values("arrival_time", kind="stable")
+    per = request_metrics(done)
+    norm = per["normalized_latency"]
+    out: Summary = {
+        "normalized_latency_mean": float(norm.mean()),
+        "normalized_latency_p95": float(np.nanpercentile(norm, 95))
+        if norm.notna().any()
+        else math.nan,
+    }
+    series = {
+        "ttft": per["ttft"].to_numpy(dtype=float),
+        "tpot": per["tpot"].to_numpy(dtype=float),
+        "itl": inter_token_latencies(done),
+        "e2e_latency": per["e2e_latency"].to_numpy(dtype=float),
+    }
+    for prefix, values in series.items():
+        out.update(distribution(values, prefix))
+    points = {k: v for k, v in out.items() if isinstance(v, float)}
+    cis: Summary = {}
+    common = {"level": level, "points": points, "batches": batches}
+    cis.update(family_intervals(norm.to_numpy(dtype=float), "normalized_latency", (95,), **common))
+    for prefix, values in series.items():
+        cis.update(family_intervals(values, prefix, PERCENTILES, **common))
+    return {**out, **cis}
+
+
+def _throughputs(done: pd.DataFrame, seconds: float) -> Summary:
+    return {
+        "request_throughput": _rate(len(done), seconds),
+        "token_throughput": _rate(
+            float(done["prompt_tokens"].sum() + done["generated_tokens"].sum()), seconds
+        ),
+        "output_token_throughput": _rate(float(done["generated_tokens"].sum()), seconds),
+    }
+
+
+def slo_metrics(
+    requests: pd.DataFrame,
+    slos: list[SLO],
+    seconds: float,
+    *,
+    level: float = CONFIDENCE_LEVEL,
+    batches: dict[str, int] | None = None,
+) -> Summary:
+    """goodput and slo_attainment (per-request bounds) with their intervals: batch means of
+    each request's met/missed, in arrival order; goodput = attainment x requests / seconds."""
+    ordered = requests.sort_values("arrival_time", kind="stable")
+    met = meets_slo(ordered, slos).to_numpy(dtype=float)
+    n = len(met)
+    attainment = float(met.mean()) if n else math.nan
+    per_second = _rate(float(n), seconds)
+    ci = sectioning(met, level=level, point=attainment) if n else None
+    if ci is not None and batches is not None:
+        batches["goodput"] = batches["slo_attainment"] = ci.batches
+    return {
+        "goodput": _rate(float(met.sum()), seconds),
+        "slo_attainment": attainment,
+        "goodput_ci_low": ci.low * per_second if ci else None,
+        "goodput_ci_high": ci.high * per_second if ci else None,
+        "slo_attainment_ci_low": max(ci.low, 0.0) if ci else None,
+        "slo_attainment_ci_high": min(ci.high, 1.0) if ci else None,
+    }
+
+
+def steady_metrics(
+    requests: pd.DataFrame,
+    slos: list[SLO],
+    *,
+    level: float = CONFIDENCE_LEVEL,
+    batches: dict[str, int] | None = None,
+) -> Summary:
+    """``steady.*``: the window (analysis.steady) and every throughput and latency metric
+    over it; numbers are None when the run never reached a steady state."""
+    window = steady_window(requests)
+    head: Summary = {
+        "steady.reached": window.reached,
+        "steady.method": STEADY_METHOD,
+        "steady.reason": window.reason,
+        "steady.start_s": window.start,
+        "steady.end_s": window.end,
+    }
+    inside = requests[window.contains(requests["arrival_time"])]
+    seconds = (window.end - window.start) if window.reached else 0.0  # type: ignore[operator]
+    done = completed(requests)
+    finish = done["finish_time"].to_numpy(dtype=float)
+    finished_in = done[window.contains(finish)]
+    own: dict[str, int] = {}
+    body: Summary = {
+        "num_requests": len(inside),
+        "num_completed": int((inside["status"] == "ok").sum()),
+        **_throughputs(finished_in, seconds),
+        **latency_metrics(inside, level=level, batches=own),
+    }
+    if any(s.per_request for s in slos):
+        body.update(slo_metrics(inside, slos, seconds, level=level, batches=own))
+    if not window.reached:
+        body, own = dict.fromkeys(body), {}
+    if batches is not None:
+        batches.update({f"steady.{k}": v for k, v in own.items()})
+    return {**head, **{f"steady.{k}": v for k, v in body.items()}}
+
+
 def summarize(records: RunRecords, *, slo: SLOInput | None = None) -> Summary:
     """The run's metrics: summary.json (keys in docs/INTERFACES.md) without the run record
-    the runner adds; NaN (undefined) becomes None."""
+    the runner adds; NaN (undefined) becomes None. Besides the whole run: each latency's
+    confidence interval (``*_ci_low/high``) and the steady-state window (``steady.*``)."""
     req = records.requests
     done = completed(req)
     seconds = run_interval(req)
-    per = request_metrics(done)
+    batches: dict[str, int] = {}
+    latencies = latency_metrics(req, batches=batches)
     tokens_in = float(done["prompt_tokens"].sum())
     tokens_out = float(done["generated_tokens"].sum())
     out: Summary = {
-        "request_throughput": _rate(len(done), seconds),
-        "token_throughput": _rate(tokens_in + tokens_out, seconds),
-        "output_token_throughput": _rate(tokens_out, seconds),
-        "normalized_latency_mean": float(per["normalized_latency"].mean()),
-        "normalized_latency_p95": float(np.nanpercentile(per["normalized_latency"], 95))
-        if per["normalized_latency"].notna().any()
-        else math.nan,
-        **distribution(per["ttft"], "ttft"),
-        **distribution(per["tpot"], "tpot"),
-        **distribution(inter_token_latencies(done), "itl"),
-        **distribution(per["e2e_latency"], "e2e_latency"),
+        **_throughputs(done, seconds),
+        **{k: v for k, v in latencies.items() if not k.endswith(_CI_SUFFIXES)},
         "num_requests": len(req),
         "num_completed": len(done),
         "num_failed": int((req["status"] != "ok").sum()),
@@ -166,12 +277,20 @@ def summarize(records: RunRecords, *, slo: SLOInput | None = None) -> Summary:
         **load_summary(records, seconds),
     }
     slos: list[SLO] = parse_slos(slo, where="slo") if slo else []
+    extra: Summary = {}
     if any(s.per_request for s in slos):
-        out["goodput"] = goodput(req, slos)
-        out["slo_attainment"] = float(meets_slo(req, slos).mean()) if len(req) else math.nan
+        both = slo_metrics(req, slos, seconds, batches=batches)
+        out["goodput"], out["slo_attainment"] = both.pop("goodput"), both.pop("slo_attainment")
+        extra.update(both)
     if slos:
         out["slo"] = [str(s) for s in slos]
-    if run_level(slos):  # after goodput: a bound may name it
+    out["confidence_level"] = CONFIDENCE_LEVEL
+    out["ci_method"] = CI_METHOD
+    out.update({k: v for k, v in latencies.items() if k.endswith(_CI_SUFFIXES)})
+    out.update(extra)
+    out.update(steady_metrics(req, slos, batches=batches))
+    out["ci_batches"] = dict(batches)  # per interval: its batches (t on batches - 1 dof)
+    if run_level(slos):  # after goodput and steady.*: a bound may name them
         out["slo_met"] = all(s.met(out) for s in run_level(slos))
     return _nan_to_none(out)
 
@@ -183,10 +302,13 @@ __all__ = [
     "e2e_latency",
     "goodput",
     "inter_token_latencies",
+    "latency_metrics",
     "meets_slo",
     "normalized_latency",
     "request_metrics",
     "run_interval",
+    "slo_metrics",
+    "steady_metrics",
     "summarize",
     "tpot",
     "ttft",

@@ -54,6 +54,14 @@ def _check_engine(spec: RunSpec) -> None:
         from workload_eval.engines.sim.engine import check_config
 
         check_config(config)
+    elif spec.engine == "vllm":  # installed, KV blocks that hold a request, CPU KV space
+        from workload_eval.engines.base import parse_options
+        from workload_eval.engines.vllm.options import VllmOptions
+        from workload_eval.engines.vllm.setup import check_setup, guess_device
+
+        opts = parse_options("vllm", config.options)
+        assert isinstance(opts, VllmOptions)
+        check_setup(config, opts, guess_device(opts))
     else:  # every engine's own Options model (the openai engine's URL, ...)
         from workload_eval.engines.base import parse_options
 

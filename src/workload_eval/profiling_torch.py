@@ -17,14 +17,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from workload_eval.engines.sim.perf_profile import PROFILE_FORMAT
 from workload_eval.errors import UserError
 from workload_eval.models import ModelSpec
+from workload_eval.strict import NoBoolNumbers
 
 
-class TorchGrid(BaseModel):
+class TorchGrid(NoBoolNumbers):
     """Which step shapes to time."""
 
     model_config = ConfigDict(extra="forbid")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
+from pyarrow import ArrowException
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -32,6 +33,13 @@ from pydantic import (
 )
 
 from workload_eval import __version__, interrupts
+from workload_eval.analysis.slices import (
+    SLICE_SECONDS,
+    SLICES_FILE,
+    check_width,
+    slice_summary,
+    time_slices,
+)
 from workload_eval.contracts import (
     REQUEST_COLUMNS,
     STEP_COLUMNS,
@@ -47,16 +55,18 @@ from workload_eval.engines.base import (
     report_model,
 )
 from workload_eval.errors import UserError
+from workload_eval.inputs import read_text
 from workload_eval.limits import Seed
 from workload_eval.metrics import Summary, summarize
 from workload_eval.schedules import OfflineSchedule, ScheduleSpec, build_schedule, request_count
 from workload_eval.slo import GRAMMAR, SLO, parse_slos
 from workload_eval.storage import atomic_write_json, atomic_write_parquet
+from workload_eval.strict import NoBoolNumbers
 
 SUMMARY_FILE, REQUESTS_FILE, STEPS_FILE = "summary.json", "requests.parquet", "steps.parquet"
 
 
-class RunSpec(BaseModel):
+class RunSpec(NoBoolNumbers):
     """One point of a study: with its seed it fully determines a run."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -144,6 +154,7 @@ class RunResult:
     summary: Summary
     # Ctrl-C / SIGTERM came after the engine finished (the run is complete): stop after it
     stop_requested: bool = False
+    slices: pd.DataFrame | None = None  # analysis.slices: the run window by window
 
     @property
     def interrupted(self) -> bool:
@@ -154,10 +165,14 @@ class RunResult:
         return RunConfig.model_validate(self.summary["config"])
 
 
-def execute(spec: RunSpec, *, progress: bool = False) -> RunResult:
-    """Load the workload, build the schedule, run the engine, summarize."""
+def execute(
+    spec: RunSpec, *, progress: bool = False, slice_seconds: float = SLICE_SECONDS
+) -> RunResult:
+    """Load the workload, build the schedule, run the engine, summarize (with the run's
+    time slices of ``slice_seconds``: not part of the spec, any width gives the same run)."""
     from workload_eval.workloads import load_workload  # heavy: tokenizers
 
+    check_width(slice_seconds)  # a bad width fails before the run, not after it
     engine = get_engine(spec.engine)  # unknown engine fails before any loading
     df = load_workload(
         spec.workload,
@@ -184,11 +199,13 @@ def execute(spec: RunSpec, *, progress: bool = False) -> RunResult:
             spec=df.attrs.get("workload_spec"),
         )
         summary = summarize(records, slo=spec.slo)
+        slices = time_slices(records, slice_seconds)
+        summary.update(slice_summary(slices, slice_seconds))
         if report.interrupted:
             summary["interrupted"] = True
         summary["config"] = RunConfig(spec=spec, resolved=report).model_dump(mode="json")
         summary["package_version"] = __version__
-    return RunResult(records=records, summary=summary, stop_requested=held.signalled)
+    return RunResult(records=records, summary=summary, stop_requested=held.signalled, slices=slices)
 
 
 def _table(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -201,19 +218,25 @@ def _table(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
 
 
 def save_run(result: RunResult, out_dir: str | Path) -> None:
-    """Write the three files atomically; summary.json last, so it marks a complete folder."""
+    """Write the files atomically; summary.json last, so it marks a complete folder."""
     out = Path(out_dir)
     atomic_write_parquet(out / REQUESTS_FILE, _table(result.records.requests, REQUEST_COLUMNS))
     atomic_write_parquet(out / STEPS_FILE, _table(result.records.steps, STEP_COLUMNS))
+    if result.slices is not None:
+        atomic_write_parquet(out / SLICES_FILE, result.slices)
     atomic_write_json(out / SUMMARY_FILE, result.summary)
 
 
 def read_summary(path: Path) -> Summary:
-    """A run's summary.json; a file that is not one is a one-line UserError."""
+    """A run's summary.json (bounded, strict UTF-8; the NaN of older files is read as
+    NaN); a file that is not one is a one-line UserError."""
+    text = read_text(path)
     try:
-        summary = json.loads(path.read_text())
+        summary = json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: line {e.lineno}: invalid JSON ({e.msg})") from None
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply") from None
     if not isinstance(summary, dict):
         raise UserError(f"{path}: expected a JSON object (a run summary)")
     return summary
@@ -242,11 +265,20 @@ def load_run(out_dir: str | Path) -> RunResult:
     config = run_config(summary, path)
     frames = []
     for name in (REQUESTS_FILE, STEPS_FILE):
-        if not (out / name).is_file():
+        if not (out / name).is_file():  # missing, or not a regular file (a pipe would block)
             raise UserError(f"{out / name}: not found (the run folder is incomplete)")
-        frames.append(pd.read_parquet(out / name))
+        frames.append(_read_table(out / name))
     records = RunRecords(requests=frames[0], steps=frames[1], report=config.resolved)
-    return RunResult(records=records, summary=summary)
+    slices = _read_table(out / SLICES_FILE) if (out / SLICES_FILE).is_file() else None
+    return RunResult(records=records, summary=summary, slices=slices)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A stored Parquet table; a damaged one (truncated, not Parquet) is a UserError."""
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, ArrowException) as e:
+        raise UserError(f"{path}: not a readable Parquet table ({type(e).__name__})") from None
 
 
 __all__ = [

@@ -11,11 +11,12 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from workload_eval import limits
 from workload_eval.contracts import Request, Schedule, ScheduledRequest
 from workload_eval.errors import UserError
+from workload_eval.strict import NoBoolNumbers
 
 # The seed's Poisson process (cacheflow/vLLM-fork ``benchmark/trace.py``): arrival counts
 # drawn per 10 ms quantum from ``np.random.seed(seed); np.random.poisson(rate * 0.01)``.
@@ -28,7 +29,7 @@ _PositiveOpt = Annotated[float | None, Field(default=None, gt=0, allow_inf_nan=F
 _CountOpt = Annotated[int | None, Field(default=None, gt=0, le=limits.MAX_INT)]
 
 
-class _Spec(BaseModel):
+class _Spec(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     @model_validator(mode="after")

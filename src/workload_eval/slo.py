@@ -15,14 +15,16 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import ConfigDict, ValidationError, model_validator
 
 from workload_eval.errors import UserError
 from workload_eval.paper import SLO_TEXT
+from workload_eval.strict import NoBoolNumbers
 
 # Per-request latencies a bound can apply to (seconds; normalized_latency in s per token).
 REQUEST_METRICS: tuple[str, ...] = ("ttft", "tpot", "e2e_latency", "normalized_latency")
 PERCENTILES: tuple[int, ...] = (50, 90, 95, 99)  # of every latency in a run summary
+STEADY_PREFIX = "steady."  # summary keys of the steady-state window (analysis.steady)
 
 _NUMBER = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?\d+)?"
 _SLO_RE = re.compile(rf"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|<|>)\s*({_NUMBER})\s*$")
@@ -53,12 +55,16 @@ def run_metrics() -> list[str]:
         "num_completed",
         "duration_s",
     ]
-    for prefix in ("ttft", "tpot", "itl", "e2e_latency", "send_lag"):
-        names += [f"{prefix}_mean", *(f"{prefix}_p{p}" for p in PERCENTILES)]
-    return names
+    latencies = []
+    for prefix in ("ttft", "tpot", "itl", "e2e_latency"):
+        latencies += [f"{prefix}_mean", *(f"{prefix}_p{p}" for p in PERCENTILES)]
+    names += [*latencies, "send_lag_mean", *(f"send_lag_p{p}" for p in PERCENTILES)]
+    # the same over the run's steady-state window (metrics.steady_metrics)
+    steady = [*names[:7], *latencies]
+    return names + [f"{STEADY_PREFIX}{n}" for n in steady]
 
 
-class SLO(BaseModel):
+class SLO(NoBoolNumbers):
     """One bound, on each request's latency or on a run's summary metric."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -78,7 +84,7 @@ class SLO(BaseModel):
             raise ValueError(f"{self}: a per-request bound must be a positive number of seconds")
         if (op == "<=" and v < 0) or (op == "<" and v <= 0):
             raise ValueError(f"SLO {self} can never hold: {name} is never negative")
-        if op == "<=" and v == 0 and name.startswith(_TIME_METRICS):
+        if op == "<=" and v == 0 and name.removeprefix(STEADY_PREFIX).startswith(_TIME_METRICS):
             raise ValueError(f"SLO {self} can never hold: {name} is a positive time")
         if (op == ">=" and v <= 0) or (op == ">" and v < 0):
             raise ValueError(f"SLO {self} always holds: {name} is never negative")

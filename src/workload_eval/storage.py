@@ -1,4 +1,9 @@
-"""Crash-safe file writes: write a temp file in the same folder, fsync, then rename."""
+"""Crash-safe file writes: write a temp file in the same folder, fsync, then rename.
+
+What is written is scrubbed of credentials (``redaction``) unless the caller writes data
+that must stay byte-exact (``redact=False``: a dataset cache), and JSON is strict: a
+non-finite float is written as ``null``, never as ``NaN``/``Infinity``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from workload_eval.redaction import finite_json, scrub_frame, scrub_json, scrub_text
 
 # mkstemp creates 0600 files; results are meant to be shared like any other output.
 _FILE_MODE = 0o644
@@ -30,15 +37,24 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | Path, text: str, *, redact: bool = True) -> None:
+    atomic_write_bytes(path, (scrub_text(text) if redact else text).encode("utf-8"))
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=_json_default) + "\n")
+def strict_json(obj: Any, *, redact: bool = True) -> str:
+    """JSON text (RFC 8259: NaN and infinities become null), scrubbed unless told not to."""
+    data = json.loads(json.dumps(obj, default=_json_default))  # numpy and paths -> plain
+    data = scrub_json(data) if redact else finite_json(data)
+    return json.dumps(data, indent=1, sort_keys=True, allow_nan=False) + "\n"
 
 
-def atomic_write_parquet(path: str | Path, df: pd.DataFrame) -> None:
+def atomic_write_json(path: str | Path, obj: Any, *, redact: bool = True) -> None:
+    atomic_write_bytes(path, strict_json(obj, redact=redact).encode("utf-8"))
+
+
+def atomic_write_parquet(path: str | Path, df: pd.DataFrame, *, redact: bool = True) -> None:
+    if redact:
+        df = scrub_frame(df)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

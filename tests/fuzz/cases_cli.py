@@ -124,6 +124,10 @@ CAPACITY_CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("burstiness-without-gamma", ("--slo", "ttft_p99<=1", "--burstiness", "2"), "gamma"),
     ("max-paddings-negative", ("--slo", "ttft_p99<=1", "--engine-option", "max_paddings=-100"), "max_paddings"),
     ("out-is-a-file", ("--slo", "ttft_p99<=1", "--out", "{tmp}/afile"), "afile"),
+    ("confidence-above-one", ("--slo", "ttft_p99<=1", "--confidence", "2"), "confidence"),
+    ("confidence-nan", ("--slo", "ttft_p99<=1", "--confidence", "nan"), "confidence"),
+    ("confidence-text", ("--slo", "ttft_p99<=1", "--confidence", "sure"), "confidence"),
+    ("confidence-low", ("--slo", "ttft_p99<=1", "--confidence", "0.1"), "confidence"),
 ]  # fmt: skip
 
 
@@ -185,6 +189,25 @@ def cli_cases() -> Iterator[Case]:
         "reproduce:calibration-missing",
         ("reproduce", "--quick", "--calibration-dir", "{tmp}/none", "--out", OUT),
         expect="calibration",
+    )
+    for width in ("0", "-5", "nan", "abc"):
+        yield Case(
+            f"run--slice-seconds={width}",
+            (*SIM, "--num-requests", "5", "--slice-seconds", width),
+            expect="slice-seconds",
+        )
+    yield Case("compare:missing", ("compare", "{tmp}/none", "--by", "model"), expect="none")
+    yield Case(
+        "compare:empty-folder",
+        ("compare", "{tmp}/empty", "--by", "model"),
+        files={"empty/readme.txt": b"nothing here"},
+        expect="no results",
+    )
+    yield Case(
+        "compare:capacity-without-searches",
+        ("compare", "{tmp}/empty", "--by", "model", "--metric", "capacity_rate"),
+        files={"empty/readme.txt": b"nothing here"},
+        expect="capacity.parquet",
     )
     for jobs in ("0", "-1", "100000"):
         yield Case(

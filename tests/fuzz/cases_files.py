@@ -96,6 +96,14 @@ SPECS: list[tuple[str, bytes, str]] = [
     ("too-few-kv-blocks-in-a-group", b"workloads: [alpaca]\nschedules: [{kind: offline, num_requests: 5}]\ngroups: [{name: ok}, {name: small, kv_blocks: [3]}]\n", "small"),
     ("duplicate-group-names", (SPEC_BASE + "groups: [{name: a}, {name: a}]\n").encode(), "unique"),
     ("too-many-runs", ("workloads: [alpaca]\nkv_blocks: [" + ",".join(map(str, range(100, 1100))) + "]\nseeds: [" + ",".join(map(str, range(200))) + "]\n").encode(), "601,000 runs"),
+    # booleans are not numbers (a seed of `true` ran seed 1)
+    ("seed-true", (SPEC_BASE + "seeds: [true]\n").encode(), "seeds"),
+    ("seed-scalar-false", (SPEC_BASE + "seeds: false\n").encode(), "seeds"),
+    ("kv-blocks-true", b"workloads: [alpaca]\nkv_blocks: true\n", "kv_blocks"),
+    ("num-requests-true", b"workloads: [alpaca]\nschedules: [{kind: offline, num_requests: true}]\n", "num_requests"),
+    ("rate-list-of-false", b"workloads: [alpaca]\nschedules: [{kind: poisson, duration: 5, rate: [false]}]\n", "rate"),
+    ("engine-option-true-for-a-number", (SPEC_BASE + "engines: [{engine: sim, max_paddings: true}]\n").encode(), "max_paddings"),
+    ("block-size-true", (SPEC_BASE + "engines: [{engine: sim, block_size: true}]\n").encode(), "block_size"),
 ]  # fmt: skip
 
 
@@ -401,7 +409,13 @@ CONFIGS: list[tuple[str, bytes, str]] = [
     ("not-utf8", b'{"model_type": "\xfe"}', "UTF-8"),
     ("nan", json.dumps(CONFIG).replace("512", "NaN", 1).encode(), "NaN"),
     ("truncated", b'{"hidden_size": 5', "invalid JSON"),
-]
+    # absurd but well-formed sizes: bounded at ~10x the largest published model
+    ("a-million-layers", _j({**CONFIG, "num_hidden_layers": 1_000_000}), "num_hidden_layers"),
+    ("hidden-size-1e8", _j({**CONFIG, "hidden_size": 100_000_000}), "hidden_size"),
+    ("vocab-1e9", _j({**CONFIG, "vocab_size": 1_000_000_000}), "vocab_size"),
+    ("a-million-experts", _j({**CONFIG, "num_local_experts": 1_000_000, "num_experts_per_tok": 2}), "experts"),
+    ("a-thousand-trillion-parameters", _j({**CONFIG, "num_hidden_layers": 1000, "hidden_size": 131072, "num_attention_heads": 1024, "num_key_value_heads": 1024, "intermediate_size": 1 << 20}), "parameters"),
+]  # fmt: skip
 
 
 def config_cases() -> Iterator[Case]:

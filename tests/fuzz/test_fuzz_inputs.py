@@ -21,7 +21,7 @@ from cases_files import (
     spec_cases,
     tokenizer_cases,
 )
-from cases_servers import server_cases
+from cases_servers import server_cases, vllm_setup_cases
 from cases_workloads import workload_cases
 from harness import Case, assert_one_line_user_error, run_in_process
 
@@ -36,6 +36,7 @@ CASES: list[Case] = list(
         config_cases(),
         workload_cases(),
         server_cases(),
+        vllm_setup_cases(),
     )
 )
 

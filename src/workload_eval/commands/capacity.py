@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from workload_eval import paper
+from workload_eval.analysis.intervals import CONFIDENCE_LEVEL
 from workload_eval.commands.options import (
     engine_config,
     engine_flag_options,
@@ -108,6 +109,15 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
     help="How several seeds' runs make one verdict.",
 )
 @click.option(
+    "--confidence",
+    default=str(CONFIDENCE_LEVEL),
+    show_default=True,
+    metavar="LEVEL|none",
+    help="A rate meets the SLOs only when each bound holds over this confidence interval "
+    "of its metric (the answer is then an interval: met .. violated); 'none' judges the "
+    "point estimates, as the paper did.",
+)
+@click.option(
     "--repeat-band",
     type=float,
     default=0.1,
@@ -138,6 +148,7 @@ def command(**o: Any) -> None:
     from workload_eval import interrupts
     from workload_eval.console import stderr_console, stdout_console
     from workload_eval.experiments.capacity import find_capacity
+    from workload_eval.experiments.grid import confidence_floor
     from workload_eval.experiments.store import ResultStore
     from workload_eval.limits import set_max_requests
     from workload_eval.slo import run_level
@@ -155,9 +166,12 @@ def command(**o: Any) -> None:
     users = task.searched == "concurrency"
 
     def on_probe(rate: float, seed: int, m: dict[str, Any], passed: bool) -> None:
-        shown = "  ".join(f"{k}={_num(m.get(k))}" for k in metrics)
+        verdict = search.judge(m)
+        shown = "  ".join(
+            f"{k}={_num(m.get(k))}{_interval(verdict.intervals.get(k), m.get(k))}" for k in metrics
+        )
         what = f"users {rate:>6.0f}" if users else f"rate {rate:>9.4g} req/s"
-        console.print(f"{what}  seed {seed}  {shown}  {'meets' if passed else 'violates'}")
+        console.print(f"{what}  seed {seed}  {shown}  {verdict.label}", soft_wrap=True)
 
     t0 = time.perf_counter()
     try:
@@ -169,12 +183,21 @@ def command(**o: Any) -> None:
     wall = time.perf_counter() - t0
     _print_rates(result, metrics, users=users)
     limit = " (the search's limit: widen --rates / max rate)" if result.censored else ""
+    floor = confidence_floor(task.slos, task.options.confidence, o["duration"])
+    if result.censored and result.lower is None and floor > 0 and not users:
+        limit = (
+            f" (below {floor:.4g} req/s a {o['duration']:g} s probe holds too few requests "
+            f"for a {task.options.confidence:.0%} interval: a longer --duration, or "
+            "--confidence none)"
+        )
     up = "one more user fails" if users else "next rate up fails"
     bracket = f"; {up}: {result.upper:g}" if result.upper is not None else ""
     unit = "users (closed loop)" if users else "req/s"
     console.print(
-        f"capacity: {result.rate:g} {unit}{limit} under {', '.join(map(str, task.slos))} "
-        f"(rule {result.rule}, {result.num_runs} run(s), {wall:.1f} s{bracket})"
+        f"capacity: {result.rate:g} {unit}{limit}{_answer_interval(result, unit)} under "
+        f"{', '.join(map(str, task.slos))} "
+        f"(rule {result.rule}, {result.num_runs} run(s), {wall:.1f} s{bracket})",
+        soft_wrap=True,
     )
     if store is not None:
         _write(store, task, result)
@@ -188,6 +211,7 @@ def build_task(o: dict[str, Any]) -> CapacityTask:
     from workload_eval.experiments.capacity import check_objectives
     from workload_eval.experiments.grid import CapacityTask
     from workload_eval.experiments.spec import CapacityOptions
+    from workload_eval.experiments.verdicts import parse_confidence
     from workload_eval.preflight import check_run_spec
     from workload_eval.slo import per_request
 
@@ -217,6 +241,7 @@ def build_task(o: dict[str, Any]) -> CapacityTask:
             rates=rates,
             aggregate=o["aggregate"],
             repeat_band=None if o["repeat_band"] < 0 else o["repeat_band"],
+            confidence=parse_confidence(o.get("confidence", CONFIDENCE_LEVEL)),
         )
     except ValidationError as e:
         err = e.errors()[0]
@@ -249,6 +274,29 @@ def _num(v: Any) -> str:
     return fmt(v)
 
 
+def _interval(bounds: tuple[float, float] | None, value: Any) -> str:
+    """`` [low, high]`` when a verdict used an interval (not a bare value)."""
+    import math
+
+    if bounds is None or bounds[0] == bounds[1] == value:
+        return ""
+    if not all(math.isfinite(b) for b in bounds):
+        return " [too few requests for an interval]"
+    return f" [{_num(bounds[0])}, {_num(bounds[1])}]"
+
+
+def _answer_interval(result: CapacityResult, unit: str) -> str:
+    """The answer's interval at its confidence: met up to the answer, violated from
+    ``high``; nothing without a confidence (the paper's point answer)."""
+    if result.confidence is None:
+        return ""
+    high = f"{result.high:g}" if result.high is not None else "(none found)"
+    return (
+        f", interval {result.rate:g}-{high} {unit.split()[0]} at {result.confidence:.0%} "
+        "confidence (met up to the first, violated from the second)"
+    )
+
+
 def _print_rates(result: Any, metrics: list[str], *, users: bool = False) -> None:
     from rich.table import Table
 
@@ -257,12 +305,20 @@ def _print_rates(result: Any, metrics: list[str], *, users: bool = False) -> Non
     table = Table(title="Probed users" if users else "Probed rates", header_style="bold")
     for c in ("users" if users else "rate (req/s)", "seeds", *metrics, "verdict"):
         table.add_column(c, justify="left" if c == "verdict" else "right")
+    level = "" if result.confidence is None else f" ({result.confidence:.0%})"
     for row in result.rates.to_dict("records"):
         table.add_row(
             f"{row['rate']:g}",
             str(row["seeds"]),
-            *(_num(row[m]) for m in metrics),
-            "meets" if row["passed"] else "violates",
+            *(
+                _num(row[m])
+                + _interval(
+                    (row[f"{m}_ci_low"], row[f"{m}_ci_high"]) if f"{m}_ci_low" in row else None,
+                    row[m],
+                )
+                for m in metrics
+            ),
+            row["verdict"] + level,
         )
     stdout_console().print(table)
 

@@ -232,12 +232,20 @@ def engine_options(o: Mapping[str, Any]) -> dict[str, JsonValue]:
 def engine_config(o: Mapping[str, Any], *, seed: int = 0) -> EngineConfig:
     """The EngineConfig the shared flags describe (``check_kv_size`` first)."""
     check_kv_size(o)
+    # A block size left at its default stays unset, so an engine can pick its own (vLLM
+    # on CPU has no 16-token blocks and takes 32).
+    ctx = click.get_current_context(silent=True)
+    chosen = ctx is None or ctx.get_parameter_source("block_size") not in (
+        click.core.ParameterSource.DEFAULT,
+        None,
+    )
+    shape = {"block_size": o["block_size"]} if chosen else {}
     try:
         return EngineConfig(
             model=o["model"],
             kv_blocks=o["kv_blocks"],
             gpu_memory_utilization=o["gpu_memory_utilization"],
-            block_size=o["block_size"],
+            **shape,
             max_num_batched_tokens=o["max_num_batched_tokens"],
             max_num_seqs=o["max_num_seqs"],
             max_model_len=o["max_model_len"],

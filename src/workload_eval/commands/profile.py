@@ -82,8 +82,6 @@ def command(
     out_path: str,
 ) -> None:
     """Measure step times over prefill sizes, decode batch/context sizes and mixed steps."""
-    import os
-
     from workload_eval.engines.base import EngineConfig
     from workload_eval.engines.vllm.profiling import (
         QUICK_GRID,
@@ -91,13 +89,14 @@ def command(
         profile_vllm,
         write_profile,
     )
+    from workload_eval.engines.vllm.setup import require_vllm
 
     if repeats < 1:
         raise UserError(f"--repeats {repeats}: expected at least 1")
     if engine == "torch":
         _profile_torch(model, device, dtype, tensor_parallel_size, repeats, grid, out_path)
         return
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    require_vllm("profile --engine vllm")  # the CPU KV space is set from --kv-blocks
     fields: dict = {
         "model": model,
         "max_model_len": max_model_len,

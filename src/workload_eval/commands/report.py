@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from workload_eval.analysis.slices import SLICE_SECONDS, check_width
+from workload_eval.cli import one_line
 from workload_eval.errors import UserError
 from workload_eval.paper import SLO_METRIC, SLO_TEXT
 from workload_eval.slo import SLO
@@ -57,14 +59,32 @@ def report_slo(text: str) -> SLO:
     help=f"The bound behind the capacity figures, on {REPORT_METRIC} (a bare number: "
     "its value). Same grammar as run and capacity.",
 )
+@click.option(
+    "--slice-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=SLICE_SECONDS,
+    show_default=True,
+    help="Window of the time-slice figure.",
+)
 def command(
-    results_dir: Path, out_dir: Path | None, calibration_dir: Path | None, slo: str
+    results_dir: Path,
+    out_dir: Path | None,
+    calibration_dir: Path | None,
+    slo: str,
+    slice_seconds: float,
 ) -> None:
     from workload_eval.report import build_report
 
+    check_width(slice_seconds)
     report = build_report(
-        results_dir, out_dir, calibration_dir=calibration_dir, slo=report_slo(slo).value
+        results_dir,
+        out_dir,
+        calibration_dir=calibration_dir,
+        slo=report_slo(slo).value,
+        slice_seconds=slice_seconds,
     )
+    for problem in report.problems:  # damaged files: skipped or named, the rest rendered
+        click.echo(f"warning: {one_line(problem)}", err=True)
     click.echo(f"{len(report.points)} points, {len(report.figures)} figures")
     if report.section is not None:
         for line in [*report.section.claim_lines(), *report.section.agreement_lines()]:

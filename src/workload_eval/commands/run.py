@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from pydantic import ValidationError
 
+from workload_eval.analysis.slices import SLICE_SECONDS, check_width
 from workload_eval.commands.options import (
     engine_config,
     engine_flag_options,
@@ -20,7 +21,7 @@ from workload_eval.commands.options import (
     workload_fields,
     workload_options,
 )
-from workload_eval.errors import UserError
+from workload_eval.errors import EXIT_INCOMPLETE, UserError
 from workload_eval.limits import set_max_requests
 
 if TYPE_CHECKING:
@@ -184,12 +185,19 @@ def schedule_from_options(
     default=None,
     help="Progress bar [default: when stderr is a terminal].",
 )
+@click.option(
+    "--slice-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=SLICE_SECONDS,
+    show_default=True,
+    help="Window of the time slices (slices.parquet).",
+)
 @max_requests_option
 @click.option(
     "--out",
     required=True,
     type=click.Path(file_okay=False),
-    help="Run folder: summary.json, requests.parquet, steps.parquet.",
+    help="Run folder: summary.json, requests.parquet, steps.parquet, slices.parquet.",
 )
 def command(**o: Any) -> None:
     """Run one workload and schedule on an engine; write DIR and print a table.
@@ -206,24 +214,38 @@ def command(**o: Any) -> None:
         --concurrency 64 --num-requests 2000 --out runs/alpaca-c64
     """
     from workload_eval import interrupts
-    from workload_eval.console import print_summary, progress_default, stderr_console
+    from workload_eval.console import (
+        print_summary,
+        progress_default,
+        stderr_console,
+        stdout_console,
+    )
     from workload_eval.runner import execute, save_run
     from workload_eval.storage import ensure_writable_dir
+    from workload_eval.verdict import judge, print_verdict
 
     set_max_requests(o["max_requests"])
+    check_width(o["slice_seconds"])
     spec = build_spec(o)
     ensure_writable_dir(o["out"])
     progress = progress_default() if o["progress"] is None else o["progress"]
-    result = execute(spec, progress=progress)
+    result = execute(spec, progress=progress, slice_seconds=o["slice_seconds"])
     with interrupts.deferred() as held:  # a signal now stops after the files are written
         save_run(result, o["out"])
     title = f"{spec.engine} · {spec.workload} · {spec.schedule.kind} · {spec.engine_config.model}"
     print_summary(result.summary, title=title)
-    click.echo(f"wrote {Path(o['out']) / 'summary.json'}, requests.parquet, steps.parquet")
+    verdict = judge(result.records)
+    print_verdict(verdict, stdout_console())
+    click.echo(
+        f"wrote {Path(o['out']) / 'summary.json'}, requests.parquet, steps.parquet, slices.parquet"
+    )
     if result.interrupted or result.stop_requested or held.signalled:
         what = "gathered so far" if result.interrupted else "of the finished run"
         stderr_console().print(f"interrupted: the results {what} were saved")
         raise click.exceptions.Exit(interrupts.exit_code())  # 130 Ctrl-C, 143 SIGTERM
+    if verdict.nothing_succeeded:
+        stderr_console().print(f"no request succeeded: exit {EXIT_INCOMPLETE}", highlight=False)
+        raise click.exceptions.Exit(EXIT_INCOMPLETE)
 
 
 def build_spec(o: dict[str, Any]) -> RunSpec:

@@ -102,6 +102,16 @@ def command(
         raise click.exceptions.Exit(1)
 
 
+def _interval(row: dict[str, Any]) -> str:
+    """``low-high``: met up to low, violated from high; '-' for point answers."""
+    from workload_eval.console import fmt
+
+    level, high = row.get("confidence"), row.get("capacity_high")
+    if level is None or level != level or high is None or high != high:
+        return "-"
+    return f"{fmt(row['capacity_low'])}-{fmt(high)}"
+
+
 def _print_result(result: Any) -> None:
     from rich.table import Table
 
@@ -115,17 +125,33 @@ def _print_result(result: Any) -> None:
     )
     cap = result.capacity
     if not cap.empty:
-        table = Table(title="Max request rate meeting every SLO", header_style="bold")
+        levels = sorted({float(c) for c in cap.get("confidence", []) if c == c and c is not None})
+        title = "Max request rate meeting every SLO" + (
+            f" (interval: met up to .. violated from, at {', '.join(f'{v:.0%}' for v in levels)} "
+            "confidence)"
+            if levels
+            else ""
+        )
+        table = Table(title=title, header_style="bold")
+        # group and engine label only when they tell the rows apart
         cols = [
             c
             for c in ("group", "engine_label", "model", "kv_blocks", "workload")
-            if c in cap.columns
+            if c in cap.columns and (c not in ("group", "engine_label") or cap[c].nunique() > 1)
         ]
-        for c in [*cols, "capacity_rate", "rule", "num_runs"]:
-            table.add_column(c, justify="right" if c in ("capacity_rate", "num_runs") else "left")
+        for c in [*cols, "capacity_rate", "interval", "rule", "num_runs"]:
+            right = c in ("capacity_rate", "interval", "num_runs")
+            table.add_column(c, justify="right" if right else "left")
         for row in cap.sort_values(cols, kind="stable").to_dict("records"):
             cells = [str(row.get(c)) for c in cols]
             rate = fmt(row.get("capacity_rate")) + (" (limit)" if row.get("censored") else "")
-            table.add_row(*cells, rate, str(row.get("rule")), str(row.get("num_runs")))
+            table.add_row(
+                *cells, rate, _interval(row), str(row.get("rule")), str(row.get("num_runs"))
+            )
         console.print(table)
     console.print(f"index: {result.out / 'index.csv'} ({len(result.index)} point(s))")
+    if not result.seeds.empty:
+        console.print(
+            f"across seeds: {result.out / 'seeds.csv'} ({len(result.seeds)} configuration(s) "
+            "with a mean and interval per metric)"
+        )

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from workload_eval.errors import EXIT_INCOMPLETE
+
 
 @click.command(
     help="Simulate every experiment of a workload-eval-measured/1 corpus folder and compare "
@@ -40,10 +42,16 @@ def command(
     results = run_corpus(corpus_dir, id_glob=id_glob, jobs=workers, seed=seed)
     console = Console(highlight=False, width=None if os.isatty(1) else 150)
     print_report(console, results)
-    for r in results:
-        if r.status == "invalid":
-            click.echo(f"error: {r.reason}", err=True)
-    if out_dir is not None:
+    invalid = [r for r in results if r.status == "invalid"]
+    for r in invalid:
+        click.echo(f"error: {r.reason}", err=True)
+    if out_dir is not None:  # the valid files' results are written whatever the rest did
         meta = {"corpus": str(corpus_dir), "id_glob": id_glob, "seed": seed}
         for path in write_outputs(out_dir, results, meta):
             console.print(f"wrote {path}")
+    if invalid:  # a corpus file was unreadable or malformed: say so in the exit status
+        click.echo(
+            f"{len(invalid)} of {len(results)} corpus files invalid: exit {EXIT_INCOMPLETE}",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_INCOMPLETE)

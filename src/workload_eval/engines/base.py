@@ -14,18 +14,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from pydantic import ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from workload_eval.contracts import EngineReport, RunRecords, Schedule
 from workload_eval.errors import UserError
 from workload_eval.limits import MAX_BLOCK_SIZE, MAX_INT, MAX_SAMPLES, Seed
+from workload_eval.strict import NoBoolNumbers
 
 # Fields that used to be shared but only the simulator reads (moved to SimOptions); still
 # accepted here so older specs, scripts and stored runs keep working.
 _SIM_ONLY_FIELDS = ("gpu", "policy")
 
 
-class EngineConfig(BaseModel):
+class EngineConfig(NoBoolNumbers):
     """Knobs shared by every engine; vLLM's names and the seed's defaults.
 
     Everything else belongs to one engine and goes in ``options``, validated by that
@@ -57,7 +58,7 @@ class EngineConfig(BaseModel):
         return data
 
 
-class EngineOptions(BaseModel):
+class EngineOptions(NoBoolNumbers):
     """Base of every engine's Options model: unknown or mistyped options are errors, and
     no option is infinite or NaN (a bound that would make a run spin or allocate forever)."""
 

@@ -3,6 +3,12 @@
 A search is a small object that proposes the next (rate, seed) pairs from the results
 recorded so far (GuideLLM's adaptive-profile idea), so the same search drives a plain
 loop over any ``evaluate(rate, seed) -> metrics`` callable, or a parallel sweep.
+
+With a ``confidence`` a rate meets the SLOs only when every bound holds over its metric's
+confidence interval (experiments.verdicts); the search then finds two edges, the highest
+rate met at that confidence (the answer, ``low``) and the lowest rate violated at it
+(``high``): the rate where the SLO really starts to fail lies in [low, high). Without a
+confidence, [low, high) is the search's bracket (the last pass, the first failure).
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ import numpy as np
 import pandas as pd
 
 from workload_eval.errors import UserError
+from workload_eval.experiments.verdicts import Aggregate, Verdict, judge_run, judge_runs
 from workload_eval.paper import SLO_TEXT, RuleAnswer, max_rate_under_slo
 from workload_eval.slo import SLO, observed, run_level
 
 Evaluator = Callable[[float, int], Mapping[str, Any]]
-Aggregate = Literal["majority", "mean", "all"]
 
 
 def check_objectives(slos: Sequence[SLO], *, where: str = "--slo") -> None:
@@ -51,6 +57,8 @@ class CapacityResult:
     lower: float | None = None  # highest rate known to pass
     upper: float | None = None  # lowest rate known to fail above `lower`
     censored: bool = False  # the answer hit the search's limit (grid end, max rate)
+    confidence: float | None = None  # the level verdicts were judged at (None: point values)
+    high: float | None = None  # the lowest rate violated at that confidence (None: none)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -60,6 +68,9 @@ class CapacityResult:
     def as_row(self) -> dict[str, Any]:
         return {
             "capacity_rate": self.rate,
+            "capacity_low": self.rate,
+            "capacity_high": self.high,
+            "confidence": self.confidence,
             "rule": self.rule,
             "slos": ";".join(str(s) for s in self.slos),
             "lower": self.lower,
@@ -88,6 +99,7 @@ class CapacitySearch(ABC):
         seeds: Sequence[int] = (0,),
         aggregate: Aggregate = "majority",
         repeat_band: float | None = 0.1,
+        confidence: float | None = None,
     ) -> None:
         check_objectives(slos, where="capacity")
         if not seeds:
@@ -97,9 +109,10 @@ class CapacitySearch(ABC):
         self.seeds = list(dict.fromkeys(int(s) for s in seeds))
         self.aggregate: Aggregate = aggregate
         self.repeat_band = repeat_band
+        self.confidence = confidence
         self._runs: dict[float, dict[int, dict[str, Any]]] = {}
         self._order: list[float] = []  # rates in the order their verdicts were reached
-        self._verdicts: dict[float, bool] = {}
+        self._verdicts: dict[float, Verdict] = {}
         self._current: float | None = None
         self._done = False
 
@@ -109,15 +122,20 @@ class CapacitySearch(ABC):
         """The next rate to probe, or None when the answer is known."""
 
     @abstractmethod
-    def _on_verdict(self, rate: float, passed: bool) -> None:
-        """Update the search state with one rate's verdict."""
-
-    @abstractmethod
     def answer(self) -> float:
         """The capacity given the verdicts so far."""
 
+    def answer_high(self) -> float | None:
+        """The top of the answer's interval: the lowest rate violated at the confidence
+        (without one: the first failure above the answer); None when none was found."""
+        return None
+
     def _bounds(self) -> tuple[float | None, float | None, bool]:
         return None, None, False
+
+    def passed(self, rate: float, edge: str = "met") -> bool:
+        """A judged rate's verdict: ``met`` (the answer's edge) or ``possible``."""
+        return getattr(self._verdicts[rate], edge)
 
     # -- the protocol ------------------------------------------------------------------
     @property
@@ -137,17 +155,19 @@ class CapacitySearch(ABC):
             if missing:
                 return [(self._current, s) for s in missing]
             rate, self._current = self._current, None
-            passed = self._verdict(rate)
-            self._verdicts[rate] = passed
+            self._verdicts[rate] = self._verdict(rate)
             self._order.append(rate)
-            self._on_verdict(rate, passed)
         return []
 
     def record(self, rate: float, seed: int, metrics: Mapping[str, Any]) -> None:
         self._runs.setdefault(_nice(rate), {})[int(seed)] = dict(metrics)
 
+    def judge(self, metrics: Mapping[str, Any]) -> Verdict:
+        """One run against the objectives at the search's confidence."""
+        return judge_run(metrics, self.objectives, self.confidence)
+
     def passes(self, metrics: Mapping[str, Any]) -> bool:
-        return all(s.met(metrics) for s in self.objectives)
+        return self.judge(metrics).met
 
     def _missing_seeds(self, rate: float) -> list[int]:
         runs = self._runs.get(rate, {})
@@ -161,36 +181,47 @@ class CapacitySearch(ABC):
     def _noisy(self, runs: Mapping[int, Mapping[str, Any]]) -> bool:
         band = self.repeat_band or 0.0
         for m in runs.values():
+            verdict = self.judge(m)
+            if verdict.met != verdict.possible:  # undecided at the confidence
+                return True
             for s in self.objectives:
                 margin = s.margin(m)
                 if not math.isnan(margin) and margin < band:
                     return True
         return False
 
-    def _verdict(self, rate: float) -> bool:
+    def _verdict(self, rate: float) -> Verdict:
         runs = list(self._runs[rate].values())
-        if self.aggregate == "mean":
-            return self.passes(_mean_metrics(runs, [s.metric for s in self.objectives]))
-        ok = [self.passes(m) for m in runs]
-        if self.aggregate == "all":
-            return all(ok)
-        return sum(ok) * 2 > len(ok)
+        return judge_runs(runs, self.objectives, self.confidence, self.aggregate)
 
     def result(self) -> CapacityResult:
         rows = []
         for rate, runs in self._runs.items():
             for seed, m in sorted(runs.items()):
-                rows.append({"rate": rate, "seed": seed, "passed": self.passes(m), **_scalars(m)})
+                v = self.judge(m)
+                rows.append(
+                    {"rate": rate, "seed": seed, "passed": v.met, "possible": v.possible}
+                    | _scalars(m)
+                )
         probes = pd.DataFrame(rows)
         if not probes.empty:
             probes = probes.sort_values(["rate", "seed"], kind="stable").reset_index(drop=True)
         per_rate = []
         for rate in sorted(self._verdicts):
             runs = list(self._runs[rate].values())
-            means = _mean_metrics(runs, [s.metric for s in self.objectives])
-            per_rate.append(
-                {"rate": rate, "passed": self._verdicts[rate], "seeds": len(runs), **means}
-            )
+            verdict = self._verdicts[rate]
+            row = {
+                "rate": rate,
+                "passed": verdict.met,
+                "possible": verdict.possible,
+                "verdict": verdict.label,
+                "seeds": len(runs),
+                **_mean_metrics(runs, [s.metric for s in self.objectives]),
+            }
+            for name, (low, high) in verdict.intervals.items():
+                if self.confidence is not None:
+                    row[f"{name}_ci_low"], row[f"{name}_ci_high"] = low, high
+            per_rate.append(row)
         lower, upper, censored = self._bounds()
         return CapacityResult(
             rate=self.answer(),
@@ -201,6 +232,8 @@ class CapacitySearch(ABC):
             lower=lower,
             upper=upper,
             censored=censored,
+            confidence=self.confidence,
+            high=self.answer_high(),
         )
 
 
@@ -237,27 +270,38 @@ class BisectSearch(CapacitySearch):
             raise UserError("capacity: need start > 0, factor > 1 and 0 < min_rate < max_rate")
         self.tolerance, self.start, self.factor = tolerance, start, factor
         self.min_rate, self.max_rate = min_rate, max_rate
-        self.lower: float | None = None
-        self.upper: float | None = None
-        self._hit_limit = False
+        self._hit_limit: dict[str, bool] = {"met": False, "possible": False}
 
-    def _next_rate(self) -> float | None:
-        lo, hi = self.lower, self.upper
+    def bracket(self, edge: str = "met") -> tuple[float | None, float | None]:
+        """(highest passing rate below the lowest failing one, lowest failing rate) on one
+        edge; a pass above a failure is noise: the failure is trusted."""
+        fails = [r for r in self._verdicts if not self.passed(r, edge)]
+        upper = min(fails, default=None)
+        lower = max(
+            (r for r in self._verdicts if self.passed(r, edge) and (upper is None or r < upper)),
+            default=None,
+        )
+        return lower, upper
+
+    def _next_on(self, edge: str) -> float | None:
+        lo, hi = self.bracket(edge)
         if lo is None and hi is None:
             return min(max(self.start, self.min_rate), self.max_rate)
         if hi is None:
             assert lo is not None
-            if lo >= self.max_rate:
-                self._hit_limit = True
+            nxt = min(lo * self.factor, self.max_rate)
+            nxt = float(math.floor(nxt)) if self.integer else nxt
+            if lo >= self.max_rate or _nice(nxt) in self._verdicts:
+                self._hit_limit[edge] = True
                 return None
-            grown = min(lo * self.factor, self.max_rate)
-            return float(math.floor(grown)) if self.integer else grown
+            return nxt
         if lo is None:
-            if hi <= self.min_rate:
-                self._hit_limit = True
+            nxt = max(hi / self.factor, self.min_rate)
+            nxt = float(math.ceil(nxt)) if self.integer else nxt
+            if hi <= self.min_rate or _nice(nxt) in self._verdicts:  # at the floor
+                self._hit_limit[edge] = True
                 return None
-            shrunk = max(hi / self.factor, self.min_rate)
-            return float(math.ceil(shrunk)) if self.integer else shrunk
+            return nxt
         if self.integer:
             mid = float((lo + hi) // 2)
             return None if mid in (lo, hi) else mid
@@ -266,27 +310,34 @@ class BisectSearch(CapacitySearch):
         mid = _nice((lo + hi) / 2)
         return None if mid in (lo, hi) else mid
 
-    def _on_verdict(self, rate: float, passed: bool) -> None:
-        if passed:
-            self.lower = rate if self.lower is None else max(self.lower, rate)
-        else:
-            self.upper = rate if self.upper is None else min(self.upper, rate)
-        if self.lower is not None and self.upper is not None and self.upper <= self.lower:
-            # Non-monotone noise: a lower rate failed above a pass; trust the failure.
-            self.lower = max(
-                (r for r, v in self._verdicts.items() if v and r < self.upper), default=None
-            )
+    def _next_rate(self) -> float | None:
+        """The answer's edge first, then (with a confidence) the interval's top."""
+        nxt = self._next_on("met")
+        if nxt is None and self.confidence is not None:
+            nxt = self._next_on("possible")
+        return nxt
+
+    @property
+    def lower(self) -> float | None:
+        return self.bracket()[0]
+
+    @property
+    def upper(self) -> float | None:
+        return self.bracket()[1]
 
     def answer(self) -> float:
         return self.lower if self.lower is not None else 0.0
 
+    def answer_high(self) -> float | None:
+        return self.bracket("possible" if self.confidence is not None else "met")[1]
+
     def _bounds(self) -> tuple[float | None, float | None, bool]:
-        return self.lower, self.upper, self._hit_limit
+        return self.lower, self.upper, self._hit_limit["met"]
 
 
 class SeedGridSearch(CapacitySearch):
     """The paper's rule (``paper.max_rate_under_slo``) on a fixed grid, probed upward and
-    stopped once the rule has decided."""
+    stopped once the rule has decided (with a confidence: on both edges)."""
 
     rule = "seed-grid"
 
@@ -301,22 +352,25 @@ class SeedGridSearch(CapacitySearch):
         self.grid = grid
         self._i = 0
 
-    def _rule(self) -> RuleAnswer:
-        return max_rate_under_slo(self._order, [self._verdicts[r] for r in self._order])
+    def _rule(self, edge: str = "met") -> RuleAnswer:
+        return max_rate_under_slo(self._order, [self.passed(r, edge) for r in self._order])
 
     def _next_rate(self) -> float | None:
-        if self._i >= len(self.grid) or self._rule().decided:
+        decided = self._rule().decided
+        if self.confidence is not None:
+            decided = decided and self._rule("possible").decided
+        if self._i >= len(self.grid) or decided:
             return None
         rate = self.grid[self._i]
         self._i += 1
         return rate
 
-    def _on_verdict(self, rate: float, passed: bool) -> None:
-        pass  # the verdicts so far are the whole state: _rule() reads them
-
     def answer(self) -> float:
         rate = self._rule().rate
         return rate if rate is not None else 0.0
+
+    def answer_high(self) -> float | None:
+        return self._rule("possible" if self.confidence is not None else "met").upper
 
     def _bounds(self) -> tuple[float | None, float | None, bool]:
         ans = self._rule()
@@ -333,6 +387,7 @@ def make_search(
     seeds: Sequence[int] = (0,),
     aggregate: Aggregate = "majority",
     repeat_band: float | None = 0.1,
+    confidence: float | None = None,
     extend: bool = False,
     **kw: Any,
 ) -> CapacitySearch:
@@ -341,7 +396,12 @@ def make_search(
     ``extend`` (seed-grid only): the grid is extended by its step where the answer lies
     outside it (``experiments.lattice``) instead of stopping at the grid's ends.
     """
-    common: dict[str, Any] = {"seeds": seeds, "aggregate": aggregate, "repeat_band": repeat_band}
+    common: dict[str, Any] = {
+        "seeds": seeds,
+        "aggregate": aggregate,
+        "repeat_band": repeat_band,
+        "confidence": confidence,
+    }
     if rule == "seed-grid":
         if not rates:
             raise UserError("capacity: --rule seed-grid needs --rates (e.g. 27,27.5,28,...)")

@@ -22,6 +22,7 @@ from typing import Any
 
 from workload_eval.errors import UserError
 from workload_eval.limits import ALL_LIMITS
+from workload_eval.quiet import captured_output
 
 
 @dataclass
@@ -212,10 +213,14 @@ class RayExecutor(Executor):
             env = {lim.env: os.environ[lim.env] for lim in ALL_LIMITS if lim.env in os.environ}
             if env:
                 kwargs["runtime_env"] = {"env_vars": env}
-            try:
-                ray.init(address=address, **kwargs)
-            except (ConnectionError, RuntimeError, ValueError) as e:
-                raise UserError(f"--ray-address {address}: cannot connect to Ray ({e})") from None
+            failure: Exception | None = None
+            with captured_output() as said:  # Ray's C++ client names the cause, on stderr
+                try:
+                    ray.init(address=address, **kwargs)
+                except (ConnectionError, RuntimeError, ValueError) as e:
+                    failure = e
+            if failure is not None:
+                raise ray_connect_error(address, failure, said.text(wait=1.0)) from None
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.slots = slots or max(1, 2 * cpus)
         self._remote = ray.remote(num_cpus=1, max_retries=1)(run_point)
@@ -248,6 +253,31 @@ class RayExecutor(Executor):
         if self._started:
             self._ray.shutdown()
             self._started = False
+
+
+# What Ray says (C++ log lines, exception text) when the cluster wants a token it did not get.
+_AUTH_SIGNS = ("InvalidAuthToken", "Unauthenticated", "Authentication token", "auth_token")
+AUTH_FIX = (
+    "the cluster uses token authentication (Ray 2.60's default for `ray start --head` when "
+    "a token exists) and this client sent none or another one: set RAY_AUTH_MODE=token "
+    "and the cluster's token (RAY_AUTH_TOKEN=<token>, RAY_AUTH_TOKEN_PATH=<file> or "
+    "~/.ray/auth_token; `ray get-auth-token` on the head node prints it)"
+)
+
+
+def ray_connect_error(address: str | None, e: Exception, said: str) -> UserError:
+    """One line naming why ``ray.init(address)`` failed, and the fix when it is known."""
+    text = f"{e} {said}"
+    where = f"--ray-address {address}" if address else "--executor ray"
+    if any(sign in text for sign in _AUTH_SIGNS):
+        mode = os.environ.get("RAY_AUTH_MODE")
+        now = f"RAY_AUTH_MODE={mode}" if mode else "RAY_AUTH_MODE unset"
+        return UserError(f"{where}: cannot connect to Ray ({now}): {AUTH_FIX}")
+    first = " ".join(str(e).split())[:300]
+    return UserError(
+        f"{where}: cannot connect to Ray ({first}); is a cluster running there "
+        "(`ray start --head --port PORT`) and reachable from this machine?"
+    )
 
 
 def make_executor(

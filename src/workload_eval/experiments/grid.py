@@ -7,29 +7,33 @@ import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import JsonValue
 
+from workload_eval.analysis.intervals import metric_statistic, min_values
 from workload_eval.engines.base import EngineConfig, options_model
 from workload_eval.errors import UserError
 from workload_eval.experiments.capacity import CapacitySearch, make_search
 from workload_eval.experiments.spec import CapacityOptions, EngineEntry, ExperimentSpec, GridSpec
 from workload_eval.limits import check_request_count, max_requests
+from workload_eval.redaction import scrub_json
 from workload_eval.results import canonical_json
 from workload_eval.runner import RunSpec
-from workload_eval.slo import SLO, per_request
+from workload_eval.slo import SLO, per_request, run_level
 
 # RunSpec fields that locate inputs on this machine rather than define the run.
 LOCATION_FIELDS = ("data_dir", "tokenizer_dir")
 
 
 def run_spec_json(spec: RunSpec | Mapping[str, JsonValue]) -> dict[str, JsonValue]:
-    """The RunSpec as plain JSON data, without machine-local paths."""
+    """The RunSpec as plain JSON data, without machine-local paths and credentials (a
+    password in a base URL does not change the experiment, and is never hashed or stored)."""
     data = spec.model_dump(mode="json") if isinstance(spec, RunSpec) else dict(spec)
     if data.get("output_len_model") is None:  # the default: keys of older stores stay valid
         data.pop("output_len_model", None)
-    return {k: v for k, v in data.items() if k not in LOCATION_FIELDS}
+    plain = {k: v for k, v in data.items() if k not in LOCATION_FIELDS}
+    return cast(dict[str, JsonValue], scrub_json(plain))
 
 
 def point_key(spec: RunSpec | Mapping[str, JsonValue]) -> str:
@@ -52,6 +56,27 @@ class Point:
     @property
     def key(self) -> str:
         return point_key(self.spec)
+
+
+def confidence_floor(
+    slos: tuple[SLO, ...], confidence: float | None, duration: float | None
+) -> float:
+    """The lowest rate whose probes hold enough requests for an interval of every bound's
+    metric (analysis.intervals: e.g. 200 for a p95); 0 without a confidence. Below it a
+    verdict at the confidence is impossible, however low the latency. The 25% margin covers
+    the randomness of the arrival count (a Poisson count of mean 250 falls below 200 with
+    probability 0.1%)."""
+    if confidence is None or not duration:
+        return 0.0
+    needed = 0
+    for s in run_level(slos):
+        stat = metric_statistic(s.metric)
+        if stat is not False:
+            needed = max(needed, min_values(stat))
+    return ARRIVAL_MARGIN * needed / duration
+
+
+ARRIVAL_MARGIN = 1.25  # see confidence_floor
 
 
 @dataclass(frozen=True)
@@ -99,6 +124,7 @@ class CapacityTask:
         duration = self.base["schedule"].get("duration")
         # below this a probe would hold too few arrivals to judge (5 over the duration)
         min_rate = max(1e-3, 5.0 / duration) if duration else 1e-3
+        floor = confidence_floor(self.slos, o.confidence, duration)
         # above this a probe would hold more requests than a run may (limits): the search
         # stops there and says so (censored), rather than fail on the probe
         max_rate = min(o.max_rate, max_requests() / duration) if duration else o.max_rate
@@ -113,6 +139,15 @@ class CapacityTask:
             check_request_count(
                 max(grid) * duration, what=f"rate {max(grid):g}/s over {duration:g} s"
             )
+        if grid and floor > 0 and min(grid) < floor and o.confidence is not None:
+            # such a probe could never be met at the confidence: the rule would read it as a
+            # violation, a silently wrong answer
+            raise UserError(
+                f"capacity: the grid's rate {min(grid):g} req/s over {duration:g} s gives too "
+                f"few requests for a {o.confidence:.0%} interval of every SLO metric (needs "
+                f">= {floor:.4g} req/s): raise the grid, lengthen the duration, or set "
+                "confidence none"
+            )
         return make_search(
             list(self.slos),
             rule=o.rule,
@@ -123,14 +158,17 @@ class CapacityTask:
             seeds=self.seeds,
             aggregate=o.aggregate,
             repeat_band=o.repeat_band,
+            confidence=o.confidence,
             max_rate=max_rate,
-            min_rate=min(min_rate, o.start),
+            # an explicit low start is honoured, but not below what an interval needs
+            min_rate=max(min(min_rate, o.start), floor),
         )
 
     def _own_options(self) -> dict[str, Any]:
         """The options as they apply to this search: its own grid of a per-workload mapping;
-        ``extend`` only when set (keys of stores written before it stay valid)."""
-        options = self.options.model_dump(mode="json")
+        ``extend`` and ``confidence`` only when set (keys of stores written before them stay
+        valid)."""
+        options = self.options.key_data()  # without a confidence: as before it existed
         if not options.get("extend"):
             options.pop("extend", None)
         if isinstance(self.options.rates, dict):

@@ -64,7 +64,7 @@ class ExtendedGridSearch(CapacitySearch):
         return round((rate - self.base) / self.step)
 
     def _seen(self) -> dict[int, bool]:
-        return {self._index(r): ok for r, ok in self._verdicts.items()}
+        return {self._index(r): v.met for r, v in self._verdicts.items()}
 
     def plan(self) -> Plan:
         v = self._seen()
@@ -131,18 +131,25 @@ class ExtendedGridSearch(CapacitySearch):
         nxt = self.plan().probe
         return None if nxt is None else self._rate(nxt)
 
-    def _on_verdict(self, rate: float, passed: bool) -> None:
-        pass  # the verdicts are the whole state: plan() reads them
-
     def answer(self) -> float:
         p = self.plan()
         if p.probe is None:
             return self._rate(p.answer) if p.answer is not None else 0.0
-        ans = max_rate_under_slo(list(self._verdicts), list(self._verdicts.values())).rate
+        ans = max_rate_under_slo(
+            list(self._verdicts), [v.met for v in self._verdicts.values()]
+        ).rate
         return ans if ans is not None else 0.0
+
+    def answer_high(self) -> float | None:
+        """The lowest probed rate above the answer violated at the confidence (without
+        one: the first failure above it)."""
+        edge = "possible" if self.confidence is not None else "met"
+        low = self.answer()
+        above = [r for r in self._verdicts if r > low and not self.passed(r, edge)]
+        return min(above, default=None)
 
     def _bounds(self) -> tuple[float | None, float | None, bool]:
         p = self.plan()
         lower = self._rate(p.answer) if p.answer is not None else None
-        above = [r for r, ok in self._verdicts.items() if not ok and (lower is None or r > lower)]
+        above = [r for r, v in self._verdicts.items() if not v.met and (lower is None or r > lower)]
         return lower, min(above, default=None), p.limit or p.answer is None

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -27,11 +26,13 @@ from pydantic import (
 )
 
 from workload_eval import limits, paper
+from workload_eval.analysis.intervals import CONFIDENCE_LEVEL
 from workload_eval.engines.base import EngineConfig, option_flag, options_model
 from workload_eval.errors import UserError
 from workload_eval.inputs import loads_yaml, read_text
 from workload_eval.limits import MAX_INT, Seed
 from workload_eval.slo import SLO, check_slo, run_level
+from workload_eval.strict import NoBoolNumbers
 
 # Axes set per grid point, so an engine entry may not set them.
 AXIS_FIELDS = {"model", "gpu", "kv_blocks", "gpu_memory_utilization", "seed"}
@@ -95,7 +96,7 @@ _Seeds = Annotated[list[Seed], BeforeValidator(_as_list)]
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class EngineEntry(BaseModel):
+class EngineEntry(NoBoolNumbers):
     """One engine and its fixed knobs: shared EngineConfig fields (except the swept axes) and
     the engine's own options, flat (``policy: vllm-v1``) or under ``options:``."""
 
@@ -139,7 +140,7 @@ def _engine_entries(v: Any) -> Any:
     return [{"engine": e} if isinstance(e, str) else e for e in v] if isinstance(v, list) else v
 
 
-class RateRange(BaseModel):
+class RateRange(NoBoolNumbers):
     """Rates start, start+step, ... up to and including stop."""
 
     model_config = _STRICT
@@ -173,7 +174,7 @@ _Rate = (
 )
 
 
-class ScheduleEntry(BaseModel):
+class ScheduleEntry(NoBoolNumbers):
     """A schedule family: list-valued fields expand (num_requests: [100, 500])."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
@@ -229,10 +230,19 @@ class ScheduleEntry(BaseModel):
         return combos
 
 
+def _confidence(v: Any) -> Any:
+    from workload_eval.experiments.verdicts import parse_confidence
+
+    try:
+        return parse_confidence(v, where="")
+    except UserError as e:
+        raise ValueError(str(e).strip()) from None
+
+
 _Grid = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | RateRange
 
 
-class CapacityOptions(BaseModel):
+class CapacityOptions(NoBoolNumbers):
     """How ``rate: capacity`` schedules are searched (see experiments.capacity)."""
 
     model_config = _STRICT
@@ -246,6 +256,17 @@ class CapacityOptions(BaseModel):
     aggregate: Literal["majority", "mean", "all"] = "majority"
     repeat_band: float | None = Field(default=0.1, ge=0)
     max_rate: float = Field(default=1e4, gt=0)
+    # a rate meets the SLOs when they hold over this confidence interval of each metric;
+    # null/none: the point estimates, as the paper judged them (experiments.verdicts)
+    confidence: Annotated[float | None, BeforeValidator(_confidence)] = CONFIDENCE_LEVEL
+
+    def key_data(self) -> dict[str, Any]:
+        """What identifies the search's options: without a confidence, exactly what the
+        options were before confidence existed (so those searches keep their keys)."""
+        data = self.model_dump(mode="json")
+        if data["confidence"] is None:
+            del data["confidence"]
+        return data
 
     def grid(self, workload: str | None = None, kv_blocks: int | None = None) -> list[float] | None:
         """The rates of one configuration (None: the options name none for it)."""
@@ -290,7 +311,7 @@ def _known_metric(slo: SLO) -> SLO:
         raise ValueError(str(e).removeprefix("slo: ")) from None
 
 
-class GridSpec(BaseModel):
+class GridSpec(NoBoolNumbers):
     """One group's axes: the cross product of these is the group's points."""
 
     model_config = _STRICT
@@ -387,7 +408,7 @@ class GridSpec(BaseModel):
         return sizes
 
 
-class ExperimentSpec(BaseModel):
+class ExperimentSpec(NoBoolNumbers):
     """A whole study: top-level axes, optionally split into groups that override them."""
 
     model_config = _STRICT

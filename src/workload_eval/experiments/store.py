@@ -25,6 +25,7 @@ from workload_eval.contracts import Cell
 from workload_eval.errors import UserError
 from workload_eval.experiments.grid import point_key, run_spec_json
 from workload_eval.metrics import Summary
+from workload_eval.redaction import scrub_frame
 from workload_eval.results import CONFIG_JSON, point_row, points
 from workload_eval.runner import RunResult, RunSpec, load_run
 from workload_eval.storage import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -142,6 +143,7 @@ def write_table(df: pd.DataFrame, stem: Path) -> None:
     """Atomic ``stem.parquet`` + ``stem.csv`` (deterministic bytes for the same frame)."""
     import io
 
+    df = scrub_frame(df)
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     atomic_write_bytes(stem.with_suffix(".parquet"), buf.getvalue())

@@ -46,6 +46,7 @@ class SweepResult:
     input_errors: set[str] = field(default_factory=set)  # failed keys whose input was bad
     capacity: pd.DataFrame = field(default_factory=pd.DataFrame)
     index: pd.DataFrame = field(default_factory=pd.DataFrame)
+    seeds: pd.DataFrame = field(default_factory=pd.DataFrame)  # intervals across seeds
     interrupted: bool = False
     wall_s: float = 0.0
 
@@ -97,6 +98,7 @@ def run_sweep(
         bar.close()
     index = store.rebuild_index(state.rows)
     capacity = state.write_capacity()
+    seeds = write_seeds(store.root, index)
     return SweepResult(
         out=store.root,
         total_points=len(points),
@@ -107,9 +109,23 @@ def run_sweep(
         input_errors=state.input_errors,
         capacity=capacity,
         index=index,
+        seeds=seeds,
         interrupted=state.interrupted,
         wall_s=time.perf_counter() - t0,
     )
+
+
+def write_seeds(root: Path, index: pd.DataFrame) -> pd.DataFrame:
+    """``seeds.{parquet,csv}``: each configuration run under several seeds, with the
+    across-seed mean and interval of every metric (analysis.seeds), from every stored
+    point; nothing when no configuration has two seeds."""
+    from workload_eval.analysis.seeds import across_seeds
+
+    table = across_seeds(index)
+    if table.empty:
+        return table
+    write_table(table.sort_values("config_key", kind="stable"), root / "seeds")
+    return table
 
 
 def preflight(spec: ExperimentSpec, points: list[Point], tasks: list[CapacityTask]) -> None:

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from workload_eval import limits
 from workload_eval.errors import UserError
 from workload_eval.models.spec import MlaSpec, ModelSpec, MoeSpec
 
@@ -53,7 +54,63 @@ UNGATED_TYPES = {"opt", "gpt2", "gpt_bigcode", "gpt_neox", "gptj", "falcon", "bl
 LEARNED_POSITIONS = {"opt", "gpt2", "gpt_bigcode"}
 # Families whose config.json omits tie_word_embeddings because their class defaults to tied.
 TIED_BY_DEFAULT = {"opt", "gpt2", "gpt_bigcode", "gemma", "gemma2", "gemma3", "gemma3_text"}
-MAX_DIM = 1_000_000_000  # bound on any one number (Llama 4 Scout: 10M positions)
+MAX_DIM = 1_000_000_000  # bound on any other number (a field without one of its own)
+# Each shape field's bound (limits.py gives the reasoning: ~10x the largest real model).
+_FIELD_BOUNDS: dict[str, int] = {
+    **dict.fromkeys(
+        ("num_hidden_layers", "n_layer", "num_layers", "n_layers"), limits.MAX_MODEL_LAYERS
+    ),
+    **dict.fromkeys(("hidden_size", "n_embd", "d_model", "dim"), limits.MAX_HIDDEN_SIZE),
+    **dict.fromkeys(
+        (
+            "num_attention_heads",
+            "n_head",
+            "num_heads",
+            "n_heads",
+            "num_key_value_heads",
+            "num_kv_heads",
+            "n_kv_heads",
+        ),
+        limits.MAX_ATTENTION_HEADS,
+    ),
+    **dict.fromkeys(
+        ("head_dim", "kv_channels", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"),
+        limits.MAX_HEAD_DIM,
+    ),
+    **dict.fromkeys(("kv_lora_rank", "q_lora_rank"), limits.MAX_HIDDEN_SIZE),
+    **dict.fromkeys(
+        (
+            "intermediate_size",
+            "intermediate_size_mlp",
+            "ffn_dim",
+            "n_inner",
+            "ffn_hidden_size",
+            "moe_intermediate_size",
+            "shared_expert_intermediate_size",
+        ),
+        limits.MAX_FFN_SIZE,
+    ),
+    **dict.fromkeys(("vocab_size", "padded_vocab_size"), limits.MAX_VOCAB_SIZE),
+    **dict.fromkeys(
+        (
+            "num_local_experts",
+            "num_experts",
+            "n_routed_experts",
+            "moe_num_experts",
+            "num_experts_per_tok",
+            "experts_per_token",
+            "moe_top_k",
+            "num_selected_experts",
+            "n_shared_experts",
+            "num_shared_experts",
+        ),
+        limits.MAX_EXPERTS,
+    ),
+    **dict.fromkeys(
+        ("max_position_embeddings", "n_positions", "seq_length", "max_sequence_length"),
+        limits.MAX_POSITIONS,
+    ),
+}
 
 
 def load_config_file(path: str | Path) -> tuple[dict, Path]:
@@ -95,8 +152,9 @@ class _Fields:
                 continue
             if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v):
                 raise self._fail(k, "an integer")
-            if not minimum <= int(v) <= MAX_DIM:
-                raise self._fail(k, f"an integer in [{minimum}, {MAX_DIM}]")
+            top = _FIELD_BOUNDS.get(k, MAX_DIM)
+            if not minimum <= int(v) <= top:
+                raise self._fail(k, f"an integer in [{minimum}, {top:,}]")
             return int(v)
         return None
 
@@ -163,7 +221,7 @@ def spec_from_config(cfg: Mapping, *, name: str, hub_id: str = "", where: str = 
     )
     tied = flat.get("tie_word_embeddings", model_type in TIED_BY_DEFAULT)
     torch_dtype = f.text("torch_dtype", f.text("dtype", "float16"))
-    return ModelSpec(
+    spec = ModelSpec(
         name=name,
         hub_id=hub_id or name,
         tokenizer="opt" if is_opt else "hub",
@@ -190,6 +248,13 @@ def spec_from_config(cfg: Mapping, *, name: str, hub_id: str = "", where: str = 
         mla=_mla(f),
         model_type=model_type,
     )
+    if spec.num_params > limits.MAX_MODEL_PARAMS:
+        raise UserError(
+            f"{where}: {spec.num_params:.3g} parameters, more than "
+            f"{limits.MAX_MODEL_PARAMS:.0e} (10x the largest published model): a typo in "
+            "a layer count or a size?"
+        )
+    return spec
 
 
 def _dense_ffn(f: _Fields, model_type: str, hidden: int, moe: MoeSpec | None) -> int:

@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from pyarrow import ArrowException
 
 from workload_eval.paper import KV_BLOCKS_MAX, NUM_REQUESTS, SLO_S_PER_TOKEN
 from workload_eval.report import style
@@ -25,8 +26,11 @@ SLO_COLOR = "#c0392b"
 
 
 # ---------------------------------------------------------------- Figure 1
-def length_frames(results_dir: str | Path, points: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per workload, the prompt/output lengths of its biggest stored offline point."""
+def length_frames(
+    results_dir: str | Path, points: pd.DataFrame, problems: list[str] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Per workload, the prompt/output lengths of its biggest stored offline point (a
+    damaged requests table is skipped and named in ``problems``)."""
     frames: dict[str, pd.DataFrame] = {}
     off = offline_points(points)
     if off.empty:
@@ -35,9 +39,15 @@ def length_frames(results_dir: str | Path, points: pd.DataFrame) -> dict[str, pd
         g = g.assign(_m=g["model"].map(style.model_sort_key))
         best = g.sort_values(["num_requests_total", "_m"], ascending=[False, True]).iloc[0]
         path = Path(results_dir) / best["key"] / "requests.parquet"
-        if not path.exists():
+        if not path.is_file():  # missing, or not a regular file (a pipe would block)
             continue
-        req = pd.read_parquet(path, columns=["prompt_tokens", "expected_output_tokens"])
+        try:
+            req = pd.read_parquet(path, columns=["prompt_tokens", "expected_output_tokens"])
+        except (OSError, ValueError, KeyError, ArrowException) as e:
+            if problems is not None:
+                problems.append(f"skipped {path}: cannot read it ({type(e).__name__})")
+            continue
+        req = req.apply(pd.to_numeric, errors="coerce").dropna()
         df = req.rename(
             columns={"prompt_tokens": "prompt_len", "expected_output_tokens": "output_len"}
         )
@@ -151,13 +161,14 @@ def _grouped_bars(
 
 
 def _pick_kv(table: pd.DataFrame, kv_blocks: int | None) -> pd.DataFrame:
-    """Rows at ``kv_blocks``; by default each model at its largest KV size."""
+    """Rows at ``kv_blocks``; by default each model at its largest KV size (a model whose
+    KV size is unknown, such as a server run without /metrics, keeps all its rows)."""
     if table.empty:
         return table
     if kv_blocks is not None:
         return table[table["kv_blocks"] == kv_blocks]
     biggest = table.groupby("model")["kv_blocks"].transform("max")
-    return table[table["kv_blocks"] == biggest]
+    return table[(table["kv_blocks"] == biggest) | biggest.isna()]
 
 
 def _kv_note(table: pd.DataFrame) -> str:
@@ -363,6 +374,9 @@ def figure_metric_vs_rate(
     if online.empty or metric not in online or online[metric].isna().all():
         return []
     online = _pick_kv(online, kv_blocks)
+    online = online[np.isfinite(pd.to_numeric(online[metric], errors="coerce"))]
+    if online.empty:
+        return []
     workloads = style.workload_order(online["workload"].unique())
     models = sorted(online["model"].unique(), key=style.model_sort_key)
     ncols = 2 if len(workloads) > 1 else 1
@@ -377,7 +391,8 @@ def figure_metric_vs_rate(
             g = sub[sub["model"] == m].groupby("rate")[metric].mean().dropna()
             if g.empty:
                 continue
-            kv = int(sub[sub["model"] == m]["kv_blocks"].max())
+            kv = sub[sub["model"] == m]["kv_blocks"].max()
+            kv_label = f"{int(kv)} blocks" if pd.notna(kv) else "KV size unknown"
             ax.plot(
                 g.index,
                 g.to_numpy(),
@@ -385,7 +400,7 @@ def figure_metric_vs_rate(
                 ms=4,
                 lw=1.4,
                 color=style.MODEL_COLORS[i % len(style.MODEL_COLORS)],
-                label=f"{style.model_label(m)} ({kv} blocks)",
+                label=f"{style.model_label(m)} ({kv_label})",
             )
         if slo is not None:
             ax.axhline(slo, color=SLO_COLOR, ls="--", lw=1, label=f"SLO {slo:g}")
@@ -482,6 +497,8 @@ def figure_paper_vs_ours(
     comparison: pd.DataFrame, out_dir: str | Path, *, name: str = "paper_vs_ours"
 ) -> list[Path]:
     """Parity plot: our number against the paper's measured one, one panel per quantity."""
+    if comparison is not None:  # log axes: a zero (no rate met the SLO) cannot be drawn
+        comparison = comparison[(comparison["paper"] > 0) & (comparison["ours"] > 0)]
     if comparison is None or comparison.empty:
         return []
     groups = list(comparison.groupby(["quantity", "unit"], sort=True))

@@ -21,6 +21,7 @@ import jinja2
 import pandas as pd
 from pydantic import JsonValue
 
+from workload_eval.analysis.slices import SLICE_SECONDS
 from workload_eval.errors import UserError
 from workload_eval.experiments.paper_plan import read_record
 from workload_eval.paper import SLO_S_PER_TOKEN
@@ -28,6 +29,8 @@ from workload_eval.paper_data import load_paper_tables
 from workload_eval.report import figures, load_views, paper, style
 from workload_eval.report.agreement import agreement_table
 from workload_eval.report.claims import CLAIMS, CLAIMS_SOURCE, claims_table, thresholds_text
+from workload_eval.report.conditioning import conditioning_table
+from workload_eval.report.measurement import measurement_sections
 from workload_eval.report.paper_section import (
     CORRECTION,
     PaperSection,
@@ -38,8 +41,9 @@ from workload_eval.report.paper_section import (
     rule_note,
 )
 from workload_eval.report.results import capacity_table
+from workload_eval.report.stored import memory_scaling, stored_capacity, timeline_runs
 from workload_eval.report.template import TABLE_MACRO, TEMPLATE
-from workload_eval.results import CONFIG_COLUMNS, CONFIG_JSON, load_points, online_points
+from workload_eval.results import CONFIG_COLUMNS, CONFIG_JSON, load_points
 from workload_eval.storage import atomic_write_text
 
 # Columns of the points table on the page (summary.csv holds every column).
@@ -48,6 +52,9 @@ PAGE_METRICS = (
     "token_throughput",
     "normalized_latency_mean",
     "normalized_latency_p95",
+    "normalized_latency_p95_ci_low",
+    "normalized_latency_p95_ci_high",
+    "steady.normalized_latency_p95",
     "ttft_p95",
     "tpot_mean",
     "num_completed",
@@ -77,6 +84,7 @@ class Report:
     capacity: pd.DataFrame = field(default_factory=pd.DataFrame)
     comparison: pd.DataFrame | None = None
     files: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # damaged files skipped or named
     section: PaperSection | None = None  # the claims and agreement, when the paper measured
 
 
@@ -156,73 +164,6 @@ def configuration(points: pd.DataFrame, results_dir: Path) -> dict[str, Any]:
     return {"spec": spec_text, "shared": shared, "varying": varying}
 
 
-def stored_capacity(results_dir: Path) -> pd.DataFrame | None:
-    """A capacity table stored by the experiments package, when the study wrote one."""
-    for name in ("capacity.parquet", "capacity.csv"):
-        p = results_dir / name
-        if p.is_file():
-            df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
-            if "max_rate" not in df and "capacity_rate" in df:  # experiments.sweep's table
-                df = df.rename(columns={"capacity_rate": "max_rate"})
-            if {"model", "kv_blocks", "workload", "max_rate"} <= set(df.columns):
-                if "engine" not in df:
-                    df["engine"] = ""
-                if "gpu" not in df:
-                    df["gpu"] = ""
-                first = ["engine", "model", "gpu", "kv_blocks", "workload", "max_rate"]
-                df = df[first + [c for c in df.columns if c not in first]]
-                return df.sort_values(["model", "kv_blocks", "workload"]).reset_index(drop=True)
-    return None
-
-
-def memory_scaling(results_dir: Path) -> pd.DataFrame | None:
-    """Throughput and capacity at the biggest KV size over the smallest (the paper's 2.3x),
-    from the sweep's index and capacity tables when the study has them."""
-    index_path = results_dir / "index.parquet"
-    if not index_path.is_file():
-        return None
-    try:
-        from workload_eval.experiments.memory import memory_table, scaling_table
-    except ImportError:
-        return None
-    cap_path = results_dir / "capacity.parquet"
-    capacity = pd.read_parquet(cap_path) if cap_path.is_file() else None
-    table = scaling_table(memory_table(pd.read_parquet(index_path), capacity))
-    if table.empty or not (table.get("kv_ratio", pd.Series(dtype=float)) > 1).any():
-        return None
-    keep = [c for c in table.columns if not c.startswith(("engine", "policy", "gpu", "block_size"))]
-    return table[keep]
-
-
-def timeline_runs(
-    points: pd.DataFrame, capacity: pd.DataFrame, results_dir: Path
-) -> dict[str, tuple[pd.DataFrame, str]]:
-    """Per workload, the online run closest below its capacity (first model, biggest KV)."""
-    online = online_points(points)
-    runs: dict[str, tuple[pd.DataFrame, str]] = {}
-    if online.empty:
-        return runs
-    biggest = online[online["kv_blocks"] == online["kv_blocks"].max()]
-    model = sorted(
-        (biggest if len(biggest) else online)["model"].unique(), key=style.model_sort_key
-    )[0]
-    for w, g in online[online["model"] == model].groupby("workload"):
-        g = g[g["kv_blocks"] == g["kv_blocks"].max()] if g["kv_blocks"].notna().any() else g
-        cap = capacity[(capacity["workload"] == w) & (capacity["model"] == model)]
-        limit = float(cap["max_rate"].max()) if len(cap) else math.inf
-        below = g[g["rate"] <= limit]
-        row = (below if len(below) else g).sort_values("rate").iloc[-1 if len(below) else 0]
-        path = results_dir / row["key"] / "steps.parquet"
-        if not path.is_file():
-            continue
-        steps = pd.read_parquet(path)
-        if steps.empty or "kv_blocks_used" not in steps:
-            continue
-        kv = "" if pd.isna(row["kv_blocks"]) else f", {int(row['kv_blocks'])} blocks"
-        runs[str(w)] = (steps, f"{style.model_label(model)}{kv}, {row['rate']:g} req/s")
-    return runs
-
-
 def render_figures(
     results_dir: Path,
     points: pd.DataFrame,
@@ -232,10 +173,12 @@ def render_figures(
     *,
     lengths: str,
     rule: str,
+    problems: list[str] | None = None,
 ) -> list[Figure]:
     """Every figure the stored results allow, in the paper's order; every caption names the
     output lengths (``lengths``) and, for capacities, the rule that produced them."""
-    frames = figures.length_frames(results_dir, points)
+    problems = problems if problems is not None else []
+    frames = figures.length_frames(results_dir, points, problems)
     tokenizers = sorted({style.model_label(str(f.attrs.get("model", ""))) for f in frames.values()})
     out = [
         Figure(
@@ -299,7 +242,9 @@ def render_figures(
             "KV-cache usage, running/waiting requests and cumulative preemptions, per "
             "engine step, for the run at (or just below) each workload's capacity. Output "
             f"lengths: {lengths}.",
-            figures.figure_timelines(timeline_runs(points, capacity, results_dir), fig_dir),
+            figures.figure_timelines(
+                timeline_runs(points, capacity, results_dir, problems), fig_dir
+            ),
         ),
     ]
     return [f for f in out if f.paths]
@@ -320,15 +265,18 @@ def build_report(
     calibration_dir: str | Path | None = None,
     slo: float = SLO_S_PER_TOKEN,
     title: str = "LLM workload evaluation report",
+    slice_seconds: float = SLICE_SECONDS,
 ) -> Report:
     """Figures (PNG+PDF), ``summary.csv``, ``capacity.csv``, ``paper_comparison.csv`` and
     ``report.html`` from a results folder; nothing is re-run."""
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
-    points = load_points(results_dir)
+    problems: list[str] = []  # damaged files: skipped or named, the rest renders
+    points = load_points(results_dir, problems=problems)
     if points.empty:
-        raise UserError(f"{results_dir}: no results (no summary.json under it)")
-    capacity = stored_capacity(results_dir)
+        why = f" ({len(problems)} damaged: {problems[0]})" if problems else ""
+        raise UserError(f"{results_dir}: no results (no readable summary.json under it){why}")
+    capacity = stored_capacity(results_dir, problems)
     if capacity is None:
         capacity = capacity_table(points, slo=slo)
     # a closed loop's capacity counts users, not requests/s: the table shows it, the rate
@@ -345,8 +293,12 @@ def build_report(
     lengths = section.label if section else lengths_label(points, record)
     rule = rule_note(capacity, record)
     fig_dir = out / "figures"
-    figs = render_figures(results_dir, points, rates, fig_dir, slo, lengths=lengths, rule=rule)
-    files: list[Path] = [p for f in figs for p in f.paths]
+    figs = render_figures(
+        results_dir, points, rates, fig_dir, slo, lengths=lengths, rule=rule, problems=problems
+    )
+    extra = measurement_sections(results_dir, points, rates, out, slice_seconds=slice_seconds)
+    figs += [Figure(title, caption, paths) for title, caption, paths in extra.figures if paths]
+    files: list[Path] = [p for f in figs for p in f.paths] + extra.files
 
     def write_csv(name: str, df: pd.DataFrame) -> None:
         atomic_write_text(out / name, df.to_csv(index=False))
@@ -361,7 +313,7 @@ def build_report(
     cache = load_views.prefix_cache_table(points)
     if cache is not None:
         write_csv("prefix_cache.csv", cache)
-    scaling = memory_scaling(results_dir)
+    scaling = memory_scaling(results_dir, problems)
     if scaling is not None:
         write_csv("memory_scaling.csv", scaling.assign(output_lengths=lengths))
     if section is not None:
@@ -371,6 +323,8 @@ def build_report(
         )
         if not section.stop_models.empty:
             write_csv("stop_models.csv", section.stop_models)
+        if section.conditioning:
+            write_csv("capacity_conditioning.csv", conditioning_table(section.conditioning))
         models = ", ".join(style.model_label(m) for m in sorted(comparison["model"].unique()))
         figs.append(
             Figure(
@@ -417,6 +371,9 @@ def build_report(
         software=software_versions(),
         scaling=_table(scaling) if scaling is not None else None,
         cache=_table(cache) if cache is not None else None,
+        measurement=[
+            {"id": i, "title": t, "caption": c, "table": _table(df)} for i, t, c, df in extra.tables
+        ],
     )
     html_path = out / "report.html"
     atomic_write_text(html_path, html)
@@ -431,4 +388,5 @@ def build_report(
         comparison=comparison if len(comparison) else None,
         files=files,
         section=section,
+        problems=list(dict.fromkeys(problems)),  # a table read twice is named once
     )

@@ -14,6 +14,7 @@ from workload_eval.experiments.paper_plan import StudyRecord, read_record
 from workload_eval.paper_data import PaperTables
 from workload_eval.report import agreement as agree
 from workload_eval.report import claims
+from workload_eval.report.conditioning import Conditioning, repeat_spreads, rule_conditioning
 from workload_eval.report.paper import paper_capacity
 from workload_eval.results import CONFIG_JSON, offline_points
 
@@ -38,6 +39,7 @@ class PaperSection:
     agreement: list[agree.Agreement]
     stop_models: pd.DataFrame = field(default_factory=pd.DataFrame)
     tables: list[str] = field(default_factory=list)
+    conditioning: list[Conditioning] = field(default_factory=list)  # the paper's capacities
 
     def claim_lines(self) -> list[str]:
         return claims.claim_lines(self.checks, self.label)
@@ -105,13 +107,15 @@ def build_section(
     if stops is not None and not stops.empty:
         specs = stops.pop("specs").apply(lambda d: "; ".join(f"{k}: {v}" for k, v in d.items()))
         stops["output_len_models"] = specs
+    conditioning = rule_conditioning(paper_on)
     return PaperSection(
         label=lengths_label(points, record),
         capacity_rule=rule_note(capacity, record),
         checks=checks,
-        agreement=agree.agreement(comparison),
+        agreement=agree.agreement(comparison, conditioning, repeat_spreads(tables)),
         stop_models=stops if stops is not None else pd.DataFrame(),
         tables=tables.sources(),
+        conditioning=conditioning,
     )
 
 

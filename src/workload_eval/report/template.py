@@ -75,6 +75,11 @@ reports about 2.3× offline throughput for 4× the KV blocks).</p>
 <div class="scroll">{{ table(comparison, errcol="error_pct") }}</div>
 {% endif %}
 
+{% for m in measurement %}<h2 id="{{ m.id }}">{{ m.title }}</h2>
+<p>{{ m.caption }}</p>
+{% if m.table.rows %}<div class="scroll">{{ table(m.table) }}</div>{% endif %}
+{% endfor %}
+
 <h2 id="capacity">Capacity under the SLO</h2>
 {% if capacity.rows %}<p>By {{ capacity_rule }}.</p>
 <div class="scroll">{{ table(capacity) }}</div>

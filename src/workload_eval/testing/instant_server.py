@@ -37,6 +37,12 @@ class FaultConfig:
     delay: float = 0.0  # seconds before answering (response headers)
     token_interval: float = 0.0  # seconds between streamed tokens
     api_key: str | None = None  # when set, requests need "Authorization: Bearer <key>"
+    keepalive_timeout: float = 75.0  # s an idle keep-alive connection stays open (aiohttp's)
+    # Deterministic overlap, for tests that must not depend on timing: a request answers
+    # only once this many requests have been running at once (0: no barrier) ...
+    barrier: int = 0
+    # ... and only after /metrics was scraped this many times while it was running.
+    hold_for_scrapes: int = 0
 
 
 class _State:
@@ -47,6 +53,7 @@ class _State:
         self.running = 0
         self.max_running = 0
         self.completed = 0
+        self.scrapes = 0
 
 
 def _prompt_tokens(body: dict[str, Any], chat: bool) -> int:
@@ -96,7 +103,12 @@ def build_app(faults: FaultConfig | None = None) -> web.Application:
         body = await request.json()
         state.running += 1
         state.max_running = max(state.max_running, state.running)
+        scrapes_at_start = state.scrapes
         try:
+            while state.max_running < faults.barrier or (
+                state.scrapes < scrapes_at_start + faults.hold_for_scrapes
+            ):
+                await asyncio.sleep(0.002)
             if faults.delay > 0:
                 await asyncio.sleep(faults.delay)
             if faults.fail_every and n % faults.fail_every == 0:
@@ -193,6 +205,7 @@ def build_app(faults: FaultConfig | None = None) -> web.Application:
         return web.json_response({"object": "list", "data": [{"id": "instant", "object": "model"}]})
 
     async def metrics(_: web.Request) -> web.Response:
+        state.scrapes += 1
         lines = [
             f'vllm:num_requests_running{{model_name="instant"}} {state.running}',
             'vllm:num_requests_waiting{model_name="instant"} 0',
@@ -200,6 +213,7 @@ def build_app(faults: FaultConfig | None = None) -> web.Application:
             'vllm:num_preemptions_total{model_name="instant"} 0',
             'vllm:cache_config_info{block_size="32",num_gpu_blocks="100"} 1',
             f"instant:requests_total {state.count}",
+            f"instant:completed_total {state.completed}",
             f"instant:max_running {state.max_running}",
         ]
         return web.Response(text="\n".join(lines) + "\n")
@@ -279,6 +293,12 @@ class InstantServerProcess:
             str(f.delay),
             "--token-interval",
             str(f.token_interval),
+            "--keepalive-timeout",
+            str(f.keepalive_timeout),
+            "--barrier",
+            str(f.barrier),
+            "--hold-for-scrapes",
+            str(f.hold_for_scrapes),
         ]
         if self.processes > 1:
             cmd.append("--reuse-port")
@@ -322,6 +342,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--reuse-port", action="store_true", help="share the port with other server processes"
     )
+    p.add_argument("--keepalive-timeout", type=float, default=75.0)
+    p.add_argument("--barrier", type=int, default=0)
+    p.add_argument("--hold-for-scrapes", type=int, default=0)
     a = p.parse_args(argv)
     faults = FaultConfig(
         fail_every=a.fail_every,
@@ -329,6 +352,9 @@ def main(argv: list[str] | None = None) -> None:
         delay=a.delay,
         token_interval=a.token_interval,
         api_key=os.environ.get("INSTANT_SERVER_API_KEY"),
+        keepalive_timeout=a.keepalive_timeout,
+        barrier=a.barrier,
+        hold_for_scrapes=a.hold_for_scrapes,
     )
     try:
         import uvloop
@@ -344,6 +370,7 @@ def main(argv: list[str] | None = None) -> None:
         print=None,
         backlog=4096,
         reuse_port=a.reuse_port or None,
+        keepalive_timeout=a.keepalive_timeout,
     )
 
 

@@ -14,10 +14,11 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from workload_eval.errors import UserError
 from workload_eval.inputs import loads_json
+from workload_eval.strict import NoBoolNumbers
 
 FORMAT = "workload-eval-measured/1"
 MAX_FILE_BYTES = 64 * 1024**2  # a corpus JSON is ~50 kB; refuse anything absurd
@@ -42,7 +43,7 @@ _NonNeg = Annotated[int, Field(ge=0)]
 _Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
-class _Model(BaseModel):
+class _Model(NoBoolNumbers):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
@@ -256,7 +257,7 @@ def load_experiment(path: Path) -> Experiment:
     return exp
 
 
-class TraceRows(BaseModel):
+class TraceRows(NoBoolNumbers):
     """A replay trace: arrival offsets (s) and per-request lengths (NaN = failed, unknown)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)

@@ -14,6 +14,7 @@ import pandas as pd
 from workload_eval.errors import UserError
 from workload_eval.limits import MAX_ID, MAX_INT
 from workload_eval.workloads.catalog import WorkloadSpec
+from workload_eval.workloads.selection import CATEGORY
 
 USER_ROLES = {"human", "user", "prompter"}
 ASSISTANT_ROLES = {"gpt", "assistant", "chatgpt", "bing", "bard", "model", "bot"}
@@ -92,18 +93,23 @@ def build(
 
 
 def _build_instruction(spec: WorkloadSpec, raw: pd.DataFrame, col: Any, where: str) -> pd.DataFrame:
+    category = None
     if spec.category_contains is not None:
         cat = raw[col("category")].astype(str)
-        raw = raw[cat.str.contains(spec.category_contains, regex=False)]
+        keep = cat.str.contains(spec.category_contains, regex=False)
+        raw, category = raw[keep], cat[keep].tolist()
     instr = _text(raw[col("instruction")], where)
     inp_col = col("input", required=False)
     inp = _text(raw[inp_col], where) if inp_col else [""] * len(instr)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "prompt_text": [a + b for a, b in zip(instr, inp, strict=True)],
             "output_text": _text(raw[col("output")], where),
         }
     )
+    if category is not None and spec.category_mix is not None:
+        out[CATEGORY] = category  # selection draws categories in the source's proportions
+    return out
 
 
 def _messages(conv: Any, where: str, row: int) -> list[tuple[str, str]]:

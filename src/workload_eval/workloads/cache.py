@@ -74,7 +74,7 @@ def write_cached(key: str, df: pd.DataFrame, meta: dict[str, Any]) -> None:
     """Best effort: a read-only home must not stop a run."""
     data, meta_path = _paths(key)
     try:
-        atomic_write_parquet(data, df)
-        atomic_write_json(meta_path, meta)
+        atomic_write_parquet(data, df, redact=False)  # the dataset as prepared, byte-exact
+        atomic_write_json(meta_path, meta, redact=False)
     except OSError:
         pass

@@ -32,6 +32,9 @@ class WorkloadSpec(BaseModel):
     local: tuple[str, ...]  # glob patterns under the data dir, first match wins
     hub: HubSource | None = None
     category_contains: str | None = None  # keep rows whose category contains this
+    # The source dataset's record count per kept category, where a local copy may hold them in
+    # other proportions: selection draws categories in these proportions (selection.py).
+    category_mix: tuple[tuple[str, int], ...] | None = None
     arrival_unit_s: float | None = None  # seconds per unit of the arrival column; None: datetime
     lengths_tokenizer: str | None = None  # for lengths-only data: whose tokenizer counted them
     color: str | None = None  # the seed's Figure 1 colour
@@ -50,6 +53,16 @@ class WorkloadSpec(BaseModel):
     def has_arrivals(self) -> bool:
         return "arrival" in self.fields
 
+
+# databricks-dolly-15k (15,011 records) as published on its dataset card: the QA categories
+# the seed kept ("qa" in category). Our ../shared copy is a quality-filtered 3k subset whose
+# QA part holds them as 943 / 483 / 146: closed_qa, the one that carries a context passage
+# (long prompts, short answers), is 2.5x rarer there than in the data the seed ran.
+DOLLY_QA_COUNTS: tuple[tuple[str, int], ...] = (
+    ("open_qa", 3742),
+    ("general_qa", 2191),
+    ("closed_qa", 1773),
+)
 
 _INSTR = {
     "instruction": ("instruction",),
@@ -93,9 +106,13 @@ WORKLOADS: dict[str, WorkloadSpec] = {
             name="dolly",
             use_case="question answering",
             builder="instruction",
-            builds="categories containing 'qa': instruction + context -> response",
+            builds=(
+                "categories containing 'qa', in dolly-15k's proportions: "
+                "instruction + context -> response"
+            ),
             fields={**_INSTR, "category": ("category",)},
             category_contains="qa",
+            category_mix=DOLLY_QA_COUNTS,
             hub=HubSource(id="databricks/databricks-dolly-15k"),
             local=("dolly/dolly_data.json", "dolly/*.json*", "dolly/*"),
             color="#57B593",

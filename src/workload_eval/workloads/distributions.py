@@ -15,9 +15,10 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from workload_eval.errors import UserError
+from workload_eval.strict import NoBoolNumbers
 
 MAX_TOKENS = 10_000_000  # upper bound on any one length (tokens): larger is a typo
 FORMS = (
@@ -29,7 +30,7 @@ _Pos = Annotated[float, Field(gt=0, le=MAX_TOKENS, allow_inf_nan=False)]
 _NonNeg = Annotated[float, Field(ge=0, le=MAX_TOKENS, allow_inf_nan=False)]
 
 
-class _Dist(BaseModel):
+class _Dist(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

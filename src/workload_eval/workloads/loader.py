@@ -25,7 +25,13 @@ from workload_eval.workloads.hub import hub_available, load_hub_records
 from workload_eval.workloads.output_models import apply_output_len_model, parse_output_len_model
 from workload_eval.workloads.readers import read_table
 from workload_eval.workloads.resolve import resolve_workload
-from workload_eval.workloads.selection import Sampling, select_pairs, select_sessions, select_trace
+from workload_eval.workloads.selection import (
+    CATEGORY,
+    Sampling,
+    select_pairs,
+    select_sessions,
+    select_trace,
+)
 from workload_eval.workloads.tables import generated_table, lengths_file_table
 from workload_eval.workloads.tokenizers import Tokenizer, get_tokenizer
 
@@ -73,7 +79,10 @@ def _tokenize(built: pd.DataFrame, tok: Tokenizer, chat: bool) -> pd.DataFrame:
     if not chat:
         p_ids = tok.encode_batch(prompts)
         p_len = np.fromiter((len(x) for x in p_ids), dtype=np.int64, count=len(p_ids))
-        return pd.DataFrame({"prompt_len": p_len, "output_len": o_len, "prompt_token_ids": p_ids})
+        out = pd.DataFrame({"prompt_len": p_len, "output_len": o_len, "prompt_token_ids": p_ids})
+        if CATEGORY in built.columns:
+            out[CATEGORY] = built[CATEGORY].to_numpy()
+        return out
     p_len = np.asarray(tok.count_batch(prompts), dtype=np.int64)
     # A turn's prompt is the whole history (every earlier message, each encoded as the
     # seed did) plus this turn's message; prompt_text is this turn's message only.
@@ -285,7 +294,7 @@ def _load_dataset(
     elif "arrival_time" in prepared.columns:
         df = select_trace(prepared, **kwargs)
     else:
-        df = select_pairs(prepared, **kwargs)
+        df = select_pairs(prepared, **kwargs, category_mix=spec.category_mix)
     df.attrs = {
         "model": mspec.name,
         "tokenizer": meta["tokenizer"],

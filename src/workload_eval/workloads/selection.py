@@ -4,11 +4,19 @@ The seed (benchmarks/trace.py of its vLLM fork) kept pairs with ``input + output
 max_seq_len``, repeated the kept list until it had N, cut it at N and then called
 ``random.shuffle`` after ``random.seed(seed)``; ``random.Random(seed).shuffle`` on the
 indices gives the same permutation.
+
+A workload whose local copy holds its categories in other proportions than the dataset the
+seed ran (``WorkloadSpec.category_mix``: our Dolly copy is a quality-filtered subset) is
+selected in the source's proportions: ``first`` interleaves the categories, each in file
+order, always taking the one furthest below its share (and starting a category's list over
+when it runs out, as the seed repeats a dataset shorter than N); ``random`` weights each row
+by its category's share over its count.
 """
 
 from __future__ import annotations
 
 import random
+import warnings
 from typing import Literal
 
 import numpy as np
@@ -17,6 +25,8 @@ import pandas as pd
 from workload_eval.errors import UserError
 
 Sampling = Literal["first", "random"]
+CATEGORY = "category"  # the column a category mix selects on (dropped after selection)
+CategoryMix = tuple[tuple[str, int], ...]
 
 
 def keep_mask(df: pd.DataFrame, max_model_len: int, min_output_len: int) -> np.ndarray:
@@ -49,9 +59,52 @@ def _kept(
     return kept, len(kept) if num_requests is None else num_requests
 
 
-def _uniform(seed: int, population: int, n: int) -> np.ndarray:
-    """Uniform random sampling; with replacement only when more are asked than exist."""
-    return np.random.default_rng(seed).choice(population, size=n, replace=n > population)
+def _uniform(seed: int, population: int, n: int, p: np.ndarray | None = None) -> np.ndarray:
+    """Uniform random sampling, with replacement only when more are asked than exist; or
+    ``p``-weighted, always with replacement (so the weights hold for any n)."""
+    replace = n > population or p is not None
+    return np.random.default_rng(seed).choice(population, size=n, replace=replace, p=p)
+
+
+def _shares(categories: np.ndarray, mix: CategoryMix) -> dict[str, float]:
+    """The mix's share of every category present (categories the mix does not name: none)."""
+    found = set(categories.tolist())
+    present = {c: w for c, w in mix if w > 0 and c in found}
+    total = sum(present.values())
+    if not total:
+        raise UserError(
+            f"category mix {dict(mix)}: none of its categories is in the data "
+            f"(found {sorted(found)[:5]})"
+        )
+    unnamed = sorted(found - dict(mix).keys())
+    if unnamed:
+        warnings.warn(
+            f"categories {unnamed[:5]} are not in the mix {dict(mix)}: their rows are not drawn",
+            stacklevel=4,
+        )
+    return {c: w / total for c, w in present.items()}
+
+
+def mixed_first(categories: np.ndarray, mix: CategoryMix, n: int) -> np.ndarray:
+    """The first ``n`` rows in the mix's proportions: the j-th row of a category with share s
+    goes to position (j + 1/2) / s (Sainte-Lague's interleave; ties in the mix's order), each
+    category in row order and started over when it runs out."""
+    shares = _shares(categories, mix)
+    keys, cats, rows = [], [], []
+    for k, (c, share) in enumerate(shares.items()):
+        j = np.arange(int(np.ceil(n * share)) + len(shares) + 1)  # more than the n take
+        mine = np.flatnonzero(categories == c)
+        keys.append((j + 0.5) / share)
+        cats.append(np.full(len(j), k))
+        rows.append(mine[j % len(mine)])
+    order = np.lexsort((np.concatenate(cats), np.concatenate(keys)))[:n]
+    return np.concatenate(rows)[order].astype(np.int64)
+
+
+def _mix_weights(categories: np.ndarray, mix: CategoryMix) -> np.ndarray:
+    cats = pd.Series(categories)
+    weights = cats.map(_shares(categories, mix)).fillna(0.0) / cats.map(cats.value_counts())
+    return weights.to_numpy(dtype=float)
 
 
 def select_pairs(
@@ -63,16 +116,27 @@ def select_pairs(
     sampling: Sampling,
     min_output_len: int,
     where: str,
+    category_mix: CategoryMix | None = None,
 ) -> pd.DataFrame:
-    """Independent requests (text pairs or lengths without arrival times)."""
+    """Independent requests (text pairs or lengths without arrival times); with
+    ``category_mix`` and a category column, in the mix's proportions (module docstring)."""
     kept, n = _kept(df, num_requests, max_model_len, min_output_len, where)
+    mixed = category_mix is not None and CATEGORY in kept.columns
+    cats = kept[CATEGORY].astype(str).to_numpy() if mixed else None
     if sampling == "random":
-        idx = _uniform(seed, len(kept), n)
+        p = _mix_weights(cats, category_mix) if cats is not None and category_mix else None
+        idx = _uniform(seed, len(kept), n, p)
     else:
-        order = _repeat_first(len(kept), n).tolist()
+        first = (
+            mixed_first(cats, category_mix, n)
+            if cats is not None and category_mix
+            else _repeat_first(len(kept), n)
+        )
+        order = first.tolist()
         random.Random(seed).shuffle(order)
         idx = np.asarray(order, dtype=np.int64)
-    return kept.iloc[idx].reset_index(drop=True)
+    out = kept.iloc[idx].reset_index(drop=True)
+    return out.drop(columns=[CATEGORY]) if CATEGORY in out.columns else out
 
 
 def select_trace(

@@ -38,10 +38,11 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, model_validator
 
 from workload_eval.contracts import Request
 from workload_eval.limits import Seed
+from workload_eval.strict import NoBoolNumbers
 
 # Defaults of inference-perf's SharedPrefix config at E0 (config.py l.56-61 @b81afa4).
 IP_DEFAULTS = {
@@ -54,7 +55,7 @@ IP_DEFAULTS = {
 _LENGTHS_SALT = 0x5350  # the seeded order of measured prompt lengths ("SP")
 
 
-class MeasuredPromptLen(BaseModel):
+class MeasuredPromptLen(NoBoolNumbers):
     """Server-side prompt lengths a real run measured (tokens, BOS included)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -71,7 +72,7 @@ class MeasuredPromptLen(BaseModel):
         return self
 
 
-class SharedPrefixWorkload(BaseModel):
+class SharedPrefixWorkload(NoBoolNumbers):
     """The corpus's ``scenario.workload`` block of kind ``shared_prefix``, as a workload.
 
     Field names are the corpus's; inference-perf's own names (``num_prompts_per_group``,

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -27,6 +26,7 @@ from workload_eval import limits
 from workload_eval.errors import UserError
 from workload_eval.inputs import loads_json, loads_yaml, read_json, read_text
 from workload_eval.limits import Seed
+from workload_eval.strict import NoBoolNumbers
 from workload_eval.workloads.distributions import DIST_ARGS, Empirical, Fixed, Length, LengthDist
 from workload_eval.workloads.shared_prefix import SharedPrefixWorkload
 
@@ -45,7 +45,7 @@ def _within_request_limit(n: int) -> int:
 _Count = Annotated[int, Field(ge=1, le=limits.MAX_INT), AfterValidator(_within_request_limit)]
 
 
-class _Spec(BaseModel):
+class _Spec(NoBoolNumbers):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 

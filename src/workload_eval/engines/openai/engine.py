@@ -24,6 +24,7 @@ from workload_eval.engines.openai.options import OpenAIOptions
 from workload_eval.engines.openai.plan import RequestPlan
 from workload_eval.engines.openai.prometheus import Timeline, sample_metrics
 from workload_eval.engines.openai.records import build_records
+from workload_eval.engines.openai.stream import Ask, Client
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -79,6 +80,8 @@ def _run_loop(coro: Coroutine[object, object, T]) -> T:
 async def _drive(
     plan: RequestPlan, headers: dict[str, str], bar: tqdm | None
 ) -> tuple[loadgen.LoadResult, Timeline, CacheWatch]:
+    """The open loop over the run's client (or its load workers); returns the outcomes, the
+    sampled timeline and what the server's prefix cache did around the run."""
     opts = plan.opts
     url, chat = plan.url, plan.chat
     timeline = Timeline(kv_blocks_total=float(plan.config.kv_blocks or math.nan))
@@ -88,7 +91,7 @@ async def _drive(
         await cache.start(admin, plan.root, murl, headers, reset=opts.reset_prefix_cache)
     if cache.reset in ("refused", "failed"):
         warn_once(plan.root, f"prefix cache of {plan.root} not emptied: {cache.note}")
-    session = loadgen.make_session(opts.max_concurrency, opts.request_timeout)
+    client = Client(opts.max_concurrency, opts.request_timeout)
     outcomes: dict[int, loadgen.Outcome] = {}
     start: list[float] = []
 
@@ -99,7 +102,8 @@ async def _drive(
             assert parent is not None
             body = plan.follow_up_body(i, outcomes[parent].text)
         plan.bodies[i] = None  # free memory as we go
-        await loadgen.stream_request(session, url, body, out, chat=chat, headers=headers)
+        ask = Ask(tokens=plan.asked_tokens(i), body_bytes=len(body))
+        await client.send(url, body, out, ask, chat=chat, headers=headers)
 
     def on_done(i: int, out: loadgen.Outcome) -> None:
         outcomes[i] = out
@@ -134,9 +138,10 @@ async def _drive(
     finally:
         stop.set()
         if sampler is not None:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            # the sampler never decides the run: its failure only leaves the timeline short
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(sampler, timeout=5)
-        await session.close()
+        await client.close()
     async with loadgen.admin_session() as admin:
         await cache.finish(admin, murl)
     return result, timeline, cache

@@ -46,6 +46,9 @@ class Outcome:
     prompt_token_ids: list[int] | None = None  # as the server saw them, when it says (vLLM)
     status: str = "pending"  # pending | running | ok | failed
     error: str = ""
+    side: str = ""  # who failed: "client" (never reached the server) | "server"
+    attempts: int = 0  # sends: 2 when a stale pooled connection was met and retried fresh
+    usage_mismatch: bool = False  # the server's usage disagreed with the streamed tokens
 
     @property
     def text(self) -> str:
@@ -161,7 +164,7 @@ async def run_open_loop(
                 pacer.push(at, c)
         for c in failed:
             error = f"not sent: the turn before it (item {i}) failed"
-            finish(c, Outcome(status="failed", error=error))
+            finish(c, Outcome(status="failed", error=error, side="client"))
         if remaining == 0 and not all_done.done():
             all_done.set_result(None)
 
@@ -175,7 +178,8 @@ async def run_open_loop(
                 async with sem:
                     await send(i, out)
         except Exception as e:  # a bug in send must not hang the run or lose the record
-            out.status, out.error = "failed", f"client error: {type(e).__name__}: {e}"[:300]
+            out.status, out.side = "failed", "client"
+            out.error = f"client error: {type(e).__name__}: {e}"[:300]
         finish(i, out)
 
     def spawn(i: int) -> None:
@@ -198,21 +202,13 @@ async def run_open_loop(
         for out in outcomes:
             if out is not None and out.status in ("pending", "running"):
                 out.status, out.error = "failed", "interrupted (run cancelled)"
+                out.side = "client"
         current = asyncio.current_task()
         if current is not None:
             current.uncancel()
     return LoadResult(
         t0, outcomes, scheduled, interrupted, perf() - wall0, time.process_time() - cpu0
     )
-
-
-def _piece(choice: dict, chat: bool) -> str | None:
-    """The text a streamed choice carries; None when it carries no token (e.g. the role chunk)."""
-    if not chat:
-        return choice.get("text")
-    delta = choice.get("delta") or {}
-    content = delta.get("content") or delta.get("reasoning_content")
-    return content or None
 
 
 async def stream_request(
@@ -224,99 +220,34 @@ async def stream_request(
     chat: bool,
     headers: dict[str, str] | None = None,
 ) -> None:
-    """POST one OpenAI (chat) completion and stream it into ``out``; failures become its error.
+    """POST one (chat) completion on ``session`` and read it into ``out`` (kept for
+    callers of the old seam; a run uses ``stream.Client``, which also retries a request
+    that met a stale pooled connection)."""
+    from workload_eval.engines.openai.stream import Ask, Client
 
-    One timestamp per received network chunk, given to every token inside it (vLLM's own
-    benchmark client does the same); with per-chunk usage, one time per token, else per event.
-    """
-    out.send_time = perf()
-    saw_done = saw_finish = False
+    client = Client(session=session)
+    ask = Ask(tokens=asked_tokens(body), body_bytes=len(body))
     try:
-        async with session.post(url, data=body, headers=headers) as resp:
-            if resp.status != 200:
-                text = (await resp.text(errors="replace"))[:300]
-                out.finish_time = perf()
-                out.status, out.error = "failed", f"HTTP {resp.status}: {text}"
-                return
-            if not resp.content_type.startswith("text/event-stream"):
-                _read_whole(await resp.read(), out, chat)
-                return
-            buf = b""
-            async for data in resp.content.iter_any():
-                now = perf()
-                buf += data
-                if b"\n\n" not in buf:
-                    if b"\r\n\r\n" not in buf:
-                        continue
-                    buf = buf.replace(b"\r\n", b"\n")
-                *events, buf = buf.split(b"\n\n")
-                for event in events:
-                    for line in event.split(b"\n"):
-                        if not line.startswith(b"data:"):
-                            continue  # SSE comments / pings / event names
-                        payload = line[5:].strip()
-                        if payload == b"[DONE]":
-                            saw_done = True
-                            continue
-                        obj = json.loads(payload)
-                        if (usage := obj.get("usage")) is not None:
-                            out.prompt_tokens = usage.get("prompt_tokens")
-                            out.completion_tokens = usage.get("completion_tokens")
-                        if choices := obj.get("choices"):
-                            c = choices[0]
-                            if (sent := c.get("prompt_token_ids")) is not None:
-                                out.prompt_token_ids = sent
-                            if (piece := _piece(c, chat)) is not None:
-                                if not out.token_times:
-                                    out.first_token_time = now
-                                # Per-chunk usage (vLLM's continuous_usage_stats) says how many
-                                # tokens a chunk carries when the server merged several.
-                                k = 1
-                                if usage is not None and out.completion_tokens is not None:
-                                    k = out.completion_tokens - len(out.token_times)
-                                out.token_times.extend([now] * k)
-                                out.pieces.append(piece)
-                            if c.get("finish_reason"):
-                                saw_finish = True
-                        elif "error" in obj:
-                            raise _StreamError(f"server error in stream: {obj['error']}")
-        out.finish_time = perf()
-        if saw_done or saw_finish:
-            out.status = "ok"
-        else:
-            out.status, out.error = "failed", "stream ended before [DONE] (connection closed?)"
-    except asyncio.CancelledError:
-        raise
-    except TimeoutError:
-        out.finish_time = perf()
-        out.status, out.error = "failed", "timeout"
-    except Exception as e:  # never lose a record: any failure is this request's error
-        out.finish_time = perf()
-        out.status = "failed"
-        out.error = f"{type(e).__name__}: {e}"[:300]
+        await client.send(url, body, out, ask, chat=chat, headers=headers)
+    finally:
+        await client.close(pool=False)
 
 
-class _StreamError(Exception):
-    pass
+def asked_tokens(body: bytes) -> int:
+    """max_tokens x n of a request body (the bound its answer is checked against)."""
+    p = json.loads(body)
+    tokens = [p.get(k) for k in ("max_tokens", "max_completion_tokens")]
+    asked = max((t for t in tokens if isinstance(t, int) and not isinstance(t, bool)), default=1)
+    n = p.get("n") if isinstance(p.get("n"), int) else 1
+    return max(1, asked) * max(1, n)
 
 
-def _read_whole(raw: bytes, out: Outcome, chat: bool) -> None:
-    """A non-streamed answer: one token time (the end), text and usage from the JSON body."""
-    now = perf()
-    obj = json.loads(raw)
-    usage = obj.get("usage") or {}
-    out.prompt_tokens = usage.get("prompt_tokens")
-    out.completion_tokens = usage.get("completion_tokens")
-    choice = (obj.get("choices") or [{}])[0]
-    out.prompt_token_ids = choice.get("prompt_token_ids")
-    text = (choice.get("message") or {}).get("content") if chat else choice.get("text")
-    out.pieces.append(text or "")
-    out.first_token_time = out.finish_time = now
-    out.token_times.append(now)
-    out.status = "ok"
-
-
-def make_session(max_concurrency: int | None, timeout: float) -> aiohttp.ClientSession:
+def make_session(
+    max_concurrency: int | None,
+    timeout: float,
+    *,
+    trace_configs: list[aiohttp.TraceConfig] | None = None,
+) -> aiohttp.ClientSession:
     """One keep-alive pool for the whole run; unlimited connections unless a cap is asked."""
     connector = aiohttp.TCPConnector(
         limit=max_concurrency or 0, keepalive_timeout=60, ttl_dns_cache=300
@@ -326,6 +257,7 @@ def make_session(max_concurrency: int | None, timeout: float) -> aiohttp.ClientS
         timeout=aiohttp.ClientTimeout(total=timeout),
         auto_decompress=False,
         skip_auto_headers=("User-Agent",),
+        trace_configs=trace_configs,
     )
 
 

@@ -6,14 +6,12 @@ import os
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, JsonValue, field_validator
+from pydantic import Field, JsonValue, ValidationInfo, field_validator
 
 from workload_eval.engines.base import EngineOptions
 from workload_eval.errors import UserError
-from workload_eval.limits import MAX_INT
-
-# More load workers than this is a typo, not a cluster (each keeps ~2,000 req/s).
-MAX_LOAD_WORKERS = 1024
+from workload_eval.limits import MAX_DURATION, MAX_INT, MAX_LOAD_WORKERS, MIN_METRICS_INTERVAL_S
+from workload_eval.redaction import register, scrub_text, url_password
 
 
 class OpenAIOptions(EngineOptions):
@@ -23,7 +21,7 @@ class OpenAIOptions(EngineOptions):
     api_key_env: str | None = None  # name of the env var holding the key; the key is never stored
     endpoint: Literal["completions", "chat"] = "completions"
     max_concurrency: int | None = Field(default=None, gt=0, le=MAX_INT)
-    request_timeout: float = Field(default=600.0, gt=0)  # s, per request
+    request_timeout: float = Field(default=600.0, gt=0, le=MAX_DURATION)  # s, per request
     prompt_format: Literal["auto", "token_ids", "text"] = "auto"
     stream: bool = True
     ignore_eos: bool = True  # vLLM's extension; outputs then follow the workload's lengths
@@ -33,7 +31,7 @@ class OpenAIOptions(EngineOptions):
     extra_body: dict[str, JsonValue] = Field(default_factory=dict)
     metrics: bool = True
     metrics_url: str | None = None  # default: <server root>/metrics
-    metrics_interval: float = Field(default=0.5, gt=0)
+    metrics_interval: float = Field(default=0.5, ge=MIN_METRICS_INTERVAL_S, le=MAX_DURATION)
     # POST /reset_prefix_cache before the run (vLLM with VLLM_SERVER_DEV_MODE=1), so a rerun
     # is not faster for what an earlier run cached; the run record says when it could not
     reset_prefix_cache: bool = True
@@ -42,20 +40,24 @@ class OpenAIOptions(EngineOptions):
     workers: int = Field(default=1, ge=1, le=MAX_LOAD_WORKERS)
     worker_backend: Literal["processes", "ray"] = "processes"
     ray_address: str | None = None
-    max_lag_p99: float = Field(default=0.010, gt=0)  # s; above it the run is flagged invalid
+    max_lag_p99: float = Field(default=0.010, gt=0, le=MAX_DURATION)  # s; above: run invalid
     rate_tolerance: float = Field(default=0.05, gt=0, lt=1)  # |achieved/target - 1| allowed
 
-    @field_validator("base_url")
+    @field_validator("base_url", "metrics_url")
     @classmethod
-    def _http(cls, v: str) -> str:
+    def _http(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        flag = "--base-url" if info.field_name == "base_url" else "metrics_url"
+        register(url_password(v))  # never written anywhere (redaction)
         try:
             parts = urlsplit(v)
             port = parts.port  # parses it: a bad port fails here, not mid-run
         except ValueError as e:
-            raise ValueError(f"not a URL ({e}) (--base-url)") from None
+            raise ValueError(f"not a URL ({scrub_text(str(e))}) ({flag})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             where = f" (port {port})" if port else ""
-            raise ValueError(f"expected an http:// or https:// URL with a host{where} (--base-url)")
+            raise ValueError(f"expected an http:// or https:// URL with a host{where} ({flag})")
         return v
 
     def api_key(self) -> str | None:
@@ -64,7 +66,9 @@ class OpenAIOptions(EngineOptions):
             return None
         if self.api_key_env not in os.environ:
             raise UserError(f"--api-key-env {self.api_key_env}: environment variable is not set")
-        return os.environ[self.api_key_env]
+        key = os.environ[self.api_key_env]
+        register(key)  # a server that echoes it back must not get it into the results
+        return key
 
 
 def api_root(base_url: str) -> str:

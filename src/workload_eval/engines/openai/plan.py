@@ -106,6 +106,16 @@ class RequestPlan:
         p.update(self.opts.extra_body)
         return p
 
+    def asked_tokens(self, i: int) -> int:
+        """Tokens item ``i`` asks for (max_tokens, or extra_body's, x n): the most its
+        answer may carry."""
+        asked = self.schedule.items[i].request.output_len
+        for key in ("max_tokens", "max_completion_tokens"):
+            v = self.opts.extra_body.get(key)
+            if isinstance(v, int) and not isinstance(v, bool):
+                asked = max(asked, v)
+        return max(1, asked) * self.config.n
+
     def _as_text(self, req: Request) -> bool:
         """Chat always; completions when asked, or (auto) for a request that has only text,
         or for a session turn with text (its history then carries the server's replies)."""

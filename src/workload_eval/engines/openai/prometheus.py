@@ -15,6 +15,11 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from workload_eval.contracts import STEP_COLUMNS
+from workload_eval.engines.openai.answers import read_at_most
+from workload_eval.limits import MAX_BLOCK_SIZE, MAX_INT
+
+# vLLM's /metrics is 50-200 KB; a larger page is read no further (that sample is a gap).
+MAX_METRICS_BYTES = 16 << 20
 
 # vLLM's names (v1 first, then the v0 spellings); other servers simply leave NaN.
 RUNNING = ("vllm:num_requests_running",)
@@ -68,15 +73,25 @@ def parse_metrics(text: bytes | str) -> MetricsSample:
             elif s.name in WANTED:
                 sums[s.name] = sums.get(s.name, 0.0) + float(s.value)
 
-    def first(names: tuple[str, ...]) -> float:
-        return next((sums[n] for n in names if n in sums), math.nan)
+    def first(names: tuple[str, ...], top: float = MAX_INT) -> float:
+        return _bounded(next((sums[n] for n in names if n in sums), math.nan), top)
 
-    out = MetricsSample(first(RUNNING), first(WAITING), first(KV_USAGE), first(PREEMPTIONS))
+    out = MetricsSample(
+        first(RUNNING), first(WAITING), first(KV_USAGE, top=1.0), first(PREEMPTIONS)
+    )
     out.prefix_cache_queries, out.prefix_cache_hits = first(PREFIX_QUERIES), first(PREFIX_HITS)
-    for key, attr in (("num_gpu_blocks", "kv_blocks_total"), ("block_size", "block_size")):
+    for key, attr, top in (
+        ("num_gpu_blocks", "kv_blocks_total", MAX_INT),
+        ("block_size", "block_size", MAX_BLOCK_SIZE),
+    ):
         with contextlib.suppress(KeyError, ValueError):
-            setattr(out, attr, float(info[key]))
+            setattr(out, attr, _bounded(float(info[key]), top))
     return out
+
+
+def _bounded(v: float, top: float) -> float:
+    """A server's number kept only when it can be true: finite, in [0, top]; else NaN."""
+    return v if 0 <= v <= top else math.nan
 
 
 @dataclass
@@ -132,12 +147,12 @@ async def sample_metrics(
             try:
                 async with s.get(url) as resp:
                     if resp.status == 200:
-                        raw = await resp.read()
+                        raw = await read_at_most(resp.content, MAX_METRICS_BYTES + 1)
                         t = time.perf_counter()
-                        if start:
+                        if start and len(raw) <= MAX_METRICS_BYTES:  # else: a gap
                             timeline.add(t - start[0], parse_metrics(raw))
-            except (aiohttp.ClientError, TimeoutError, ValueError):
-                pass
+            except (aiohttp.ClientError, TimeoutError, ValueError, LookupError, TypeError):
+                pass  # an unreachable or garbled /metrics only leaves a gap
             if last:
                 return
             with contextlib.suppress(TimeoutError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,13 @@ from workload_eval.engines.openai.options import redact
 from workload_eval.engines.openai.plan import RequestPlan
 from workload_eval.engines.openai.prometheus import Timeline
 from workload_eval.engines.openai.report import LoadgenReport, OpenAIReport
+from workload_eval.engines.openai.stream import error_text
 from workload_eval.workloads.synthesizer import prompt_digest
+
+# The openai engine's own columns of requests.parquet, after the contract's: which side a
+# failure was on ("client": never reached the server; "server"), and how many sends it took
+# (2: the first met a stale keep-alive connection and was sent again on a fresh one).
+EXTRA_COLUMNS = ("error_side", "attempts")
 
 
 def _pct(x: np.ndarray, q: float) -> float:
@@ -21,9 +28,10 @@ def _pct(x: np.ndarray, q: float) -> float:
 
 
 def loadgen_report(
-    plan: RequestPlan, res: loadgen.LoadResult, timeline: Timeline, mismatches: dict[str, int]
+    plan: RequestPlan, res: loadgen.LoadResult, timeline: Timeline, counts: Counts
 ) -> LoadgenReport:
-    """Was the schedule kept? Dispatch lag, achieved vs target send rate, and the verdict."""
+    """Was the schedule kept, and do the answers agree with the workload? Dispatch lag,
+    achieved vs target send rate, token-count disagreements, and the verdict."""
     sched = np.asarray(res.scheduled, dtype=float)
     sends = np.array(
         [o.send_time - res.t0 if o is not None else math.nan for o in res.outcomes], dtype=float
@@ -51,6 +59,7 @@ def loadgen_report(
     ):
         reasons.append(f"achieved send rate {achieved:.2f}/s vs target {target:.2f}/s")
     n_ok = sum(1 for o in res.outcomes if o is not None and o.status == "ok")
+    reasons += counts.reasons(plan, n_ok, len(res.outcomes))
     return LoadgenReport(
         client="workload_eval.engines.openai.loadgen (aiohttp)",
         workers=res.workers,
@@ -70,30 +79,78 @@ def loadgen_report(
         client_cpu_s=res.cpu_s,
         metrics_samples=len(timeline.rows),
         server_preemptions=timeline.preemptions,
-        **mismatches,
+        output_token_mismatches=counts.output,
+        prompt_token_mismatches=counts.prompt,
+        usage_mismatches=counts.usage,
+        stale_connection_retries=counts.stale_retries,
+        failed_client_side=counts.client,
+        failed_server_side=counts.server,
     )
 
 
+@dataclass
+class Counts:
+    """Requests whose answers disagree with the workload, and failures by side."""
+
+    output: int = 0  # completed with another number of tokens than the workload's
+    prompt: int = 0  # the server counted (or saw) another prompt than the one sent
+    usage: int = 0  # the server's usage disagreed with the tokens it streamed
+    stale_retries: int = 0
+    client: int = 0
+    server: int = 0
+
+    def reasons(self, plan: RequestPlan, ok: int, total: int) -> list[str]:
+        """Why the token counts make the run invalid (empty: they do not)."""
+        out = []
+        if total and not ok:
+            out.append(f"no request succeeded ({total} failed)")
+        exact = plan.opts.ignore_eos or plan.opts.min_tokens  # outputs follow the workload
+        if self.output and exact:
+            out.append(
+                f"{self.output} of {ok} completed requests generated another number of tokens "
+                "than the workload asked for"
+            )
+        if self.prompt:
+            out.append(f"{self.prompt} prompts were counted or seen differently by the server")
+        if self.usage:
+            out.append(f"{self.usage} answers' usage disagreed with the tokens streamed")
+        return out
+
+
 def build_records(plan: RequestPlan, res: loadgen.LoadResult, timeline: Timeline) -> RunRecords:
-    """One row per scheduled request (never sent ones included), the sampled timeline as steps."""
+    """One row per scheduled request (never sent ones included), the sampled timeline as
+    steps. Token counts are what was streamed (and, for token-id prompts, what was sent);
+    the server's usage only flags disagreements."""
     rows = []
-    out_mismatch = prompt_mismatch = 0
+    counts = Counts()
     t0 = res.t0
     for i, it in enumerate(plan.schedule.items):
         req, o = it.request, res.outcomes[i]
         if o is None:
-            o = loadgen.Outcome(status="failed", error="not sent (run interrupted)")
+            o = loadgen.Outcome(status="failed", error="not sent (run interrupted)", side="client")
         ok = o.status == "ok"
         generated = o.completion_tokens if o.completion_tokens is not None else len(o.token_times)
         sent = plan.sent_ids[i]
-        prompt_tokens = o.prompt_tokens
-        if prompt_tokens is None:
-            prompt_tokens = len(sent) if sent is not None else req.prompt_len
+        claimed = o.prompt_tokens  # the server's count (validated and bounded)
+        if sent is not None:
+            prompt_tokens = len(sent)
+        else:
+            prompt_tokens = claimed if claimed is not None else req.prompt_len
         if ok and generated != req.output_len * plan.config.n:
-            out_mismatch += 1
+            counts.output += 1
         seen = o.prompt_token_ids  # the server's own view, when it reports it
-        if ok and sent is not None and (prompt_tokens != len(sent) or seen not in (None, sent)):
-            prompt_mismatch += 1
+        if (
+            ok
+            and sent is not None
+            and (claimed not in (None, len(sent)) or seen not in (None, sent))
+        ):
+            counts.prompt += 1
+        counts.usage += ok and o.usage_mismatch
+        counts.stale_retries += o.attempts > 1  # met a stale pooled connection, sent again
+        if not ok:
+            side = o.side or "client"
+            counts.client += side == "client"
+            counts.server += side == "server"
         view = seen if seen is not None else sent
         rows.append(
             {
@@ -110,23 +167,21 @@ def build_records(plan: RequestPlan, res: loadgen.LoadResult, timeline: Timeline
                 "expected_output_tokens": req.output_len,
                 "num_preemptions": 0,  # a server does not say per request; see the step timeline
                 "status": "ok" if ok else "failed",
-                "error": "" if ok else (o.error or "failed"),
+                "error": "" if ok else error_text(o.error or "failed"),
                 "token_times": [t - t0 for t in o.token_times],
                 "prompt_digest": prompt_digest(view) if view is not None else "",
+                "error_side": "" if ok else (o.side or "client"),
+                "attempts": o.attempts,
             }
         )
-    requests = pd.DataFrame(rows, columns=list(REQUEST_COLUMNS))
+    requests = pd.DataFrame(rows, columns=[*REQUEST_COLUMNS, *EXTRA_COLUMNS])
     requests["session_id"] = requests["session_id"].astype("Int64")
     steps = pd.DataFrame(timeline.rows, columns=list(STEP_COLUMNS))
-    mismatches = {
-        "output_token_mismatches": out_mismatch,
-        "prompt_token_mismatches": prompt_mismatch,
-    }
     report = OpenAIReport(
         options=plan.opts.model_copy(update={"base_url": redact(plan.opts.base_url)}),
         kv_blocks=_server_kv_blocks(timeline, plan.config.kv_blocks),
         interrupted=res.interrupted,
-        loadgen=loadgen_report(plan, res, timeline, mismatches),
+        loadgen=loadgen_report(plan, res, timeline, counts),
     )
     return RunRecords(requests=requests, steps=steps, report=report)
 

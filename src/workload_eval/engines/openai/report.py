@@ -27,15 +27,19 @@ class LoadgenReport(BaseModel):
     target_rate: MaybeFloat  # first-turn sends per second the schedule asked for (None in
     # a closed loop, whose sends follow the answers)
     achieved_rate: MaybeFloat
-    valid: bool  # lag and rate within max_lag_p99 and rate_tolerance
+    valid: bool  # lag and rate within bounds, token counts as the workload's, something ok
     invalid_reason: str
     interrupted: bool
     wall_s: float
     client_cpu_s: float
     metrics_samples: int
     server_preemptions: MaybeFloat  # counted by the server during the run
-    output_token_mismatches: int  # requests whose usage disagreed with the workload
-    prompt_token_mismatches: int
+    output_token_mismatches: int  # completed with another token count than the workload's
+    prompt_token_mismatches: int  # the server counted or saw another prompt than was sent
+    usage_mismatches: int = 0  # the server's usage disagreed with the tokens it streamed
+    stale_connection_retries: int = 0  # sent again on a fresh connection (stale keep-alive)
+    failed_client_side: int = 0  # never reached the server (no connection, interrupted, ...)
+    failed_server_side: int = 0  # HTTP errors, malformed or cut answers, timeouts
 
 
 class OpenAIReport(EngineReport):
@@ -44,6 +48,10 @@ class OpenAIReport(EngineReport):
     engine: Literal["openai"] = "openai"
     options: OpenAIOptions
     loadgen: LoadgenReport
+
+    def invalid_reasons(self) -> list[str]:
+        own = [r for r in self.loadgen.invalid_reason.split("; ") if r]
+        return [*own, *(r for r in super().invalid_reasons() if r not in own)]
 
     def columns(self) -> dict[str, Cell]:
         lg = self.loadgen

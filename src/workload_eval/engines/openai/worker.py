@@ -25,6 +25,7 @@ from typing import BinaryIO
 from workload_eval.contracts import Request, Schedule, ScheduledRequest
 from workload_eval.engines.openai import loadgen
 from workload_eval.engines.openai.gc_pause import gc_paused
+from workload_eval.engines.openai.stream import Ask, Client
 from workload_eval.engines.openai.worker_wire import Share, decode_share, outcome_line, summary_line
 
 _LENGTH = struct.Struct("<Q")
@@ -39,22 +40,23 @@ def share_schedule(share: Share) -> Schedule:
 async def serve(share: Share, t0: float, write: Callable[[bytes], None]) -> None:
     """Send the share's bodies at ``t0 + at`` and ``write`` one result line per request."""
     schedule = share_schedule(share)
-    session = loadgen.make_session(None, share.request_timeout)
+    client = Client(None, share.request_timeout)
     bodies = [body for _, _, body in share.items]
 
     async def send(k: int, out: loadgen.Outcome) -> None:
         body, bodies[k] = bodies[k], b""
-        await loadgen.stream_request(
-            session, share.url, body, out, chat=share.chat, headers=share.headers
-        )
+        ask = Ask(tokens=loadgen.asked_tokens(body), body_bytes=len(body))
+        await client.send(share.url, body, out, ask, chat=share.chat, headers=share.headers)
 
     try:
         result = await loadgen.run_open_loop(schedule, send, t0=t0)
     finally:
-        await session.close()
+        await client.close()
     for k, out in enumerate(result.outcomes):
         if out is None:
-            out = loadgen.Outcome(status="failed", error="not sent (run interrupted)")
+            out = loadgen.Outcome(
+                status="failed", error="not sent (run interrupted)", side="client"
+            )
         write(outcome_line(share.items[k][0], out, t0))
     write(summary_line(result.cpu_s, result.wall_s, result.interrupted))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from workload_eval.engines.sim import hardware, memory
 from workload_eval.engines.sim.hardware import GpuSpec
@@ -25,6 +25,7 @@ from workload_eval.engines.sim.perf_model import (
 from workload_eval.engines.sim.precision import Precision, resolve_precision
 from workload_eval.errors import UserError
 from workload_eval.models import ModelSpec, resolve_model, spec_from_config
+from workload_eval.strict import NoBoolNumbers
 
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's default
 CUDAGRAPH_PROFILING_SINCE = (
@@ -33,7 +34,7 @@ CUDAGRAPH_PROFILING_SINCE = (
 )  # "CUDA graph memory profiling is enabled (default since v0.21.0)"
 
 
-class PhysicsOptions(BaseModel):
+class PhysicsOptions(NoBoolNumbers):
     """The sim's deployment knobs (vLLM's engine-argument names), read from engine options."""
 
     model_config = ConfigDict(extra="ignore")

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from workload_eval.errors import UserError
 from workload_eval.inputs import read_json
 from workload_eval.limits import MAX_ID, MAX_INT
+from workload_eval.strict import NoBoolNumbers
 
 PROFILE_FORMAT = "workload-eval-perf-profile/1"
 MAX_STEP_TIME_S = 3600.0  # a measured engine step over an hour is not a measurement
@@ -28,7 +29,7 @@ _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 _StepTime = Annotated[float, Field(gt=0, le=MAX_STEP_TIME_S)]
 
 
-class _PrefillPoint(BaseModel):
+class _PrefillPoint(NoBoolNumbers):
     model_config = _STRICT
     num_seqs: int = Field(ge=1, le=MAX_INT)
     tokens: int = Field(ge=1, le=MAX_INT)
@@ -36,14 +37,14 @@ class _PrefillPoint(BaseModel):
     time_s: _StepTime
 
 
-class _DecodePoint(BaseModel):
+class _DecodePoint(NoBoolNumbers):
     model_config = _STRICT
     batch_size: int = Field(ge=1, le=MAX_INT)
     context_tokens: int = Field(ge=0, le=MAX_INT)
     time_s: _StepTime
 
 
-class _MixedPoint(BaseModel):
+class _MixedPoint(NoBoolNumbers):
     model_config = _STRICT
     prefill_tokens: int = Field(ge=0, le=MAX_INT)
     prefill_sum_sq: int = Field(ge=0, le=MAX_ID)
@@ -52,7 +53,7 @@ class _MixedPoint(BaseModel):
     time_s: _StepTime
 
 
-class PerfProfile(BaseModel):
+class PerfProfile(NoBoolNumbers):
     """A measured step-time profile (``workload-eval profile`` writes it)."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)

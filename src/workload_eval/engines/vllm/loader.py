@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from workload_eval.engines.base import EngineConfig
 from workload_eval.engines.vllm.args import build_engine_args, platform_device, vllm_options
 from workload_eval.engines.vllm.report import VllmReport
+from workload_eval.engines.vllm.setup import INSTALL_HINT, apply_env, check_setup
+from workload_eval.engines.vllm.startup import quiet_startup
 from workload_eval.engines.vllm.steps import StepRecorder
 from workload_eval.errors import UserError
 from workload_eval.workloads.synthesizer import Vocab
 
 if TYPE_CHECKING:
+    from pydantic import JsonValue
+    from vllm import EngineArgs
     from vllm.v1.engine.llm_engine import LLMEngine
+    from vllm.v1.executor import Executor
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +39,6 @@ class LoadedEngine:
 
 
 _CACHE: dict[str, LoadedEngine] = {}
-
-
-def _env_for(config: EngineConfig) -> dict[str, str]:
-    space = vllm_options(config).kv_cache_space_gib
-    return {"VLLM_CPU_KVCACHE_SPACE": str(space)} if space is not None else {}
 
 
 def forget(loaded: LoadedEngine) -> None:
@@ -63,33 +62,52 @@ def load_engine(config: EngineConfig, *, multiprocess: bool = True) -> LoadedEng
     ``multiprocess=False`` runs the engine core in this thread, so ``step()`` is exactly one
     engine iteration (the profiler times it); runs use vLLM's default, a separate process.
     """
-    args = build_engine_args(config)
-    env = _env_for(config)
-    key = json.dumps({"args": args, "env": env, "mp": multiprocess}, sort_keys=True, default=str)
-    if key in _CACHE:
-        return _CACHE[key]
-    shutdown_engines()
-    os.environ.update(env)
-    try:
-        from vllm import EngineArgs
-        from vllm.v1.engine.llm_engine import LLMEngine
-        from vllm.v1.executor import Executor
-    except ImportError as e:
-        raise UserError(f"engine 'vllm' needs vLLM installed (pip install vllm): {e}") from None
-    engine_args = EngineArgs(**args, disable_log_stats=False, enable_logging_iteration_details=True)
-    try:
-        if multiprocess:
-            engine = LLMEngine.from_engine_args(engine_args)
-        else:  # from_engine_args cannot turn multiprocessing off when the env default is on
-            vllm_config = engine_args.create_engine_config()
-            engine = LLMEngine(
-                vllm_config=vllm_config,
-                executor_class=Executor.get_class(vllm_config),
-                log_stats=True,
-                multiprocess_mode=False,
-            )
-    except (ValueError, OSError) as e:  # bad model path, impossible limits, ...
-        raise UserError(f"vLLM could not start with {args['model']!r}: {e}") from None
+    with quiet_startup(f"--model {config.model}"):  # vLLM's import chatter too
+        args = build_engine_args(config)
+        env = check_setup(config, vllm_options(config), platform_device()).env
+        key = json.dumps({"args": args, "env": env, "mp": multiprocess}, sort_keys=True)
+        if key in _CACHE:
+            return _CACHE[key]
+        shutdown_engines()
+        apply_env(env)
+        try:
+            from vllm import EngineArgs
+            from vllm.v1.engine.llm_engine import LLMEngine
+            from vllm.v1.executor import Executor
+        except ImportError as e:
+            raise UserError(f"engine 'vllm': vLLM does not import ({e}; {INSTALL_HINT})") from None
+        engine = _start(args, multiprocess, EngineArgs, LLMEngine, Executor)
+    return _loaded(key, config, args, engine)
+
+
+def _start(
+    args: dict[str, JsonValue],
+    multiprocess: bool,
+    engine_args_cls: type[EngineArgs],
+    engine_cls: type[LLMEngine],
+    executor: type[Executor],
+) -> LLMEngine:
+    engine_args = engine_args_cls(
+        **args,  # type: ignore[arg-type]
+        disable_log_stats=False,
+        enable_logging_iteration_details=True,
+    )
+    if multiprocess:
+        return engine_cls.from_engine_args(engine_args)
+    # from_engine_args cannot turn multiprocessing off when the env default is on
+    vllm_config = engine_args.create_engine_config()
+    return engine_cls(
+        vllm_config=vllm_config,
+        executor_class=executor.get_class(vllm_config),
+        log_stats=True,
+        multiprocess_mode=False,
+    )
+
+
+def _loaded(
+    key: str, config: EngineConfig, args: dict[str, JsonValue], engine: LLMEngine
+) -> LoadedEngine:
+    """What the driver needs to know about a started engine; cached for the next run."""
     cache = engine.vllm_config.cache_config
     num_blocks = int(cache.num_gpu_blocks or 0)
     recorder = StepRecorder(int(cache.block_size), num_blocks)

@@ -17,13 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import ConfigDict, Field, JsonValue
 
 from workload_eval.contracts import Request
 from workload_eval.engines.base import EngineConfig
 from workload_eval.engines.sim.perf_profile import PROFILE_FORMAT  # the format it fits
 from workload_eval.errors import UserError
 from workload_eval.storage import atomic_write_json
+from workload_eval.strict import NoBoolNumbers
 from workload_eval.workloads.synthesizer import PromptSynthesizer
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from vllm.v1.engine import EngineCoreOutputs
 
 
-class ProfileGrid(BaseModel):
+class ProfileGrid(NoBoolNumbers):
     """Which step shapes to time; the defaults take about a minute for the tiny model on CPU."""
 
     model_config = ConfigDict(extra="forbid")
