@@ -49,7 +49,8 @@ def server(tmp_path_factory, tokenizer_dir):
     (root / "chat.jinja").write_text(CHAT_TEMPLATE)
     port = free_port()
     log = root / "server.log"
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    # dev mode: vLLM then serves POST /reset_prefix_cache (the cache-hygiene tests use it)
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_SERVER_DEV_MODE": "1"}
     cmd = [
         sys.executable,
         "-m",
@@ -73,6 +74,7 @@ def server(tmp_path_factory, tokenizer_dir):
         str(root / "chat.jinja"),
         "--max-num-seqs",
         "16",
+        "--enable-prefix-caching",
     ]
     with open(log, "wb") as f:
         proc = subprocess.Popen(
@@ -94,14 +96,20 @@ def server(tmp_path_factory, tokenizer_dir):
         proc.wait()
 
 
-def run(server: Server, items: list[ScheduledRequest], kind: str = "poisson", **options):
+def run(
+    server: Server,
+    items: list[ScheduledRequest],
+    kind: str = "poisson",
+    concurrency: int | None = None,
+    **options,
+):
     cfg = EngineConfig(
         model="tiny",
         kv_blocks=KV_BLOCKS,
         block_size=BLOCK,
         options={"base_url": server.base_url, "metrics_interval": 0.1, **options},
     )
-    return OpenAIEngine().run(Schedule(kind, items), cfg)
+    return OpenAIEngine().run(Schedule(kind, items, concurrency=concurrency), cfg)
 
 
 def test_streamed_completions_follow_the_workload_exactly(server):
@@ -215,6 +223,63 @@ def test_sim_vllm_and_openai_engines_see_identical_prompt_ids(server):
     assert digests[0] == digests[1] == digests[2]
     assert len(set(digests[0])) == len(sched.items)
     assert over_http.report.loadgen.prompt_token_mismatches == 0
+
+
+def test_a_closed_loop_holds_n_requests_and_measures_from_the_previous_finish(server):
+    rng = np.random.default_rng(4)
+    items = [
+        ScheduledRequest(
+            Request(i, int(rng.integers(20, 200)), int(rng.integers(4, 40)), workload="w"),
+            0.0,
+            think_time=0.02 if i >= 3 else 0.0,
+        )
+        for i in range(15)
+    ]
+    rec = run(server, items, kind="concurrency", concurrency=3)
+    r = rec.requests
+    assert (r.status == "ok").all(), r.error.tolist()
+    assert (r.generated_tokens == r.expected_output_tokens).all()
+    send, finish = r.send_time.to_numpy(), r.finish_time.to_numpy()
+    # never more than three in flight; each later request was due 20 ms after a finish
+    assert max(((send <= t) & (t < finish)).sum() for t in send) <= 3
+    for due in r.arrival_time.to_numpy()[3:]:
+        assert np.min(np.abs(finish + 0.02 - due)) < 1e-9
+    assert rec.report.loadgen.target_rate is None
+
+
+def _groups(n: int = 8) -> list[ScheduledRequest]:
+    """Two groups sharing a 96-token system prompt (3 blocks of 32), one request at a time."""
+    return [
+        ScheduledRequest(
+            Request(
+                i,
+                140,
+                4,
+                workload="w",
+                prefix_segments=(PromptSegment(f"system:{i % 2}", 96),),
+            ),
+            0.0,
+        )
+        for i in range(n)
+    ]
+
+
+def test_a_rerun_after_the_cache_reset_hits_what_the_workload_implies_again(server):
+    """vLLM's own client reruns into a warm cache; here the second identical run is reset
+    first and measures the same hits, both equal to what the workload implies."""
+    first = run(server, _groups(), kind="concurrency", concurrency=1).report.prefix_cache
+    second = run(server, _groups(), kind="concurrency", concurrency=1).report.prefix_cache
+    warm = run(
+        server, _groups(), kind="concurrency", concurrency=1, reset_prefix_cache=False
+    ).report.prefix_cache
+    assert first is not None and second is not None and warm is not None
+    assert first.reset == second.reset == "done" and warm.reset == "off"
+    assert first.block_size == BLOCK and first.implied_hits == 6 * 96
+    assert first.measured_queries == first.implied_queries == 8 * 140
+    assert first.measured_hits == first.implied_hits == second.measured_hits
+    # without the reset every prompt is found whole (all but its last, partial block):
+    # the run is faster only because the previous one ran
+    assert warm.measured_hits == 8 * ((140 - 1) // BLOCK * BLOCK) > first.measured_hits
 
 
 def test_a_server_killed_mid_run_leaves_partial_results_not_a_crash(server):

@@ -167,6 +167,26 @@ def test_max_concurrency_caps_requests_in_the_engine(config):
     assert rec.steps["num_running"].max() == 1
 
 
+def test_a_closed_loop_keeps_n_requests_in_the_engine(config):
+    rng = np.random.default_rng(2)
+    items = [
+        ScheduledRequest(
+            Request(i, int(rng.integers(10, 200)), int(rng.integers(2, 30))),
+            0.0,
+            think_time=0.01 if i >= 3 else 0.0,
+        )
+        for i in range(12)
+    ]
+    rec = get_engine("vllm").run(Schedule("concurrency", items, concurrency=3), config)
+    req = rec.requests
+    assert (req["status"] == "ok").all()
+    send, finish = req["send_time"].to_numpy(), req["finish_time"].to_numpy()
+    assert max(((send <= t) & (t < finish)).sum() for t in send) <= 3
+    assert rec.steps["num_running"].max() <= 3
+    for due in req["arrival_time"].to_numpy()[3:]:  # 10 ms after one of the finishes
+        assert np.min(np.abs(finish + 0.01 - due)) < 1e-9
+
+
 def test_unknown_option_names_the_engine_and_its_options(config):
     typo = config.model_copy(update={"options": {"max_concurency": 1}})
     with pytest.raises(UserError, match=r"engine vllm: unknown option 'max_concurency' \(known"):
@@ -208,3 +228,24 @@ def test_interrupt_mid_run_returns_partial_records(config):
     assert (req.loc[[4, 5, 6, 7, 8], "error"] == "interrupted").all()
     assert len(rec.steps) > 0
     assert loaded.key not in loader._CACHE
+
+
+def test_each_run_starts_with_an_empty_prefix_cache(config):
+    """After the interrupt test (a fresh engine anyway): an engine with prefix caching is
+    reused across runs, and a rerun must not hit what the previous run computed."""
+    from workload_eval.contracts import PromptSegment
+
+    cached = config.model_copy(update={"enable_prefix_caching": True})
+    items = [
+        ScheduledRequest(
+            Request(i, 100, 3, prefix_segments=(PromptSegment(f"system:{i % 2}", 64),)), 0.0
+        )
+        for i in range(6)
+    ]
+    sched = Schedule("concurrency", items, concurrency=1)
+    first = get_engine("vllm").run(sched, cached).report.prefix_cache
+    second = get_engine("vllm").run(sched, cached).report.prefix_cache
+    assert first is not None and second is not None and first.reset == second.reset == "done"
+    assert first.implied_hits == 4 * 64  # two blocks of 32 for each but the first of a group
+    assert first.measured_queries == first.implied_queries == 6 * 100
+    assert first.measured_hits == first.implied_hits == second.measured_hits

@@ -123,7 +123,42 @@ def summary_table(summary: Mapping[str, Any], *, title: str | None = None) -> Ta
                 " / ".join(steady_of(k, scale) for k in stats),
                 unit,
             )
+    users = _closed_loop_users(summary)
+    if users is not None:
+        in_flight = fmt(summary.get("in_flight_mean"))
+        row("Users / mean in flight", f"{fmt(users)} / {in_flight}")
+    if "prefix_cache_hit_rate_implied" in summary:
+        measured = _percent(summary.get("prefix_cache_hit_rate"))
+        implied = _percent(summary.get("prefix_cache_hit_rate_implied"))
+        row("Prefix hits seen / implied", f"{measured} / {implied}", unit="%")
     return table
+
+
+def _percent(value: Any) -> str:
+    return "-" if value is None else fmt(100 * float(value))
+
+
+def _resolved(summary: Mapping[str, Any], *path: str) -> Any:
+    """A value inside the run record (summary["config"]), None when absent."""
+    node: Any = summary.get("config")
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _closed_loop_users(summary: Mapping[str, Any]) -> int | None:
+    users = _resolved(summary, "spec", "schedule", "concurrency")
+    return users if isinstance(users, int) else None
+
+
+def cache_reset_line(summary: Mapping[str, Any]) -> str | None:
+    """What the console says when the prefix cache could not be emptied before the run."""
+    cache = _resolved(summary, "resolved", "prefix_cache")
+    if not isinstance(cache, Mapping) or cache.get("reset") not in ("refused", "failed"):
+        return None
+    return f"prefix cache not emptied before the run: {cache.get('reset_note') or cache['reset']}"
 
 
 def steady_line(summary: Mapping[str, Any]) -> str | None:
@@ -171,6 +206,9 @@ def print_summary(
         line = backing_line(dict(config))
         if line:
             out.print(line, soft_wrap=True, highlight=False)
+    reset = cache_reset_line(summary)
+    if reset:
+        out.print(reset, soft_wrap=True, highlight=False)
 
 
 class _CountColumn(ProgressColumn):
@@ -260,6 +298,17 @@ def progress_bar(
     return ProgressBar(total, description=description, unit=unit, enabled=enabled)
 
 
+_WARNED: set[str] = set()
+
+
+def warn_once(key: str, line: str) -> None:
+    """One stderr line per ``key`` and process (a sweep repeats the same condition per point)."""
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    stderr_console().print(line, soft_wrap=True, highlight=False)
+
+
 def progress_default() -> bool:
     """Show progress bars when a person is watching stderr."""
     return sys.stderr.isatty()
@@ -276,4 +325,5 @@ __all__ = [
     "stdout_console",
     "steady_line",
     "summary_table",
+    "warn_once",
 ]

@@ -69,6 +69,8 @@ class ScheduledRequest:
     sent ``think_time`` seconds after that turn finishes, and not before ``arrival_time``
     (inference-perf's multi-turn users wait for their previous turn and for their slot).
     ``stage`` is the load stage the request belongs to (see ``Schedule.stage_gap_s``).
+    In a closed loop (``Schedule.concurrency``) a root's ``think_time`` is its user's pause
+    between the previous request's finish and this one.
     """
 
     request: Request
@@ -156,12 +158,20 @@ class Schedule:
     item's ``arrival_time`` counts from its stage's start, stage 0 starts at 0 and stage
     k+1 starts ``stage_gap_s`` after every request of stage k has finished (a drain barrier,
     not a fixed offset). Items are then ordered by (stage, arrival_time).
+
+    With ``concurrency`` set the schedule is a closed loop of that many users (GuideLLM's
+    and AIPerf's concurrency): the first ``concurrency`` roots are due at their
+    ``arrival_time``, and every time a user's request finishes with nothing to follow it
+    (no follow-up turn) the next root in order is due ``think_time`` (that root's) later.
+    A follow-up turn keeps its user: the conversation goes on before the user takes a new
+    root. Latency still runs from each request's due time, its *intended* send time.
     """
 
     kind: str
     items: list[ScheduledRequest]
     params: dict[str, JsonValue] = field(default_factory=dict)
     stage_gap_s: float | None = None
+    concurrency: int | None = None  # closed loop: users; None = open loop
     _graph: ScheduleGraph | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -171,8 +181,30 @@ class Schedule:
     def graph(self) -> ScheduleGraph:
         """Roots, follow-ups and stages, built once; engines send by it."""
         if self._graph is None or len(self._graph.parents) != len(self.items):
-            self._graph = ScheduleGraph.of(self.items, staged=self.stage_gap_s is not None)
+            graph = ScheduleGraph.of(self.items, staged=self.stage_gap_s is not None)
+            if self.concurrency is not None:
+                _check_closed_loop(self, graph)
+            self._graph = graph
         return self._graph
+
+
+def _check_closed_loop(schedule: Schedule, graph: ScheduleGraph) -> None:
+    """A closed loop needs users that each hold one request at a time: a positive number
+    of them, no load stages, and follow-ups that form chains (one per finished request)."""
+    from workload_eval.errors import UserError
+
+    n = schedule.concurrency
+    if n is None or isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UserError(f"schedule: concurrency must be a positive integer (got {n!r})")
+    if schedule.stage_gap_s is not None:
+        raise UserError("schedule: a closed loop (concurrency) cannot also have load stages")
+    for i, kids in enumerate(graph.children):
+        if len(kids) > 1:
+            rid = schedule.items[i].request.request_id
+            raise UserError(
+                f"schedule: request {rid} has {len(kids)} follow-ups; a closed loop "
+                "(concurrency) needs each request to release at most one"
+            )
 
 
 # Column names of RunRecords tables (Parquet). One place, so every engine writes the same.
@@ -234,6 +266,32 @@ class WorkloadReport(BaseModel):
     spec: dict[str, JsonValue] | None = None  # a generated workload's full spec
 
 
+# What happened to the engine's prefix cache before a run: emptied (``done``), empty anyway
+# (``fresh``: a new simulator), could not be emptied (``refused``: the server has no such
+# endpoint; ``failed``: it answered no), or not asked for (``off``).
+CacheReset = Literal["done", "fresh", "refused", "failed", "off"]
+
+
+class PrefixCacheReport(BaseModel):
+    """The prefix cache of one run: the hit rate measured by the engine beside the hit rate
+    the workload implies (``prefix_reuse.implied_reuse``: an unbounded cache, vLLM's rules),
+    in prompt tokens, and whether the cache was emptied first (a rerun must not be faster
+    because the cache remembered the previous run)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    block_size: int = Field(ge=1)
+    implied_queries: int = Field(ge=0)  # prompt tokens looked up
+    implied_hits: int = Field(ge=0)  # of them found in blocks earlier requests computed
+    implied_hit_rate: MaybeFloat = None
+    measured_queries: MaybeFloat = None  # the engine's own counters; None when unknown
+    measured_hits: MaybeFloat = None
+    measured_hit_rate: MaybeFloat = None
+    measured_by: str = ""  # where the measured numbers come from
+    reset: CacheReset = "off"
+    reset_note: str = ""  # why a reset was refused or failed, and what it means
+
+
 class EngineReport(BaseModel):
     """What an engine resolved and observed besides its tables; each engine extends it
     (SimReport, VllmReport, OpenAIReport) and registers the subclass with itself."""
@@ -245,6 +303,7 @@ class EngineReport(BaseModel):
     interrupted: bool = False  # Ctrl-C: the records hold what was gathered
     error: str | None = None  # why the run stopped early, when it did
     workload: WorkloadReport = Field(default_factory=WorkloadReport)
+    prefix_cache: PrefixCacheReport | None = None  # with prefix caching on
 
     def columns(self) -> dict[str, Cell]:
         """Engine-specific columns of the points table (results.py), e.g. the sim's gpu."""

@@ -3,13 +3,18 @@
 A root is due at its stage's start plus its ``arrival_time``; a follow-up at the later of that
 and its parent's end plus ``think_time``; with stages (``Schedule.stage_gap_s``), stage k+1
 starts ``stage_gap_s`` after every request of stage k finished (inference-perf's drain
-barrier). The engines that run in real time (vllm, openai) ask a Dispatcher; the simulator's
-event loop applies the same rules inline on its hot path (``engines/sim/loop.py``).
+barrier). In a closed loop (``Schedule.concurrency`` = N users) only the first N roots are
+due at the start; each finished request with no follow-up frees its user, and the next root
+in order is due at the later of its arrival time and that finish plus the root's
+``think_time`` (its intended send time). The engines that run in real time (vllm, openai)
+ask a Dispatcher; the simulator's event loop applies the same rules inline on its hot path
+(``engines/sim/loop.py``).
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from workload_eval.contracts import Schedule
 
@@ -31,11 +36,18 @@ class Dispatcher:
         self.last_end = [-math.inf] * stages
         self.waiting: dict[int, float] = {}  # follow-up -> parent's end, its stage not started
         self.current = -1
+        self.users = schedule.concurrency  # closed loop: users; None = open loop
+        self.queue: deque[int] = deque()  # closed loop: roots no user has taken yet
 
     def begin(self) -> Due:
         """What is due from the start (stage 0's roots, and any empty stages after it)."""
         if not self.started:
             return []
+        if self.users is not None:  # a closed loop has one stage (checked by the graph)
+            self.current, self.started[0] = 0, 0.0
+            roots = self.graph.stage_roots[0]
+            self.queue.extend(roots[self.users :])
+            return sorted((float(self.items[i].arrival_time), i) for i in roots[: self.users])
         due = self._open(0, 0.0)
         return sorted(due + self._drained(0, 0.0))
 
@@ -52,6 +64,9 @@ class Dispatcher:
                 due.append((self._due(c, end), c))
             else:
                 self.waiting[c] = end
+        if self.users is not None and not self.graph.children[item] and self.queue:
+            nxt = self.queue.popleft()  # the user is free: it takes the next root
+            due.append((self._due(nxt, end), nxt))
         if self.staged:
             k = stage_of[item]
             self.remaining[k] -= 1

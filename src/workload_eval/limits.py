@@ -141,6 +141,8 @@ MAX_DURATION = 30 * 24 * 3600
 # /metrics is scraped at most 100 times a second: one scrape of vLLM's costs ~1-5 ms of the
 # client's CPU and more of the server's, so faster sampling would become the load itself.
 MIN_METRICS_INTERVAL_S = 0.01
+# Load workers: more than this is a typo, not a cluster (each keeps ~2,000 req/s).
+MAX_LOAD_WORKERS = 1024
 
 ALL_LIMITS = (MAX_REQUESTS, MAX_DURATION_S, MAX_DATA_BYTES, MAX_SPEC_BYTES, MAX_POINTS)
 

@@ -21,6 +21,7 @@ from workload_eval.analysis.intervals import METHOD as CI_METHOD
 from workload_eval.analysis.steady import METHOD as STEADY_METHOD
 from workload_eval.analysis.steady import steady_window
 from workload_eval.contracts import RunRecords
+from workload_eval.load_summary import load_summary
 from workload_eval.slo import PERCENTILES, REQUEST_METRICS, SLO, SLOInput, parse_slos, run_level
 
 SLO_KEYS = REQUEST_METRICS  # per-request latencies a bound can apply to (see slo.py)
@@ -273,6 +274,7 @@ def summarize(records: RunRecords, *, slo: SLOInput | None = None) -> Summary:
         "total_prompt_tokens": int(tokens_in),
         "total_generated_tokens": int(tokens_out),
         **distribution(request_metrics(req)["send_lag"], "send_lag"),
+        **load_summary(records, seconds),
     }
     slos: list[SLO] = parse_slos(slo, where="slo") if slo else []
     extra: Summary = {}

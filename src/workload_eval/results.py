@@ -149,6 +149,7 @@ def search_columns(spec: RunSpec, resolved_kv_blocks: int | None = None) -> dict
     (``kv_blocks``: what a probe's engine resolved, when the spec sized the KV by memory)."""
     row = spec_columns(spec)
     del row["rate"], row["seed"]
+    row.pop("schedule.concurrency", None)  # a closed loop's search chooses its users
     if resolved_kv_blocks is not None:
         row["kv_blocks"] = resolved_kv_blocks
     return row

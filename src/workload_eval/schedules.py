@@ -128,6 +128,21 @@ class SessionsSchedule(_Spec):
     num_requests: _CountOpt = None  # turns to load from the workload (whole sessions, cut)
 
 
+class ConcurrencySchedule(_Spec):
+    """A closed loop of ``concurrency`` users (GuideLLM's and AIPerf's concurrency; not
+    vLLM's ``--max-concurrency``, which caps an open loop): each user sends its next request
+    ``think_time`` seconds (fixed, or exponential with that mean) after its previous one
+    finished. The requests are taken in workload order; ``num_requests`` of them (None: the
+    whole workload). Each request's intended send time is that finish plus think time.
+    """
+
+    kind: Literal["concurrency"] = "concurrency"
+    concurrency: Annotated[int, Field(gt=0, le=limits.MAX_INT)]
+    num_requests: _CountOpt = None
+    think_time: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    think_time_dist: Literal["fixed", "exponential"] = "fixed"
+
+
 ScheduleSpec = Annotated[
     OfflineSchedule
     | PoissonSchedule
@@ -135,7 +150,8 @@ ScheduleSpec = Annotated[
     | GammaSchedule
     | ConstantSchedule
     | TraceSchedule
-    | SessionsSchedule,
+    | SessionsSchedule
+    | ConcurrencySchedule,
     Field(discriminator="kind"),
 ]
 SCHEDULE_KINDS: tuple[str, ...] = (
@@ -146,6 +162,7 @@ SCHEDULE_KINDS: tuple[str, ...] = (
     "constant",
     "trace",
     "sessions",
+    "concurrency",
 )
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(ScheduleSpec)
 
@@ -269,7 +286,7 @@ def arrival_times(spec: ScheduleSpec, seed: int) -> np.ndarray | None:
     """Intended send times, or None when the workload decides the count (trace, sessions)."""
     if isinstance(spec, OfflineSchedule):
         return None if spec.num_requests is None else np.zeros(spec.num_requests)
-    if isinstance(spec, TraceSchedule | SessionsSchedule):
+    if isinstance(spec, TraceSchedule | SessionsSchedule | ConcurrencySchedule):
         return None
     times = _rate_arrivals(
         spec.kind,
@@ -326,6 +343,9 @@ def build_schedule(spec: ScheduleSpec, df: pd.DataFrame, seed: int = 0) -> Sched
         items = _trace_items(spec, df)
     elif isinstance(spec, SessionsSchedule):
         items = _session_items(spec, df, seed)
+    elif isinstance(spec, ConcurrencySchedule):
+        items = _closed_loop_items(spec, df, seed)
+        return Schedule(kind=spec.kind, items=items, params=params, concurrency=spec.concurrency)
     else:
         times = arrival_times(spec, seed)
         if times is None:  # offline over the whole workload
@@ -341,6 +361,28 @@ def build_schedule(spec: ScheduleSpec, df: pd.DataFrame, seed: int = 0) -> Sched
         if df.attrs.get("serialize_turns"):
             _serialize_turns(items)
     return Schedule(kind=spec.kind, items=items, params=params)
+
+
+def _closed_loop_items(
+    spec: ConcurrencySchedule, df: pd.DataFrame, seed: int
+) -> list[ScheduledRequest]:
+    """Every request due at 0 as far as the schedule knows: the loop decides when (each
+    root's think time is its user's pause before it; the first N users start at once)."""
+    frame = df if spec.num_requests is None else df.iloc[: spec.num_requests]
+    limits.check_request_count(len(frame), what="schedule concurrency")
+    items = [ScheduledRequest(r, 0.0) for r in _requests(frame)]
+    if df.attrs.get("serialize_turns"):
+        _serialize_turns(items)
+    if spec.think_time > 0:
+        roots = [it for it in items if it.depends_on is None]
+        if spec.think_time_dist == "fixed":
+            pauses = np.full(len(roots), spec.think_time)
+        else:  # its own stream, as the sessions schedule draws think times
+            pauses = np.random.default_rng([seed, 1]).exponential(spec.think_time, len(roots))
+        pauses[: spec.concurrency] = 0.0  # every user starts at once
+        for it, pause in zip(roots, pauses, strict=True):
+            it.think_time = float(pause)
+    return items
 
 
 def _serialize_turns(items: list[ScheduledRequest]) -> None:
@@ -445,6 +487,7 @@ def _session_items(spec: SessionsSchedule, df: pd.DataFrame, seed: int) -> list[
 
 __all__ = [
     "SCHEDULE_KINDS",
+    "ConcurrencySchedule",
     "ConstantSchedule",
     "GammaSchedule",
     "OfflineSchedule",

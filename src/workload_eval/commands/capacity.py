@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from workload_eval.experiments.store import ResultStore
 
 RATE_KINDS = ("poisson", "poisson-exp", "gamma", "constant", "sessions")
+SEARCHED_KINDS = (*RATE_KINDS, "concurrency")
 
 
 def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any] | None:
@@ -50,10 +51,17 @@ def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any
 @click.option(
     "--schedule",
     "kind",
-    type=click.Choice(RATE_KINDS),
+    type=click.Choice(SEARCHED_KINDS),
     default="poisson",
     show_default=True,
-    help="Arrival process whose rate is searched.",
+    help="Arrival process whose rate is searched; concurrency: the most closed-loop users "
+    "(with --num-requests per probe).",
+)
+@click.option(
+    "--num-requests", type=int, help="concurrency: requests per probe (the users share them)."
+)
+@click.option(
+    "--think-time", type=float, help="concurrency: a user's pause between a finish and its next."
 )
 @click.option(
     "--duration",
@@ -155,14 +163,15 @@ def command(**o: Any) -> None:
     console = stdout_console()
     metrics = list(dict.fromkeys(s.metric for s in run_level(task.slos)))
 
+    users = task.searched == "concurrency"
+
     def on_probe(rate: float, seed: int, m: dict[str, Any], passed: bool) -> None:
         verdict = search.judge(m)
         shown = "  ".join(
             f"{k}={_num(m.get(k))}{_interval(verdict.intervals.get(k), m.get(k))}" for k in metrics
         )
-        console.print(
-            f"rate {rate:>9.4g} req/s  seed {seed}  {shown}  {verdict.label}", soft_wrap=True
-        )
+        what = f"users {rate:>6.0f}" if users else f"rate {rate:>9.4g} req/s"
+        console.print(f"{what}  seed {seed}  {shown}  {verdict.label}", soft_wrap=True)
 
     t0 = time.perf_counter()
     try:
@@ -172,18 +181,20 @@ def command(**o: Any) -> None:
         stderr_console().print(f"interrupted{kept}: run the same command again to resume")
         raise SystemExit(interrupts.exit_code()) from None
     wall = time.perf_counter() - t0
-    _print_rates(result, metrics)
+    _print_rates(result, metrics, users=users)
     limit = " (the search's limit: widen --rates / max rate)" if result.censored else ""
     floor = confidence_floor(task.slos, task.options.confidence, o["duration"])
-    if result.censored and result.lower is None and floor > 0:
+    if result.censored and result.lower is None and floor > 0 and not users:
         limit = (
             f" (below {floor:.4g} req/s a {o['duration']:g} s probe holds too few requests "
             f"for a {task.options.confidence:.0%} interval: a longer --duration, or "
             "--confidence none)"
         )
-    bracket = f"; next rate up fails: {result.upper:g}" if result.upper is not None else ""
+    up = "one more user fails" if users else "next rate up fails"
+    bracket = f"; {up}: {result.upper:g}" if result.upper is not None else ""
+    unit = "users (closed loop)" if users else "req/s"
     console.print(
-        f"capacity: {result.rate:g} req/s{limit}{_answer_interval(result)} under "
+        f"capacity: {result.rate:g} {unit}{limit}{_answer_interval(result, unit)} under "
         f"{', '.join(map(str, task.slos))} "
         f"(rule {result.rule}, {result.num_runs} run(s), {wall:.1f} s{bracket})",
         soft_wrap=True,
@@ -211,6 +222,14 @@ def build_task(o: dict[str, Any]) -> CapacityTask:
     slos = parse_slo_flags(o["slo"])
     check_objectives(slos)
     schedule: dict[str, Any] = {"kind": o["kind"], "duration": o["duration"]}
+    if o["kind"] == "concurrency":
+        if o.get("num_requests") is None:
+            raise UserError("--schedule concurrency needs --num-requests N (requests per probe)")
+        schedule = {"kind": "concurrency", "num_requests": o["num_requests"]}
+        if o.get("think_time") is not None:
+            schedule["think_time"] = o["think_time"]
+    elif o.get("num_requests") is not None or o.get("think_time") is not None:
+        raise UserError("--num-requests and --think-time apply to --schedule concurrency only")
     if o["burstiness"] is not None:
         schedule["burstiness"] = o["burstiness"]
     config = engine_config(o)
@@ -266,25 +285,25 @@ def _interval(bounds: tuple[float, float] | None, value: Any) -> str:
     return f" [{_num(bounds[0])}, {_num(bounds[1])}]"
 
 
-def _answer_interval(result: CapacityResult) -> str:
+def _answer_interval(result: CapacityResult, unit: str) -> str:
     """The answer's interval at its confidence: met up to the answer, violated from
     ``high``; nothing without a confidence (the paper's point answer)."""
     if result.confidence is None:
         return ""
     high = f"{result.high:g}" if result.high is not None else "(none found)"
     return (
-        f", interval {result.rate:g}-{high} req/s at {result.confidence:.0%} confidence "
-        "(met up to the first, violated from the second)"
+        f", interval {result.rate:g}-{high} {unit.split()[0]} at {result.confidence:.0%} "
+        "confidence (met up to the first, violated from the second)"
     )
 
 
-def _print_rates(result: Any, metrics: list[str]) -> None:
+def _print_rates(result: Any, metrics: list[str], *, users: bool = False) -> None:
     from rich.table import Table
 
     from workload_eval.console import stdout_console
 
-    table = Table(title="Probed rates", header_style="bold")
-    for c in ("rate (req/s)", "seeds", *metrics, "verdict"):
+    table = Table(title="Probed users" if users else "Probed rates", header_style="bold")
+    for c in ("users" if users else "rate (req/s)", "seeds", *metrics, "verdict"):
         table.add_column(c, justify="left" if c == "verdict" else "right")
     level = "" if result.confidence is None else f" ({result.confidence:.0%})"
     for row in result.rates.to_dict("records"):
@@ -321,7 +340,13 @@ def _write(store: ResultStore, task: CapacityTask, result: CapacityResult) -> No
         task.run_spec(task.options.start, task.seeds[0]),
         int(kv) if isinstance(kv, int | float) else None,
     )
-    row = {"task": task.key, **cfg, **result.as_row(), "seeds": ",".join(map(str, task.seeds))}
+    row = {
+        "task": task.key,
+        **cfg,
+        **result.as_row(),
+        "searched": task.searched,
+        "seeds": ",".join(map(str, task.seeds)),
+    }
     write_table(pd.DataFrame([row]), store.root / "capacity")
     write_table(probes, store.root / "capacity_probes")
     store.rebuild_index()

@@ -35,7 +35,16 @@ _OPTION_OF = {
     "arrival": "--session-arrival",
     "kind": "--schedule",
 }
-SCHEDULE_CHOICES = ("offline", "poisson", "poisson-exp", "gamma", "constant", "trace", "sessions")
+SCHEDULE_CHOICES = (
+    "offline",
+    "poisson",
+    "poisson-exp",
+    "gamma",
+    "constant",
+    "trace",
+    "sessions",
+    "concurrency",
+)
 RATE_KINDS = ("poisson", "poisson-exp", "gamma", "constant")
 
 
@@ -45,8 +54,13 @@ def _option(field: str) -> str:
 
 def _validation_error(e: ValidationError) -> UserError:
     err = e.errors()[0]
-    # the schedule's own name and kind are not options: a whole-schedule error has no field
-    loc = [str(p) for p in err["loc"] if str(p) not in (*SCHEDULE_CHOICES, "schedule")]
+    # the schedule's own name and kind tag are not options: a whole-schedule error has no
+    # field (a field may share a kind's name: concurrency.concurrency is --concurrency)
+    loc = [str(p) for p in err["loc"]]
+    if loc[:1] == ["schedule"]:
+        loc = loc[1:]
+    if loc[:1] and loc[0] in SCHEDULE_CHOICES:
+        loc = loc[1:]
     msg = err["msg"].removeprefix("Value error, ")
     if not loc:
         return UserError(msg)
@@ -64,10 +78,13 @@ def schedule_from_options(
     think_time: float | None,
     think_time_dist: str,
     session_arrival: str,
+    concurrency: int | None = None,
 ) -> dict[str, Any]:
     """The schedule spec the options describe; inconsistent combinations are UserErrors."""
     if kind is None:
-        if request_rate is not None:
+        if concurrency is not None:
+            kind = "concurrency"
+        elif request_rate is not None:
             kind = "gamma" if burstiness is not None else "poisson"
         elif time_scale is not None:
             kind = "trace"
@@ -79,9 +96,11 @@ def schedule_from_options(
         "--burstiness": burstiness,
         "--time-scale": time_scale,
         "--think-time": think_time,
+        "--concurrency": concurrency,
     }
     allowed = {
         "offline": set(),
+        "concurrency": {"--concurrency", "--think-time"},
         "trace": {"--time-scale", "--duration"},
         "sessions": {"--request-rate", "--duration", "--burstiness", "--think-time"},
         "gamma": {"--request-rate", "--duration", "--burstiness"},
@@ -89,6 +108,8 @@ def schedule_from_options(
     for opt, value in given.items():
         if value is not None and opt not in allowed:
             raise UserError(f"{opt} does not apply to --schedule {kind}")
+    if kind == "concurrency" and concurrency is None:
+        raise UserError("--schedule concurrency needs --concurrency N (users)")
     if kind in (*RATE_KINDS, "sessions") and request_rate is None:
         raise UserError(f"--schedule {kind} needs --request-rate")
     if kind in RATE_KINDS and duration is None and num_requests is None:
@@ -103,6 +124,10 @@ def schedule_from_options(
     if kind == "sessions":
         spec.update(
             think_time=think_time or 0.0, think_time_dist=think_time_dist, arrival=session_arrival
+        )
+    if kind == "concurrency":
+        spec.update(
+            concurrency=concurrency, think_time=think_time or 0.0, think_time_dist=think_time_dist
         )
     return spec
 
@@ -124,13 +149,24 @@ def schedule_from_options(
 @click.option("--duration", type=float, help="Seconds of arrivals (online).")
 @click.option("--burstiness", type=float, help="Gamma shape: <1 burstier, 1 = Poisson.")
 @click.option("--time-scale", type=float, help="Trace replay speed-up (2 = twice as fast).")
-@click.option("--think-time", type=float, help="Sessions: seconds between reply and next turn.")
+@click.option(
+    "--concurrency",
+    type=int,
+    help="Closed loop: N users, each sends its next request when its previous one finished "
+    "(--schedule concurrency; not --max-concurrency, which caps an open loop).",
+)
+@click.option(
+    "--think-time",
+    type=float,
+    help="Sessions: seconds between reply and next turn; concurrency: a user's pause "
+    "between a finish and its next request.",
+)
 @click.option(
     "--think-time-dist",
     type=click.Choice(["fixed", "exponential"]),
     default="fixed",
     show_default=True,
-    help="Sessions: think time fixed, or exponential with that mean.",
+    help="Sessions, concurrency: think time fixed, or exponential with that mean.",
 )
 @click.option(
     "--session-arrival",
@@ -173,6 +209,9 @@ def command(**o: Any) -> None:
     Online, the seed's Poisson process (10 ms quanta):
       workload-eval run --model opt-13b --kv-blocks 643 --workload alpaca \\
         --request-rate 28 --duration 600 --out runs/alpaca-28
+    Closed loop, 64 users each sending its next request when the last one finished:
+      workload-eval run --model opt-13b --kv-blocks 643 --workload alpaca \\
+        --concurrency 64 --num-requests 2000 --out runs/alpaca-c64
     """
     from workload_eval import interrupts
     from workload_eval.console import (
@@ -224,6 +263,7 @@ def build_spec(o: dict[str, Any]) -> RunSpec:
         think_time=o["think_time"],
         think_time_dist=o["think_time_dist"],
         session_arrival=o["session_arrival"],
+        concurrency=o.get("concurrency"),
     )
     config = engine_config(o, seed=o["seed"])
     try:

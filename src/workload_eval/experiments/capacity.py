@@ -242,7 +242,8 @@ class BisectSearch(CapacitySearch):
 
     Stops when (upper - lower) <= tolerance * upper, so the answer (the highest rate seen
     to pass) is within ``tolerance`` (relative) below the true crossing for a monotone
-    metric.
+    metric. ``integer`` searches whole numbers (a closed loop's users) to the exact answer:
+    it stops when the bracket's ends are adjacent.
     """
 
     rule = "bisect"
@@ -256,9 +257,13 @@ class BisectSearch(CapacitySearch):
         factor: float = 2.0,
         min_rate: float = 1e-3,
         max_rate: float = 1e4,
+        integer: bool = False,
         **kw: Any,
     ) -> None:
         super().__init__(slos, **kw)
+        self.integer = integer
+        if integer:
+            start, min_rate, max_rate = max(1, round(start)), 1, max(1, math.floor(max_rate))
         if not 0 < tolerance < 1:
             raise UserError(f"capacity: tolerance must be in (0, 1), got {tolerance}")
         if start <= 0 or factor <= 1 or not 0 < min_rate < max_rate:
@@ -285,16 +290,21 @@ class BisectSearch(CapacitySearch):
         if hi is None:
             assert lo is not None
             nxt = min(lo * self.factor, self.max_rate)
+            nxt = float(math.floor(nxt)) if self.integer else nxt
             if lo >= self.max_rate or _nice(nxt) in self._verdicts:
                 self._hit_limit[edge] = True
                 return None
             return nxt
         if lo is None:
             nxt = max(hi / self.factor, self.min_rate)
+            nxt = float(math.ceil(nxt)) if self.integer else nxt
             if hi <= self.min_rate or _nice(nxt) in self._verdicts:  # at the floor
                 self._hit_limit[edge] = True
                 return None
             return nxt
+        if self.integer:
+            mid = float((lo + hi) // 2)
+            return None if mid in (lo, hi) else mid
         if hi - lo <= self.tolerance * hi:
             return None
         mid = _nice((lo + hi) / 2)

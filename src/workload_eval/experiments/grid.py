@@ -90,15 +90,37 @@ class CapacityTask:
     options: CapacityOptions
     seeds: tuple[int, ...]
 
+    @property
+    def searched(self) -> str:
+        """What the search varies: a rate, or a closed loop's users (``concurrency``)."""
+        return "concurrency" if self.base["schedule"].get("kind") == "concurrency" else "rate"
+
     def run_spec(self, rate: float, seed: int) -> RunSpec:
         data = json.loads(json.dumps(self.base))
-        data["schedule"]["rate"] = rate
+        if self.searched == "concurrency":
+            data["schedule"]["concurrency"] = round(rate)
+        else:
+            data["schedule"]["rate"] = rate
         data["seed"] = seed
         data["engine_config"]["seed"] = seed
         return make_run_spec(data)
 
     def make_search(self) -> CapacitySearch:
         o = self.options
+        if self.searched == "concurrency":  # users: whole numbers, at most one per request
+            n = self.base["schedule"].get("num_requests")
+            return make_search(
+                list(self.slos),
+                rule=o.rule,
+                rates=o.grid(),
+                start=o.start,
+                seeds=self.seeds,
+                aggregate=o.aggregate,
+                repeat_band=o.repeat_band,
+                max_rate=min(o.max_rate, n) if n else o.max_rate,
+                min_rate=1,
+                integer=True,
+            )
         duration = self.base["schedule"].get("duration")
         # below this a probe would hold too few arrivals to judge (5 over the duration)
         min_rate = max(1e-3, 5.0 / duration) if duration else 1e-3

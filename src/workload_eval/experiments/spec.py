@@ -202,7 +202,12 @@ class ScheduleEntry(NoBoolNumbers):
 
     @property
     def is_capacity(self) -> bool:
-        return self.rate == "capacity"
+        """A capacity search: of the rate, or of a closed loop's users (``concurrency``)."""
+        return self.rate == "capacity" or self.concurrency_capacity
+
+    @property
+    def concurrency_capacity(self) -> bool:
+        return (self.model_extra or {}).get("concurrency") == "capacity"
 
     def rates(self) -> list[float | None]:
         if self.rate is None or self.rate == "capacity":
@@ -217,6 +222,8 @@ class ScheduleEntry(NoBoolNumbers):
         if not self.is_capacity and self.rate is not None:
             axes.append(("rate", self.rates()))
         for k, v in (self.model_extra or {}).items():
+            if k == "concurrency" and v == "capacity":
+                continue  # the search chooses it
             axes.append((k, list(v) if isinstance(v, list) else [v]))
         for k, values in axes:
             combos = [{**c, k: v} for c in combos for v in values]
@@ -490,13 +497,22 @@ def _check_schedules(grid: GridSpec, src: str, prefix: str) -> None:
     adapter: TypeAdapter[Any] = TypeAdapter(ScheduleSpec)
     for i, entry in enumerate(grid.schedules):
         for combo in entry.expand():
-            if entry.is_capacity and combo["kind"] in ("offline", "trace"):
+            closed = combo["kind"] == "concurrency"
+            if entry.rate == "capacity" and combo["kind"] in ("offline", "trace", "concurrency"):
+                users = " (a closed loop searches its users: concurrency: capacity)"
                 raise UserError(
                     f"{src}: {prefix}schedules[{i}].rate: 'capacity' needs a rate-driven "
                     f"schedule (poisson, poisson-exp, gamma, constant, sessions), "
-                    f"not {combo['kind']!r}"
+                    f"not {combo['kind']!r}{users if closed else ''}"
                 )
-            probe = {**combo, "rate": 1.0} if entry.is_capacity else combo
+            if entry.concurrency_capacity and not closed:
+                raise UserError(
+                    f"{src}: {prefix}schedules[{i}].concurrency: 'capacity' searches the users "
+                    f"of kind 'concurrency', not {combo['kind']!r}"
+                )
+            probe = combo
+            if entry.is_capacity:
+                probe = {**combo, "concurrency": 1} if closed else {**combo, "rate": 1.0}
             try:
                 adapter.validate_python(probe)
             except ValidationError as e:

@@ -279,6 +279,7 @@ class _SweepState:
                 "engine_label": s.task.engine_label,
                 **cfg,
                 **result.as_row(),
+                "searched": s.task.searched,  # capacity_rate: req/s, or users (concurrency)
                 "seeds": ",".join(map(str, s.task.seeds)),
                 "error": s.failed or "",
             }

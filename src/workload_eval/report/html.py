@@ -26,7 +26,7 @@ from workload_eval.errors import UserError
 from workload_eval.experiments.paper_plan import read_record
 from workload_eval.paper import SLO_S_PER_TOKEN
 from workload_eval.paper_data import load_paper_tables
-from workload_eval.report import figures, paper, style
+from workload_eval.report import figures, load_views, paper, style
 from workload_eval.report.agreement import agreement_table
 from workload_eval.report.claims import CLAIMS, CLAIMS_SOURCE, claims_table, thresholds_text
 from workload_eval.report.conditioning import conditioning_table
@@ -231,6 +231,13 @@ def render_figures(
             ),
         ),
         Figure(
+            "Closed loop: throughput and latency vs users",
+            "Runs of --schedule concurrency: N users, each sending its next request when its "
+            "previous one finished (plus think time); latency from each request's intended "
+            "send time.",
+            load_views.figure_closed_loop(points, fig_dir),
+        ),
+        Figure(
             "One run over time",
             "KV-cache usage, running/waiting requests and cumulative preemptions, per "
             "engine step, for the run at (or just below) each workload's capacity. Output "
@@ -272,21 +279,24 @@ def build_report(
     capacity = stored_capacity(results_dir, problems)
     if capacity is None:
         capacity = capacity_table(points, slo=slo)
+    # a closed loop's capacity counts users, not requests/s: the table shows it, the rate
+    # figures and the paper's comparison do not
+    rates = capacity
+    if "searched" in capacity:
+        rates = capacity[capacity["searched"].fillna("rate") != "concurrency"]
     tables = load_paper_tables(calibration_dir)
-    comparison = paper.compare(points, capacity, tables)
+    comparison = paper.compare(points, rates, tables)
     record = read_record(results_dir)
     section = (
-        build_section(results_dir, points, capacity, comparison, tables)
-        if len(comparison)
-        else None
+        build_section(results_dir, points, rates, comparison, tables) if len(comparison) else None
     )
     lengths = section.label if section else lengths_label(points, record)
     rule = rule_note(capacity, record)
     fig_dir = out / "figures"
     figs = render_figures(
-        results_dir, points, capacity, fig_dir, slo, lengths=lengths, rule=rule, problems=problems
+        results_dir, points, rates, fig_dir, slo, lengths=lengths, rule=rule, problems=problems
     )
-    extra = measurement_sections(results_dir, points, capacity, out, slice_seconds=slice_seconds)
+    extra = measurement_sections(results_dir, points, rates, out, slice_seconds=slice_seconds)
     figs += [Figure(title, caption, paths) for title, caption, paths in extra.figures if paths]
     files: list[Path] = [p for f in figs for p in f.paths] + extra.files
 
@@ -300,6 +310,9 @@ def build_report(
     write_csv("capacity.csv", capacity.assign(output_lengths=lengths, rule_text=rule))
     if len(comparison):
         write_csv("paper_comparison.csv", comparison.assign(output_lengths=lengths))
+    cache = load_views.prefix_cache_table(points)
+    if cache is not None:
+        write_csv("prefix_cache.csv", cache)
     scaling = memory_scaling(results_dir, problems)
     if scaling is not None:
         write_csv("memory_scaling.csv", scaling.assign(output_lengths=lengths))
@@ -357,6 +370,7 @@ def build_report(
         config=configuration(points, results_dir),
         software=software_versions(),
         scaling=_table(scaling) if scaling is not None else None,
+        cache=_table(cache) if cache is not None else None,
         measurement=[
             {"id": i, "title": t, "caption": c, "table": _table(df)} for i, t, c, df in extra.tables
         ],

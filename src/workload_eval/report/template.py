@@ -85,6 +85,13 @@ reports about 2.3× offline throughput for 4× the KV blocks).</p>
 <div class="scroll">{{ table(capacity) }}</div>
 {% else %}<p>No online (rate-driven) points.</p>{% endif %}
 
+{% if cache %}<h2 id="prefix-cache">Prefix cache</h2>
+<p>The hit rate each engine measured (prompt tokens found in its prefix cache) beside the
+one the workload implies (an unbounded cache, vLLM's block rules); <i>reset</i> says whether
+the cache was emptied before the run (<i>refused</i>/<i>failed</i>: earlier runs' blocks may
+have made this one faster).</p>
+<div class="scroll">{{ table(cache) }}</div>{% endif %}
+
 <h2 id="points">All points</h2>
 <p>Every column is in <a href="summary.csv">summary.csv</a>.</p>
 <div class="scroll">{{ table(points) }}</div>

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 DEFAULT_MAX_TOKENS = 16
+SETTLE_S = 1.0  # s for later processes on a shared port to start listening
 DONE = b"data: [DONE]\n\n"
 
 
@@ -249,12 +250,28 @@ def wait_healthy(url: str, timeout: float, proc: subprocess.Popen | None = None)
 
 
 class InstantServerProcess:
-    """The instant server in a child process (its own CPU), as a context manager."""
+    """The instant server in child processes (their own CPUs), as a context manager.
 
-    def __init__(self, faults: FaultConfig | None = None, port: int | None = None) -> None:
+    ``processes`` > 1 starts that many servers on one port (SO_REUSEPORT: the kernel spreads
+    connections over them), so a load generator can be measured past one server core;
+    counters on /metrics are then per process.
+    """
+
+    def __init__(
+        self, faults: FaultConfig | None = None, port: int | None = None, processes: int = 1
+    ) -> None:
         self.faults = faults or FaultConfig()
         self.port = port or free_port()
-        self.proc: subprocess.Popen | None = None
+        self.processes = processes
+        self.procs: list[subprocess.Popen] = []
+
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        return self.procs[0] if self.procs else None
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
 
     @property
     def base_url(self) -> str:
@@ -283,25 +300,32 @@ class InstantServerProcess:
             "--hold-for-scrapes",
             str(f.hold_for_scrapes),
         ]
+        if self.processes > 1:
+            cmd.append("--reuse-port")
         env = dict(os.environ)
         if f.api_key is not None:
             env["INSTANT_SERVER_API_KEY"] = f.api_key
-        self.proc = subprocess.Popen(cmd, env=env)
         try:
-            wait_healthy(self.base_url + "/health", 30, self.proc)
+            for _ in range(self.processes):
+                self.procs.append(subprocess.Popen(cmd, env=env))
+                wait_healthy(self.base_url + "/health", 30, self.procs[-1])
+            if self.processes > 1:  # /health may have been answered by an earlier process
+                time.sleep(SETTLE_S)
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
             try:
-                self.proc.wait(10)
+                proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                proc.kill()
+                proc.wait()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -315,6 +339,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--drop-every", type=int, default=0)
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--token-interval", type=float, default=0.0)
+    p.add_argument(
+        "--reuse-port", action="store_true", help="share the port with other server processes"
+    )
     p.add_argument("--keepalive-timeout", type=float, default=75.0)
     p.add_argument("--barrier", type=int, default=0)
     p.add_argument("--hold-for-scrapes", type=int, default=0)
@@ -342,6 +369,7 @@ def main(argv: list[str] | None = None) -> None:
         access_log=None,
         print=None,
         backlog=4096,
+        reuse_port=a.reuse_port or None,
         keepalive_timeout=a.keepalive_timeout,
     )
 

@@ -64,6 +64,11 @@ def write_trace(schedule: Schedule, out: str | Path) -> Path:
     name = out.name.lower()
     if not name.endswith(EXPORT_SUFFIXES):
         raise UserError(f"--out {out}: expected a {', '.join(EXPORT_SUFFIXES)} file name")
+    if schedule.concurrency is not None:
+        raise UserError(
+            "--schedule concurrency: a closed loop's send times exist only once it runs "
+            "(each follows a finish); export an open-loop schedule instead"
+        )
     table = schedule_table(schedule)
     if name.endswith((".csv", ".csv.gz")):
         text = table.to_csv(index=False, float_format="%.6f")

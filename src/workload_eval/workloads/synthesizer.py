@@ -94,6 +94,30 @@ def _key_seed(seed: int, key: str) -> list[int]:
     return [seed, int.from_bytes(digest, "little")]
 
 
+def prompt_segments(request: Request) -> tuple[PromptSegment, ...]:
+    """A synthesized prompt as segments (see the module docstring), covering exactly
+    ``prompt_len`` tokens; the vocabulary and seed only pick the ids inside them."""
+    n = max(int(request.prompt_len), 1)
+    out: list[PromptSegment] = []
+    covered = 0
+
+    def add(key: str, length: int) -> None:
+        nonlocal covered
+        take = min(length, n - covered)
+        if take > 0:
+            out.append(PromptSegment(key, take))
+            covered += take
+
+    for seg in request.prefix_segments:
+        add(seg.key, seg.length)
+    for h in request.prefix_hash_ids:
+        add(f"hash:{h}", HASH_BLOCK_TOKENS)
+    if request.session_id is not None:
+        add(f"session:{request.session_id}", n)
+    add(f"request:{request.request_id}", n)
+    return tuple(out)
+
+
 def prompt_digest(ids: Sequence[int]) -> str:
     """A short fingerprint of a prompt's token ids (to compare what engines were sent)."""
     data = np.asarray(ids, dtype=np.int64).tobytes()
@@ -111,25 +135,7 @@ class PromptSynthesizer:
 
     def segments(self, request: Request) -> tuple[PromptSegment, ...]:
         """The request's prompt as segments, covering exactly ``prompt_len`` tokens."""
-        n = max(int(request.prompt_len), 1)
-        out: list[PromptSegment] = []
-        covered = 0
-
-        def add(key: str, length: int) -> None:
-            nonlocal covered
-            take = min(length, n - covered)
-            if take > 0:
-                out.append(PromptSegment(key, take))
-                covered += take
-
-        for seg in request.prefix_segments:
-            add(seg.key, seg.length)
-        for h in request.prefix_hash_ids:
-            add(f"hash:{h}", HASH_BLOCK_TOKENS)
-        if request.session_id is not None:
-            add(f"session:{request.session_id}", n)
-        add(f"request:{request.request_id}", n)
-        return tuple(out)
+        return prompt_segments(request)
 
     def stream(self, key: str, length: int) -> np.ndarray:
         """The first ``length`` ids of ``key``'s stream (no special ids)."""
@@ -162,4 +168,5 @@ __all__ = [
     "PromptSynthesizer",
     "Vocab",
     "prompt_digest",
+    "prompt_segments",
 ]

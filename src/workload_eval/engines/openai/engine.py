@@ -14,10 +14,13 @@ import math
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, TypeVar
 
+from workload_eval.console import warn_once
 from workload_eval.contracts import RunRecords, Schedule
 from workload_eval.engines.base import Engine, EngineConfig, validate_options
-from workload_eval.engines.openai import loadgen
-from workload_eval.engines.openai.options import OpenAIOptions, api_root
+from workload_eval.engines.openai import loadgen, ray_workers, workers
+from workload_eval.engines.openai.cache_hygiene import CacheWatch
+from workload_eval.engines.openai.gc_pause import gc_paused
+from workload_eval.engines.openai.options import OpenAIOptions
 from workload_eval.engines.openai.plan import RequestPlan
 from workload_eval.engines.openai.prometheus import Timeline, sample_metrics
 from workload_eval.engines.openai.records import build_records
@@ -38,6 +41,8 @@ class OpenAIEngine(Engine):
         self, schedule: Schedule, config: EngineConfig, *, progress: bool = False
     ) -> RunRecords:
         opts = validate_options(OpenAIOptions, self.name, config.options)
+        if opts.workers > 1 or opts.worker_backend == "ray":
+            workers.check_splittable(schedule, opts)
         plan = RequestPlan(schedule, config, opts)
         plan.build()
         headers = {"Content-Type": "application/json"}
@@ -49,11 +54,16 @@ class OpenAIEngine(Engine):
 
             bar = tqdm(total=len(schedule), desc="requests", unit="req")
         try:
-            result, timeline, stale_retries = _run_loop(_drive(plan, headers, bar))
+            with gc_paused():  # the plan is built: no collector pauses while sending
+                result, timeline, cache = _run_loop(_drive(plan, headers, bar))
         finally:
             if bar is not None:
                 bar.close()
-        return build_records(plan, result, timeline, stale_retries=stale_retries)
+        records = build_records(plan, result, timeline)
+        records.report.prefix_cache = cache.report(
+            [it.request for it in schedule.items], config.block_size
+        )
+        return records
 
 
 def _run_loop(coro: Coroutine[object, object, T]) -> T:
@@ -69,12 +79,18 @@ def _run_loop(coro: Coroutine[object, object, T]) -> T:
 
 async def _drive(
     plan: RequestPlan, headers: dict[str, str], bar: tqdm | None
-) -> tuple[loadgen.LoadResult, Timeline, int]:
-    """The open loop over the run's client; returns its outcomes, the sampled timeline and
-    how many requests met a stale pooled connection (and were sent again, fresh)."""
+) -> tuple[loadgen.LoadResult, Timeline, CacheWatch]:
+    """The open loop over the run's client (or its load workers); returns the outcomes, the
+    sampled timeline and what the server's prefix cache did around the run."""
     opts = plan.opts
     url, chat = plan.url, plan.chat
     timeline = Timeline(kv_blocks_total=float(plan.config.kv_blocks or math.nan))
+    murl = (opts.metrics_url or plan.root + "/metrics") if opts.metrics else None
+    cache = CacheWatch()
+    async with loadgen.admin_session() as admin:
+        await cache.start(admin, plan.root, murl, headers, reset=opts.reset_prefix_cache)
+    if cache.reset in ("refused", "failed"):
+        warn_once(plan.root, f"prefix cache of {plan.root} not emptied: {cache.note}")
     client = Client(opts.max_concurrency, opts.request_timeout)
     outcomes: dict[int, loadgen.Outcome] = {}
     start: list[float] = []
@@ -96,19 +112,29 @@ async def _drive(
 
     stop = asyncio.Event()
     sampler = None
-    if opts.metrics:
-        murl = opts.metrics_url or api_root(opts.base_url) + "/metrics"
+    if murl is not None:
         sampler = asyncio.create_task(
             sample_metrics(murl, opts.metrics_interval, start, timeline, stop)
         )
     try:
-        result = await loadgen.run_open_loop(
-            plan.schedule,
-            send,
-            max_concurrency=opts.max_concurrency,
-            on_done=on_done,
-            on_start=start.append,
-        )
+        if opts.worker_backend == "ray":
+            result = await ray_workers.run_in_actors(
+                plan, headers, opts.workers, address=opts.ray_address, on_start=start.append
+            )
+        elif opts.workers > 1:
+            result = await workers.run_in_processes(
+                plan, headers, opts.workers, on_start=start.append
+            )
+        else:
+            result = await loadgen.run_open_loop(
+                plan.schedule,
+                send,
+                max_concurrency=opts.max_concurrency,
+                on_done=on_done,
+                on_start=start.append,
+            )
+        if bar is not None and result.workers > 1:  # workers report at their end
+            bar.update(len(result.outcomes) - bar.n)
     finally:
         stop.set()
         if sampler is not None:
@@ -116,4 +142,6 @@ async def _drive(
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(sampler, timeout=5)
         await client.close()
-    return result, timeline, client.stale_retries
+    async with loadgen.admin_session() as admin:
+        await cache.finish(admin, murl)
+    return result, timeline, cache

@@ -10,6 +10,7 @@ time by the caller (no coordinated omission).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import math
 import time
@@ -22,7 +23,10 @@ from workload_eval.contracts import Schedule
 from workload_eval.dispatch import Dispatcher
 
 perf = time.perf_counter
-LOOKAHEAD = 0.005  # s: tasks are created this long before their send time
+# s: event-loop timers tick in whole milliseconds (libuv), so the pacer never sleeps less
+TICK = 0.001
+FIRST = asyncio.FIRST_COMPLETED
+ADMIN_TIMEOUT_S = 10.0  # s: a side route (/metrics, cache reset) that takes longer is skipped
 
 
 @dataclass(slots=True)
@@ -60,16 +64,51 @@ class LoadResult:
     scheduled: list[float]  # s from t0; NaN for a follow-up that was never scheduled
     interrupted: bool = False
     wall_s: float = 0.0
-    cpu_s: float = 0.0
+    cpu_s: float = 0.0  # every client process's CPU time together
+    workers: int = 1  # processes (or Ray actors) that sent the requests
 
 
 SendFn = Callable[[int, Outcome], Awaitable[None]]
 
 
-async def _sleep_until(deadline: float) -> None:
-    """Sleep to an absolute perf_counter() time; loops because timers have ~1 ms granularity."""
-    while (d := deadline - perf()) > 0:
-        await asyncio.sleep(d)
+class _Pacer:
+    """Starts each item when it is due: one timer for the whole run, not one per request.
+
+    Event-loop timers tick in whole milliseconds (libuv's clock: a shorter sleep returns at
+    once), so sleeping per request to a sub-millisecond deadline spins, and cost ~230 us of
+    CPU per request. The pacer sleeps until the earliest due time, at least one tick, then
+    starts every request that is due: each leaves within about a tick of its time and the
+    loop never spins. A follow-up that becomes due before the pacer's wake-up wakes it.
+    """
+
+    def __init__(self, t0: float, spawn: Callable[[int], None]) -> None:
+        self.t0, self.spawn = t0, spawn
+        self.heap: list[tuple[float, int, int]] = []  # (due from t0, order, item)
+        self.order = 0
+        self.wake: asyncio.Future[None] | None = None
+        self.target = math.inf  # the due time the pacer sleeps towards
+
+    def push(self, at: float, i: int) -> None:
+        heapq.heappush(self.heap, (at, self.order, i))
+        self.order += 1
+        if at < self.target and self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
+
+    async def run(self, done: asyncio.Future[None]) -> None:
+        """Until ``done``: start what is due, sleep to the next due time (or a push)."""
+        loop = asyncio.get_running_loop()
+        heap = self.heap
+        while not done.done():
+            now = perf() - self.t0
+            while heap and heap[0][0] <= now:
+                self.spawn(heapq.heappop(heap)[2])
+            timeout = None
+            self.target = math.inf
+            if heap:
+                self.target = heap[0][0]
+                timeout = max(self.t0 + self.target - perf(), TICK)
+            self.wake = loop.create_future()
+            await asyncio.wait({self.wake, done}, timeout=timeout, return_when=FIRST)
 
 
 async def run_open_loop(
@@ -80,6 +119,7 @@ async def run_open_loop(
     lead: float = 0.02,
     on_done: Callable[[int, Outcome], None] | None = None,
     on_start: Callable[[float], None] | None = None,
+    t0: float | None = None,
 ) -> LoadResult:
     """Send every schedule item at its time through ``send`` (which fills the Outcome and never
     raises); items are indices into ``schedule.items``.
@@ -88,6 +128,8 @@ async def run_open_loop(
     (from its stage's start), a follow-up when its parent ends plus think time (not before its
     own arrival time), a stage after the previous one drained; when the parent failed it is
     not sent and is recorded as failed. Cancellation (Ctrl-C) returns what was gathered.
+    ``t0`` (a ``perf_counter()`` time) is the clock origin when several processes share one
+    schedule (``workers.py``); by default the run starts ``lead`` seconds from now.
     """
     n = len(schedule.items)
     outcomes: list[Outcome | None] = [None] * n
@@ -99,9 +141,9 @@ async def run_open_loop(
     sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
     tasks: set[asyncio.Task] = set()
     remaining = n
-    all_done = asyncio.Event()
+    all_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     cpu0, wall0 = time.process_time(), perf()
-    t0 = perf() + lead
+    t0 = perf() + lead if t0 is None else t0
     if on_start is not None:
         on_start(t0)
 
@@ -116,16 +158,17 @@ async def run_open_loop(
         due, failed = dispatch.finished(i, ended if ended == ended else perf() - t0, ok=ok)
         for at, c in due:
             scheduled[c] = at
-            spawn(c, wait=True)
+            if t0 + at <= perf():  # due already (a closed loop without think time): go now
+                spawn(c)
+            else:
+                pacer.push(at, c)
         for c in failed:
             error = f"not sent: the turn before it (item {i}) failed"
             finish(c, Outcome(status="failed", error=error, side="client"))
-        if remaining == 0:
-            all_done.set()
+        if remaining == 0 and not all_done.done():
+            all_done.set_result(None)
 
-    async def one(i: int, wait: bool) -> None:
-        if wait:
-            await _sleep_until(t0 + scheduled[i])
+    async def one(i: int) -> None:
         out = Outcome(status="running")
         outcomes[i] = out
         try:
@@ -139,20 +182,18 @@ async def run_open_loop(
             out.error = f"client error: {type(e).__name__}: {e}"[:300]
         finish(i, out)
 
-    def spawn(i: int, wait: bool) -> None:
-        task = asyncio.create_task(one(i, wait))
+    def spawn(i: int) -> None:
+        task = asyncio.create_task(one(i))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
+    pacer = _Pacer(t0, spawn)
+    for at, i in first:
+        pacer.push(at, i)
     interrupted = False
     try:
-        # Each task is created a little ahead and sleeps to its own deadline: the send then
-        # waits only for the timer, not also for a task switch behind other ready callbacks.
-        for at, i in first:
-            await _sleep_until(t0 + at - LOOKAHEAD)
-            spawn(i, wait=True)
         if remaining:
-            await all_done.wait()
+            await pacer.run(all_done)
     except asyncio.CancelledError:
         interrupted = True
         for task in list(tasks):
@@ -185,14 +226,14 @@ async def stream_request(
     from workload_eval.engines.openai.stream import Ask, Client
 
     client = Client(session=session)
-    ask = Ask(tokens=_asked_tokens(body), body_bytes=len(body))
+    ask = Ask(tokens=asked_tokens(body), body_bytes=len(body))
     try:
         await client.send(url, body, out, ask, chat=chat, headers=headers)
     finally:
         await client.close(pool=False)
 
 
-def _asked_tokens(body: bytes) -> int:
+def asked_tokens(body: bytes) -> int:
     """max_tokens x n of a request body (the bound its answer is checked against)."""
     p = json.loads(body)
     tokens = [p.get(k) for k in ("max_tokens", "max_completion_tokens")]
@@ -218,6 +259,11 @@ def make_session(
         skip_auto_headers=("User-Agent",),
         trace_configs=trace_configs,
     )
+
+
+def admin_session() -> aiohttp.ClientSession:
+    """A short-lived session for the server's side routes (/metrics, cache reset)."""
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S))
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

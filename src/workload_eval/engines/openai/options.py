@@ -10,7 +10,7 @@ from pydantic import Field, JsonValue, ValidationInfo, field_validator
 
 from workload_eval.engines.base import EngineOptions
 from workload_eval.errors import UserError
-from workload_eval.limits import MAX_DURATION, MAX_INT, MIN_METRICS_INTERVAL_S
+from workload_eval.limits import MAX_DURATION, MAX_INT, MAX_LOAD_WORKERS, MIN_METRICS_INTERVAL_S
 from workload_eval.redaction import register, scrub_text, url_password
 
 
@@ -32,6 +32,14 @@ class OpenAIOptions(EngineOptions):
     metrics: bool = True
     metrics_url: str | None = None  # default: <server root>/metrics
     metrics_interval: float = Field(default=0.5, ge=MIN_METRICS_INTERVAL_S, le=MAX_DURATION)
+    # POST /reset_prefix_cache before the run (vLLM with VLLM_SERVER_DEV_MODE=1), so a rerun
+    # is not faster for what an earlier run cached; the run record says when it could not
+    reset_prefix_cache: bool = True
+    # load workers splitting an open loop (workers.py): processes on this machine, or Ray
+    # actors (ray_address: a cluster; None: RAY_ADDRESS or a local Ray)
+    workers: int = Field(default=1, ge=1, le=MAX_LOAD_WORKERS)
+    worker_backend: Literal["processes", "ray"] = "processes"
+    ray_address: str | None = None
     max_lag_p99: float = Field(default=0.010, gt=0, le=MAX_DURATION)  # s; above: run invalid
     rate_tolerance: float = Field(default=0.05, gt=0, lt=1)  # |achieved/target - 1| allowed
 

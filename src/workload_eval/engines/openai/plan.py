@@ -48,11 +48,16 @@ class RequestPlan:
         return self.opts.endpoint == "chat"
 
     @property
-    def url(self) -> str:
-        path = "/v1/chat/completions" if self.chat else "/v1/completions"
+    def root(self) -> str:
+        """The server's root URL (``http://h:p``), where /metrics and vLLM's admin routes are."""
         # With an API key the bearer header authenticates; credentials in the URL would clash.
         base = redact(self.opts.base_url) if self.opts.api_key_env else self.opts.base_url
-        return api_root(base) + path
+        return api_root(base)
+
+    @property
+    def url(self) -> str:
+        path = "/v1/chat/completions" if self.chat else "/v1/completions"
+        return self.root + path
 
     @cached_property
     def tokenizer(self) -> PreTrainedTokenizerBase | None:

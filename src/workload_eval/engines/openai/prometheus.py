@@ -27,7 +27,21 @@ WAITING = ("vllm:num_requests_waiting",)
 KV_USAGE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
 PREEMPTIONS = ("vllm:num_preemptions_total", "vllm:num_preemptions")
 CACHE_INFO = ("vllm:cache_config_info",)
-WANTED = RUNNING + WAITING + KV_USAGE + PREEMPTIONS + CACHE_INFO
+# Prefix-cache counters in prompt tokens (v1/metrics/loggers.py): vLLM 0.9+ spells them
+# vllm:prefix_cache_*, 0.7-0.8's V1 vllm:gpu_prefix_cache_*; V0 exported only a hit-rate gauge.
+PREFIX_QUERIES = (
+    "vllm:prefix_cache_queries_total",
+    "vllm:prefix_cache_queries",
+    "vllm:gpu_prefix_cache_queries_total",
+    "vllm:gpu_prefix_cache_queries",
+)
+PREFIX_HITS = (
+    "vllm:prefix_cache_hits_total",
+    "vllm:prefix_cache_hits",
+    "vllm:gpu_prefix_cache_hits_total",
+    "vllm:gpu_prefix_cache_hits",
+)
+WANTED = RUNNING + WAITING + KV_USAGE + PREEMPTIONS + CACHE_INFO + PREFIX_QUERIES + PREFIX_HITS
 _PREFIXES = tuple(n.encode() for n in WANTED)
 
 
@@ -41,6 +55,8 @@ class MetricsSample:
     preemptions_total: float = math.nan
     kv_blocks_total: float = math.nan
     block_size: float = math.nan
+    prefix_cache_queries: float = math.nan  # counters since the server started (tokens)
+    prefix_cache_hits: float = math.nan
 
 
 def parse_metrics(text: bytes | str) -> MetricsSample:
@@ -63,6 +79,7 @@ def parse_metrics(text: bytes | str) -> MetricsSample:
     out = MetricsSample(
         first(RUNNING), first(WAITING), first(KV_USAGE, top=1.0), first(PREEMPTIONS)
     )
+    out.prefix_cache_queries, out.prefix_cache_hits = first(PREFIX_QUERIES), first(PREFIX_HITS)
     for key, attr, top in (
         ("num_gpu_blocks", "kv_blocks_total", MAX_INT),
         ("block_size", "block_size", MAX_BLOCK_SIZE),

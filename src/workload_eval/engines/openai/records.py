@@ -40,12 +40,14 @@ def loadgen_report(
     lag = sends[sent] - sched[sent]
     roots = np.array([p is None for p in plan.schedule.graph.parents], dtype=bool)
     target = achieved = math.nan
-    rs = np.sort(sched[roots])
+    rs = np.sort(sched[roots & ~np.isnan(sched)])
     if len(rs) > 1 and rs[-1] - rs[0] > 0:
-        target = float((len(rs) - 1) / (rs[-1] - rs[0]))
         ss = np.sort(sends[roots & sent])
         if len(ss) > 1 and ss[-1] > ss[0]:
             achieved = float((len(ss) - 1) / (ss[-1] - ss[0]))
+        # a closed loop has no target rate: its sends follow the server's answers
+        if plan.schedule.concurrency is None:
+            target = float((len(rs) - 1) / (rs[-1] - rs[0]))
     reasons = []
     if res.interrupted:
         reasons.append("interrupted")
@@ -60,6 +62,7 @@ def loadgen_report(
     reasons += counts.reasons(plan, n_ok, len(res.outcomes))
     return LoadgenReport(
         client="workload_eval.engines.openai.loadgen (aiohttp)",
+        workers=res.workers,
         requests=len(res.outcomes),
         sent=int(sent.sum()),
         ok=n_ok,
@@ -114,14 +117,12 @@ class Counts:
         return out
 
 
-def build_records(
-    plan: RequestPlan, res: loadgen.LoadResult, timeline: Timeline, *, stale_retries: int = 0
-) -> RunRecords:
+def build_records(plan: RequestPlan, res: loadgen.LoadResult, timeline: Timeline) -> RunRecords:
     """One row per scheduled request (never sent ones included), the sampled timeline as
     steps. Token counts are what was streamed (and, for token-id prompts, what was sent);
     the server's usage only flags disagreements."""
     rows = []
-    counts = Counts(stale_retries=stale_retries)
+    counts = Counts()
     t0 = res.t0
     for i, it in enumerate(plan.schedule.items):
         req, o = it.request, res.outcomes[i]
@@ -145,6 +146,7 @@ def build_records(
         ):
             counts.prompt += 1
         counts.usage += ok and o.usage_mismatch
+        counts.stale_retries += o.attempts > 1  # met a stale pooled connection, sent again
         if not ok:
             side = o.side or "client"
             counts.client += side == "client"

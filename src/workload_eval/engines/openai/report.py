@@ -16,6 +16,7 @@ class LoadgenReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     client: str
+    workers: int = 1  # load-generator processes (or Ray actors) that shared the schedule
     requests: int
     sent: int
     ok: int
@@ -23,7 +24,8 @@ class LoadgenReport(BaseModel):
     dispatch_lag_p50: MaybeFloat
     dispatch_lag_p99: MaybeFloat
     dispatch_lag_max: MaybeFloat
-    target_rate: MaybeFloat  # first-turn sends per second the schedule asked for
+    target_rate: MaybeFloat  # first-turn sends per second the schedule asked for (None in
+    # a closed loop, whose sends follow the answers)
     achieved_rate: MaybeFloat
     valid: bool  # lag and rate within bounds, token counts as the workload's, something ok
     invalid_reason: str
@@ -55,6 +57,7 @@ class OpenAIReport(EngineReport):
         lg = self.loadgen
         return {
             "loadgen.valid": lg.valid,
+            "loadgen.workers": lg.workers,
             "loadgen.dispatch_lag_p99": lg.dispatch_lag_p99,
             "loadgen.target_rate": lg.target_rate,
             "loadgen.achieved_rate": lg.achieved_rate,

@@ -151,6 +151,16 @@ class SimEngine(Engine):
         if isinstance(scheduler, V1Scheduler) and scheduler.caching:
             # cached blocks the GPU prefix cache had to evict (a CPU offload tier keeps these)
             report.prefix_cache_evicted_blocks = scheduler.pool.evicted_cached
+            # (imported here: prefix_reuse names blocks with this package's BlockHasher)
+            from workload_eval.prefix_reuse import Reuse, cache_report, implied_reuse
+
+            report.prefix_cache = cache_report(
+                implied_reuse(reqs, config.block_size),
+                config.block_size,
+                measured=Reuse(scheduler.cache_queries, scheduler.cache_hits),
+                measured_by="simulator (vLLM V1 block pool)",
+                reset="fresh",
+            )
         requests = _request_frame(items, table)
         if opts.record_prompts:
             requests["prompt_digest"] = _prompt_digests(items, model, config.seed)

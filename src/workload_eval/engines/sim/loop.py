@@ -3,7 +3,10 @@
 Arrivals known up front are a sorted list per load stage; follow-up turns of a session become
 arrival events when their parent finishes (not before parent finish + think time, nor before
 their own arrival time). With stage gaps, stage k+1's arrivals are released only once every
-request of stage k has finished (inference-perf's drain barrier). The scheduler does the rest.
+request of stage k has finished (inference-perf's drain barrier). In a closed loop
+(``Schedule.concurrency``) only the first N roots arrive on their own; a finished request with
+no follow-up releases the next root (at its finish plus that root's think time), as
+``dispatch.Dispatcher`` does for the real-time engines. The scheduler does the rest.
 """
 
 from __future__ import annotations
@@ -63,7 +66,14 @@ class _Stages:
         self.children: dict[int, tuple[int, ...]] = {
             gid: cs for gid, cs in enumerate(graph.children) if cs
         }
-        self.think = [float(it.think_time) for it in items] if self.children else []
+        # closed loop: the roots no user has taken yet, in order (the first N start at once)
+        self.users = schedule.concurrency
+        self.queue: list[int] = []
+        if self.users is not None and self.roots:
+            self.queue = [g for _, g in self.roots[0][self.users :]]
+            self.roots[0] = self.roots[0][: self.users]
+        closed = self.users is not None
+        self.think = [float(it.think_time) for it in items] if self.children or closed else []
         self.remaining = [0] * self.count
         if self.count == 1:
             self.remaining[0] = len(stage_of)
@@ -74,6 +84,8 @@ class _Stages:
         self.parent_end: dict[int, float] = {}  # child gid -> when its parent finished
 
     def horizon(self, gap: float) -> float:
+        if self.users is not None:  # a closed loop's end is not known ahead: none
+            return 0.0
         return sum((r[-1][0] if r else 0.0) + gap for r in self.roots)
 
 
@@ -102,6 +114,9 @@ def simulate(
     inf = math.inf
     follow: list[tuple[float, int]] = []  # heap of released follow-up turns
     children, stage_of, offset = stages.children, stages.stage_of, stages.offset
+    queue, think = stages.queue, stages.think
+    closed = stages.users is not None
+    nq = 0  # closed loop: roots taken from the queue so far
     st: list[float] = []
     sg: list[int] = []
     i = ns = 0
@@ -171,15 +186,20 @@ def simulate(
                         raise NoProgressError(before, now, scheduler)
                 else:
                     stalled = 0
-                if done and (children or staged):
+                if done and (children or staged or closed):
                     last = -inf
                     for gid in done:
                         end = finish[gid] if finish[gid] == finish[gid] else now
-                        for child in children.get(gid, ()):
+                        kids = children.get(gid, ())
+                        for child in kids:
                             if stages.start[stage_of[child]] == stages.start[stage_of[child]]:
                                 release(child, end)
                             else:
                                 stages.parent_end[child] = end
+                        if closed and not kids and nq < len(queue):
+                            root = queue[nq]  # the user is free: the next root is due
+                            nq += 1
+                            heapq.heappush(follow, (max(offset[root], end + think[root]), root))
                         if staged:
                             remaining[stage_of[gid]] -= 1
                             if end > last:

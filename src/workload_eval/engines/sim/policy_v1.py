@@ -103,6 +103,8 @@ class V1Scheduler(PrefixCachePaths, SlowPaths):
         # attempt is not repeated until one happens or the budget shrinks
         self._changes = 0
         self._blocked: tuple[int, int, int] = (-1, -1, 0)  # (frees, head, budget) at a failure
+        # vLLM's prefix-cache counters: prompt tokens looked up and found, new requests only
+        self.cache_queries = self.cache_hits = 0
 
     # -- arrivals and bookkeeping ---------------------------------------------------------
     def add(self, gid: int, now: float) -> None:
@@ -178,6 +180,9 @@ class V1Scheduler(PrefixCachePaths, SlowPaths):
                 break
             waiting.popleft()
             if caching:
+                if not t.preemptions[gid]:  # counted at admission, as vLLM does
+                    self.cache_queries += tokens
+                    self.cache_hits += hit
                 segs = self.segs[gid]
                 if h or own:
                     self._changes += 1  # touched blocks cost the next head nothing now

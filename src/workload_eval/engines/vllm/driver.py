@@ -15,12 +15,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from workload_eval.contracts import REQUEST_COLUMNS, RunRecords, Schedule, ScheduledRequest
+from workload_eval.contracts import (
+    REQUEST_COLUMNS,
+    CacheReset,
+    PrefixCacheReport,
+    RunRecords,
+    Schedule,
+    ScheduledRequest,
+)
 from workload_eval.dispatch import Dispatcher
 from workload_eval.engines.base import EngineConfig
 from workload_eval.engines.vllm import loader
 from workload_eval.engines.vllm.args import vllm_options
 from workload_eval.engines.vllm.loader import LoadedEngine
+from workload_eval.prefix_reuse import Reuse, cache_report, implied_reuse
 from workload_eval.workloads.synthesizer import PromptSynthesizer, prompt_digest
 
 if TYPE_CHECKING:
@@ -104,6 +112,7 @@ class Driver:
         self.dispatch = Dispatcher(schedule)
         self._release(self.dispatch.begin())
         self.in_flight: set[int] = set()
+        self.cache_reset: CacheReset = "off"
         self.bar = None
         if progress:
             from tqdm import tqdm
@@ -182,6 +191,7 @@ class Driver:
 
     def run(self) -> RunRecords:
         engine = self.engine
+        self.cache_reset = self._reset_prefix_cache()
         t0 = time.monotonic()
         self.loaded.recorder.reset(t0)
         error: BaseException | None = None
@@ -208,6 +218,24 @@ class Driver:
                 self.bar.close()
         return self._records(error)
 
+    def _reset_prefix_cache(self) -> CacheReset:
+        """Empty the engine's prefix cache: a cached engine is reused across runs, and a rerun
+        must not hit what the previous run computed."""
+        if not self.config.enable_prefix_caching:
+            return "off"
+        return "done" if self.engine.reset_prefix_cache() else "failed"
+
+    def _cache_report(self) -> PrefixCacheReport:
+        rec, bs = self.loaded.recorder, self.loaded.block_size
+        return cache_report(
+            implied_reuse([it.request for it in self.schedule.items], bs),
+            bs,
+            measured=Reuse(rec.cache_queries, rec.cache_hits),
+            measured_by="vLLM scheduler stats (PrefixCacheStats)",
+            reset=self.cache_reset,
+            reset_note="vLLM refused: blocks in use" if self.cache_reset == "failed" else "",
+        )
+
     def _abort(self, e: BaseException) -> None:
         """Record what is unfinished as failed; drop the engine, whose state is now unknown."""
         msg = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
@@ -228,6 +256,8 @@ class Driver:
         requests["session_id"] = requests["session_id"].astype("Int64")
         steps = self.loaded.recorder.frame()
         report = self.loaded.report.model_copy()
+        if self.config.enable_prefix_caching:
+            report.prefix_cache = self._cache_report()
         if error is not None:
             interrupted = isinstance(error, KeyboardInterrupt)
             report.error = "interrupted" if interrupted else repr(error)

@@ -22,9 +22,12 @@ class StepRecorder:
         self.usable_blocks = max(num_blocks - 1, 1)  # vLLM reserves one null block
         self.t0 = time.monotonic()
         self.rows: list[tuple] = []
+        # vLLM's prefix-cache counters over the run (prompt tokens of new requests)
+        self.cache_queries = self.cache_hits = 0
 
     def reset(self, t0: float) -> None:
         self.t0, self.rows = t0, []
+        self.cache_queries = self.cache_hits = 0
 
     def record(
         self,
@@ -35,6 +38,10 @@ class StepRecorder:
     ) -> None:
         if scheduler_stats is None:
             return
+        cache = getattr(scheduler_stats, "prefix_cache_stats", None)
+        if cache is not None:
+            self.cache_queries += int(cache.queries)
+            self.cache_hits += int(cache.hits)
         det = scheduler_stats.iteration_details
         if det is None or det.is_dummy:
             return
