@@ -142,7 +142,7 @@ def command(**o: Any) -> None:
       workload-eval capacity --model opt-13b --kv-blocks 643 --workload alpaca \\
         --slo "normalized_latency_p95<=0.1875"
       workload-eval capacity --model opt-13b --kv-blocks 643 --workload alpaca \\
-        --slo "normalized_latency_p95<=0.1875" --rule seed-grid --rates 27:31:0.5
+        --slo "normalized_latency_p95<=0.1875" --rule seed-grid --rates 20:26:0.5
     """
     import time
 
