@@ -23,6 +23,7 @@ from workload_eval.commands.options import (
 )
 from workload_eval.errors import EXIT_INCOMPLETE, UserError
 from workload_eval.limits import set_max_requests
+from workload_eval.schedules import RATE_KINDS, SCHEDULE_KINDS
 
 if TYPE_CHECKING:
     from workload_eval.runner import RunSpec
@@ -35,17 +36,6 @@ _OPTION_OF = {
     "arrival": "--session-arrival",
     "kind": "--schedule",
 }
-SCHEDULE_CHOICES = (
-    "offline",
-    "poisson",
-    "poisson-exp",
-    "gamma",
-    "constant",
-    "trace",
-    "sessions",
-    "concurrency",
-)
-RATE_KINDS = ("poisson", "poisson-exp", "gamma", "constant")
 
 
 def _option(field: str) -> str:
@@ -59,7 +49,7 @@ def _validation_error(e: ValidationError) -> UserError:
     loc = [str(p) for p in err["loc"]]
     if loc[:1] == ["schedule"]:
         loc = loc[1:]
-    if loc[:1] and loc[0] in SCHEDULE_CHOICES:
+    if loc[:1] and loc[0] in SCHEDULE_KINDS:
         loc = loc[1:]
     msg = err["msg"].removeprefix("Value error, ")
     if not loc:
@@ -137,7 +127,7 @@ def schedule_from_options(
 @click.option(
     "--schedule",
     "schedule_kind",
-    type=click.Choice(SCHEDULE_CHOICES),
+    type=click.Choice(SCHEDULE_KINDS),
     help="Arrival schedule [default: offline, or poisson with --request-rate].",
 )
 @click.option("--num-requests", type=int, help="Requests (offline) or a cap on arrivals.")

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from workload_eval.commands.run import RATE_KINDS, SCHEDULE_CHOICES, schedule_from_options
+from workload_eval.commands.run import schedule_from_options
+from workload_eval.schedules import RATE_KINDS, SCHEDULE_KINDS
 
 
 @click.command("export")
@@ -20,7 +21,7 @@ from workload_eval.commands.run import RATE_KINDS, SCHEDULE_CHOICES, schedule_fr
     type=click.Path(dir_okay=False, path_type=Path),
     help="Trace file: .csv or .jsonl (optionally .gz).",
 )
-@click.option("--schedule", "schedule_kind", type=click.Choice(SCHEDULE_CHOICES))
+@click.option("--schedule", "schedule_kind", type=click.Choice(SCHEDULE_KINDS))
 @click.option("--num-requests", "-n", type=click.IntRange(min=1), help="Requests to export.")
 @click.option("--request-rate", type=float, help="Requests (sessions) per second.")
 @click.option("--duration", type=float, help="Seconds of arrivals.")
