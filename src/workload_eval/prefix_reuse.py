@@ -50,6 +50,16 @@ def own_key(request: Request) -> str:
     return f"request:{request.request_id}"
 
 
+def _may_share(request: Request) -> bool:
+    """Whether any block of the request's prompt can be shared with another request's."""
+    return bool(
+        request.prompt_token_ids
+        or request.prefix_segments
+        or request.prefix_hash_ids
+        or request.session_id is not None
+    )
+
+
 def implied_reuse(requests: Iterable[Request], block_size: int) -> Reuse:
     """Queries and hits of ``requests`` sent in the order given into an empty, unbounded
     vLLM prefix cache (see the module docstring)."""
@@ -59,6 +69,9 @@ def implied_reuse(requests: Iterable[Request], block_size: int) -> Reuse:
     seen: set[object] = set()
     queries = hits = 0
     for req in requests:
+        if not _may_share(req):  # the common case of a plain dataset prompt: nothing to name
+            queries += max(int(req.prompt_len), 1)
+            continue
         if req.prompt_token_ids:
             tokens = len(req.prompt_token_ids)
             blocks: list[object] = list(_token_blocks(req.prompt_token_ids, block_size))
