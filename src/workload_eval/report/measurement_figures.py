@@ -98,9 +98,7 @@ def figure_compare(comp: Comparison, out_dir: str | Path, *, name: str = "compar
         Line2D([], [], color=_system_color(i), marker="s", ls="", label=f"{comp.by}={s}")
         for i, s in enumerate(comp.systems)
     ]
-    fig.legend(
-        handles=handles, loc="outside lower center", ncols=min(len(handles), 6), frameon=False
-    )
+    style.legend_below(fig, handles, ncols=min(len(handles), 6))
     return style.save(fig, out_dir, name)
 
 
@@ -141,16 +139,12 @@ def figure_slices(
     axes[1, 0].set_ylabel("p95 latency (s)")
     axes[2, 0].set_ylabel("Requests")
     axes[3, 0].set_ylabel("KV blocks used (%)")
-    fig.legend(
-        handles=[
-            Line2D([], [], color=style.EDGE, lw=1.2, label="TTFT p95 / running"),
-            Line2D([], [], color="#555555", lw=1, ls=":", label="E2E p95 / waiting"),
-            plt.Rectangle((0, 0), 1, 1, color="#999999", alpha=0.25, label="steady state"),
-        ],
-        loc="outside lower center",
-        ncols=3,
-        frameon=False,
-    )
+    handles = [
+        Line2D([], [], color=style.EDGE, lw=1.2, label="TTFT p95 / running"),
+        Line2D([], [], color="#555555", lw=1, ls=":", label="E2E p95 / waiting"),
+        plt.Rectangle((0, 0), 1, 1, color="#999999", alpha=0.25, label="steady state"),
+    ]
+    style.legend_below(fig, handles, ncols=3)
     return style.save(fig, out_dir, name)
 
 

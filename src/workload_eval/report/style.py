@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -146,6 +147,11 @@ def run_columns(
         squeeze=False,
         sharex="col",
     )
+
+
+def legend_below(fig: Figure, handles: Sequence[Artist], *, ncols: int) -> None:
+    """The figure's one legend, centred under its panels, without a frame."""
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols, frameon=False)
 
 
 def plain_log_labels(axis: Axis) -> None:

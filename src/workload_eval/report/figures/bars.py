@@ -172,7 +172,7 @@ def _figure_vs_kv(
         )
         for j, kv in enumerate(kvs)
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(kvs), frameon=False)
+    style.legend_below(fig, handles, ncols=len(kvs))
     fig.suptitle(title, fontsize=11)
     return style.save(fig, out_dir, name)
 

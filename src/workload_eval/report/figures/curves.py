@@ -67,13 +67,7 @@ def figure_metric_vs_rate(
             if lab not in handles:
                 handles[lab] = h
                 labels.append(lab)
-    fig.legend(
-        [handles[lab] for lab in labels],
-        labels,
-        loc="outside lower center",
-        ncols=min(len(labels), 5),
-        frameon=False,
-    )
+    style.legend_below(fig, [handles[lab] for lab in labels], ncols=min(len(labels), 5))
     return style.save(fig, out_dir, name)
 
 
@@ -116,13 +110,9 @@ def figure_timelines(
     axes[0, 0].set_ylabel("KV blocks used (%)")
     axes[1, 0].set_ylabel("Requests (batch size)")
     axes[2, 0].set_ylabel("Preemptions (cumulative)")
-    fig.legend(
-        handles=[
-            Line2D([], [], color=style.EDGE, lw=1, label="running (batch size)"),
-            Line2D([], [], color="#555555", lw=1, ls=":", label="waiting"),
-        ],
-        loc="outside lower center",
-        ncols=2,
-        frameon=False,
-    )
+    handles = [
+        Line2D([], [], color=style.EDGE, lw=1, label="running (batch size)"),
+        Line2D([], [], color="#555555", lw=1, ls=":", label="waiting"),
+    ]
+    style.legend_below(fig, handles, ncols=2)
     return style.save(fig, out_dir, name)

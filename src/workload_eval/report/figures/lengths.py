@@ -99,10 +99,5 @@ def figure1_lengths(
     axes[0].set_ylim(0, 1.02)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.legend(
-        *axes[0].get_legend_handles_labels(),
-        loc="outside lower center",
-        ncols=len(order),
-        frameon=False,
-    )
+    style.legend_below(fig, axes[0].get_legend_handles_labels()[0], ncols=len(order))
     return style.save(fig, out_dir, name)

@@ -79,7 +79,5 @@ def figure_paper_vs_ours(
             for n, m in markers.items()
             if (comparison["num_requests"] == n).any()
         ]
-    fig.legend(
-        handles=handles, loc="outside lower center", ncols=min(len(handles), 8), frameon=False
-    )
+    style.legend_below(fig, handles, ncols=min(len(handles), 8))
     return style.save(fig, out_dir, name)
