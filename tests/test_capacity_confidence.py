@@ -184,3 +184,24 @@ def test_a_grid_too_short_for_intervals_is_refused_not_misread():
         CapacityTask("t", "sim", base, (P95,), grid, (0,)).make_search()
     point = grid.model_copy(update={"confidence": None})
     assert CapacityTask("t", "sim", base, (P95,), point, (0,)).make_search().grid[0] == 2.0
+
+
+def test_a_grid_that_fails_from_its_start_names_the_grid_not_the_probe_length(
+    tmp_path: Path, data_dir: Path, tokenizer_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A seed grid whose two lowest rates violate stops at the grid's end: the note must
+    say to widen the grid, not that the probes held too few requests (40 req/s over 60 s
+    is far above the 4.2 req/s an interval needs). A bisection that went down to that
+    floor still names it."""
+    base = ["capacity", "--model", "opt-13b", "--kv-blocks", "643", "--workload", "alpaca"]
+    data = ["--data-dir", str(data_dir), "--tokenizer-dir", str(tokenizer_dir)]
+    grid = ["--slo", "normalized_latency_p95<=0.1875", "--rule", "seed-grid", "--rates", "40:44:1"]
+    assert main([*base, *grid, "--duration", "60", *data]) == 0
+    text = capsys.readouterr().out
+    assert "capacity: 0 req/s (the search's limit: widen --rates" in text, text
+    assert "too few requests" not in text
+
+    floor = ["--slo", "ttft_p99<=0.001", "--duration", "600"]  # no rate can meet it
+    assert main([*base, *floor, *data]) == 0
+    text = capsys.readouterr().out
+    assert "capacity: 0 req/s (below 2.083 req/s a 600 s probe holds too few requests" in text

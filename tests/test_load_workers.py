@@ -175,7 +175,9 @@ def test_ray_actors_split_the_schedule_like_processes() -> None:
 
 
 CTRL_C_SCRIPT = textwrap.dedent("""
-    import json, sys
+    import json, signal, sys
+    # Ctrl-C as a foreground process has it, even when the test runs as a background job
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from workload_eval.contracts import Request, Schedule, ScheduledRequest
     from workload_eval.engines.base import EngineConfig
     from workload_eval.engines.openai import OpenAIEngine

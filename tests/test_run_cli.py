@@ -499,3 +499,14 @@ def test_sim_token_times_option_fills_itl(data_dir, tokenizer_dir, tmp_path):
     )
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["itl_mean"] is not None and s["itl_mean"] > 0
+
+
+def test_a_warning_is_one_line_not_a_source_excerpt(tmp_path, capsys):
+    """README's Mixtral example: the model has no length profile of its own, so the
+    workload borrows Llama-2's and says so, as one 'warning:' line (it printed
+    ``loader.py:354: UserWarning: ...`` and the code line that raised it)."""
+    args = ["run", "--model", "mixtral-8x7b", "--gpu", "h100", "--kv-blocks", "4000"]
+    args += ["--workload", "sharegpt", "--source", "profile", "--num-requests", "20"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == ["warning: mixtral-8x7b: using the shipped llama-2 length profile of sharegpt"]

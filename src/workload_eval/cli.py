@@ -10,6 +10,7 @@ import importlib
 import os
 import re
 import sys
+import warnings
 
 import click
 
@@ -63,14 +64,23 @@ def cli() -> None:
     """Evaluate LLM inference systems under realistic use-case workloads."""
 
 
+def _warning_line(message: Warning | str, *_: object, **__: object) -> None:
+    """A warning is one 'warning: ...' line on stderr, never Python's source excerpt
+    (``loader.py:354: UserWarning: ...`` followed by the code line that raised it)."""
+    click.echo(f"warning: {one_line(scrub_text(str(message)))}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
     restore = interrupts.install()
     limit_env = os.environ.get(MAX_REQUESTS.env)  # --max-requests sets it for this command
+    shown = warnings.showwarning
+    warnings.showwarning = _warning_line
     try:
         with scrubbed_console():  # no credential reaches the console, whoever prints it
             return _main(argv)
     finally:
+        warnings.showwarning = shown
         restore()
         if limit_env is None:
             os.environ.pop(MAX_REQUESTS.env, None)

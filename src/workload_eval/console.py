@@ -182,7 +182,8 @@ def slices_line(summary: Mapping[str, Any]) -> str | None:
     parts = [
         f"time slices: {fmt(summary.get('slices.count'))} x {fmt(width)} s (slices.parquet)",
         f"request throughput {fmt(summary.get('slices.request_throughput_min'))}"
-        f"-{fmt(summary.get('slices.request_throughput_max'))} req/s per full slice",
+        f"-{fmt(summary.get('slices.request_throughput_max'))} req/s "
+        + ("per full slice" if summary.get("slices.full_count", 1) else "(no full slice)"),
     ]
     if summary.get("slices.ttft_p95_max") is not None:
         parts.append(f"p95 TTFT up to {fmt(summary['slices.ttft_p95_max'])} s")

@@ -250,6 +250,7 @@ def slice_summary(slices: pd.DataFrame, width: float) -> dict[str, float | int |
     return {
         "slices.width_s": width,
         "slices.count": len(slices),
+        "slices.full_count": len(full),
         "slices.request_throughput_min": float(thr.min()) if len(thr) else None,
         "slices.request_throughput_max": float(thr.max()) if len(thr) else None,
         "slices.ttft_p95_max": stat("ttft_p95", "max"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,7 +142,7 @@ def command(**o: Any) -> None:
       workload-eval capacity --model opt-13b --kv-blocks 643 --workload alpaca \\
         --slo "normalized_latency_p95<=0.1875"
       workload-eval capacity --model opt-13b --kv-blocks 643 --workload alpaca \\
-        --slo "normalized_latency_p95<=0.1875" --rule seed-grid --rates 27:31:0.5
+        --slo "normalized_latency_p95<=0.1875" --rule seed-grid --rates 20:26:0.5
     """
     import time
 
@@ -182,14 +183,8 @@ def command(**o: Any) -> None:
         raise SystemExit(interrupts.exit_code()) from None
     wall = time.perf_counter() - t0
     _print_rates(result, metrics, users=users)
-    limit = " (the search's limit: widen --rates / max rate)" if result.censored else ""
-    floor = confidence_floor(task.slos, task.options.confidence, o["duration"])
-    if result.censored and result.lower is None and floor > 0 and not users:
-        limit = (
-            f" (below {floor:.4g} req/s a {o['duration']:g} s probe holds too few requests "
-            f"for a {task.options.confidence:.0%} interval: a longer --duration, or "
-            "--confidence none)"
-        )
+    floor = 0.0 if users else confidence_floor(task.slos, task.options.confidence, o["duration"])
+    limit = _limit_note(result, floor, o["duration"], task.options.confidence)
     up = "one more user fails" if users else "next rate up fails"
     bracket = f"; {up}: {result.upper:g}" if result.upper is not None else ""
     unit = "users (closed loop)" if users else "req/s"
@@ -283,6 +278,23 @@ def _interval(bounds: tuple[float, float] | None, value: Any) -> str:
     if not all(math.isfinite(b) for b in bounds):
         return " [too few requests for an interval]"
     return f" [{_num(bounds[0])}, {_num(bounds[1])}]"
+
+
+def _limit_note(
+    result: CapacityResult, floor: float, duration: float, confidence: float | None
+) -> str:
+    """Why a censored answer stopped where it did. The confidence floor is named only when
+    the search went down to it: a seed grid whose lowest rates already fail stopped at the
+    grid's end, not at the floor, and blaming the probe length would mislead."""
+    if not result.censored:
+        return ""
+    lowest = float(result.rates["rate"].min()) if len(result.rates) else math.inf
+    if result.lower is None and confidence is not None and floor > 0 and lowest <= floor * 1.001:
+        return (
+            f" (below {floor:.4g} req/s a {duration:g} s probe holds too few requests "
+            f"for a {confidence:.0%} interval: a longer --duration, or --confidence none)"
+        )
+    return " (the search's limit: widen --rates / max rate)"
 
 
 def _answer_interval(result: CapacityResult, unit: str) -> str:

@@ -17,6 +17,7 @@ single-process client keeps the whole.
 from __future__ import annotations
 
 import asyncio
+import signal
 import struct
 import sys
 from collections.abc import Callable
@@ -78,6 +79,9 @@ def frame_share(encoded: bytes) -> bytes:
 
 
 def main() -> None:
+    # the parent stops a worker with SIGINT: take it even when started with SIGINT ignored
+    # (a background job), else the worker would send its whole share after a Ctrl-C
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     share = _read_share(stdin)
 

@@ -132,20 +132,23 @@ def backing_for(dep: Deployment, record: dict | None = None) -> Backing:
     if not gaps:
         return Backing(
             "validated",
-            f"{where}, {dep.parallelism.label}: validated, {err} over {len(pool)} "
-            "measured experiments",
+            f"{where}, {dep.parallelism.label}: validated, {err} over {_experiments(len(pool))}",
             len(pool),
             median,
         )
     level = "partly validated" if matched or len(gaps) == 1 else "extrapolated"
     return Backing(
         level,
-        f"{label}: {level} ({err} over {len(pool)} measured experiments); extrapolates to "
+        f"{label}: {level} ({err} over {_experiments(len(pool))}); extrapolates to "
         + "; ".join(gaps),
         len(pool),
         median,
         gaps,
     )
+
+
+def _experiments(n: int) -> str:
+    return f"{n} measured experiment" + ("" if n == 1 else "s")
 
 
 def profile_backing(path: str) -> Backing:
