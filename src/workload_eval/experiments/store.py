@@ -125,15 +125,19 @@ class ResultStore:
         path = self.point_dir(key) / "summary.json"
         return point_row(self.summary(key), key, where=path)
 
-    def rebuild_index(self, rows: Mapping[str, dict[str, Cell]] | None = None) -> pd.DataFrame:
+    def rebuild_index(self, rows: dict[str, dict[str, Cell]] | None = None) -> pd.DataFrame:
         """Write index.parquet and index.csv from every completed point, sorted by key: the
         points table without the run records (each point's summary.json has its own).
 
-        ``rows`` caches rows already read (key -> row); missing ones are read from disk.
+        ``rows`` caches rows already read (key -> row); missing ones are read from disk and
+        added to it, so a sweep that rebuilds its index as it goes reads each point once.
         """
         keys = self.completed_keys()
-        cache = dict(rows or {})
-        table = [cache[k] if k in cache else self.index_row(k) for k in keys]
+        cache = rows if rows is not None else {}
+        for k in keys:
+            if k not in cache:
+                cache[k] = self.index_row(k)
+        table = [cache[k] for k in keys]
         df = points(table, by_key=True).drop(columns=[CONFIG_JSON])
         write_table(df, self.root / "index")
         return df

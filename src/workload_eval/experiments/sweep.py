@@ -96,7 +96,7 @@ def run_sweep(
         executor.close()
     finally:
         bar.close()
-    index = store.rebuild_index(state.rows)
+    index = state.rebuild_index()
     capacity = state.write_capacity()
     seeds = write_seeds(store.root, index)
     return SweepResult(
@@ -164,7 +164,8 @@ class _SweepState:
 
     def __init__(self, store: ResultStore, executor: Executor, bar: ProgressBar) -> None:
         self.store, self.executor, self.bar = store, executor, bar
-        self.rows: dict[str, dict[str, Any]] = {}
+        self.rows: dict[str, dict[str, Any]] = {}  # the points this sweep ran
+        self.index_rows: dict[str, dict[str, Any]] = {}  # every stored point's row, read once
         self.specs: dict[str, Any] = {}
         self.queue: list[str] = []  # point keys to submit, in order
         self.queued: set[str] = set()
@@ -195,8 +196,12 @@ class _SweepState:
             for outcome in self.executor.wait():
                 self._finish(outcome)
             if time.monotonic() - self._last_index > INDEX_EVERY_S:
-                self.store.rebuild_index(self.rows)
+                self.rebuild_index()
                 self._last_index = time.monotonic()
+
+    def rebuild_index(self) -> pd.DataFrame:
+        self.index_rows.update(self.rows)
+        return self.store.rebuild_index(self.index_rows)
 
     def _enqueue(self, key: str, spec: Any) -> None:
         if key in self.queued or key in self.in_flight or key in self.failed:
