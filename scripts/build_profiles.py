@@ -19,7 +19,7 @@ from workload_eval.models import resolve_model
 from workload_eval.storage import atomic_write_json, atomic_write_parquet
 from workload_eval.workloads.catalog import WORKLOADS
 from workload_eval.workloads.loader import prepare
-from workload_eval.workloads.profiles import profiles_dir
+from workload_eval.workloads.profiles import MANIFEST, profiles_dir
 from workload_eval.workloads.selection import CATEGORY
 
 SEED_WORKLOADS = ("alpaca", "dolly", "cnn_dailymail", "sharegpt", "sharegpt_chat", "long_document")
@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--workloads", nargs="*", default=list(SEED_WORKLOADS))
     args = ap.parse_args()
 
-    manifest_path = args.out / "manifest.json"
+    manifest_path = args.out / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     for name in args.workloads:
         spec = WORKLOADS[name]

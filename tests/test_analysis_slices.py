@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from request_rows import request_row
 
 from workload_eval.analysis.slices import slice_summary, time_slices
 from workload_eval.cli import main
@@ -25,27 +26,6 @@ from workload_eval.contracts import (
 from workload_eval.engines.base import EngineConfig
 from workload_eval.metrics import summarize
 from workload_eval.runner import RunSpec, execute, load_run, save_run
-
-
-def _req(rid, arrival, first, finish, prompt, gen, status="ok", token_times=()):
-    return {
-        "request_id": rid,
-        "workload": "w",
-        "session_id": None,
-        "turn": 0,
-        "arrival_time": arrival,
-        "send_time": arrival,
-        "first_token_time": first,
-        "finish_time": finish,
-        "prompt_tokens": prompt,
-        "generated_tokens": gen,
-        "expected_output_tokens": gen,
-        "num_preemptions": 0,
-        "status": status,
-        "error": "",
-        "token_times": list(token_times),
-        "prompt_digest": "",
-    }
 
 
 def _step(time, duration, running, waiting, used, total=100, tokens=10, preempted=0.0):
@@ -69,9 +49,9 @@ def test_windows_by_hand():
     requests = pd.DataFrame(
         [
             # 1 + 8 tokens: the first at 1 s, 8 spread evenly over (1, 9]: 1 + 1 + 7 by window
-            _req(0, 0.0, 1.0, 9.0, 100, 9),
-            _req(1, 3.0, 4.0, 12.0, 50, 2, token_times=(4.0, 12.0)),  # streamed: exact
-            _req(2, 5.0, math.nan, math.nan, 10, 0, status="failed"),
+            request_row(0, 0.0, 1.0, 9.0, 100, 9),
+            request_row(1, 3.0, 4.0, 12.0, 50, 2, token_times=(4.0, 12.0)),  # streamed: exact
+            request_row(2, 5.0, math.nan, math.nan, 10, 0, status="failed"),
         ],
         columns=list(REQUEST_COLUMNS),
     )
@@ -107,7 +87,7 @@ def test_windows_by_hand():
 
 
 def test_server_samples_hold_until_the_next_one():
-    requests = pd.DataFrame([_req(0, 0.0, 1.0, 10.0, 10, 5)], columns=list(REQUEST_COLUMNS))
+    requests = pd.DataFrame([request_row(0, 0.0, 1.0, 10.0, 10, 5)], columns=list(REQUEST_COLUMNS))
     samples = pd.DataFrame(
         [_step(t, math.nan, r, 0, 20) | {"kind": "sample"} for t, r in ((1.0, 4), (6.0, 2))],
         columns=list(STEP_COLUMNS),

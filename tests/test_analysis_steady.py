@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from request_rows import request_row
 
 from workload_eval.analysis.steady import (
     in_flight_series,
@@ -36,24 +37,8 @@ def test_in_flight_series_is_the_exact_time_average():
 
 
 def _row(rid: int, arrival: float, latency: float, status: str = "ok") -> dict:
-    return {
-        "request_id": rid,
-        "workload": "w",
-        "session_id": None,
-        "turn": 0,
-        "arrival_time": arrival,
-        "send_time": arrival,
-        "first_token_time": arrival + latency / 2,
-        "finish_time": arrival + latency,
-        "prompt_tokens": 10,
-        "generated_tokens": 11,
-        "expected_output_tokens": 11,
-        "num_preemptions": 0,
-        "status": status,
-        "error": "",
-        "token_times": [],
-        "prompt_digest": "",
-    }
+    """A request of 10 prompt and 11 output tokens, its first token halfway through."""
+    return request_row(rid, arrival, arrival + latency / 2, arrival + latency, 10, 11, status)
 
 
 def _requests(latency) -> pd.DataFrame:

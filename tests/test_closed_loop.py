@@ -184,7 +184,7 @@ def test_cli_runs_a_closed_loop_and_shows_it(tmp_path, capsys) -> None:
 
 def test_a_spec_sweeps_concurrency_like_rates() -> None:
     from workload_eval.experiments import expand
-    from workload_eval.experiments.spec import spec_from_yaml_text
+    from workload_eval.experiments.spec_loading import spec_from_yaml_text
 
     spec = spec_from_yaml_text(
         "name: c\nworkloads: alpaca\nkv_blocks: 400\n"
@@ -199,7 +199,7 @@ def test_a_spec_sweeps_concurrency_like_rates() -> None:
 
 def test_a_concurrency_sweep_reaches_the_report(tmp_path) -> None:
     from workload_eval.experiments import run_sweep
-    from workload_eval.experiments.spec import spec_from_yaml_text
+    from workload_eval.experiments.spec_loading import spec_from_yaml_text
     from workload_eval.report.html import build_report
 
     spec = spec_from_yaml_text(
@@ -243,7 +243,7 @@ def test_capacity_finds_the_most_users_that_meet_the_slo(tmp_path, capsys) -> No
 
 def test_a_spec_searches_users_and_the_report_keeps_them_off_the_rate_figures(tmp_path) -> None:
     from workload_eval.experiments import run_sweep
-    from workload_eval.experiments.spec import spec_from_yaml_text
+    from workload_eval.experiments.spec_loading import spec_from_yaml_text
     from workload_eval.report.html import build_report
 
     spec = spec_from_yaml_text(

@@ -9,7 +9,7 @@ import pytest
 from workload_eval.cli import main
 from workload_eval.errors import UserError
 from workload_eval.experiments import expand, load_spec, point_key
-from workload_eval.experiments.spec import spec_from_yaml_text
+from workload_eval.experiments.spec_loading import spec_from_yaml_text
 
 REPO = Path(__file__).resolve().parents[1]
 

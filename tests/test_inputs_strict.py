@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from workload_eval.errors import UserError
-from workload_eval.experiments.spec import spec_from_yaml_text
+from workload_eval.experiments.spec_loading import spec_from_yaml_text
 from workload_eval.inputs import loads_json, loads_yaml, read_bytes
 from workload_eval.limits import MAX_DATA_BYTES, MAX_YAML_NODES
 from workload_eval.workloads.builders import _datetime_seconds

@@ -18,7 +18,8 @@ from workload_eval.engines.sim import SimEngine
 from workload_eval.engines.sim.loop import STALL_LIMIT, NoProgressError, simulate
 from workload_eval.errors import UserError
 from workload_eval.limits import MAX_INT, MAX_REQUESTS, MAX_SEED
-from workload_eval.schedules import PoissonSchedule, _seed_poisson, arrival_times
+from workload_eval.schedules import PoissonSchedule, arrival_times
+from workload_eval.schedules.arrivals import seed_poisson
 
 SIM = ("run", "--model", "opt-13b", "--workload", "alpaca", "--no-progress")
 
@@ -50,7 +51,7 @@ def test_seed_process_drawn_in_chunks_is_the_seed_stream() -> None:
         rs = np.random.RandomState(seed)
         counts = rs.poisson(lam=rate * 0.01, size=int(duration * 100))
         one_shot = np.repeat(np.arange(len(counts)) * 0.01, counts)
-        assert np.array_equal(_seed_poisson(rate, duration, None, seed), one_shot)
+        assert np.array_equal(seed_poisson(rate, duration, None, seed), one_shot)
     by_count = arrival_times(PoissonSchedule(rate=28, num_requests=5000), 0)
     by_duration = arrival_times(PoissonSchedule(rate=28, duration=600), 0)
     assert np.array_equal(by_count, by_duration[:5000])

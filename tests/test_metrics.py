@@ -2,6 +2,7 @@ import math
 
 import pandas as pd
 import pytest
+from request_rows import SUMMARY_METRIC_KEYS, request_row
 
 from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS, EngineReport, RunRecords
 from workload_eval.errors import UserError
@@ -13,44 +14,6 @@ from workload_eval.metrics import (
     run_interval,
     summarize,
 )
-
-DESIGN_KEYS = {
-    "request_throughput",
-    "token_throughput",
-    "output_token_throughput",
-    "normalized_latency_mean",
-    "normalized_latency_p95",
-    *(
-        f"{m}_{s}"
-        for m in ("ttft", "tpot", "itl", "e2e_latency")
-        for s in ("mean", "p50", "p90", "p95", "p99")
-    ),
-    "num_requests",
-    "num_completed",
-    "num_failed",
-    "duration_s",
-    "preemptions",
-}
-
-
-def _row(rid, arrival, first, finish, prompt, gen, status="ok", preempt=0, token_times=()):
-    return {
-        "request_id": rid,
-        "workload": "w",
-        "session_id": None,
-        "turn": 0,
-        "arrival_time": arrival,
-        "send_time": arrival,
-        "first_token_time": first,
-        "finish_time": finish,
-        "prompt_tokens": prompt,
-        "generated_tokens": gen,
-        "expected_output_tokens": gen,
-        "num_preemptions": preempt,
-        "status": status,
-        "error": "" if status == "ok" else "x",
-        "token_times": list(token_times),
-    }
 
 
 def _records(rows) -> RunRecords:
@@ -65,15 +28,15 @@ def _records(rows) -> RunRecords:
 def _three():
     # arrival, first token, finish, prompt, generated
     return [
-        _row(0, 0.0, 1.0, 5.0, 100, 5, preempt=1),  # e2e 5, ttft 1, tpot 1, norm 1
-        _row(1, 1.0, 1.5, 3.0, 50, 4),  # e2e 2, ttft .5, tpot .5, norm .5
-        _row(2, 2.0, 4.0, 12.0, 10, 9, preempt=2),  # e2e 10, ttft 2, tpot 1, norm 10/9
+        request_row(0, 0.0, 1.0, 5.0, 100, 5, preempt=1),  # e2e 5, ttft 1, tpot 1, norm 1
+        request_row(1, 1.0, 1.5, 3.0, 50, 4),  # e2e 2, ttft .5, tpot .5, norm .5
+        request_row(2, 2.0, 4.0, 12.0, 10, 9, preempt=2),  # e2e 10, ttft 2, tpot 1, norm 10/9
     ]
 
 
 def test_summary_has_every_design_key_and_no_configuration():
     s = summarize(_records(_three()))
-    assert set(s) >= DESIGN_KEYS
+    assert set(s) >= SUMMARY_METRIC_KEYS
     assert "config" not in s  # the runner adds the run record and the version
     assert "goodput" not in s
 
@@ -102,8 +65,8 @@ def test_latency_statistics_by_hand():
 def test_failed_and_ignored_requests_count_but_stay_out_of_latency():
     rows = [
         *_three(),
-        _row(3, 0.5, math.nan, math.nan, 3000, 0, status="ignored"),
-        _row(4, 3.0, 3.5, 100.0, 20, 2, status="failed"),
+        request_row(3, 0.5, math.nan, math.nan, 3000, 0, status="ignored"),
+        request_row(4, 3.0, 3.5, 100.0, 20, 2, status="failed"),
     ]
     s = summarize(_records(rows))
     assert (s["num_requests"], s["num_completed"], s["num_failed"]) == (5, 3, 2)
@@ -115,8 +78,8 @@ def test_failed_and_ignored_requests_count_but_stay_out_of_latency():
 
 def test_itl_comes_from_streamed_token_times_pooled_over_requests():
     rows = [
-        _row(0, 0.0, 1.0, 1.6, 10, 3, token_times=[1.0, 1.2, 1.6]),
-        _row(1, 0.0, 2.0, 2.3, 10, 2, token_times=[2.0, 2.3]),
+        request_row(0, 0.0, 1.0, 1.6, 10, 3, token_times=[1.0, 1.2, 1.6]),
+        request_row(1, 0.0, 2.0, 2.3, 10, 2, token_times=[2.0, 2.3]),
     ]
     gaps = inter_token_latencies(_records(rows).requests)
     assert gaps.tolist() == pytest.approx([0.2, 0.4, 0.3])
@@ -126,7 +89,7 @@ def test_itl_comes_from_streamed_token_times_pooled_over_requests():
 
 
 def test_single_token_requests_have_no_tpot():
-    rows = [_row(0, 0.0, 2.0, 2.0, 10, 1)]
+    rows = [request_row(0, 0.0, 2.0, 2.0, 10, 1)]
     per = request_metrics(_records(rows).requests)
     assert math.isnan(per["tpot"].iloc[0])
     assert per["normalized_latency"].iloc[0] == 2.0
@@ -154,7 +117,7 @@ def test_unknown_or_bad_slo_is_a_user_error():
 
 
 def test_latency_is_from_intended_arrival_and_lag_is_reported():
-    row = _row(0, 1.0, 3.0, 5.0, 10, 3)
+    row = request_row(0, 1.0, 3.0, 5.0, 10, 3)
     row["send_time"] = 2.5  # the client sent late: latency still counts from 1.0
     s = summarize(_records([row]))
     assert s["e2e_latency_mean"] == 4.0
@@ -162,7 +125,7 @@ def test_latency_is_from_intended_arrival_and_lag_is_reported():
 
 
 def test_empty_run_gives_zero_counts_and_no_rates():
-    s = summarize(_records([_row(0, 0.0, math.nan, math.nan, 5, 0, status="failed")]))
+    s = summarize(_records([request_row(0, 0.0, math.nan, math.nan, 5, 0, status="failed")]))
     assert s["num_completed"] == 0 and s["num_failed"] == 1
     assert s["request_throughput"] is None and s["duration_s"] == 0.0
     assert run_interval(_records([]).requests) == 0.0

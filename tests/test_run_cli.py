@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+from request_rows import SUMMARY_METRIC_KEYS
 
 from workload_eval.cli import main
 from workload_eval.commands.run import build_spec, schedule_from_options
@@ -11,25 +12,7 @@ from workload_eval.contracts import REQUEST_COLUMNS, STEP_COLUMNS
 from workload_eval.errors import UserError
 from workload_eval.schedules import GammaSchedule, PoissonSchedule, SessionsSchedule
 
-SUMMARY_KEYS = {
-    "request_throughput",
-    "token_throughput",
-    "output_token_throughput",
-    "normalized_latency_mean",
-    "normalized_latency_p95",
-    *(
-        f"{m}_{s}"
-        for m in ("ttft", "tpot", "itl", "e2e_latency")
-        for s in ("mean", "p50", "p90", "p95", "p99")
-    ),
-    "num_requests",
-    "num_completed",
-    "num_failed",
-    "duration_s",
-    "preemptions",
-    "config",
-    "package_version",
-}
+SUMMARY_KEYS = SUMMARY_METRIC_KEYS | {"config", "package_version"}
 SEED_WORKLOADS = ("alpaca", "dolly", "cnn_dailymail", "sharegpt", "sharegpt_chat")
 
 

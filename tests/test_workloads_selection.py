@@ -11,6 +11,8 @@ import pytest
 from workload_eval.errors import UserError
 from workload_eval.workloads import hub, load_workload
 from workload_eval.workloads.selection import (
+    Sampling,
+    Selection,
     mixed_first,
     select_pairs,
     select_sessions,
@@ -20,9 +22,13 @@ from workload_eval.workloads.selection import (
 KW = dict(max_model_len=100, seed=0, min_output_len=1, where="t")
 
 
+def rule(num_requests: int | None, sampling: Sampling) -> Selection:
+    return Selection(num_requests=num_requests, sampling=sampling, **KW)
+
+
 def test_pairs_filter_repeat_then_shuffle_like_the_seed():
     df = pd.DataFrame({"prompt_len": [10, 90, 20, 30], "output_len": [5, 20, 1, 7]})
-    out = select_pairs(df, num_requests=5, sampling="first", **KW)
+    out = select_pairs(df, rule(5, "first"))
     kept = [10, 30]  # 90+20 too long, output 1 = BOS only
     data = (kept * 3)[:5]
     random.seed(0)
@@ -33,16 +39,16 @@ def test_pairs_filter_repeat_then_shuffle_like_the_seed():
 def test_pairs_empty_selection_is_a_user_error():
     df = pd.DataFrame({"prompt_len": [99], "output_len": [5]})
     with pytest.raises(UserError, match="no request left"):
-        select_pairs(df, num_requests=3, sampling="first", **KW)
+        select_pairs(df, rule(3, "first"))
 
 
 def test_trace_repeat_shifts_arrivals_and_keeps_order():
     df = pd.DataFrame(
         {"prompt_len": [1, 2, 3], "output_len": [5, 5, 5], "arrival_time": [0.0, 1.0, 2.0]}
     )
-    out = select_trace(df, num_requests=7, sampling="first", **KW)
+    out = select_trace(df, rule(7, "first"))
     assert out["arrival_time"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
-    rnd = select_trace(df, num_requests=2, sampling="random", **KW)
+    rnd = select_trace(df, rule(2, "random"))
     assert np.all(np.diff(rnd["arrival_time"].to_numpy()) >= 0)
 
 
@@ -55,11 +61,11 @@ def test_sessions_cut_at_first_bad_turn_and_stay_ordered():
             "output_len": [20, 30, 10, 5, 5],
         }
     )
-    out = select_sessions(df, num_requests=None, sampling="first", **KW)
+    out = select_sessions(df, rule(None, "first"))
     assert len(out) == 4  # session 0 loses turn 2 (95 + 10 >= 100)
     for _, s in out.groupby("session_id"):
         assert s["turn"].tolist() == list(range(len(s)))
-    more = select_sessions(df, num_requests=9, sampling="random", **KW)
+    more = select_sessions(df, rule(9, "random"))
     assert len(more) == 9 and more["session_id"].nunique() >= 4
 
 
@@ -102,27 +108,26 @@ def test_category_mix_selection_then_shuffle_and_random_weights():
             "category": ["a"] * 250 + ["b"] * 40 + ["c"] * 10,
         }
     )
-    kw = {**KW, "category_mix": MIX}
-    out = select_pairs(df, num_requests=200, sampling="first", **kw)
+    out = select_pairs(df, rule(200, "first"), category_mix=MIX)
     assert "category" not in out.columns and len(out) == 200
     order = mixed_first(df["category"].to_numpy(), MIX, 200).tolist()
     random.Random(0).shuffle(order)
     assert out["prompt_len"].tolist() == df["prompt_len"].to_numpy()[order].tolist()
-    rnd = select_pairs(df.assign(row=np.arange(300)), num_requests=2000, sampling="random", **kw)
+    rnd = select_pairs(df.assign(row=np.arange(300)), rule(2000, "random"), category_mix=MIX)
     drawn = df["category"].to_numpy()[rnd["row"].to_numpy()]
     # weighted draws: "c" (10 of 300 rows) comes at its share of the mix
     assert abs((drawn == "c").mean() - 0.1) < 0.03 and abs((drawn == "a").mean() - 0.6) < 0.04
-    plain = select_pairs(df.drop(columns="category"), num_requests=200, sampling="first", **KW)
+    plain = select_pairs(df.drop(columns="category"), rule(200, "first"))
     assert plain["prompt_len"].tolist() != out["prompt_len"].tolist()
 
 
 def test_category_mix_warns_about_categories_it_does_not_name():
     df = pd.DataFrame({"prompt_len": [5] * 4, "output_len": [5] * 4, "category": list("abde")})
     with pytest.warns(UserWarning, match=r"\['d', 'e'\] are not in the mix"):
-        out = select_pairs(df, num_requests=6, sampling="first", **KW, category_mix=MIX)
+        out = select_pairs(df, rule(6, "first"), category_mix=MIX)
     assert len(out) == 6
     with pytest.raises(UserError, match="none of its categories"):
-        select_pairs(df[2:], num_requests=2, sampling="first", **KW, category_mix=MIX)
+        select_pairs(df[2:], rule(2, "first"), category_mix=MIX)
 
 
 def test_dolly_loads_in_dolly_15k_proportions(data_dir, tokenizer_dir):

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -28,7 +29,8 @@ from workload_eval.errors import UserError
 from workload_eval.inputs import loads_json, read_text
 
 ENV_VAR = "WORKLOAD_EVAL_CALIBRATION_DIR"
-EXPERIMENTS = ("offline", "online")
+Experiment = Literal["offline", "online"]  # the paper's two kinds of table
+EXPERIMENTS: tuple[Experiment, ...] = get_args(Experiment)
 SHIPPED = "shipped"  # the origin of a table that comes with the package
 
 
@@ -81,7 +83,7 @@ class PaperTable(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     model: str
-    experiment: Literal["offline", "online"]
+    experiment: Experiment
     data: dict[str, list[Scenario]]
     source: str | None = None
 
@@ -112,45 +114,41 @@ class PaperTables:
 
     def offline(self) -> pd.DataFrame:
         """model, workload, kv_blocks, num_requests, request_throughput, token_throughput."""
-        rows = [
-            {
-                "model": m,
-                "workload": w,
-                "kv_blocks": sc.kv_blocks,
-                "num_requests": n,
-                "request_throughput": cell.request,
-                "token_throughput": cell.token,
-            }
-            for (m, e), t in sorted(self.tables.items())
-            if e == "offline"
-            for w, scenarios in t.table.data.items()
-            for sc in scenarios
-            for n, cell in sc.by_num_requests.items()
-        ]
-        cols = ["model", "workload", "kv_blocks", "num_requests"]
-        cols += ["request_throughput", "token_throughput"]
-        return pd.DataFrame(rows, columns=cols)
+        return self._frame(
+            "offline",
+            "num_requests",
+            ("request_throughput", "token_throughput"),
+            lambda sc: ((n, (c.request, c.token)) for n, c in sc.by_num_requests.items()),
+        )
 
     def online(self) -> pd.DataFrame:
         """model, workload, kv_blocks, rate, normalized_latency_mean, normalized_latency_p95."""
+        return self._frame(
+            "online",
+            "rate",
+            ("normalized_latency_mean", "normalized_latency_p95"),
+            lambda sc: ((r, (c.avg, c.p95)) for r, c in sc.by_request_rate.items()),
+        )
+
+    def _frame(
+        self,
+        experiment: Experiment,
+        axis: str,
+        metrics: tuple[str, ...],
+        cells: Callable[[Scenario], Iterable[tuple[float, tuple[float, ...]]]],
+    ) -> pd.DataFrame:
+        """One row per cell of every ``experiment`` table: where it was measured (model,
+        workload, KV blocks, ``axis``), then its ``metrics``."""
         rows = [
-            {
-                "model": m,
-                "workload": w,
-                "kv_blocks": sc.kv_blocks,
-                "rate": r,
-                "normalized_latency_mean": cell.avg,
-                "normalized_latency_p95": cell.p95,
-            }
+            {"model": m, "workload": w, "kv_blocks": sc.kv_blocks, axis: x}
+            | dict(zip(metrics, values, strict=True))
             for (m, e), t in sorted(self.tables.items())
-            if e == "online"
+            if e == experiment
             for w, scenarios in t.table.data.items()
             for sc in scenarios
-            for r, cell in sc.by_request_rate.items()
+            for x, values in cells(sc)
         ]
-        cols = ["model", "workload", "kv_blocks", "rate"]
-        cols += ["normalized_latency_mean", "normalized_latency_p95"]
-        return pd.DataFrame(rows, columns=cols)
+        return pd.DataFrame(rows, columns=["model", "workload", "kv_blocks", axis, *metrics])
 
 
 def canonical_model(name: str) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +23,28 @@ from workload_eval.redaction import finite_json, scrub_frame, scrub_json, scrub_
 _FILE_MODE = 0o644
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+@contextmanager
+def _replacing(path: str | Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` for the block to write: synced and renamed over
+    ``path`` when the block succeeds, removed when it fails (a reader never sees half)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with _replacing(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: str | Path, text: str, *, redact: bool = True) -> None:
@@ -55,19 +65,8 @@ def atomic_write_json(path: str | Path, obj: Any, *, redact: bool = True) -> Non
 def atomic_write_parquet(path: str | Path, df: pd.DataFrame, *, redact: bool = True) -> None:
     if redact:
         df = scrub_frame(df)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with _replacing(path) as tmp:
         df.to_parquet(tmp, index=False)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def ensure_writable_dir(path: str | Path, *, option: str = "--out") -> Path:

@@ -22,14 +22,14 @@ from workload_eval.commands.options import (
     workload_options,
 )
 from workload_eval.errors import UserError
+from workload_eval.schedules import RATE_DRIVEN_KINDS
 
 if TYPE_CHECKING:
     from workload_eval.experiments.capacity import CapacityResult, Evaluator
     from workload_eval.experiments.grid import CapacityTask
     from workload_eval.experiments.store import ResultStore
 
-RATE_KINDS = ("poisson", "poisson-exp", "gamma", "constant", "sessions")
-SEARCHED_KINDS = (*RATE_KINDS, "concurrency")
+SEARCHED_KINDS = (*RATE_DRIVEN_KINDS, "concurrency")
 
 
 def parse_numbers(text: str | None, option: str, cast: type = float) -> list[Any] | None:

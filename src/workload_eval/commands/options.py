@@ -1,4 +1,5 @@
-"""Options shared by the commands that run an engine (`run`, `capacity`): one definition each.
+"""Options shared by several commands (`run`, `capacity`, `report`, `reproduce`): one
+definition each.
 
 Every engine flag means the same in every command; flags that belong to one engine become
 that engine's options (``EngineConfig.options``) only when given, and a flag the chosen
@@ -16,6 +17,7 @@ import click
 from pydantic import JsonValue, ValidationError
 
 from workload_eval import limits
+from workload_eval.analysis.slices import SLICE_SECONDS
 from workload_eval.engines.base import EngineConfig, option_flag, options_model, parse_options
 from workload_eval.errors import UserError
 from workload_eval.slo import GRAMMAR, SLO, parse_slos
@@ -174,6 +176,27 @@ max_requests_option = click.option(
     help=f"Allow runs of up to N requests (default {limits.MAX_REQUESTS.default:,}: "
     "a guard against typos that would exhaust memory).",
 )
+
+
+calibration_dir_option = click.option(
+    "--calibration-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="More of the paper's measured tables (<model>-offline.json, <model>-online.json), "
+    "added to or replacing the OPT-13B tables shipped in the package [default: "
+    "$WORKLOAD_EVAL_CALIBRATION_DIR, else ../shared/calibration when present].",
+)
+
+
+def slice_seconds_option(help_text: str) -> Callable[[F], F]:
+    """``--slice-seconds``: the width of the time slices a run is cut into."""
+    return click.option(
+        "--slice-seconds",
+        type=click.FloatRange(min=0, min_open=True),
+        default=SLICE_SECONDS,
+        show_default=True,
+        help=help_text,
+    )
 
 
 def check_kv_size(o: Mapping[str, Any]) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from workload_eval.analysis.slices import SLICE_SECONDS, check_width
+from workload_eval.analysis.slices import check_width
 from workload_eval.cli import one_line
+from workload_eval.commands.options import calibration_dir_option, slice_seconds_option
 from workload_eval.errors import UserError
 from workload_eval.paper import SLO_METRIC, SLO_TEXT
 from workload_eval.slo import SLO
@@ -43,14 +44,7 @@ def report_slo(text: str) -> SLO:
     default=None,
     help="Where to write the report [default: DIR/report].",
 )
-@click.option(
-    "--calibration-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="More of the paper's measured tables (<model>-offline.json, <model>-online.json), "
-    "added to or replacing the OPT-13B tables shipped in the package [default: "
-    "$WORKLOAD_EVAL_CALIBRATION_DIR, else ../shared/calibration when present].",
-)
+@calibration_dir_option
 @click.option(
     "--slo",
     default=SLO_TEXT,
@@ -59,13 +53,7 @@ def report_slo(text: str) -> SLO:
     help=f"The bound behind the capacity figures, on {REPORT_METRIC} (a bare number: "
     "its value). Same grammar as run and capacity.",
 )
-@click.option(
-    "--slice-seconds",
-    type=click.FloatRange(min=0, min_open=True),
-    default=SLICE_SECONDS,
-    show_default=True,
-    help="Window of the time-slice figure.",
-)
+@slice_seconds_option("Window of the time-slice figure.")
 def command(
     results_dir: Path,
     out_dir: Path | None,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from workload_eval.commands.options import calibration_dir_option
 from workload_eval.limits import MAX_JOBS
 
 
@@ -38,14 +39,7 @@ from workload_eval.limits import MAX_JOBS
     default=None,
     help="Points run in parallel [default: the CPU count].",
 )
-@click.option(
-    "--calibration-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="More of the paper's measured tables (<model>-offline.json, <model>-online.json), "
-    "added to or replacing the OPT-13B tables shipped in the package [default: "
-    "$WORKLOAD_EVAL_CALIBRATION_DIR, else ../shared/calibration when present].",
-)
+@calibration_dir_option
 @click.option(
     "--output-len-model",
     metavar="MODEL",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
 
-from workload_eval.analysis.slices import SLICE_SECONDS, check_width
+from workload_eval.analysis.slices import check_width
 from workload_eval.commands.options import (
     engine_config,
     engine_flag_options,
@@ -16,6 +17,7 @@ from workload_eval.commands.options import (
     max_requests_option,
     parse_engine_options,
     parse_slo_flags,
+    slice_seconds_option,
     slo_option,
     target_options,
     workload_fields,
@@ -23,6 +25,7 @@ from workload_eval.commands.options import (
 )
 from workload_eval.errors import EXIT_INCOMPLETE, UserError
 from workload_eval.limits import set_max_requests
+from workload_eval.schedules import RATE_KINDS, SCHEDULE_KINDS
 
 if TYPE_CHECKING:
     from workload_eval.runner import RunSpec
@@ -35,17 +38,6 @@ _OPTION_OF = {
     "arrival": "--session-arrival",
     "kind": "--schedule",
 }
-SCHEDULE_CHOICES = (
-    "offline",
-    "poisson",
-    "poisson-exp",
-    "gamma",
-    "constant",
-    "trace",
-    "sessions",
-    "concurrency",
-)
-RATE_KINDS = ("poisson", "poisson-exp", "gamma", "constant")
 
 
 def _option(field: str) -> str:
@@ -59,12 +51,28 @@ def _validation_error(e: ValidationError) -> UserError:
     loc = [str(p) for p in err["loc"]]
     if loc[:1] == ["schedule"]:
         loc = loc[1:]
-    if loc[:1] and loc[0] in SCHEDULE_CHOICES:
+    if loc[:1] and loc[0] in SCHEDULE_KINDS:
         loc = loc[1:]
     msg = err["msg"].removeprefix("Value error, ")
     if not loc:
         return UserError(msg)
     return UserError(f"{_option(loc[-1])}: {msg} (got {err.get('input')!r})")
+
+
+def schedule_of_options(o: Mapping[str, Any]) -> dict[str, Any]:
+    """The schedule spec of a command's parsed schedule flags (``--schedule`` ...)."""
+    return schedule_from_options(
+        o["schedule_kind"],
+        num_requests=o["num_requests"],
+        request_rate=o["request_rate"],
+        duration=o["duration"],
+        burstiness=o["burstiness"],
+        time_scale=o["time_scale"],
+        think_time=o["think_time"],
+        think_time_dist=o["think_time_dist"],
+        session_arrival=o["session_arrival"],
+        concurrency=o.get("concurrency"),  # a closed loop: not every command has it
+    )
 
 
 def schedule_from_options(
@@ -137,7 +145,7 @@ def schedule_from_options(
 @click.option(
     "--schedule",
     "schedule_kind",
-    type=click.Choice(SCHEDULE_CHOICES),
+    type=click.Choice(SCHEDULE_KINDS),
     help="Arrival schedule [default: offline, or poisson with --request-rate].",
 )
 @click.option("--num-requests", type=int, help="Requests (offline) or a cap on arrivals.")
@@ -185,13 +193,7 @@ def schedule_from_options(
     default=None,
     help="Progress bar [default: when stderr is a terminal].",
 )
-@click.option(
-    "--slice-seconds",
-    type=click.FloatRange(min=0, min_open=True),
-    default=SLICE_SECONDS,
-    show_default=True,
-    help="Window of the time slices (slices.parquet).",
-)
+@slice_seconds_option("Window of the time slices (slices.parquet).")
 @max_requests_option
 @click.option(
     "--out",
@@ -253,18 +255,7 @@ def build_spec(o: dict[str, Any]) -> RunSpec:
     from workload_eval.preflight import check_run_spec
     from workload_eval.runner import RunSpec
 
-    schedule = schedule_from_options(
-        o["schedule_kind"],
-        num_requests=o["num_requests"],
-        request_rate=o["request_rate"],
-        duration=o["duration"],
-        burstiness=o["burstiness"],
-        time_scale=o["time_scale"],
-        think_time=o["think_time"],
-        think_time_dist=o["think_time_dist"],
-        session_arrival=o["session_arrival"],
-        concurrency=o.get("concurrency"),
-    )
+    schedule = schedule_of_options(o)
     config = engine_config(o, seed=o["seed"])
     try:
         spec = RunSpec(
@@ -282,4 +273,10 @@ def build_spec(o: dict[str, Any]) -> RunSpec:
     return spec
 
 
-__all__ = ["build_spec", "command", "parse_engine_options", "schedule_from_options"]
+__all__ = [
+    "build_spec",
+    "command",
+    "parse_engine_options",
+    "schedule_from_options",
+    "schedule_of_options",
+]

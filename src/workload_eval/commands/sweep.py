@@ -66,7 +66,7 @@ def command(
     from workload_eval.console import progress_default, stderr_console
     from workload_eval.errors import UserError
     from workload_eval.experiments.executors import make_executor
-    from workload_eval.experiments.spec import load_spec
+    from workload_eval.experiments.spec_loading import load_spec
     from workload_eval.experiments.sweep import run_sweep
     from workload_eval.limits import set_max_requests
     from workload_eval.storage import ensure_writable_dir

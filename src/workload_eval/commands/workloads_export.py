@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from workload_eval.commands.run import RATE_KINDS, SCHEDULE_CHOICES, schedule_from_options
+from workload_eval.commands.run import schedule_of_options
+from workload_eval.schedules import RATE_KINDS, SCHEDULE_KINDS
 
 
 @click.command("export")
@@ -20,7 +21,7 @@ from workload_eval.commands.run import RATE_KINDS, SCHEDULE_CHOICES, schedule_fr
     type=click.Path(dir_okay=False, path_type=Path),
     help="Trace file: .csv or .jsonl (optionally .gz).",
 )
-@click.option("--schedule", "schedule_kind", type=click.Choice(SCHEDULE_CHOICES))
+@click.option("--schedule", "schedule_kind", type=click.Choice(SCHEDULE_KINDS))
 @click.option("--num-requests", "-n", type=click.IntRange(min=1), help="Requests to export.")
 @click.option("--request-rate", type=float, help="Requests (sessions) per second.")
 @click.option("--duration", type=float, help="Seconds of arrivals.")
@@ -48,20 +49,7 @@ def command(name: str, model: str, out: Path, **o: Any) -> None:
     from workload_eval.workloads import load_workload
     from workload_eval.workloads.export import write_trace
 
-    spec = parse_schedule(
-        schedule_from_options(
-            o["schedule_kind"],
-            num_requests=o["num_requests"],
-            request_rate=o["request_rate"],
-            duration=o["duration"],
-            burstiness=o["burstiness"],
-            time_scale=o["time_scale"],
-            think_time=o["think_time"],
-            think_time_dist=o["think_time_dist"],
-            session_arrival=o["session_arrival"],
-        ),
-        where="schedule",
-    )
+    spec = parse_schedule(schedule_of_options(o), where="schedule")
     with _warnings_as_lines():
         df = load_workload(
             name,

@@ -16,7 +16,8 @@ from workload_eval.experiments.capacity import (
 )
 from workload_eval.experiments.grid import CapacityTask, Point, expand, point_key
 from workload_eval.experiments.memory import memory_table, scaling_table
-from workload_eval.experiments.spec import ExperimentSpec, GridSpec, build_spec, load_spec
+from workload_eval.experiments.spec import ExperimentSpec, GridSpec
+from workload_eval.experiments.spec_loading import build_spec, load_spec, spec_from_yaml_text
 from workload_eval.experiments.store import ResultStore
 from workload_eval.experiments.sweep import SweepResult, run_sweep
 from workload_eval.slo import SLO, parse_slos
@@ -43,4 +44,5 @@ __all__ = [
     "point_key",
     "run_sweep",
     "scaling_table",
+    "spec_from_yaml_text",
 ]

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from workload_eval.errors import UserError
-from workload_eval.experiments.capacity import SLO, CapacitySearch, _nice
+from workload_eval.experiments.capacity_search import CapacitySearch, nice_rate
 from workload_eval.paper import max_rate_under_slo
+from workload_eval.slo import SLO
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class ExtendedGridSearch(CapacitySearch):
         self, slos: Sequence[SLO], *, rates: Sequence[float], max_rate: float = 1e4, **kw: Any
     ) -> None:
         super().__init__(slos, **kw)
-        grid = sorted({_nice(float(r)) for r in rates})
+        grid = sorted({nice_rate(float(r)) for r in rates})
         if len(grid) < 2:
             raise UserError("capacity: an extended seed-grid needs at least 2 rates (--rates a,b)")
         self.base = grid[0]
@@ -58,7 +59,7 @@ class ExtendedGridSearch(CapacitySearch):
         self.highest = self._index(max(max_rate, grid[-1]))
 
     def _rate(self, i: int) -> float:
-        return _nice(self.base + i * self.step)
+        return nice_rate(self.base + i * self.step)
 
     def _index(self, rate: float) -> int:
         return round((rate - self.base) / self.step)

@@ -1,4 +1,5 @@
-"""The declarative experiment spec (YAML): axes of a study, validated with key-path errors.
+"""The declarative experiment spec (YAML): the models of a study's axes (loading and
+key-path errors: ``spec_loading``).
 
 Every field defaults to the seed paper's setting (OPT-13B on an A100-40GB, 643 KV blocks
 of 16 tokens, 2560 batched tokens, 2048 sequences, max_model_len 2048, vLLM 0.2 policy,
@@ -8,92 +9,42 @@ seed 0, 600 s Poisson arrivals, SLO p95 normalized latency <= 0.1875 s/token).
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,
-    TypeAdapter,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from workload_eval import limits, paper
+from workload_eval import paper
 from workload_eval.analysis.intervals import CONFIDENCE_LEVEL
-from workload_eval.engines.base import EngineConfig, option_flag, options_model
+from workload_eval.engines.base import EngineConfig, options_model
 from workload_eval.errors import UserError
-from workload_eval.inputs import loads_yaml, read_text
-from workload_eval.limits import MAX_INT, Seed
-from workload_eval.slo import SLO, check_slo, run_level
+from workload_eval.experiments.spec_fields import (
+    STRICT,
+    GpuNames,
+    KvBlockCounts,
+    MemoryFractions,
+    ModelNames,
+    Seeds,
+    SLOs,
+    WorkloadNames,
+    as_list,
+    check_engine,
+    confidence_level,
+    engine_entries,
+    scalar_rate,
+)
+from workload_eval.slo import SLO
 from workload_eval.strict import NoBoolNumbers
 
 # Axes set per grid point, so an engine entry may not set them.
 AXIS_FIELDS = {"model", "gpu", "kv_blocks", "gpu_memory_utilization", "seed"}
-
-
-def _as_list(v: Any) -> Any:
-    return v if isinstance(v, list | tuple) or v is None else [v]
-
-
-def _check_engine(name: str) -> str:
-    from workload_eval.engines.base import known_engines
-
-    if name not in known_engines():
-        raise ValueError(f"unknown engine {name!r} (expected one of {', '.join(known_engines())})")
-    return name
-
-
-def _check_model(name: str) -> str:
-    from workload_eval.models import resolve_model
-
-    try:
-        resolve_model(name)
-    except UserError as e:
-        raise ValueError(str(e)) from None
-    return name
-
-
-def _check_gpu(name: str) -> str:
-    try:
-        from workload_eval.engines.sim.hardware import known_gpus, resolve_gpu
-    except ImportError:  # the simulator's catalog is optional for other engines
-        return name
-    try:
-        resolve_gpu(name)
-    except (UserError, KeyError, ValueError):
-        raise ValueError(
-            f"unknown gpu {name!r} (expected one of {', '.join(known_gpus())})"
-        ) from None
-    return name
-
-
-def _check_workload(name: str) -> str:
-    """A catalog name, family, workload file, inline spec or data file (no dataset is read)."""
-    from workload_eval.workloads.resolve import check_workload
-
-    try:
-        return check_workload(name)
-    except UserError as e:
-        raise ValueError(str(e)) from None
-
-
-_Models = Annotated[list[Annotated[str, AfterValidator(_check_model)]], BeforeValidator(_as_list)]
-_Gpus = Annotated[list[Annotated[str, AfterValidator(_check_gpu)]], BeforeValidator(_as_list)]
-_Workloads = Annotated[
-    list[Annotated[str, AfterValidator(_check_workload)]], BeforeValidator(_as_list)
-]
-_Blocks = Annotated[list[Annotated[int, Field(gt=0, le=MAX_INT)]] | None, BeforeValidator(_as_list)]
-_Utils = Annotated[list[Annotated[float, Field(gt=0, le=1)]] | None, BeforeValidator(_as_list)]
-_Seeds = Annotated[list[Seed], BeforeValidator(_as_list)]
-# Every model of a spec refuses NaN and infinity: no setting means "infinitely".
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class EngineEntry(NoBoolNumbers):
@@ -102,7 +53,7 @@ class EngineEntry(NoBoolNumbers):
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
-    engine: Annotated[str, AfterValidator(_check_engine)] = "sim"
+    engine: Annotated[str, AfterValidator(check_engine)] = "sim"
     label: str | None = None
 
     @model_validator(mode="after")
@@ -135,15 +86,10 @@ class EngineEntry(NoBoolNumbers):
         return self.label or self.engine
 
 
-def _engine_entries(v: Any) -> Any:
-    v = _as_list(v)
-    return [{"engine": e} if isinstance(e, str) else e for e in v] if isinstance(v, list) else v
-
-
 class RateRange(NoBoolNumbers):
     """Rates start, start+step, ... up to and including stop."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     start: float = Field(gt=0)
     stop: float = Field(gt=0)
@@ -162,10 +108,6 @@ class RateRange(NoBoolNumbers):
         return [round(self.start + i * self.step, 10) for i in range(n + 1)]
 
 
-def _scalar_rate(v: Any) -> Any:
-    return [v] if isinstance(v, int | float) and not isinstance(v, bool) else v
-
-
 _Rate = (
     Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)]
     | RateRange
@@ -180,7 +122,7 @@ class ScheduleEntry(NoBoolNumbers):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     kind: str
-    rate: Annotated[_Rate, BeforeValidator(_scalar_rate)] = None
+    rate: Annotated[_Rate, BeforeValidator(scalar_rate)] = None
 
     @model_validator(mode="after")
     def _no_empty_axis(self) -> ScheduleEntry:
@@ -230,22 +172,13 @@ class ScheduleEntry(NoBoolNumbers):
         return combos
 
 
-def _confidence(v: Any) -> Any:
-    from workload_eval.experiments.verdicts import parse_confidence
-
-    try:
-        return parse_confidence(v, where="")
-    except UserError as e:
-        raise ValueError(str(e).strip()) from None
-
-
 _Grid = Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=1)] | RateRange
 
 
 class CapacityOptions(NoBoolNumbers):
     """How ``rate: capacity`` schedules are searched (see experiments.capacity)."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     rule: Literal["bisect", "seed-grid"] = "bisect"
     tolerance: float = Field(default=0.02, gt=0, lt=1)
@@ -258,7 +191,7 @@ class CapacityOptions(NoBoolNumbers):
     max_rate: float = Field(default=1e4, gt=0)
     # a rate meets the SLOs when they hold over this confidence interval of each metric;
     # null/none: the point estimates, as the paper judged them (experiments.verdicts)
-    confidence: Annotated[float | None, BeforeValidator(_confidence)] = CONFIDENCE_LEVEL
+    confidence: Annotated[float | None, BeforeValidator(confidence_level)] = CONFIDENCE_LEVEL
 
     def key_data(self) -> dict[str, Any]:
         """What identifies the search's options: without a confidence, exactly what the
@@ -288,49 +221,26 @@ def _default_schedules() -> list[ScheduleEntry]:
     ]
 
 
-def _slos(v: Any) -> Any:
-    if isinstance(v, dict):
-        return [{"metric": k, "op": "<=", "value": x} for k, x in v.items()]
-    v = _as_list(v)
-    out = []
-    for s in v or []:
-        if isinstance(s, str):
-            try:
-                out.append(SLO.parse(s, where="slos").model_dump())
-            except UserError as e:
-                raise ValueError(str(e).removeprefix("slos: ")) from None
-        else:
-            out.append(s)
-    return out
-
-
-def _known_metric(slo: SLO) -> SLO:
-    try:
-        return check_slo(slo, where="slo")
-    except UserError as e:
-        raise ValueError(str(e).removeprefix("slo: ")) from None
-
-
 class GridSpec(NoBoolNumbers):
     """One group's axes: the cross product of these is the group's points."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     name: str = "main"
-    engines: Annotated[list[EngineEntry], BeforeValidator(_engine_entries)] = Field(
+    engines: Annotated[list[EngineEntry], BeforeValidator(engine_entries)] = Field(
         default_factory=lambda: [EngineEntry()]
     )
-    models: _Models = Field(default_factory=lambda: [paper.MODELS[0]])
-    gpus: _Gpus = Field(default_factory=lambda: [paper.GPU])
-    kv_blocks: _Blocks = None
-    gpu_memory_utilization: _Utils = None
-    workloads: _Workloads = Field(default_factory=lambda: list(paper.WORKLOADS))
-    schedules: Annotated[list[ScheduleEntry], BeforeValidator(_as_list)] = Field(
+    models: ModelNames = Field(default_factory=lambda: [paper.MODELS[0]])
+    gpus: GpuNames = Field(default_factory=lambda: [paper.GPU])
+    kv_blocks: KvBlockCounts = None
+    gpu_memory_utilization: MemoryFractions = None
+    workloads: WorkloadNames = Field(default_factory=lambda: list(paper.WORKLOADS))
+    schedules: Annotated[list[ScheduleEntry], BeforeValidator(as_list)] = Field(
         default_factory=_default_schedules
     )
-    seeds: _Seeds = Field(default_factory=lambda: [paper.SEED])
-    slos: Annotated[list[Annotated[SLO, AfterValidator(_known_metric)]], BeforeValidator(_slos)] = (
-        Field(default_factory=lambda: [SLO(metric=paper.SLO_METRIC, value=paper.SLO_S_PER_TOKEN)])
+    seeds: Seeds = Field(default_factory=lambda: [paper.SEED])
+    slos: SLOs = Field(
+        default_factory=lambda: [SLO(metric=paper.SLO_METRIC, value=paper.SLO_S_PER_TOKEN)]
     )
     capacity: CapacityOptions = Field(default_factory=CapacityOptions)
     sampling: Literal["first", "random"] = "first"  # which workload requests (runner)
@@ -411,209 +321,9 @@ class GridSpec(NoBoolNumbers):
 class ExperimentSpec(NoBoolNumbers):
     """A whole study: top-level axes, optionally split into groups that override them."""
 
-    model_config = _STRICT
+    model_config = STRICT
 
     name: str = "experiment"
     description: str = ""
     groups: list[GridSpec]
     source: str | None = None  # the YAML file it came from
-
-
-_GROUP_KEYS = set(GridSpec.model_fields)
-
-
-def build_spec(data: Any, *, source: str | Path | None = None) -> ExperimentSpec:
-    """Validate plain data (a parsed YAML mapping) into a spec; errors name the key path."""
-    src = str(source) if source is not None else "spec"
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UserError(f"{src}: expected a mapping of settings at the top level")
-    for key in ("name", "description"):
-        if key in data and not isinstance(data[key], str):
-            raise UserError(f"{src}: {key}: expected text (got a {type(data[key]).__name__})")
-    top = {k: v for k, v in data.items() if k not in ("name", "description", "groups")}
-    unknown = sorted(set(top) - _GROUP_KEYS, key=str)
-    if unknown:
-        raise UserError(
-            f"{src}: {unknown[0]}: unknown setting (expected one of "
-            f"{', '.join(sorted(_GROUP_KEYS | {'name', 'description', 'groups'}))})"
-        )
-    raw_groups = data.get("groups")
-    groups: list[tuple[str, dict[str, Any], dict[str, Any]]] = []  # prefix, own keys, merged
-    if raw_groups is None:
-        groups.append(("", {}, top))
-    elif not isinstance(raw_groups, list) or not raw_groups:
-        raise UserError(f"{src}: groups: expected a non-empty list of mappings")
-    else:
-        for i, g in enumerate(raw_groups):
-            if not isinstance(g, dict):
-                raise UserError(f"{src}: groups[{i}]: expected a mapping")
-            merged = {**top, **g, "name": g.get("name", f"group{i}")}
-            groups.append((f"groups[{i}].", g, merged))
-    base = Path(source).parent if source is not None else Path.cwd()
-    built: list[GridSpec] = []
-    for prefix, own, g in groups:
-        try:
-            grid = GridSpec.model_validate(g)
-        except ValidationError as e:
-            err = _best_error(e)
-            loc = err["loc"]
-            # a key inherited from the top level is reported at its top-level path
-            path = (prefix if loc and loc[0] in own else "") + _loc_str(loc)
-            raise UserError(f"{src}: {path}: {_msg(err)}") from None
-        _check_schedules(grid, src, prefix if "schedules" in own else "")
-        if any(e.is_capacity for e in grid.schedules) and not run_level(grid.slos):
-            raise UserError(
-                f"{src}: {prefix if 'slos' in own else ''}slos: a capacity search needs a "
-                f"bound on a run metric, e.g. {paper.SLO_TEXT}"
-            )
-        for attr in ("data_dir", "tokenizer_dir"):
-            v = getattr(grid, attr)
-            if v is not None and not Path(v).is_absolute():
-                setattr(grid, attr, str((base / v).resolve()))
-        built.append(grid)
-    total = sum(g.num_runs() for g in built)
-    if total > limits.MAX_POINTS.value():
-        raise UserError(
-            f"{src}: expands to {total:,} runs, more than the {limits.MAX_POINTS.value():,} a "
-            f"study may have (fewer values per axis, or raise ${limits.MAX_POINTS.env})"
-        )
-    names = [g.name for g in built]
-    if len(set(names)) != len(names):
-        raise UserError(f"{src}: groups: group names must be unique (got {names})")
-    return ExperimentSpec(
-        name=str(data.get("name", "experiment")),
-        description=str(data.get("description", "")),
-        groups=built,
-        source=str(source) if source is not None else None,
-    )
-
-
-def _check_schedules(grid: GridSpec, src: str, prefix: str) -> None:
-    """Every expanded schedule must be a valid ScheduleSpec (a capacity rate stands in)."""
-    from workload_eval.schedules import ScheduleSpec
-
-    adapter: TypeAdapter[Any] = TypeAdapter(ScheduleSpec)
-    for i, entry in enumerate(grid.schedules):
-        for combo in entry.expand():
-            closed = combo["kind"] == "concurrency"
-            if entry.rate == "capacity" and combo["kind"] in ("offline", "trace", "concurrency"):
-                users = " (a closed loop searches its users: concurrency: capacity)"
-                raise UserError(
-                    f"{src}: {prefix}schedules[{i}].rate: 'capacity' needs a rate-driven "
-                    f"schedule (poisson, poisson-exp, gamma, constant, sessions), "
-                    f"not {combo['kind']!r}{users if closed else ''}"
-                )
-            if entry.concurrency_capacity and not closed:
-                raise UserError(
-                    f"{src}: {prefix}schedules[{i}].concurrency: 'capacity' searches the users "
-                    f"of kind 'concurrency', not {combo['kind']!r}"
-                )
-            probe = combo
-            if entry.is_capacity:
-                probe = {**combo, "concurrency": 1} if closed else {**combo, "rate": 1.0}
-            try:
-                adapter.validate_python(probe)
-            except ValidationError as e:
-                err = e.errors()[0]
-                sub = [p for p in err["loc"][1:] if not isinstance(p, int)]
-                path = f"{prefix}schedules[{i}]" + "".join(f".{p}" for p in sub)
-                msg = _msg(err)
-                if err.get("type") == "extra_forbidden":
-                    msg = f"not a setting of schedule kind {combo['kind']!r}"
-                raise UserError(f"{src}: {path}: {msg}") from None
-
-
-def _best_error(e: ValidationError) -> Any:
-    """The error that explains the input: for a union (a rate list or a range), the
-    branch whose type matched and whose value was wrong, not "should be a list"."""
-    errors = e.errors()
-    for err in errors:
-        kind = str(err.get("type", ""))
-        if not (kind.endswith("_type") or kind.startswith(("literal", "union"))):
-            return err
-    return errors[0]
-
-
-def _loc_str(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for p in loc:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        elif p in ("list[...]",) or "[" in str(p) or str(p).startswith(("function-", "literal")):
-            continue  # pydantic's union-branch tags carry no user meaning
-        else:
-            out += ("." if out else "") + str(p)
-    return out
-
-
-def _msg(err: Any) -> str:
-    msg = str(err["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    if err.get("type") == "extra_forbidden":
-        msg = "unknown setting"
-    loc = err.get("loc") or ()
-    if err.get("type") == "missing" and loc and loc[0] == "engines":
-        msg += f" ({option_flag(str(loc[-1]))} on the command line)"  # an engine's own option
-    return msg
-
-
-def _line_of(node: yaml.Node | None, path: list[str | int]) -> int | None:
-    """1-based line of the YAML node at ``path`` (the deepest one that exists)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for p in path:
-        if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if getattr(k, "value", None) == p), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(p, int) and p < len(node.value):
-            nxt = node.value[p]
-        else:
-            nxt = None
-        if nxt is None:
-            break
-        node = nxt
-        line = node.start_mark.line + 1
-    return line
-
-
-def _parse_path(path: str) -> list[str | int]:
-    out: list[str | int] = []
-    for part in path.replace("[", ".[").split("."):
-        if not part:
-            continue
-        out.append(int(part[1:-1]) if part.startswith("[") else part)
-    return out
-
-
-def load_spec(path: str | Path) -> ExperimentSpec:
-    """Read and validate a YAML spec; errors read ``file:line: key.path: what was expected``."""
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"{p}: no such file (expected an experiment spec in YAML)")
-    text = read_text(p)
-    try:
-        data = loads_yaml(text, p)  # safe, bounded, strict: aliases, keys, numbers
-    except UserError as e:  # as every spec error reads: file:line: what
-        head = re.match(rf"{re.escape(str(p))}: line (\d+): ", str(e))
-        if head is None:
-            raise
-        raise UserError(f"{p}:{head.group(1)}: {str(e)[head.end() :]}") from None
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    try:
-        return build_spec(data, source=p)
-    except UserError as e:
-        msg = str(e)
-        head = f"{p}: "
-        if msg.startswith(head):
-            rest = msg[len(head) :]
-            key = rest.split(": ", 1)[0]
-            line = _line_of(root, _parse_path(key))
-            if line is not None:
-                raise UserError(f"{p}:{line}: {rest}") from None
-        raise
-
-
-def spec_from_yaml_text(text: str, *, source: str = "spec.yaml") -> ExperimentSpec:
-    """Validate YAML text (tests, notebooks) without a file."""
-    return build_spec(loads_yaml(text, source), source=source)

@@ -164,13 +164,11 @@ class ModelSpec:
         return self.hidden_size * self.moe.num_experts if self.moe else 0
 
     # ---- totals -------------------------------------------------------------------------
-    @property
-    def linear_params(self) -> int:
-        """Every weight of the transformer blocks' matrices (embeddings excluded)."""
+    def _block_params(self, experts: int) -> int:
+        """The transformer blocks' matrix weights with ``experts`` routed experts per MoE
+        layer (embeddings excluded)."""
         moe_layer = (
-            self.moe.num_experts * self.expert_params
-            + self.shared_expert_params
-            + self.router_params
+            experts * self.expert_params + self.shared_expert_params + self.router_params
             if self.moe
             else 0
         )
@@ -181,20 +179,14 @@ class ModelSpec:
         )
 
     @property
+    def linear_params(self) -> int:
+        """Every weight of the transformer blocks' matrices (embeddings excluded)."""
+        return self._block_params(self.moe.num_experts if self.moe else 0)
+
+    @property
     def active_linear_params(self) -> int:
         """Matrix weights one token is multiplied by (top-k experts only)."""
-        moe_layer = (
-            self.moe.experts_per_token * self.expert_params
-            + self.shared_expert_params
-            + self.router_params
-            if self.moe
-            else 0
-        )
-        return (
-            self.num_layers * self.attention_params
-            + self.num_dense_layers * self.dense_ffn_params
-            + self.num_moe_layers * moe_layer
-        )
+        return self._block_params(self.moe.experts_per_token if self.moe else 0)
 
     @property
     def embedding_params(self) -> int:

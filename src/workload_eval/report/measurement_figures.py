@@ -9,7 +9,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from workload_eval.analysis.compare import SCENARIO, Comparison
 from workload_eval.report import style
@@ -99,9 +98,7 @@ def figure_compare(comp: Comparison, out_dir: str | Path, *, name: str = "compar
         Line2D([], [], color=_system_color(i), marker="s", ls="", label=f"{comp.by}={s}")
         for i, s in enumerate(comp.systems)
     ]
-    fig.legend(
-        handles=handles, loc="outside lower center", ncols=min(len(handles), 6), frameon=False
-    )
+    style.legend_below(fig, handles, ncols=min(len(handles), 6))
     return style.save(fig, out_dir, name)
 
 
@@ -118,14 +115,7 @@ def figure_slices(
     if not runs:
         return []
     order = style.workload_order(runs)
-    fig, axes = plt.subplots(
-        4,
-        len(order),
-        figsize=(3.5 * len(order) + 0.6, 8.2),
-        constrained_layout=True,
-        squeeze=False,
-        sharex="col",
-    )
+    fig, axes = style.run_columns(4, len(order), column_width=3.5, height=8.2)
     for j, w in enumerate(order):
         sl, caption, window = runs[w]
         mid = ((sl["start"] + sl["end"]) / 2).to_numpy()
@@ -144,22 +134,17 @@ def figure_slices(
         col[0].set_title(f"{style.workload_label(w)}\n{caption}", fontsize=9)
         col[-1].set_xlabel("Time (s)")
         col[1].set_yscale("log")
-        col[1].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        col[1].yaxis.set_minor_formatter(NullFormatter())
+        style.plain_log_labels(col[1].yaxis)
     axes[0, 0].set_ylabel("Completed (req/s)")
     axes[1, 0].set_ylabel("p95 latency (s)")
     axes[2, 0].set_ylabel("Requests")
     axes[3, 0].set_ylabel("KV blocks used (%)")
-    fig.legend(
-        handles=[
-            Line2D([], [], color=style.EDGE, lw=1.2, label="TTFT p95 / running"),
-            Line2D([], [], color="#555555", lw=1, ls=":", label="E2E p95 / waiting"),
-            plt.Rectangle((0, 0), 1, 1, color="#999999", alpha=0.25, label="steady state"),
-        ],
-        loc="outside lower center",
-        ncols=3,
-        frameon=False,
-    )
+    handles = [
+        Line2D([], [], color=style.EDGE, lw=1.2, label="TTFT p95 / running"),
+        Line2D([], [], color="#555555", lw=1, ls=":", label="E2E p95 / waiting"),
+        plt.Rectangle((0, 0), 1, 1, color="#999999", alpha=0.25, label="steady state"),
+    ]
+    style.legend_below(fig, handles, ncols=3)
     return style.save(fig, out_dir, name)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -11,7 +11,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.artist import Artist
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 # The seed's display names (analysis.ipynb); other workloads get a title-cased name.
 _WORKLOAD_LABELS = {
@@ -27,6 +31,7 @@ _FALLBACK_COLORS = ["#8E6BB8", "#F29E4C", "#6C757D", "#4CB5F5", "#B5651D", "#2E8
 KV_BLUES = ["#cae6f4", "#9ad5f5", "#64c1f4", "#3fa7e7", "#1f78b4", "#08519c"]
 HATCHES = ["", "//", "..", "xx", "\\\\", "oo", "++", "--"]
 EDGE = "#141414"
+SLO_COLOR = "#c0392b"  # the SLO line of every figure
 P = ParamSpec("P")
 R = TypeVar("R")
 MODEL_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02"]
@@ -90,7 +95,7 @@ def model_label(name: str) -> str:
     return name
 
 
-def model_sort_key(name: str) -> tuple:
+def model_sort_key(name: str) -> tuple[int, float, str]:
     """OPT before Llama-2, smaller before bigger, as the paper lists them."""
     family = 0 if name.startswith("opt") else 1 if name.startswith("llama") else 2
     size = name.rsplit("-", 1)[-1].lower().rstrip("b")
@@ -101,7 +106,7 @@ def model_sort_key(name: str) -> tuple:
     return family, params, name
 
 
-def workload_order(names) -> list[str]:
+def workload_order(names: Iterable[str]) -> list[str]:
     seed = ["alpaca", "cnn_dailymail", "dolly", "sharegpt"]
     present = [n for n in seed if n in set(names)]
     return present + sorted(set(names) - set(seed))
@@ -116,6 +121,49 @@ def styled(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+def workload_panels(count: int) -> tuple[Figure, np.ndarray]:
+    """One panel per workload in two columns (one for a single workload), spares hidden."""
+    ncols = 2 if count > 1 else 1
+    nrows = int(np.ceil(count / ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(5.2 * ncols, 3.2 * nrows), constrained_layout=True, squeeze=False
+    )
+    for ax in list(axes.flat)[count:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def run_columns(
+    rows: int, count: int, *, column_width: float, height: float
+) -> tuple[Figure, np.ndarray]:
+    """One column per run, ``rows`` panels sharing the column's time axis."""
+    return plt.subplots(
+        rows,
+        count,
+        figsize=(column_width * count + 0.6, height),
+        constrained_layout=True,
+        squeeze=False,
+        sharex="col",
+    )
+
+
+def legend_below(fig: Figure, handles: Sequence[Artist], *, ncols: int) -> None:
+    """The figure's one legend, centred under its panels, without a frame."""
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols, frameon=False)
+
+
+def plain_log_labels(axis: Axis) -> None:
+    """A log axis labelled with plain numbers (0.05, 0.1, 0.2), easier to read than 10^-1."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def log_ticks_125(axis: Axis) -> None:
+    """A log axis with ticks at 1, 2 and 5 of each decade, labelled with plain numbers."""
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    plain_log_labels(axis)
 
 
 def save(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:

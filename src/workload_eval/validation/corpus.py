@@ -208,10 +208,6 @@ class Experiment(_Model):
     peers: dict[str, Peer] | None = None
     notes: str = ""
 
-    @property
-    def source_kind(self) -> str:
-        return self.id.split("__", 1)[0]
-
 
 class CorpusError(Exception):
     """A file that is not a valid experiment: one line naming the file and the field."""

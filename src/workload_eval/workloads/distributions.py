@@ -163,7 +163,8 @@ def _column(path: str, column: str) -> np.ndarray:
     return v.astype(np.int64)
 
 
-def _number(text: str) -> Any:
+def parse_number(text: str) -> int | float | str:
+    """An int if the text is one, else a float, else the text (validation says what is wrong)."""
     try:
         return int(text)
     except ValueError:
@@ -193,7 +194,7 @@ def parse_length(value: Any) -> Any:
         need = 2 if kind in ("normal", "lognormal") else len(names)
         if not need <= len(args) <= len(names) or any(a == "" for a in args):
             raise ValueError(f"{kind}(...) takes {', '.join(names)} (got {value!r})")
-        values = args if kind == "empirical" else [_number(a) for a in args]
+        values = args if kind == "empirical" else [parse_number(a) for a in args]
         return {"type": kind, **dict(zip(names, values, strict=False))}
     if isinstance(value, dict) and value.get("type") not in _KINDS:
         raise ValueError(

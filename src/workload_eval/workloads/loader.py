@@ -28,6 +28,7 @@ from workload_eval.workloads.resolve import resolve_workload
 from workload_eval.workloads.selection import (
     CATEGORY,
     Sampling,
+    Selection,
     select_pairs,
     select_sessions,
     select_trace,
@@ -281,7 +282,7 @@ def _load_dataset(
             stacklevel=3,
         )
     min_out = 1 if spec.tokenized else 0  # tokenized outputs carry a BOS: 1 token = empty
-    kwargs = dict(
+    rule = Selection(
         num_requests=num_requests,
         max_model_len=max_model_len,
         seed=seed,
@@ -290,11 +291,11 @@ def _load_dataset(
         where=f"workload {spec.name!r} ({meta['where']})",
     )
     if spec.builder == "chat":
-        df = select_sessions(prepared, **kwargs)
+        df = select_sessions(prepared, rule)
     elif "arrival_time" in prepared.columns:
-        df = select_trace(prepared, **kwargs)
+        df = select_trace(prepared, rule)
     else:
-        df = select_pairs(prepared, **kwargs, category_mix=spec.category_mix)
+        df = select_pairs(prepared, rule, category_mix=spec.category_mix)
     df.attrs = {
         "model": mspec.name,
         "tokenizer": meta["tokenizer"],

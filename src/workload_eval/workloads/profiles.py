@@ -5,10 +5,8 @@ Written by ``scripts/build_profiles.py``; one Parquet file per workload and toke
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -52,8 +50,3 @@ def profile_family_for(workload: str, family: str) -> str:
 
 def available_profiles() -> set[str]:
     return {p.name.split(".")[0] for p in profiles_dir().glob("*.parquet")}
-
-
-def manifest() -> dict[str, Any]:
-    path = profiles_dir() / MANIFEST
-    return json.loads(path.read_text()) if path.is_file() else {}

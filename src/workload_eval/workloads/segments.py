@@ -18,8 +18,6 @@ sees exactly this sharing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
 
@@ -142,7 +140,3 @@ def prefix_segments(
             segs += (seg,)
         out.append(segs)
     return out
-
-
-def shared_tokens(segments: Sequence[PromptSegment]) -> int:
-    return sum(s.length for s in segments)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import warnings
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -27,6 +28,18 @@ from workload_eval.errors import UserError
 Sampling = Literal["first", "random"]
 CATEGORY = "category"  # the column a category mix selects on (dropped after selection)
 CategoryMix = tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How a run's requests are taken from a workload's rows (every table layout alike)."""
+
+    num_requests: int | None  # None: every row that passes the filter
+    max_model_len: int
+    seed: int
+    sampling: Sampling
+    min_output_len: int  # an output must be longer (1 when a tokenized output holds a BOS)
+    where: str  # names the workload in errors
 
 
 def keep_mask(df: pd.DataFrame, max_model_len: int, min_output_len: int) -> np.ndarray:
@@ -49,14 +62,12 @@ def _empty(where: str, max_model_len: int, total: int) -> UserError:
     )
 
 
-def _kept(
-    df: pd.DataFrame, num_requests: int | None, max_model_len: int, min_output_len: int, where: str
-) -> tuple[pd.DataFrame, int]:
+def _kept(df: pd.DataFrame, rule: Selection) -> tuple[pd.DataFrame, int]:
     """The rows that pass the seed's length filter, and how many requests to take."""
-    kept = df[keep_mask(df, max_model_len, min_output_len)].reset_index(drop=True)
+    kept = df[keep_mask(df, rule.max_model_len, rule.min_output_len)].reset_index(drop=True)
     if kept.empty:
-        raise _empty(where, max_model_len, len(df))
-    return kept, len(kept) if num_requests is None else num_requests
+        raise _empty(rule.where, rule.max_model_len, len(df))
+    return kept, len(kept) if rule.num_requests is None else rule.num_requests
 
 
 def _uniform(seed: int, population: int, n: int, p: np.ndarray | None = None) -> np.ndarray:
@@ -108,24 +119,16 @@ def _mix_weights(categories: np.ndarray, mix: CategoryMix) -> np.ndarray:
 
 
 def select_pairs(
-    df: pd.DataFrame,
-    *,
-    num_requests: int | None,
-    max_model_len: int,
-    seed: int,
-    sampling: Sampling,
-    min_output_len: int,
-    where: str,
-    category_mix: CategoryMix | None = None,
+    df: pd.DataFrame, rule: Selection, *, category_mix: CategoryMix | None = None
 ) -> pd.DataFrame:
     """Independent requests (text pairs or lengths without arrival times); with
     ``category_mix`` and a category column, in the mix's proportions (module docstring)."""
-    kept, n = _kept(df, num_requests, max_model_len, min_output_len, where)
+    kept, n = _kept(df, rule)
     mixed = category_mix is not None and CATEGORY in kept.columns
     cats = kept[CATEGORY].astype(str).to_numpy() if mixed else None
-    if sampling == "random":
+    if rule.sampling == "random":
         p = _mix_weights(cats, category_mix) if cats is not None and category_mix else None
-        idx = _uniform(seed, len(kept), n, p)
+        idx = _uniform(rule.seed, len(kept), n, p)
     else:
         first = (
             mixed_first(cats, category_mix, n)
@@ -133,26 +136,17 @@ def select_pairs(
             else _repeat_first(len(kept), n)
         )
         order = first.tolist()
-        random.Random(seed).shuffle(order)
+        random.Random(rule.seed).shuffle(order)
         idx = np.asarray(order, dtype=np.int64)
     out = kept.iloc[idx].reset_index(drop=True)
     return out.drop(columns=[CATEGORY]) if CATEGORY in out.columns else out
 
 
-def select_trace(
-    df: pd.DataFrame,
-    *,
-    num_requests: int | None,
-    max_model_len: int,
-    seed: int,
-    sampling: Sampling,
-    min_output_len: int,
-    where: str,
-) -> pd.DataFrame:
+def select_trace(df: pd.DataFrame, rule: Selection) -> pd.DataFrame:
     """Trace requests stay in arrival order; repeating a trace shifts it by its span."""
-    kept, n = _kept(df, num_requests, max_model_len, min_output_len, where)
-    if sampling == "random":
-        idx = np.sort(_uniform(seed, len(kept), n))
+    kept, n = _kept(df, rule)
+    if rule.sampling == "random":
+        idx = np.sort(_uniform(rule.seed, len(kept), n))
         return kept.iloc[idx].reset_index(drop=True)
     idx = _repeat_first(len(kept), n)
     out = kept.iloc[idx].reset_index(drop=True)
@@ -164,34 +158,25 @@ def select_trace(
     return out
 
 
-def select_sessions(
-    df: pd.DataFrame,
-    *,
-    num_requests: int | None,
-    max_model_len: int,
-    seed: int,
-    sampling: Sampling,
-    min_output_len: int,
-    where: str,
-) -> pd.DataFrame:
+def select_sessions(df: pd.DataFrame, rule: Selection) -> pd.DataFrame:
     """Whole sessions (cut at their first turn that does not fit) until N turns.
 
     Sessions keep their turn order; the order of sessions is shuffled with the seed
     (``first``) or drawn uniformly (``random``). Repeats get new session ids.
     """
-    ok = keep_mask(df, max_model_len, min_output_len)
+    ok = keep_mask(df, rule.max_model_len, rule.min_output_len)
     # a session ends at its first bad turn: later turns carry a longer history anyway
     bad_before = pd.Series(~ok).groupby(df["session_id"].to_numpy()).cumsum().to_numpy()
     kept = df[bad_before == 0].reset_index(drop=True)
     if kept.empty:
-        raise _empty(where, max_model_len, len(df))
+        raise _empty(rule.where, rule.max_model_len, len(df))
     starts = np.flatnonzero(
         np.r_[True, kept["session_id"].to_numpy()[1:] != kept["session_id"].to_numpy()[:-1]]
     )
     bounds = list(zip(starts, np.r_[starts[1:], len(kept)], strict=True))
-    n = len(kept) if num_requests is None else num_requests
-    if sampling == "random":
-        rng = np.random.default_rng(seed)
+    n = len(kept) if rule.num_requests is None else rule.num_requests
+    if rule.sampling == "random":
+        rng = np.random.default_rng(rule.seed)
         order: list[int] = []
         total = 0
         while total < n:
@@ -206,7 +191,7 @@ def select_sessions(
             order.append(s % len(bounds))
             total += bounds[s % len(bounds)][1] - bounds[s % len(bounds)][0]
             s += 1
-        random.Random(seed).shuffle(order)
+        random.Random(rule.seed).shuffle(order)
     pieces, sess_ids, remaining = [], [], n
     for new_id, s in enumerate(order):
         a, b = bounds[s]

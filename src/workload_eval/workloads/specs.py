@@ -27,7 +27,14 @@ from workload_eval.errors import UserError
 from workload_eval.inputs import loads_json, loads_yaml, read_json, read_text
 from workload_eval.limits import Seed
 from workload_eval.strict import NoBoolNumbers
-from workload_eval.workloads.distributions import DIST_ARGS, Empirical, Fixed, Length, LengthDist
+from workload_eval.workloads.distributions import (
+    DIST_ARGS,
+    Empirical,
+    Fixed,
+    Length,
+    LengthDist,
+    parse_number,
+)
 from workload_eval.workloads.shared_prefix import SharedPrefixWorkload
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
@@ -189,13 +196,8 @@ def _scalar(text: str) -> Any:
         return low == "true"
     if low in ("null", "none"):
         return None
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            return text.strip()
+    value = parse_number(text)
+    return value.strip() if isinstance(value, str) else value
 
 
 def _split_top(text: str) -> list[str]:

@@ -14,7 +14,13 @@ import pandas as pd
 from workload_eval.workloads.generators import generate
 from workload_eval.workloads.lengths_files import read_lengths_file
 from workload_eval.workloads.resolve import WorkloadRef
-from workload_eval.workloads.selection import Sampling, select_pairs, select_sessions, select_trace
+from workload_eval.workloads.selection import (
+    Sampling,
+    Selection,
+    select_pairs,
+    select_sessions,
+    select_trace,
+)
 
 
 def generated_table(ref: WorkloadRef, num_requests: int | None, seed: int) -> pd.DataFrame:
@@ -35,7 +41,7 @@ def lengths_file_table(
     table = read_lengths_file(ref.path)
     failed = table.attrs.get("failed_rows", 0)
     fmt = table.attrs.get("format")
-    kwargs = dict(
+    rule = Selection(
         num_requests=num_requests,
         max_model_len=max_model_len,
         seed=seed,
@@ -44,11 +50,11 @@ def lengths_file_table(
         where=ref.where,
     )
     if "arrival_time" in table.columns:
-        out = select_trace(table, **kwargs)
+        out = select_trace(table, rule)
     elif "session_id" in table.columns:
         ordered = table.sort_values(["session_id", "turn"], kind="stable").reset_index(drop=True)
-        out = select_sessions(ordered, **kwargs)
+        out = select_sessions(ordered, rule)
     else:
-        out = select_pairs(table, **kwargs)
+        out = select_pairs(table, rule)
     out.attrs.update(failed_rows=failed, format=fmt)
     return out

@@ -57,15 +57,6 @@ class Backing:
     median_abs_error: float | None = None
     extrapolated: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "level": self.level,
-            "statement": self.statement,
-            "experiments": self.experiments,
-            "median_abs_error": self.median_abs_error,
-            "extrapolated": list(self.extrapolated),
-        }
-
 
 def recorded_experiments(record: dict | None = None) -> list[RecordedExperiment]:
     raw = (record if record is not None else load_calibration_record()).get("experiments", [])

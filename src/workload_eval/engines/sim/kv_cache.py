@@ -56,10 +56,6 @@ class KvPool:
     def used(self) -> int:
         return self.total - self.free
 
-    def can_allocate(self, blocks: int) -> bool:
-        """vLLM 0.2 ``BlockSpaceManager.can_allocate``: leave the watermark free."""
-        return self.free - blocks >= self.watermark_blocks
-
     def fits_ever(self, blocks: int) -> bool:
         """Whether an empty cache could ever admit ``blocks`` (else the request would hang)."""
         return self.total - blocks >= self.watermark_blocks

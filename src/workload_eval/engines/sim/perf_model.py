@@ -283,21 +283,6 @@ class RooflinePerfModel:
             return self._dec0 + decode_seqs * self._dec_seq + prefill_seqs * self._pre_seq
         return self._pre0 + prefill_seqs * self._pre_seq
 
-    def describe(self) -> dict[str, float | str]:
-        """Per-GPU facts of this deployment, for run configs and docs."""
-        s = self.shard
-        return {
-            "parallelism": self.parallelism.label,
-            "precision": self.precision.label,
-            "weights_read_per_step_gb": round(
-                (s.static_weight_read + s.num_moe_layers * s.local_experts * s.expert_bytes) / 1e9,
-                3,
-            ),
-            "kv_bytes_per_token_per_gpu": s.kv_bytes_per_token,
-            "gemm_flops": self.gpu.tensor_flops(self.precision.compute),
-            "async_scheduling": str(self._async),
-        }
-
 
 class DecodeRun:
     """The decode steps of one batch from a context on (context growing by the batch each

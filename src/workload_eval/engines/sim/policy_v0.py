@@ -29,12 +29,7 @@ class V0ChunkedScheduler(V1Scheduler):
     def _v0_step(self, now: float, done: list[int]) -> float:
         t, bs, pool = self.t, self.bs, self.pool
         plen, gen, computed, held = t.prompt_len, t.generated, self.computed, self.held
-        decoders = [self.rank_gid[r] for r in self.dec]
-        for gid in decoders:
-            self._leave_all(gid)
-        self.dec, self.heap, self.ctx_base = [], [], 0
-        self.cnt = [0] * bs
-        running = sorted(decoders + self.pre, key=self.rank.__getitem__)
+        running = self._explicit_running()
         budget = self.budget
         chunks: list[tuple[int, int]] = []
         preempted = 0
@@ -46,16 +41,11 @@ class V0ChunkedScheduler(V1Scheduler):
             if n <= 0:
                 i += 1
                 continue
-            scheduled = True
-            while pool.free < 1:  # can_append_slots: one touched block per sequence
-                victim = running.pop()
-                self._preempt(victim)
-                preempted += 1
-                if victim == gid:
-                    scheduled = False
+            if pool.free < 1:  # can_append_slots: one touched block per sequence
+                freed, scheduled = self._make_room(running, gid, 1)
+                preempted += freed
+                if not scheduled:
                     break
-            if not scheduled:
-                break
             need = max(0, -(-(c + n) // bs) - held[gid])
             pool.free -= need
             held[gid] += need

@@ -25,13 +25,7 @@ class SlowPaths:
     def _general_step(self: V1Scheduler, now: float, done: list[int]) -> float:
         t, bs, pool = self.t, self.bs, self.pool
         plen, gen, computed, held = t.prompt_len, t.generated, self.computed, self.held
-        rank_gid = self.rank_gid
-        decoders = [rank_gid[r] for r in self.dec]
-        for gid in decoders:
-            self._leave_all(gid)
-        self.dec, self.heap, self.ctx_base = [], [], 0
-        self.cnt = [0] * bs
-        running = sorted(decoders + self.pre, key=self.rank.__getitem__)
+        running = self._explicit_running()
         budget, threshold = self.budget, self.threshold
         chunks: list[tuple[int, int]] = []
         preempted = 0
@@ -48,16 +42,11 @@ class SlowPaths:
                 i += 1
                 continue
             need = -(-(c + n) // bs) - held[gid]
-            scheduled = True
-            while need > pool.free:
-                victim = running.pop()
-                self._preempt(victim)
-                preempted += 1
-                if victim == gid:
-                    scheduled = False
+            if need > pool.free:
+                freed, scheduled = self._make_room(running, gid, need)
+                preempted += freed
+                if not scheduled:
                     break
-            if not scheduled:
-                break
             if self.caching:
                 pool.allocate(need)
                 if self.segs[gid]:
@@ -128,6 +117,31 @@ class SlowPaths:
             self._finish(gid, end, done)
         self._rebuild(self.pre)
         return end
+
+    def _explicit_running(self: V1Scheduler) -> list[int]:
+        """Every running request as an explicit one (decoders leave their fast form), in
+        running order: what a literal per-request step walks."""
+        decoders = [self.rank_gid[r] for r in self.dec]
+        for gid in decoders:
+            self._leave_all(gid)
+        self.dec, self.heap, self.ctx_base = [], [], 0
+        self.cnt = [0] * self.bs
+        return sorted(decoders + self.pre, key=self.rank.__getitem__)
+
+    def _make_room(
+        self: V1Scheduler, running: list[int], gid: int, blocks: int
+    ) -> tuple[int, bool]:
+        """Preempt from the tail of ``running`` (recompute) until ``blocks`` KV blocks are
+        free: how many were preempted, and whether ``gid`` itself still runs."""
+        pool = self.pool
+        preempted = 0
+        while pool.free < blocks:
+            victim = running.pop()
+            self._preempt(victim)
+            preempted += 1
+            if victim == gid:
+                return preempted, False
+        return preempted, True
 
     def _leave_all(self: V1Scheduler, gid: int) -> None:
         """A decoder becomes an explicit request (generated count, computed tokens, blocks)."""

@@ -114,10 +114,6 @@ class BlockPool:
     def cached(self, block: int) -> bool:
         return block in self.ref
 
-    def hit_cost(self, block: int) -> int:
-        """Free-queue blocks a hit on this cached block takes (1 if no request holds it)."""
-        return 1 if self.ref[block] == 0 else 0
-
     def touch(self, block: int) -> None:
         """A request starts using a cached block."""
         r = self.ref[block]
