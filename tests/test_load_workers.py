@@ -151,8 +151,10 @@ def test_two_worker_processes_keep_one_schedule_and_one_record() -> None:
     assert r.arrival_time.to_numpy() == pytest.approx(np.arange(800) / 400)  # one origin
     lag = (r.send_time - r.arrival_time).to_numpy()
     assert (lag >= 0).all() and np.isclose(lg.dispatch_lag_max, lag.max())
-    # loose: this machine's cores are shared (benchmarks/loadgen.py measures precisely)
-    assert abs(lg.achieved_rate / lg.target_rate - 1) < 0.05 and lg.dispatch_lag_p50 < 0.05
+    # how well the schedule was kept depends on the machine's load (benchmarks/loadgen.py
+    # measures it); what is guaranteed is that the verdict says it from the merged numbers
+    kept = lg.dispatch_lag_p99 <= 0.010 and abs(lg.achieved_rate / lg.target_rate - 1) <= 0.05
+    assert lg.valid == kept and (lg.invalid_reason == "") == kept, lg
     assert (r.first_token_time >= r.send_time).all() and (r.finish_time >= r.first_token_time).all()
     for times in r.token_times:
         assert len(times) == 8 and np.all(np.diff(times) >= 0)
@@ -170,8 +172,10 @@ def test_ray_actors_split_the_schedule_like_processes() -> None:
         ray.shutdown()
     r, lg = rec.requests, rec.report.loadgen
     assert (r.status == "ok").all() and r.request_id.tolist() == list(range(200))
-    assert lg.workers == 2 and (r.send_time >= r.arrival_time - 1e-3).all()
-    assert abs(lg.achieved_rate / lg.target_rate - 1) < 0.05
+    assert lg.workers == 2 and lg.sent == 200 and (r.send_time >= r.arrival_time - 1e-3).all()
+    assert r.arrival_time.to_numpy() == pytest.approx(np.arange(200) / 200)  # one origin
+    # the achieved rate is not asserted: an actor that starts late on a busy machine sends its
+    # backlog at once (measured as lag, the run flagged); keeping the rate is the benchmark's
 
 
 CTRL_C_SCRIPT = textwrap.dedent("""
