@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 
 import aiohttp
+import orjson
 
 from workload_eval.limits import MAX_INT
 
@@ -101,6 +102,10 @@ def _token_ids(raw: object, limit: int) -> list[int] | None:
 
 def loads(payload: bytes | str, what: str) -> object:
     """JSON from a server: invalid, too deep or too large numbers are a BadAnswer."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        pass  # orjson is strict: the standard parser says why (or accepts NaN, big ints)
     try:
         return json.loads(payload)
     except RecursionError:
