@@ -110,9 +110,15 @@ def _main(argv: list[str] | None) -> int:
         _error(e.format_message())
         return e.exit_code
     except OSError as e:  # the machine said no (permissions, a full disk): not a bug
+        if interrupts.caused_by_interrupt(e):
+            return _interrupted()
         where = f"{e.filename}: " if e.filename else ""
         _error(f"{where}{e.strerror or e}")
         return UserError.exit_code
+    except Exception as e:  # a Ctrl-C or SIGTERM a library wrapped: what finished is stored
+        if interrupts.caused_by_interrupt(e):
+            return _interrupted()
+        raise
     # Non-standalone click returns a command's exit code (ctx.exit(n)) as an int.
     return rv if isinstance(rv, int) else 0
 
@@ -125,6 +131,11 @@ def one_line(message: str) -> str:
     """``message`` on one printable line (undecodable argv bytes shown escaped)."""
     text = _LINE_BREAKS.sub(" ", message.strip())
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _interrupted() -> int:
+    click.echo("terminated" if interrupts.terminated() else "interrupted", err=True)
+    return interrupts.exit_code()
 
 
 def _error(message: str) -> None:

@@ -18,6 +18,8 @@ from types import FrameType
 from typing import Any
 
 EXIT_SIGINT = 130
+# how pydantic's JSON serializer words a KeyboardInterrupt raised inside a serializer
+_WRAPPED = ": KeyboardInterrupt"
 EXIT_SIGTERM = 128 + signal.SIGTERM
 
 _terminated = False
@@ -86,6 +88,37 @@ def deferred() -> Iterator[_Held]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def caused_by_interrupt(error: BaseException) -> bool:
+    """Whether ``error`` is a Ctrl-C or SIGTERM that a library caught and wrapped in an
+    error of its own (pydantic turns anything raised in a serializer, KeyboardInterrupt
+    included, into a PydanticSerializationError), or was raised while one was handled."""
+    from pydantic_core import PydanticSerializationError
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        # model_dump_json keeps only the text of what its serializer raised
+        if isinstance(current, PydanticSerializationError) and _WRAPPED in str(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@contextlib.contextmanager
+def unwrapped() -> Iterator[None]:
+    """Let an interrupt that a library wrapped reach the ``except KeyboardInterrupt`` that
+    saves the results (the signal can land in any line, a library's callback included)."""
+    try:
+        yield
+    except Exception as e:
+        if caused_by_interrupt(e):
+            raise KeyboardInterrupt from None
+        raise
 
 
 def terminated() -> bool:

@@ -176,7 +176,8 @@ def command(**o: Any) -> None:
 
     t0 = time.perf_counter()
     try:
-        result = find_capacity(task_evaluator(task, store), search, on_probe=on_probe)
+        with interrupts.unwrapped():
+            result = find_capacity(task_evaluator(task, store), search, on_probe=on_probe)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the probes that finished are stored
         kept = f"; the finished probes are stored in {o['out']}" if store is not None else ""
         stderr_console().print(f"interrupted{kept}: run the same command again to resume")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workload_eval import interrupts
 from workload_eval.errors import UserError
 from workload_eval.limits import ALL_LIMITS
 from workload_eval.quiet import captured_output
@@ -65,6 +66,8 @@ def run_point(spec_json: str) -> dict[str, Any]:
     except UserError as e:  # bad input found only when the point ran (a data file's content)
         return {"error": str(e), "user_error": True, "wall_s": time.perf_counter() - t0}
     except Exception as e:  # a bug or an engine failure: report it with the point
+        if interrupts.caused_by_interrupt(e):  # a Ctrl-C a library wrapped: not a failure
+            raise KeyboardInterrupt from None
         return {"error": f"{type(e).__name__}: {e}", "wall_s": time.perf_counter() - t0}
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from workload_eval import interrupts
 from workload_eval.experiments.capacity import CapacityResult, CapacitySearch
 from workload_eval.experiments.executors import Executor, Outcome, SequentialExecutor
 from workload_eval.experiments.grid import CapacityTask, Point, expand, point_key
@@ -88,7 +89,8 @@ def run_sweep(
     bar = progress_bar(0, description="sweep", unit="runs", enabled=progress)
     state = _SweepState(store, executor, bar)
     try:
-        state.run(points, tasks)
+        with interrupts.unwrapped():
+            state.run(points, tasks)
     except KeyboardInterrupt:
         state.interrupted = True
         executor.close(cancel=True)
