@@ -142,19 +142,15 @@ def select_pairs(
 
 
 @functools.lru_cache(maxsize=8)  # a few MB at most: one int64 per request
-def _permutation(length: int, seed: int) -> np.ndarray:
+def seed_permutation(length: int, seed: int) -> np.ndarray:
+    """The positions ``random.Random(seed).shuffle`` puts a list of ``length`` items in (it
+    depends on the length and seed only); kept per process, as a sweep asks for the same
+    ones for every point (the shuffle was a tenth of a simulated run's cost). Read-only."""
     order = list(range(length))
     random.Random(seed).shuffle(order)
     out = np.asarray(order, dtype=np.int64)
     out.flags.writeable = False
     return out
-
-
-def seed_permutation(length: int, seed: int) -> np.ndarray:
-    """The positions ``random.Random(seed).shuffle`` puts a list of ``length`` items in (it
-    depends on the length and seed only); kept per process, as a sweep asks for the same
-    ones for every point (the shuffle was a tenth of a simulated run's cost)."""
-    return _permutation(length, seed)
 
 
 def select_trace(df: pd.DataFrame, rule: Selection) -> pd.DataFrame:
