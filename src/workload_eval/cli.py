@@ -90,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     try:
-        rv = cli.main(args=argv, standalone_mode=False)
+        with interrupts.unwrapped():  # a Ctrl-C or SIGTERM a library wrapped is one again
+            rv = cli.main(args=argv, standalone_mode=False)
+    except KeyboardInterrupt:  # what finished is stored (commands keep their own results)
+        return _interrupted()
     except UserError as e:
         _error(str(e))
         return UserError.exit_code
@@ -110,15 +113,9 @@ def _main(argv: list[str] | None) -> int:
         _error(e.format_message())
         return e.exit_code
     except OSError as e:  # the machine said no (permissions, a full disk): not a bug
-        if interrupts.caused_by_interrupt(e):
-            return _interrupted()
         where = f"{e.filename}: " if e.filename else ""
         _error(f"{where}{e.strerror or e}")
         return UserError.exit_code
-    except Exception as e:  # a Ctrl-C or SIGTERM a library wrapped: what finished is stored
-        if interrupts.caused_by_interrupt(e):
-            return _interrupted()
-        raise
     # Non-standalone click returns a command's exit code (ctx.exit(n)) as an int.
     return rv if isinstance(rv, int) else 0
 

@@ -18,9 +18,9 @@ from types import FrameType
 from typing import Any
 
 EXIT_SIGINT = 130
+EXIT_SIGTERM = 128 + signal.SIGTERM
 # how pydantic's JSON serializer words a KeyboardInterrupt raised inside a serializer
 _WRAPPED = ": KeyboardInterrupt"
-EXIT_SIGTERM = 128 + signal.SIGTERM
 
 _terminated = False
 
