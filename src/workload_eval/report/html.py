@@ -26,10 +26,13 @@ from workload_eval.errors import UserError
 from workload_eval.experiments.paper_plan import read_record
 from workload_eval.paper import SLO_S_PER_TOKEN
 from workload_eval.paper_data import load_paper_tables
-from workload_eval.report import figures, load_views, paper, style
+from workload_eval.report import load_views, paper, style
 from workload_eval.report.agreement import agreement_table
 from workload_eval.report.claims import CLAIMS, CLAIMS_SOURCE, claims_table, thresholds_text
 from workload_eval.report.conditioning import conditioning_table
+from workload_eval.report.figure_jobs import FigureJob
+from workload_eval.report.figure_plan import PlannedFigure, plan_figures
+from workload_eval.report.figure_pool import FigurePool
 from workload_eval.report.measurement import measurement_sections
 from workload_eval.report.paper_section import (
     CORRECTION,
@@ -41,7 +44,7 @@ from workload_eval.report.paper_section import (
     rule_note,
 )
 from workload_eval.report.results import capacity_table
-from workload_eval.report.stored import memory_scaling, stored_capacity, timeline_runs
+from workload_eval.report.stored import memory_scaling, stored_capacity
 from workload_eval.report.template import TABLE_MACRO, TEMPLATE
 from workload_eval.results import CONFIG_COLUMNS, CONFIG_JSON, load_points
 from workload_eval.storage import atomic_write_text
@@ -164,92 +167,6 @@ def configuration(points: pd.DataFrame, results_dir: Path) -> dict[str, Any]:
     return {"spec": spec_text, "shared": shared, "varying": varying}
 
 
-def render_figures(
-    results_dir: Path,
-    points: pd.DataFrame,
-    capacity: pd.DataFrame,
-    fig_dir: Path,
-    slo: float,
-    *,
-    lengths: str,
-    rule: str,
-    problems: list[str] | None = None,
-) -> list[Figure]:
-    """Every figure the stored results allow, in the paper's order; every caption names the
-    output lengths (``lengths``) and, for capacities, the rule that produced them."""
-    problems = problems if problems is not None else []
-    frames = figures.length_frames(results_dir, points, problems)
-    tokenizers = sorted({style.model_label(str(f.attrs.get("model", ""))) for f in frames.values()})
-    out = [
-        Figure(
-            "Figure 1 — request lengths",
-            "CDFs of input and output lengths per workload (tokens, log scale; dot: the "
-            f"mean), from the requests of the biggest offline run ({', '.join(tokenizers)} "
-            f"tokenizer). Output lengths: {lengths}.",
-            figures.figure1_lengths(frames, fig_dir),
-        ),
-        Figure(
-            "Figure 2a — capacity under the SLO",
-            f"Highest Poisson request rate whose p95 normalized latency stays ≤ {slo:g} "
-            f"s/token, by {rule}. Output lengths: {lengths}.",
-            figures.figure2a_capacity(capacity, fig_dir, slo=slo),
-        ),
-        Figure(
-            "Figure 2b — offline throughput",
-            "All requests at t = 0; requests per second over [first arrival, last finish]. "
-            f"Output lengths: {lengths}.",
-            figures.figure2b_throughput(points, fig_dir),
-        ),
-        Figure(
-            "Figure 3a — capacity vs KV-cache blocks",
-            f"Max request rate under the SLO per KV size, models side by side, by {rule}. "
-            f"Output lengths: {lengths}.",
-            figures.figure3a_capacity_vs_kv(capacity, fig_dir),
-        ),
-        Figure(
-            "Figure 3b — offline throughput vs KV-cache blocks",
-            f"Offline request throughput per KV size, models side by side. Output lengths: "
-            f"{lengths}.",
-            figures.figure3b_throughput_vs_kv(points, fig_dir),
-        ),
-        Figure(
-            "p95 normalized latency vs request rate",
-            "The curves behind Figure 2a: every rate the capacity rule probed (log scale; "
-            f"dashed: the SLO). Output lengths: {lengths}.",
-            figures.figure_metric_vs_rate(points, fig_dir, slo=slo),
-        ),
-        Figure(
-            "p95 time to first token vs request rate",
-            f"TTFT measured from the intended arrival time (log scale). Output lengths: {lengths}.",
-            figures.figure_metric_vs_rate(
-                points,
-                fig_dir,
-                metric="ttft_p95",
-                ylabel="p95 TTFT (s)",
-                slo=None,
-                name="ttft_vs_rate",
-            ),
-        ),
-        Figure(
-            "Closed loop: throughput and latency vs users",
-            "Runs of --schedule concurrency: N users, each sending its next request when its "
-            "previous one finished (plus think time); latency from each request's intended "
-            "send time.",
-            load_views.figure_closed_loop(points, fig_dir),
-        ),
-        Figure(
-            "One run over time",
-            "KV-cache usage, running/waiting requests and cumulative preemptions, per "
-            "engine step, for the run at (or just below) each workload's capacity. Output "
-            f"lengths: {lengths}.",
-            figures.figure_timelines(
-                timeline_runs(points, capacity, results_dir, problems), fig_dir
-            ),
-        ),
-    ]
-    return [f for f in out if f.paths]
-
-
 def _png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
@@ -266,10 +183,26 @@ def build_report(
     slo: float = SLO_S_PER_TOKEN,
     title: str = "LLM workload evaluation report",
     slice_seconds: float = SLICE_SECONDS,
+    jobs: int = 1,
 ) -> Report:
     """Figures (PNG+PDF), ``summary.csv``, ``capacity.csv``, ``paper_comparison.csv`` and
-    ``report.html`` from a results folder; nothing is re-run."""
-    results_dir = Path(results_dir)
+    ``report.html`` from a results folder; nothing is re-run. ``jobs``: processes that
+    draw the figures (this one and ``jobs - 1`` workers, started at once)."""
+    with FigurePool(jobs) as pool:
+        return _build_report(
+            Path(results_dir), out_dir, pool, calibration_dir, slo, title, slice_seconds
+        )
+
+
+def _build_report(
+    results_dir: Path,
+    out_dir: str | Path | None,
+    pool: FigurePool,
+    calibration_dir: str | Path | None,
+    slo: float,
+    title: str,
+    slice_seconds: float,
+) -> Report:
     out = Path(out_dir) if out_dir is not None else results_dir / "report"
     problems: list[str] = []  # damaged files: skipped or named, the rest renders
     points = load_points(results_dir, problems=problems)
@@ -293,11 +226,26 @@ def build_report(
     lengths = section.label if section else lengths_label(points, record)
     rule = rule_note(capacity, record)
     fig_dir = out / "figures"
-    figs = render_figures(
+    planned = plan_figures(
         results_dir, points, rates, fig_dir, slo, lengths=lengths, rule=rule, problems=problems
     )
     extra = measurement_sections(results_dir, points, rates, out, slice_seconds=slice_seconds)
-    figs += [Figure(title, caption, paths) for title, caption, paths in extra.figures if paths]
+    planned += extra.figures
+    if section is not None:
+        models = ", ".join(style.model_label(m) for m in sorted(comparison["model"].unique()))
+        planned.append(
+            PlannedFigure(
+                "The paper's measurements vs ours",
+                f"Each point is one configuration ({models}) the paper measured on an A100-40GB "
+                "with vLLM 0.2.1 and we computed; on the line: equal; shaded: within 25%. "
+                f"Ours: {lengths}; capacities by {rule}.",
+                FigureJob("figure_paper_vs_ours", fig_dir, {"comparison": comparison}),
+            )
+        )
+    drawn = pool.render([p.job for p in planned])
+    figs = [Figure(p.title, p.caption, paths) for p, paths in zip(planned, drawn, strict=True)]
+    parity = figs.pop() if section is not None else None
+    figs = [f for f in figs if f.paths]
     files: list[Path] = [p for f in figs for p in f.paths] + extra.files
 
     def write_csv(name: str, df: pd.DataFrame) -> None:
@@ -325,17 +273,9 @@ def build_report(
             write_csv("stop_models.csv", section.stop_models)
         if section.conditioning:
             write_csv("capacity_conditioning.csv", conditioning_table(section.conditioning))
-        models = ", ".join(style.model_label(m) for m in sorted(comparison["model"].unique()))
-        figs.append(
-            Figure(
-                "The paper's measurements vs ours",
-                f"Each point is one configuration ({models}) the paper measured on an A100-40GB "
-                "with vLLM 0.2.1 and we computed; on the line: equal; shaded: within 25%. "
-                f"Ours: {lengths}; capacities by {rule}.",
-                figures.figure_paper_vs_ours(comparison, fig_dir),
-            )
-        )
-        files += figs[-1].paths
+    if parity is not None and parity.paths:  # drawn only where both numbers are > 0
+        figs.append(parity)
+        files += parity.paths
 
     env = _environment()
     template = env.from_string(TABLE_MACRO + TEMPLATE)

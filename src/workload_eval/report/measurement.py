@@ -16,7 +16,8 @@ from workload_eval.analysis.seeds import across_seeds
 from workload_eval.analysis.slices import SLICE_SECONDS, time_slices
 from workload_eval.errors import UserError
 from workload_eval.report import style
-from workload_eval.report.measurement_figures import figure_compare, figure_slices
+from workload_eval.report.figure_jobs import compare_job, slices_job
+from workload_eval.report.figure_plan import PlannedFigure
 from workload_eval.results import offline_points, online_points
 from workload_eval.runner import load_run
 
@@ -27,9 +28,9 @@ SEED_PAGE_METRICS = ("request_throughput", "normalized_latency_p95", "ttft_p95",
 
 @dataclass
 class Sections:
-    """Figures (title, caption, paths), page tables (id, title, caption, frame) and files."""
+    """Figures (to draw), page tables (id, title, caption, frame) and files."""
 
-    figures: list[tuple[str, str, list[Path]]] = field(default_factory=list)
+    figures: list[PlannedFigure] = field(default_factory=list)
     tables: list[tuple[str, str, str, pd.DataFrame]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
@@ -101,16 +102,15 @@ def measurement_sections(
     *,
     slice_seconds: float = SLICE_SECONDS,
 ) -> Sections:
-    """Every measurement section these results allow (figures under ``out/figures``)."""
+    """Every measurement section these results allow (figures planned under ``out/figures``)."""
     from workload_eval.storage import atomic_write_text
 
     sec = Sections()
     fig_dir = out / "figures"
     runs = slice_runs(points, capacity, results_dir, slice_seconds)
-    paths = figure_slices(runs, fig_dir)
-    if paths:
+    if runs:
         sec.figures.append(
-            (
+            PlannedFigure(
                 "Time slices at capacity",
                 f"The run at (or just below) each workload's capacity, per {slice_seconds:g} s "
                 "window: completed requests per second, p95 TTFT and end-to-end latency of the "
@@ -119,7 +119,7 @@ def measurement_sections(
                 "server's samples). Shaded: "
                 "the steady-state window (MSER-5 on the in-flight count, up to the last "
                 "arrival).",
-                paths,
+                slices_job(runs, fig_dir),
             )
         )
     seeds = across_seeds(points)
@@ -137,15 +137,14 @@ def measurement_sections(
         )
     comp = auto_compare(points, capacity)
     if comp is not None:
-        paths = figure_compare(comp, fig_dir, name="workload_sensitivity")
         sec.figures.append(
-            (
+            PlannedFigure(
                 "Does the conclusion depend on the workload?",
                 f"{comp.metric} per workload for each {comp.by} (whiskers: 95% intervals "
                 f"where known; #n: rank), and each one's ratio to {comp.baseline}: a line "
                 "crossing 1 between two workloads is a rank reversal "
                 "(`workload-eval compare` for any other column or metric).",
-                paths,
+                compare_job(comp, fig_dir, "workload_sensitivity"),
             )
         )
         for name, frame in (("compare_values", comp.values), ("compare_reversals", comp.reversals)):
