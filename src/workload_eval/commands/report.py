@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -10,6 +11,7 @@ from workload_eval.analysis.slices import check_width
 from workload_eval.cli import one_line
 from workload_eval.commands.options import calibration_dir_option, slice_seconds_option
 from workload_eval.errors import UserError
+from workload_eval.limits import MAX_JOBS
 from workload_eval.paper import SLO_METRIC, SLO_TEXT
 from workload_eval.slo import SLO
 
@@ -54,12 +56,19 @@ def report_slo(text: str) -> SLO:
     "its value). Same grammar as run and capacity.",
 )
 @slice_seconds_option("Window of the time-slice figure.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1, max=MAX_JOBS),
+    default=None,
+    help="Processes that draw the figures [default: the CPU count].",
+)
 def command(
     results_dir: Path,
     out_dir: Path | None,
     calibration_dir: Path | None,
     slo: str,
     slice_seconds: float,
+    jobs: int | None,
 ) -> None:
     from workload_eval.report import build_report
 
@@ -70,6 +79,7 @@ def command(
         calibration_dir=calibration_dir,
         slo=report_slo(slo).value,
         slice_seconds=slice_seconds,
+        jobs=jobs or os.cpu_count() or 1,
     )
     for problem in report.problems:  # damaged files: skipped or named, the rest rendered
         click.echo(f"warning: {one_line(problem)}", err=True)

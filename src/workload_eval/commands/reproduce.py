@@ -37,7 +37,8 @@ from workload_eval.limits import MAX_JOBS
     "--jobs",
     type=click.IntRange(min=1, max=MAX_JOBS),
     default=None,
-    help="Points run in parallel [default: the CPU count].",
+    help="Points run in parallel, and processes that draw the report's figures "
+    "[default: the CPU count].",
 )
 @calibration_dir_option
 @click.option(

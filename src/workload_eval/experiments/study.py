@@ -208,5 +208,6 @@ def reproduce(
             out / "report",
             calibration_dir=calibration_dir,
             title="The paper's study, reproduced on the simulator",
+            jobs=jobs,
         )
     return Reproduction(out, result, report, record, t1 - t0, time.perf_counter() - t1)

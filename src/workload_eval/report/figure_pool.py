@@ -1,20 +1,22 @@
 """Drawing a report's figures on several cores: this process and ``jobs - 1`` workers.
 
 Workers are spawned (no state shared with the driver) when the report starts, so they
-import matplotlib while the driver reads the results. The jobs are queued biggest first;
-the driver draws too, taking each time the biggest job no worker has started (a queued
-job it cancels). A job a worker could not draw (an error, a killed worker) is drawn again
-here, so a figure that fails fails exactly as it does in one process, and a lost worker
-loses no figure. Workers ignore Ctrl-C: the driver stops them and cancels the rest.
+import matplotlib while the driver reads the results. Jobs wait in one queue, biggest
+first: a worker takes the next as soon as it is free, and the driver, once its own tables
+are written, draws the rest itself. A job a worker could not draw (an error, a killed
+worker) is drawn again here, so a figure that fails fails exactly as it does in one
+process and a lost worker loses no figure. Workers ignore Ctrl-C: the driver stops them.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import heapq
 import multiprocessing
 import os
 import signal
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from types import TracebackType
@@ -75,12 +77,27 @@ class TableFiles:
 
 
 class FigurePool:
-    """Draws figure jobs here and in ``jobs - 1`` spawned workers (none for one job)."""
+    """Draws figure jobs here and in ``jobs - 1`` spawned workers (none for one job).
+
+    ``add`` queues jobs, biggest first; a feeder thread hands the next one to a worker as
+    soon as it is free (one job each, so none waits behind another's queue). ``collect``
+    draws here the biggest jobs left, then returns every job's paths in the order added.
+    """
 
     def __init__(self, jobs: int = 1) -> None:
         self._workers = max(0, int(jobs) - 1)
         self._pool: cf.ProcessPoolExecutor | None = None
+        self._jobs: list[FigureJob] = []
+        self._drawn: list[list[Path] | None] = []
+        self._futures: dict[int, cf.Future[dict[str, Any]]] = {}
+        self._queue: list[tuple[float, int, str]] = []  # (minus cost, job, its JSON)
+        self._here: list[int] = []  # jobs whose tables do not travel exactly
+        self._busy = 0  # jobs a worker holds
+        self._closed = False
+        self._changed = threading.Condition()
         if self._workers:
+            self._scratch = tempfile.TemporaryDirectory(prefix="we-report-", dir=_scratch_dir())
+            self._tables = TableFiles(Path(self._scratch.name))
             self._pool = cf.ProcessPoolExecutor(
                 max_workers=self._workers,
                 mp_context=multiprocessing.get_context("spawn"),
@@ -88,35 +105,73 @@ class FigurePool:
             )
             for _ in range(self._workers):  # each submit starts one more worker
                 self._pool.submit(warm_up)
+            self._feeder = threading.Thread(target=self._feed, name="figure-feeder", daemon=True)
+            self._feeder.start()
 
-    def render(self, jobs: list[FigureJob]) -> list[list[Path]]:
-        """Each job's paths, in the order of ``jobs``."""
-        if self._pool is None or len(jobs) < 2:
-            return [job.render_here() for job in jobs]
-        with tempfile.TemporaryDirectory(prefix="we-report-", dir=_scratch_dir()) as tmp:
-            return self._render(jobs, TableFiles(Path(tmp)))
+    def add(self, jobs: list[FigureJob]) -> None:
+        """Queue ``jobs`` (one process: draw them now, in order)."""
+        shipped = []
+        for job in jobs:
+            i = len(self._jobs)
+            self._jobs.append(job)
+            self._drawn.append(job.render_here() if self._pool is None else None)
+            if self._pool is not None:
+                shipped.append((-COST.get(job.kind, 1.0), i, ship(job, self._tables)))
+        with self._changed:  # all at once: the biggest goes first
+            for cost, i, text in shipped:
+                if text is None:  # a table that does not travel exactly
+                    self._here.append(i)
+                else:
+                    heapq.heappush(self._queue, (cost, i, text))
+            self._changed.notify_all()
 
-    def _render(self, jobs: list[FigureJob], store: TableFiles) -> list[list[Path]]:
+    def _feed(self) -> None:
+        """Hand the biggest queued job to each free worker (a thread of the driver)."""
         assert self._pool is not None
-        out: list[list[Path] | None] = [None] * len(jobs)
-        order = sorted(range(len(jobs)), key=lambda i: -COST.get(jobs[i].kind, 1.0))
-        queued: list[tuple[int, cf.Future[dict[str, Any]]]] = []
-        for i in order:
-            text = ship(jobs[i], store)
-            try:
-                if text is not None:
-                    queued.append((i, self._pool.submit(render_shipped, text)))
+        while True:
+            with self._changed:
+                while not self._closed and not (self._queue and self._busy < self._workers):
+                    self._changed.wait()
+                if self._closed:
+                    return
+                _, i, text = heapq.heappop(self._queue)
+                try:
+                    fut = self._pool.submit(render_shipped, text)
+                except RuntimeError:  # the pool broke (a worker died): drawn here
+                    self._here.append(i)
                     continue
-            except RuntimeError:  # the pool broke (a worker died at start): drawn here
-                pass
-            out[i] = jobs[i].render_here()
-        for i, fut in queued:  # the biggest job no worker has started yet
-            if fut.cancel():
-                out[i] = jobs[i].render_here()
-        for i, fut in queued:
-            if out[i] is None:
-                out[i] = self._collect(jobs[i], fut)
-        return [paths or [] for paths in out]
+                self._busy += 1
+                self._futures[i] = fut
+            fut.add_done_callback(self._freed)
+
+    def _freed(self, _: cf.Future[dict[str, Any]]) -> None:
+        with self._changed:
+            self._busy -= 1
+            self._changed.notify_all()
+
+    def _take(self) -> int | None:
+        """The biggest job no worker has taken, for this process to draw."""
+        with self._changed:
+            if self._here:
+                return self._here.pop(0)
+            return heapq.heappop(self._queue)[1] if self._queue else None
+
+    def collect(self) -> list[list[Path]]:
+        """The paths of every job added, in the order added."""
+        if self._pool is not None:
+            while (i := self._take()) is not None:
+                self._drawn[i] = self._jobs[i].render_here()
+            self._stop_feeding()
+            for i, fut in sorted(self._futures.items()):
+                if self._drawn[i] is None:
+                    self._drawn[i] = self._collect(self._jobs[i], fut)
+        return [paths or [] for paths in self._drawn]
+
+    def _stop_feeding(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        self._feeder.join()
 
     @staticmethod
     def _collect(job: FigureJob, fut: cf.Future[dict[str, Any]]) -> list[Path]:
@@ -133,11 +188,13 @@ class FigurePool:
     def close(self, *, cancel: bool = False) -> None:
         if self._pool is None:
             return
+        self._stop_feeding()
         if cancel:  # our own workers: stop them now rather than wait for unwanted figures
             for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
                 proc.terminate()
         self._pool.shutdown(wait=True, cancel_futures=cancel)
         self._pool = None
+        self._scratch.cleanup()
 
     def __enter__(self) -> FigurePool:
         return self

@@ -229,8 +229,10 @@ def _build_report(
     planned = plan_figures(
         results_dir, points, rates, fig_dir, slo, lengths=lengths, rule=rule, problems=problems
     )
+    pool.add([p.job for p in planned])  # workers draw while this process goes on
     extra = measurement_sections(results_dir, points, rates, out, slice_seconds=slice_seconds)
     planned += extra.figures
+    pool.add([p.job for p in extra.figures])
     if section is not None:
         models = ", ".join(style.model_label(m) for m in sorted(comparison["model"].unique()))
         planned.append(
@@ -242,15 +244,12 @@ def _build_report(
                 FigureJob("figure_paper_vs_ours", fig_dir, {"comparison": comparison}),
             )
         )
-    drawn = pool.render([p.job for p in planned])
-    figs = [Figure(p.title, p.caption, paths) for p, paths in zip(planned, drawn, strict=True)]
-    parity = figs.pop() if section is not None else None
-    figs = [f for f in figs if f.paths]
-    files: list[Path] = [p for f in figs for p in f.paths] + extra.files
+        pool.add([planned[-1].job])
+    csv_files: list[Path] = []
 
     def write_csv(name: str, df: pd.DataFrame) -> None:
         atomic_write_text(out / name, df.to_csv(index=False))
-        files.append(out / name)
+        csv_files.append(out / name)
 
     summary_csv = out / "summary.csv"
     per_point = points[CONFIG_JSON].map(output_len_model_of)
@@ -273,17 +272,45 @@ def _build_report(
             write_csv("stop_models.csv", section.stop_models)
         if section.conditioning:
             write_csv("capacity_conditioning.csv", conditioning_table(section.conditioning))
+
+    point_cols = ["key", *CONFIG_COLUMNS, *PAGE_METRICS]
+    page = {
+        "title": title,
+        "results_dir": str(results_dir),
+        "n_points": len(points),
+        "section": section,
+        "claims_source": CLAIMS_SOURCE,
+        "thresholds": "; ".join(f"{c.key}: {thresholds_text(c)}" for c in CLAIMS),
+        "claim_rows": claim_rows(section) if section else [],
+        "agreement": [a.line() for a in section.agreement] if section else [],
+        "correction": CORRECTION,
+        "stop_models": (
+            _table(section.stop_models) if section and len(section.stop_models) else None
+        ),
+        "comparison": _table(comparison) if len(comparison) else None,
+        "comparison_summary": _table(paper.error_summary(comparison)),
+        "paper_source": "; ".join(tables.sources()),
+        "capacity": _table(capacity),
+        "capacity_rule": rule,
+        "points": _table(points, point_cols),
+        "config": configuration(points, results_dir),
+        "software": software_versions(),
+        "scaling": _table(scaling) if scaling is not None else None,
+        "cache": _table(cache) if cache is not None else None,
+        "measurement": [
+            {"id": i, "title": t, "caption": c, "table": _table(df)} for i, t, c, df in extra.tables
+        ],
+    }
+    drawn = pool.collect()
+    figs = [Figure(p.title, p.caption, paths) for p, paths in zip(planned, drawn, strict=True)]
+    parity = figs.pop() if section is not None else None
+    figs = [f for f in figs if f.paths]
+    files: list[Path] = [p for f in figs for p in f.paths] + extra.files + csv_files
     if parity is not None and parity.paths:  # drawn only where both numbers are > 0
         figs.append(parity)
         files += parity.paths
-
-    env = _environment()
-    template = env.from_string(TABLE_MACRO + TEMPLATE)
-    point_cols = ["key", *CONFIG_COLUMNS, *PAGE_METRICS]
+    template = _environment().from_string(TABLE_MACRO + TEMPLATE)
     html = template.render(
-        title=title,
-        results_dir=str(results_dir),
-        n_points=len(points),
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         figures=[
             {
@@ -294,26 +321,7 @@ def _build_report(
             }
             for f in figs
         ],
-        section=section,
-        claims_source=CLAIMS_SOURCE,
-        thresholds="; ".join(f"{c.key}: {thresholds_text(c)}" for c in CLAIMS),
-        claim_rows=claim_rows(section) if section else [],
-        agreement=[a.line() for a in section.agreement] if section else [],
-        correction=CORRECTION,
-        stop_models=_table(section.stop_models) if section and len(section.stop_models) else None,
-        comparison=_table(comparison) if len(comparison) else None,
-        comparison_summary=_table(paper.error_summary(comparison)),
-        paper_source="; ".join(tables.sources()),
-        capacity=_table(capacity),
-        capacity_rule=rule,
-        points=_table(points, point_cols),
-        config=configuration(points, results_dir),
-        software=software_versions(),
-        scaling=_table(scaling) if scaling is not None else None,
-        cache=_table(cache) if cache is not None else None,
-        measurement=[
-            {"id": i, "title": t, "caption": c, "table": _table(df)} for i, t, c, df in extra.tables
-        ],
+        **page,
     )
     html_path = out / "report.html"
     atomic_write_text(html_path, html)
