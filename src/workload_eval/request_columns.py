@@ -1,0 +1,121 @@
+"""A run's requests as plain numpy columns, pulled out of the requests table once.
+
+Why: a summary computes ~200 numbers from the same few columns, over the whole run and
+over its steady window. Done on the DataFrame, pandas' per-operation overhead (boolean
+indexing of a 16-column table with object columns, a Series per step) cost more than the
+arithmetic. The latencies below use the very formulas of metrics.py's Series functions
+(float64, element by element), so every value is the same to the last bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class RequestColumns:
+    """The columns of ``REQUEST_COLUMNS`` that metrics read, one row per request."""
+
+    arrival: np.ndarray  # float64: intended arrival
+    send: np.ndarray
+    first_token: np.ndarray
+    finish: np.ndarray
+    generated: np.ndarray  # generated tokens as float64 (the latency formulas' dtype)
+    prompt_tokens: np.ndarray  # as stored (int64, or float64 with NaN): for sums
+    generated_tokens: np.ndarray
+    ok: np.ndarray  # bool: status == "ok" (completed)
+    token_times: np.ndarray | None  # object column of per-request token times, if any
+
+    @classmethod
+    def of(cls, requests: pd.DataFrame) -> RequestColumns:
+        def col(name: str) -> np.ndarray:
+            return requests[name].to_numpy(dtype=float)
+
+        def count(name: str) -> np.ndarray:
+            c = requests[name]
+            plain = isinstance(c.dtype, np.dtype) and c.dtype.kind in "iuf"
+            return c.to_numpy() if plain else c.to_numpy(dtype=float, na_value=np.nan)
+
+        times = requests["token_times"] if "token_times" in requests.columns else None
+        return cls(
+            arrival=col("arrival_time"),
+            send=col("send_time"),
+            first_token=col("first_token_time"),
+            finish=col("finish_time"),
+            generated=requests["generated_tokens"].astype(float).to_numpy(dtype=float),
+            prompt_tokens=count("prompt_tokens"),
+            generated_tokens=count("generated_tokens"),
+            ok=(requests["status"] == "ok").to_numpy(dtype=bool),
+            token_times=None if times is None else times.to_numpy(dtype=object),
+        )
+
+    def __len__(self) -> int:
+        return len(self.arrival)
+
+    def take(self, rows: np.ndarray) -> RequestColumns:
+        """The rows a boolean mask or integer positions select, in that order."""
+        tt = self.token_times
+        return RequestColumns(
+            arrival=self.arrival[rows],
+            send=self.send[rows],
+            first_token=self.first_token[rows],
+            finish=self.finish[rows],
+            generated=self.generated[rows],
+            prompt_tokens=self.prompt_tokens[rows],
+            generated_tokens=self.generated_tokens[rows],
+            ok=self.ok[rows],
+            token_times=None if tt is None else tt[rows],
+        )
+
+    def e2e_latency(self) -> np.ndarray:
+        return self.finish - self.arrival
+
+    def ttft(self) -> np.ndarray:
+        return self.first_token - self.arrival
+
+    def tpot(self) -> np.ndarray:
+        gen = self.generated
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per = (self.e2e_latency() - self.ttft()) / (gen - 1)
+        return np.where(gen > 1, per, np.nan)
+
+    def normalized_latency(self) -> np.ndarray:
+        gen = self.generated
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per = self.e2e_latency() / gen
+        return np.where(gen > 0, per, np.nan)
+
+    def send_lag(self) -> np.ndarray:
+        return self.send - self.arrival
+
+    def inter_token_latencies(self) -> np.ndarray:
+        """Gaps between consecutive streamed tokens, pooled over requests in row order."""
+        if self.token_times is None:
+            return np.empty(0)
+        gaps = [
+            np.diff(np.asarray(t, dtype=float))
+            for t in self.token_times
+            if t is not None and len(t) > 1
+        ]
+        return np.concatenate(gaps) if gaps else np.empty(0)
+
+
+def pandas_sum(values: np.ndarray) -> float:
+    """``Series.sum``'s value: NaN counts as 0 (pandas fills, then sums in place, which can
+    differ in the last bit from summing the values without the NaN)."""
+    if values.dtype.kind == "f":
+        return float(np.where(np.isnan(values), 0.0, values).sum())
+    return float(values.sum())
+
+
+def pandas_mean(values: np.ndarray) -> float:
+    """``Series.mean``'s value: the :func:`pandas_sum` over the non-NaN count; NaN if none."""
+    count = len(values) - int(np.count_nonzero(np.isnan(values)))
+    return pandas_sum(values) / count if count else math.nan
+
+
+__all__ = ["RequestColumns", "pandas_mean", "pandas_sum"]
