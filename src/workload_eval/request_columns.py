@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,8 @@ class RequestColumns:
     prompt_tokens: np.ndarray  # as stored (int64, or float64 with NaN): for sums
     generated_tokens: np.ndarray
     ok: np.ndarray  # bool: status == "ok" (completed)
-    token_times: np.ndarray | None  # object column of per-request token times, if any
+    token_times: np.ndarray  # object: each request's streamed token times (may be empty)
+    token_counts: np.ndarray  # intp: how many token times each request has
 
     @classmethod
     def of(cls, requests: pd.DataFrame) -> RequestColumns:
@@ -40,7 +42,11 @@ class RequestColumns:
             plain = isinstance(c.dtype, np.dtype) and c.dtype.kind in "iuf"
             return c.to_numpy() if plain else c.to_numpy(dtype=float, na_value=np.nan)
 
-        times = requests["token_times"] if "token_times" in requests.columns else None
+        n = len(requests)
+        if "token_times" in requests.columns:
+            times = requests["token_times"].to_numpy(dtype=object)
+        else:
+            times = np.full(n, None, dtype=object)
         return cls(
             arrival=col("arrival_time"),
             send=col("send_time"),
@@ -50,7 +56,8 @@ class RequestColumns:
             prompt_tokens=count("prompt_tokens"),
             generated_tokens=count("generated_tokens"),
             ok=(requests["status"] == "ok").to_numpy(dtype=bool),
-            token_times=None if times is None else times.to_numpy(dtype=object),
+            token_times=times,
+            token_counts=_lengths(times),
         )
 
     def __len__(self) -> int:
@@ -58,7 +65,6 @@ class RequestColumns:
 
     def take(self, rows: np.ndarray) -> RequestColumns:
         """The rows a boolean mask or integer positions select, in that order."""
-        tt = self.token_times
         return RequestColumns(
             arrival=self.arrival[rows],
             send=self.send[rows],
@@ -68,7 +74,8 @@ class RequestColumns:
             prompt_tokens=self.prompt_tokens[rows],
             generated_tokens=self.generated_tokens[rows],
             ok=self.ok[rows],
-            token_times=None if tt is None else tt[rows],
+            token_times=self.token_times[rows],
+            token_counts=self.token_counts[rows],
         )
 
     def e2e_latency(self) -> np.ndarray:
@@ -93,15 +100,24 @@ class RequestColumns:
         return self.send - self.arrival
 
     def inter_token_latencies(self) -> np.ndarray:
-        """Gaps between consecutive streamed tokens, pooled over requests in row order."""
-        if self.token_times is None:
+        """Gaps between consecutive streamed tokens, pooled over requests in row order
+        (one ``np.diff`` over all of them, without the gaps across two requests)."""
+        streamed = self.token_counts > 1
+        counts = self.token_counts[streamed]
+        if not counts.size:
             return np.empty(0)
-        gaps = [
-            np.diff(np.asarray(t, dtype=float))
-            for t in self.token_times
-            if t is not None and len(t) > 1
-        ]
-        return np.concatenate(gaps) if gaps else np.empty(0)
+        flat = chain.from_iterable(self.token_times[streamed])
+        times = np.fromiter(flat, dtype=float, count=int(counts.sum()))
+        return np.delete(np.diff(times), np.cumsum(counts)[:-1] - 1)
+
+
+def _lengths(token_times: np.ndarray) -> np.ndarray:
+    """Token times per request (None: 0); ``map(len)`` runs in C unless a row is None."""
+    try:
+        return np.fromiter(map(len, token_times), dtype=np.intp, count=len(token_times))
+    except TypeError:
+        counts = [0 if t is None else len(t) for t in token_times]
+        return np.asarray(counts, dtype=np.intp)
 
 
 def pandas_sum(values: np.ndarray) -> float:
