@@ -18,6 +18,7 @@ from pydantic import JsonValue
 
 from workload_eval.analysis.intervals import CONFIDENCE_LEVEL, family_intervals, sectioning
 from workload_eval.analysis.intervals import METHOD as CI_METHOD
+from workload_eval.analysis.quantiles import linear_percentiles
 from workload_eval.analysis.steady import METHOD as STEADY_METHOD
 from workload_eval.analysis.steady import window_of
 from workload_eval.contracts import RunRecords
@@ -110,8 +111,7 @@ def distribution(values: pd.Series | np.ndarray, prefix: str) -> dict[str, float
     v = _skipna(np.asarray(values, dtype=float))
     if not v.size:
         return {f"{prefix}_mean": math.nan, **{f"{prefix}_p{p}": math.nan for p in PERCENTILES}}
-    # one call for all percentiles: the same order statistics and interpolation per element
-    qs = np.percentile(v, PERCENTILES)
+    qs = linear_percentiles(v, PERCENTILES)  # np.percentile's values, from one sort
     return {f"{prefix}_mean": float(v.mean())} | {
         f"{prefix}_p{p}": float(q) for p, q in zip(PERCENTILES, qs, strict=True)
     }
@@ -188,7 +188,9 @@ def _latency_metrics(done: RequestColumns, level: float, batches: dict[str, int]
     known = _skipna(norm)
     out: Summary = {
         "normalized_latency_mean": pandas_mean(norm),
-        "normalized_latency_p95": float(np.percentile(known, 95)) if known.size else math.nan,
+        "normalized_latency_p95": float(linear_percentiles(known, (95,))[0])
+        if known.size
+        else math.nan,
     }
     series = {
         "ttft": done.ttft(),

@@ -26,6 +26,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from workload_eval.analysis.quantiles import linear_percentiles
+
 CONFIDENCE_LEVEL = 0.95  # two-sided level of every interval in summaries, tables and figures
 NUM_BATCHES = 20  # Schmeiser (1982): 10 to 30 batches
 MIN_BATCHES = 5  # fewer batches than this: no interval (t on < 4 degrees of freedom is wide)
@@ -125,23 +127,20 @@ def num_batches(n: int, percentile: float | None) -> int:
 def _batch_estimates(
     values: np.ndarray, k: int, percentiles: Sequence[float | None]
 ) -> list[np.ndarray]:
-    """Each statistic (a percentile, or None: the mean) of ``k`` equal batches of ``values``.
-
-    Why one call for all percentiles: numpy partitions once for every requested order
-    statistic and interpolates each percentile on its own, so the values are those of
-    separate calls, at a fraction of their cost."""
+    """Each statistic (a percentile, or None: the mean) of ``k`` equal batches of ``values``
+    (the percentiles from one sort of the batch matrix: analysis.quantiles)."""
     size = len(values) // k
     # equal batches; the few values left over at the start (the warm-up end) are dropped
     batches = values[len(values) - k * size :].reshape(k, size)
     pcts = [p for p in percentiles if p is not None]
-    by_pct = dict(zip(pcts, np.percentile(batches, pcts, axis=1), strict=True)) if pcts else {}
+    by_pct = dict(zip(pcts, linear_percentiles(batches, pcts), strict=True)) if pcts else {}
     return [np.mean(batches, axis=1) if p is None else by_pct[p] for p in percentiles]
 
 
 def _centers(values: np.ndarray, percentiles: Sequence[float | None]) -> list[float]:
     """Whole-sample estimates of each statistic (one percentile call for all of them)."""
     pcts = [p for p in percentiles if p is not None]
-    by_pct = dict(zip(pcts, np.percentile(values, pcts), strict=True)) if pcts else {}
+    by_pct = dict(zip(pcts, linear_percentiles(values, pcts), strict=True)) if pcts else {}
     return [float(np.mean(values)) if p is None else float(by_pct[p]) for p in percentiles]
 
 
