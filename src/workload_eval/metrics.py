@@ -6,6 +6,10 @@ statistics or throughput. Throughput is over [first arrival, last finish], the s
 interval for offline runs. Every latency statistic also comes with its confidence interval
 (``<key>_ci_low/high``, analysis.intervals) and, over the run's steady-state window
 (analysis.steady), as ``steady.<key>``; docs/measurement.md explains both methods.
+
+``summarize`` reads the table's columns once (request_columns.py) and computes every
+statistic on numpy arrays, with the formulas of the Series functions below, so the values
+are theirs; the Series functions stay for callers that work on tables (analysis.slices).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from workload_eval.analysis.steady import METHOD as STEADY_METHOD
 from workload_eval.analysis.steady import window_of
 from workload_eval.contracts import RunRecords
 from workload_eval.load_summary import load_summary
-from workload_eval.request_columns import RequestColumns, pandas_mean, pandas_sum
+from workload_eval.request_columns import RequestColumns, pandas_mean, pandas_sum, token_gaps
 from workload_eval.slo import PERCENTILES, REQUEST_METRICS, SLO, SLOInput, parse_slos, run_level
 
 SLO_KEYS = REQUEST_METRICS  # per-request latencies a bound can apply to (see slo.py)
@@ -62,12 +66,7 @@ def inter_token_latencies(requests: pd.DataFrame) -> np.ndarray:
     """Gaps between consecutive streamed tokens, pooled over requests; empty if none stream."""
     if "token_times" not in requests.columns:
         return np.empty(0)
-    gaps = [
-        np.diff(np.asarray(t, dtype=float))
-        for t in requests["token_times"]
-        if t is not None and len(t) > 1
-    ]
-    return np.concatenate(gaps) if gaps else np.empty(0)
+    return token_gaps(requests["token_times"].to_numpy(dtype=object))
 
 
 def request_metrics(requests: pd.DataFrame) -> pd.DataFrame:

@@ -100,15 +100,21 @@ class RequestColumns:
         return self.send - self.arrival
 
     def inter_token_latencies(self) -> np.ndarray:
-        """Gaps between consecutive streamed tokens, pooled over requests in row order
-        (one ``np.diff`` over all of them, without the gaps across two requests)."""
-        streamed = self.token_counts > 1
-        counts = self.token_counts[streamed]
-        if not counts.size:
-            return np.empty(0)
-        flat = chain.from_iterable(self.token_times[streamed])
-        times = np.fromiter(flat, dtype=float, count=int(counts.sum()))
-        return np.delete(np.diff(times), np.cumsum(counts)[:-1] - 1)
+        return token_gaps(self.token_times, self.token_counts)
+
+
+def token_gaps(token_times: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+    """Gaps between consecutive streamed tokens, pooled over requests in row order; empty if
+    none streams. One ``np.diff`` over all token times, less the gaps across two requests:
+    the same subtractions as a diff per request, without a numpy call per request."""
+    counts = _lengths(token_times) if counts is None else counts
+    streamed = counts > 1
+    kept = counts[streamed]
+    if not kept.size:
+        return np.empty(0)
+    flat = chain.from_iterable(token_times[streamed])
+    times = np.fromiter(flat, dtype=float, count=int(kept.sum()))
+    return np.delete(np.diff(times), np.cumsum(kept)[:-1] - 1)
 
 
 def _lengths(token_times: np.ndarray) -> np.ndarray:
@@ -134,4 +140,4 @@ def pandas_mean(values: np.ndarray) -> float:
     return pandas_sum(values) / count if count else math.nan
 
 
-__all__ = ["RequestColumns", "pandas_mean", "pandas_sum"]
+__all__ = ["RequestColumns", "pandas_mean", "pandas_sum", "token_gaps"]
