@@ -10,7 +10,7 @@ arithmetic. The latencies below use the very formulas of metrics.py's Series fun
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from itertools import chain
 
 import numpy as np
@@ -42,19 +42,19 @@ class RequestColumns:
             plain = isinstance(c.dtype, np.dtype) and c.dtype.kind in "iuf"
             return c.to_numpy() if plain else c.to_numpy(dtype=float, na_value=np.nan)
 
-        n = len(requests)
         if "token_times" in requests.columns:
             times = requests["token_times"].to_numpy(dtype=object)
         else:
-            times = np.full(n, None, dtype=object)
+            times = np.full(len(requests), None, dtype=object)
+        generated = count("generated_tokens")
         return cls(
             arrival=col("arrival_time"),
             send=col("send_time"),
             first_token=col("first_token_time"),
             finish=col("finish_time"),
-            generated=requests["generated_tokens"].astype(float).to_numpy(dtype=float),
+            generated=generated.astype(float),
             prompt_tokens=count("prompt_tokens"),
-            generated_tokens=count("generated_tokens"),
+            generated_tokens=generated,
             ok=(requests["status"] == "ok").to_numpy(dtype=bool),
             token_times=times,
             token_counts=_lengths(times),
@@ -65,18 +65,7 @@ class RequestColumns:
 
     def take(self, rows: np.ndarray) -> RequestColumns:
         """The rows a boolean mask or integer positions select, in that order."""
-        return RequestColumns(
-            arrival=self.arrival[rows],
-            send=self.send[rows],
-            first_token=self.first_token[rows],
-            finish=self.finish[rows],
-            generated=self.generated[rows],
-            prompt_tokens=self.prompt_tokens[rows],
-            generated_tokens=self.generated_tokens[rows],
-            ok=self.ok[rows],
-            token_times=self.token_times[rows],
-            token_counts=self.token_counts[rows],
-        )
+        return RequestColumns(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
 
     def e2e_latency(self) -> np.ndarray:
         return self.finish - self.arrival
