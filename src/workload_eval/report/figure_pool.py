@@ -192,7 +192,9 @@ class FigurePool:
         if cancel:  # our own workers: stop them now rather than wait for unwanted figures
             for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
                 proc.terminate()
-        self._pool.shutdown(wait=True, cancel_futures=cancel)
+        # Every figure is written: a worker's exit (~0.3 s) need not hold the report up
+        # (the interpreter joins it at exit).
+        self._pool.shutdown(wait=cancel, cancel_futures=cancel)
         self._pool = None
         self._scratch.cleanup()
 
