@@ -14,6 +14,7 @@ Target (issue 11): `reproduce`'s report at least 2x faster on 2 cores than one p
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import re
 import resource
@@ -49,6 +50,8 @@ def _once(results: Path, out: Path, jobs: int) -> tuple[float, float, float]:
     cpu, children, t0 = time.process_time(), _children_cpu(), time.perf_counter()
     build_report(results, out, title="report_speed", jobs=jobs)
     wall = time.perf_counter() - t0
+    for worker in multiprocessing.active_children():  # exiting: their CPU counts once joined
+        worker.join()
     return wall, time.process_time() - cpu, _children_cpu() - children
 
 
