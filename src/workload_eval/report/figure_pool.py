@@ -35,6 +35,11 @@ def _scratch_dir() -> str | None:
     return str(_SHM) if _SHM.is_dir() and os.access(_SHM, os.W_OK | os.X_OK) else None
 
 
+# A report has about a dozen figures of 0.2-2 s each, and a worker costs ~1 s of CPU to
+# start (matplotlib, pandas): past six processes the biggest figure bounds the time anyway.
+MAX_PROCESSES = 6
+
+
 def _ignore_sigint() -> None:
     """Workers leave Ctrl-C to the driver, which cancels them cleanly."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -77,7 +82,8 @@ class TableFiles:
 
 
 class FigurePool:
-    """Draws figure jobs here and in ``jobs - 1`` spawned workers (none for one job).
+    """Draws figure jobs here and in ``jobs - 1`` spawned workers (none for one job; at
+    most ``MAX_PROCESSES`` processes in all).
 
     ``add`` queues jobs, biggest first; a feeder thread hands the next one to a worker as
     soon as it is free (one job each, so none waits behind another's queue). ``collect``
@@ -85,7 +91,7 @@ class FigurePool:
     """
 
     def __init__(self, jobs: int = 1) -> None:
-        self._workers = max(0, int(jobs) - 1)
+        self._workers = max(0, min(int(jobs), MAX_PROCESSES) - 1)
         self._pool: cf.ProcessPoolExecutor | None = None
         self._jobs: list[FigureJob] = []
         self._drawn: list[list[Path] | None] = []
