@@ -15,10 +15,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import BaseModel, JsonValue
+
+if TYPE_CHECKING:
+    from workload_eval.analysis.compare import Comparison
 
 Tables = dict[str, pd.DataFrame]
 Draw = Callable[[Tables, dict[str, Any], Path], list[Path]]
@@ -41,7 +44,7 @@ class FigureJob:
     kind: str
     out_dir: Path
     tables: Tables = field(default_factory=dict)
-    options: dict[str, JsonValue] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # plain JSON, or it stays here
 
     def render_here(self) -> list[Path]:
         return DRAW[self.kind](self.tables, dict(self.options), self.out_dir)
@@ -96,7 +99,7 @@ def _slices(tables: Tables, options: dict[str, Any], out_dir: Path) -> list[Path
         w: (tables[f"slices/{w}"], caption, tuple(window) if window is not None else None)
         for w, caption, window in options["runs"]
     }
-    return figure_slices(runs, out_dir)  # type: ignore[arg-type]  # windows: 2-tuples
+    return figure_slices(runs, out_dir)
 
 
 COMPARISON_TABLES = ("values", "pairs", "reversals")
@@ -147,13 +150,13 @@ COST = {
 def lengths_job(frames: Tables, out_dir: Path) -> FigureJob:
     models = [[w, str(f.attrs.get("model", ""))] for w, f in frames.items()]
     tables = {f"lengths/{w}": f for w, f in frames.items()}
-    return FigureJob("figure1_lengths", out_dir, tables, {"models": models})  # type: ignore[dict-item]
+    return FigureJob("figure1_lengths", out_dir, tables, {"models": models})
 
 
 def timelines_job(runs: dict[str, tuple[pd.DataFrame, str]], out_dir: Path) -> FigureJob:
     tables = {f"steps/{w}": steps for w, (steps, _) in runs.items()}
     options = [[w, caption] for w, (_, caption) in runs.items()]
-    return FigureJob("figure_timelines", out_dir, tables, {"runs": options})  # type: ignore[dict-item]
+    return FigureJob("figure_timelines", out_dir, tables, {"runs": options})
 
 
 def slices_job(
@@ -163,12 +166,12 @@ def slices_job(
     options = [
         [w, caption, list(window) if window else None] for w, (_, caption, window) in runs.items()
     ]
-    return FigureJob("figure_slices", out_dir, tables, {"runs": options})  # type: ignore[dict-item]
+    return FigureJob("figure_slices", out_dir, tables, {"runs": options})
 
 
-def compare_job(comp: Any, out_dir: Path, name: str) -> FigureJob:
-    """``comp``: an ``analysis.compare.Comparison``; its tables travel as tables, the rest
-    as JSON (a field JSON cannot hold keeps the job in this process)."""
+def compare_job(comp: Comparison, out_dir: Path, name: str) -> FigureJob:
+    """The comparison's tables travel as tables, the rest as JSON (a field JSON cannot
+    hold keeps the job in this process)."""
     tables = {t: getattr(comp, t) for t in COMPARISON_TABLES}
     rest = {f.name: getattr(comp, f.name) for f in fields(comp) if f.name not in tables}
     return FigureJob("figure_compare", out_dir, tables, {"comparison": rest, "name": name})
