@@ -1,7 +1,7 @@
 """The report's figures as jobs that a worker process can render from plain data.
 
-Drawing is nine tenths of a report's time, one figure at a time: a job lets another
-process draw a figure. It travels as JSON (which figure, where, its options) naming the
+Drawing is most of a report's time, one figure at a time: a job lets another process
+draw a figure. It travels as JSON (which figure, where, its options) naming the
 tables it draws, written once as Arrow IPC files in a scratch folder; a worker reads them,
 draws, and writes its own PNG and PDF. No Python object crosses a process (no pickle).
 In this process a job draws straight from the tables in memory, so both ways run the
@@ -127,20 +127,20 @@ DRAW: dict[str, Draw] = {
     "figure_compare": _compare,
 }
 
-# CPU seconds of each figure of `reproduce`'s report (2 quiet cores): the biggest start
-# first, so the last to finish is a small one.
+# CPU seconds of each figure of `reproduce`'s report (2 cores, both drawing): the biggest
+# start first, so the last to finish is a small one.
 COST = {
-    "figure_slices": 1.6,
-    "figure_compare": 1.4,
-    "figure_timelines": 1.3,
-    "figure_metric_vs_rate": 1.2,
-    "figure_paper_vs_ours": 1.2,
-    "figure3a_capacity_vs_kv": 0.8,
-    "figure1_lengths": 0.8,
-    "figure3b_throughput_vs_kv": 0.5,
-    "figure2b_throughput": 0.5,
-    "figure2a_capacity": 0.25,
-    "figure_closed_loop": 0.5,
+    "figure_slices": 1.4,
+    "figure_compare": 1.2,
+    "figure_timelines": 1.2,
+    "figure_paper_vs_ours": 1.0,
+    "figure_metric_vs_rate": 0.7,
+    "figure3a_capacity_vs_kv": 0.55,
+    "figure1_lengths": 0.5,
+    "figure3b_throughput_vs_kv": 0.45,
+    "figure2b_throughput": 0.3,
+    "figure_closed_loop": 0.3,
+    "figure2a_capacity": 0.2,
 }
 
 
