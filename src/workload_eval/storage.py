@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from workload_eval.redaction import finite_json, scrub_frame, scrub_json, scrub_text
 
@@ -62,11 +64,46 @@ def atomic_write_json(path: str | Path, obj: Any, *, redact: bool = True) -> Non
     atomic_write_bytes(path, strict_json(obj, redact=redact).encode("utf-8"))
 
 
-def atomic_write_parquet(path: str | Path, df: pd.DataFrame, *, redact: bool = True) -> None:
+# How every table the package writes is encoded (pandas' own codec, snappy, as
+# ``DataFrame.to_parquet`` wrote them): dictionary pages only for text columns (numbers gain
+# nothing and cost time), no column statistics (nothing filters on them), and a
+# single-threaded pandas->Arrow conversion (sweep workers already use every core; the
+# threaded one is slower there). Measured on a 16k-request table: 10 ms -> 5 ms, smaller.
+PARQUET_COMPRESSION = "snappy"
+
+
+def parquet_bytes(df: pd.DataFrame, *, redact: bool = True) -> bytes:
+    """``df`` as a Parquet file (no index; the pandas metadata kept, so
+    ``pd.read_parquet`` gives back the same dtypes), scrubbed unless told not to."""
     if redact:
         df = scrub_frame(df)
-    with _replacing(path) as tmp:
-        df.to_parquet(tmp, index=False)
+    table = pa.Table.from_pandas(df, preserve_index=False, nthreads=1)
+    if df.attrs:  # as DataFrame.to_parquet stores them (read_parquet restores them)
+        meta = {**(table.schema.metadata or {}), b"PANDAS_ATTRS": json.dumps(df.attrs).encode()}
+        table = table.replace_schema_metadata(meta)
+    text = [f.name for f in table.schema if _is_text(f.type)]
+    buf = pa.BufferOutputStream()
+    pq.write_table(
+        table,
+        buf,
+        compression=PARQUET_COMPRESSION,
+        use_dictionary=text,
+        write_statistics=False,
+    )
+    return buf.getvalue().to_pybytes()
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_string_view(t)
+        or pa.types.is_dictionary(t)
+    )
+
+
+def atomic_write_parquet(path: str | Path, df: pd.DataFrame, *, redact: bool = True) -> None:
+    atomic_write_bytes(path, parquet_bytes(df, redact=redact))
 
 
 def ensure_writable_dir(path: str | Path, *, option: str = "--out") -> Path:
