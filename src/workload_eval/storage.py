@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +23,36 @@ from workload_eval.redaction import finite_json, scrub_frame, scrub_json, scrub_
 _FILE_MODE = 0o644
 
 
-@contextmanager
-def _replacing(path: str | Path) -> Iterator[Path]:
-    """A temporary file beside ``path`` for the block to write: synced and renamed over
-    ``path`` when the block succeeds, removed when it fails (a reader never sees half)."""
+def _write_synced(fd: int, data: bytes) -> None:
+    """All of ``data`` to the open file, on disk (fsync) and shareable, then closed."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        os.fchmod(fd, _FILE_MODE)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a temporary file beside ``path``, sync it, rename it over ``path``; removed
+    when anything fails (a reader never sees half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        yield Path(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)
+        _write_synced(fd, data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with _replacing(path) as tmp:
-        tmp.write_bytes(data)
+def write_new_file(path: str | Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist) with ``data``, synced: for files inside a folder
+    that itself appears atomically (a store's point), where a rename per file buys nothing."""
+    _write_synced(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), data)
 
 
 def atomic_write_text(path: str | Path, text: str, *, redact: bool = True) -> None:

@@ -8,6 +8,7 @@ everything completed.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -23,7 +24,9 @@ from workload_eval.experiments.executors import Executor, Outcome, SequentialExe
 from workload_eval.experiments.grid import CapacityTask, Point, expand, point_key
 from workload_eval.experiments.spec import ExperimentSpec
 from workload_eval.experiments.store import ResultStore, write_table
+from workload_eval.metrics import Summary
 from workload_eval.results import search_columns
+from workload_eval.runner import SUMMARY_FILE
 from workload_eval.storage import atomic_write_json
 
 if TYPE_CHECKING:
@@ -180,6 +183,7 @@ class _SweepState:
         self.ran = 0
         self.interrupted = False
         self._last_index = time.monotonic()
+        self._indexed_rows = 0
 
     def run(self, points: list[Point], tasks: list[CapacityTask]) -> None:
         for p in points:
@@ -197,12 +201,14 @@ class _SweepState:
                 self.executor.submit(key, self.specs[key])
             for outcome in self.executor.wait():
                 self._finish(outcome)
-            if time.monotonic() - self._last_index > INDEX_EVERY_S:
+            stale = len(self.rows) != self._indexed_rows  # points stored since the last one
+            if stale and time.monotonic() - self._last_index > INDEX_EVERY_S:
                 self.rebuild_index()
                 self._last_index = time.monotonic()
 
     def rebuild_index(self) -> pd.DataFrame:
         self.index_rows.update(self.rows)
+        self._indexed_rows = len(self.rows)
         return self.store.rebuild_index(self.index_rows)
 
     def _enqueue(self, key: str, spec: Any) -> None:
@@ -244,22 +250,25 @@ class _SweepState:
         self.in_flight.discard(key)
         self.queued.discard(key)
         spec = self.specs[key]
+        summary: Summary | None = None
         if outcome.error is not None or outcome.files is None:
             self.failed[key] = outcome.error or "no result"
             if outcome.user_error:
                 self.input_errors.add(key)
             label = "failed"
         else:
-            self.store.write_point(spec, outcome.files, wall_s=outcome.wall_s)
-            self.rows[key] = self.store.index_row(key)
+            # Parsed once, from the bytes in hand: the index row and the searches use it.
+            summary = json.loads(outcome.files[SUMMARY_FILE])
+            self.store.write_point(spec, outcome.files, wall_s=outcome.wall_s, key=key)
+            self.rows[key] = self.store.index_row(key, summary)
             self.ran += 1
             label = f"{spec.workload} {spec.schedule.kind}"
         self.bar.advance(description=label)
         for s, rate, seed in self.waiters.pop(key, []):
-            if key in self.failed:
+            if summary is None:
                 s.failed = self.failed[key]
             else:
-                s.search.record(rate, seed, self.store.summary(key))
+                s.search.record(rate, seed, summary)
             self._advance(s)
 
     def _resolved_kv(self, keys: Iterable[str]) -> int | None:
@@ -293,7 +302,7 @@ class _SweepState:
             if s.failed:
                 row["capacity_rate"] = None
             rows.append(row)
-            for r in result.probes.to_dict("records"):
+            for r in result.probes.reindex(columns=["rate", "seed", "passed"]).to_dict("records"):
                 probes.append(
                     {
                         "task": s.task.key,
