@@ -102,8 +102,8 @@ def scrub_frame(df: pd.DataFrame) -> pd.DataFrame:
     """A table with every text cell (and list of texts) scrubbed, column names too;
     numbers and lists of numbers are not looked at."""
     out = df
-    for col in df.columns:
-        if not (df[col].dtype == object or pd.api.types.is_string_dtype(df[col].dtype)):
+    for col, dtype in df.dtypes.items():  # numeric columns skipped without building a Series
+        if not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
             continue
         fixed = _scrub_series(df[col])
         if fixed is not None:
