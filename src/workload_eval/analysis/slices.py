@@ -47,14 +47,17 @@ class _Ramps:
     """Events sorted once, for the ramp sums of several weightings of them."""
 
     def __init__(self, events: np.ndarray, edges: np.ndarray) -> None:
-        self.order = np.argsort(events, kind="stable")  # ties: the order of the sums
-        self.events = events[self.order]
+        # stable: tied events are added in their order; already sorted (engine steps,
+        # arrivals): nothing to reorder
+        in_order = bool(np.all(events[1:] >= events[:-1]))
+        self.order = None if in_order else np.argsort(events, kind="stable")
+        self.events = events if in_order else events[self.order]
         self.at = np.searchsorted(self.events, edges, side="right")
         self.edges = edges
 
     def sum(self, weights: np.ndarray) -> np.ndarray:
         """sum over events e <= T of w (T - e), at every edge T (sorted cumulative sums)."""
-        w = weights[self.order]
+        w = weights if self.order is None else weights[self.order]
         cw = np.concatenate(([0.0], np.cumsum(w)))
         cwe = np.concatenate(([0.0], np.cumsum(w * self.events)))
         return cw[self.at] * self.edges - cwe[self.at]
@@ -165,12 +168,11 @@ def _quantiles(values: np.ndarray, slot: np.ndarray, n: int, qs: tuple[float, ..
 
 
 def _latencies(
-    arrival: np.ndarray, first: np.ndarray, finish: np.ndarray, gen: np.ndarray, edges
+    arrival: np.ndarray, first: np.ndarray, finish: np.ndarray, gen: np.ndarray, slot, n: int
 ) -> dict[str, np.ndarray]:
-    """Latency columns of the requests completed in each window (metrics.request_metrics'
-    formulas); the means stay pandas' groupby mean, whose compensated sum numpy lacks."""
-    n = len(edges) - 1
-    slot = _slot(finish, edges)
+    """Latency columns of the requests completed in each window (``slot``: their finish's);
+    metrics.request_metrics' formulas. The means stay pandas' groupby mean: its sum is
+    compensated (Kahan) or pairwise depending on the column, which numpy has no match for."""
     e2e = finish - arrival
     ttft = first - arrival
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -180,13 +182,14 @@ def _latencies(
             "e2e_latency": e2e,
             "normalized_latency": np.where(gen > 0, e2e / gen, math.nan),
         }
-    means = pd.DataFrame({k: per[k] for k in ("ttft", "tpot", "e2e_latency")}).groupby(slot)
-    means = means.mean()
+    # column by column, as pandas picks its summation per column (NaN, sorted slots)
+    grouped = pd.DataFrame(per).groupby(slot)
     cols: dict[str, np.ndarray] = {}
     for name, (column, pcts) in LATENCY_COLUMNS.items():
         if name != "normalized_latency":
+            mean = grouped[column].mean()
             cols[f"{name}_mean"] = np.full(n, math.nan)
-            cols[f"{name}_mean"][means.index.to_numpy()] = means[column].to_numpy()
+            cols[f"{name}_mean"][mean.index.to_numpy()] = mean.to_numpy()
         got = _quantiles(per[column], slot, n, tuple(p / 100 for p in pcts))
         for p, values in zip(pcts, got, strict=True):
             cols[f"{name}_p{p}"] = values
@@ -256,7 +259,8 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
     done_gen = _column(req, "generated_tokens")[ok]
     times = req["token_times"].to_numpy()[ok].tolist() if "token_times" in req else None
     output = _token_counts(done_gen, done_first, done_finish, times, edges)
-    completed = _count(done_finish, edges).astype(int)
+    done_slot = _slot(done_finish, edges)
+    completed = np.bincount(done_slot, minlength=count).astype(int)
     known = np.isfinite(finish) & np.isfinite(arrival)
     (in_system,) = _held(arrival[known], finish[known], edges, np.ones(int(known.sum())))
     total = _column(steps, "kv_blocks_total")
@@ -268,12 +272,14 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
         "arrivals": _count(arrival[np.isfinite(arrival)], edges).astype(int),
         "completed": completed,
         "failed": _count(fail_at, edges).astype(int),
-        "prompt_tokens": _count(done_finish, edges, _column(req, "prompt_tokens")[ok]).astype(int),
+        "prompt_tokens": np.bincount(
+            done_slot, _column(req, "prompt_tokens")[ok], minlength=count
+        ).astype(int),
         "output_tokens": output,
         "request_throughput": completed / seconds,
         "output_token_throughput": output / seconds,
         "in_flight_mean": in_system / seconds,
-        **_latencies(done_arrival, done_first, done_finish, done_gen, edges),
+        **_latencies(done_arrival, done_first, done_finish, done_gen, done_slot, count),
         **_engine(t, dur, steps, usage, edges, end),
         "kv_usage_max": _kv_max(t, usage, edges),
         "preemptions": _preemptions(records, t, finish, arrival, edges),
