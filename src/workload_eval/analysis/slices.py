@@ -58,9 +58,12 @@ class _Ramps:
     def sum(self, weights: np.ndarray) -> np.ndarray:
         """sum over events e <= T of w (T - e), at every edge T (sorted cumulative sums)."""
         w = weights if self.order is None else weights[self.order]
-        cw = np.concatenate(([0.0], np.cumsum(w)))
-        cwe = np.concatenate(([0.0], np.cumsum(w * self.events)))
-        return cw[self.at] * self.edges - cwe[self.at]
+        # both running sums in one complex cumsum: its parts add independently (the same
+        # additions, in the same order) and one pass costs what one real cumsum does
+        both = np.zeros(len(w) + 1, dtype=complex)
+        both.real[1:], both.imag[1:] = w, w * self.events
+        cum = np.cumsum(both)[self.at]
+        return cum.real * self.edges - cum.imag
 
 
 def _spread(starts: np.ndarray, ends: np.ndarray, amounts: np.ndarray, edges: np.ndarray):
