@@ -43,14 +43,36 @@ LATENCY_COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
 }
 
 
+class _Sorted:
+    """A column's stable sort, kept to hand out the stable sort of any subset of its rows
+    without sorting again (a stable sort keeps a subset's relative order)."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.order = np.argsort(values, kind="stable")
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        """``np.argsort(values[rows], kind="stable")``, for increasing row indices."""
+        position = np.full(len(self.order), -1)
+        position[rows] = np.arange(len(rows))
+        sub = position[self.order]
+        return sub[sub >= 0]
+
+
+# where a subset of a column comes from: the column's sort and the subset's rows in it
+Rows = tuple[_Sorted, np.ndarray]
+
+
 class _Ramps:
     """Events sorted once, for the ramp sums of several weightings of them."""
 
-    def __init__(self, events: np.ndarray, edges: np.ndarray) -> None:
+    def __init__(self, events: np.ndarray, edges: np.ndarray, rows: Rows | None = None) -> None:
         # stable: tied events are added in their order; already sorted (engine steps,
         # arrivals): nothing to reorder
-        in_order = bool(np.all(events[1:] >= events[:-1]))
-        self.order = None if in_order else np.argsort(events, kind="stable")
+        in_order = rows is None and bool(np.all(events[1:] >= events[:-1]))
+        if rows is not None:
+            self.order = rows[0].of(rows[1])
+        else:
+            self.order = None if in_order else np.argsort(events, kind="stable")
         self.events = events if in_order else events[self.order]
         self.at = np.searchsorted(self.events, edges, side="right")
         self.edges = edges
@@ -66,9 +88,15 @@ class _Ramps:
         return cum.real * self.edges - cum.imag
 
 
-def _spread(starts: np.ndarray, ends: np.ndarray, amounts: np.ndarray, edges: np.ndarray):
+def _spread(
+    starts: np.ndarray,
+    ends: np.ndarray,
+    amounts: np.ndarray,
+    edges: np.ndarray,
+    ends_from: Rows | None = None,
+):
     """Per window, the part of each amount spread evenly over its [start, end] (an empty
-    interval puts it all at its start)."""
+    interval puts it all at its start). ``ends_from``: the ends' column, sorted already."""
     span = ends - starts
     point = ~(span > 0)
     out = np.zeros(len(edges) - 1)
@@ -76,7 +104,8 @@ def _spread(starts: np.ndarray, ends: np.ndarray, amounts: np.ndarray, edges: np
         out += _count(starts[point], edges, amounts[point])
     if (~point).any():
         rate = amounts[~point] / span[~point]
-        area = _Ramps(starts[~point], edges).sum(rate) - _Ramps(ends[~point], edges).sum(rate)
+        fall = _Ramps(ends[~point], edges, _subset(ends_from, ~point))
+        area = _Ramps(starts[~point], edges).sum(rate) - fall.sum(rate)
         out += np.diff(area)
     return out
 
@@ -91,8 +120,16 @@ def _count(times: np.ndarray, edges: np.ndarray, weights: np.ndarray | None = No
     return np.bincount(_slot(times, edges), weights=weights, minlength=len(edges) - 1)
 
 
+def _subset(rows: Rows | None, keep: np.ndarray) -> Rows | None:
+    return None if rows is None else (rows[0], rows[1][keep])
+
+
 def _held(
-    starts: np.ndarray, ends: np.ndarray, edges: np.ndarray, *values: np.ndarray
+    starts: np.ndarray,
+    ends: np.ndarray,
+    edges: np.ndarray,
+    *values: np.ndarray,
+    ends_from: Rows | None = None,
 ) -> list[np.ndarray]:
     """Per window, the integral of each value held over each [start, end] (rows where it
     is unknown left out). The values known on every row share one sort of the bounds."""
@@ -103,10 +140,12 @@ def _held(
         keep = span & np.isfinite(v)
         if np.array_equal(keep, span):
             if shared is None:
-                shared = _Ramps(starts[span], edges), _Ramps(ends[span], edges)
+                fall = _Ramps(ends[span], edges, _subset(ends_from, span))
+                shared = _Ramps(starts[span], edges), fall
             rise, fall = shared
         else:
-            rise, fall = _Ramps(starts[keep], edges), _Ramps(ends[keep], edges)
+            fall = _Ramps(ends[keep], edges, _subset(ends_from, keep))
+            rise = _Ramps(starts[keep], edges)
         out.append(np.diff(rise.sum(v[keep]) - fall.sum(v[keep])))
     return out
 
@@ -122,7 +161,12 @@ def _none_streamed(times: list[object]) -> bool:
 
 
 def _token_counts(
-    gen: np.ndarray, first: np.ndarray, finish: np.ndarray, times: list[object] | None, edges
+    gen: np.ndarray,
+    first: np.ndarray,
+    finish: np.ndarray,
+    times: list[object] | None,
+    edges: np.ndarray,
+    finish_from: Rows,
 ) -> np.ndarray:
     """Output tokens per window of the completed requests (see the module doc)."""
     exact = np.zeros(len(gen), dtype=bool)
@@ -138,7 +182,7 @@ def _token_counts(
     rest = ~exact & (gen > 0)
     first_at = np.where(np.isfinite(first[rest]), first[rest], finish[rest])
     out += _count(first_at, edges)
-    out += _spread(first_at, finish[rest], gen[rest] - 1, edges)
+    out += _spread(first_at, finish[rest], gen[rest] - 1, edges, _subset(finish_from, rest))
     return out
 
 
@@ -261,11 +305,20 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
     done_first = _column(req, "first_token_time")[ok]
     done_gen = _column(req, "generated_tokens")[ok]
     times = req["token_times"].to_numpy()[ok].tolist() if "token_times" in req else None
-    output = _token_counts(done_gen, done_first, done_finish, times, edges)
+    by_finish = _Sorted(finish)  # for the completed and the in-flight requests alike
+    output = _token_counts(
+        done_gen, done_first, done_finish, times, edges, (by_finish, np.flatnonzero(ok))
+    )
     done_slot = _slot(done_finish, edges)
     completed = np.bincount(done_slot, minlength=count).astype(int)
     known = np.isfinite(finish) & np.isfinite(arrival)
-    (in_system,) = _held(arrival[known], finish[known], edges, np.ones(int(known.sum())))
+    (in_system,) = _held(
+        arrival[known],
+        finish[known],
+        edges,
+        np.ones(int(known.sum())),
+        ends_from=(by_finish, np.flatnonzero(known)),
+    )
     total = _column(steps, "kv_blocks_total")
     usage = _column(steps, "kv_blocks_used") / np.where(total > 0, total, np.nan)
     table = {
