@@ -191,27 +191,24 @@ def _quantiles(values: np.ndarray, slot: np.ndarray, n: int, qs: tuple[float, ..
     at once: a value sort, then a stable sort by slot (numpy radix-sorts 16-bit keys). NaN
     rows are dropped first: numpy's fast sort gives way to a slow one when it meets NaN."""
     known = ~np.isnan(values)
-    values, slot = values[known], slot[known]
+    if not known.all():
+        values, slot = values[known], slot[known]
     order = np.argsort(values)
     keys = slot[order]
     order = order[np.argsort(keys.astype(np.uint16) if n <= 1 << 16 else keys, kind="stable")]
     ranked = values[order]
     size = np.bincount(slot, minlength=n)
+    if not len(ranked):
+        return np.full((len(qs), n), math.nan)
     start = np.cumsum(size) - size
-    last = max(len(ranked) - 1, 0)
-    out = []
-    for q in qs:
-        pos = q * (size - 1).astype(float)
-        i = pos.astype(np.int64)  # truncates, as pandas does
-        frac = pos % 1
-        if len(ranked):
-            val = ranked[np.clip(start + i, 0, last)]
-            nxt = ranked[np.clip(start + np.minimum(i + 1, size - 1), 0, last)]
-            got = np.where(frac == 0.0, val, val + (nxt - val) * frac)
-        else:
-            got = np.zeros(n)
-        out.append(np.where(size > 0, got, math.nan))
-    return out
+    pos = np.array(qs)[:, None] * (size - 1).astype(float)  # a row per q
+    i = pos.astype(np.int64)  # truncates, as pandas does
+    frac = pos % 1
+    last = len(ranked) - 1
+    val = ranked[np.clip(start + i, 0, last)]
+    nxt = ranked[np.clip(start + np.minimum(i + 1, size - 1), 0, last)]
+    got = np.where(frac == 0.0, val, val + (nxt - val) * frac)
+    return np.where(size > 0, got, math.nan)
 
 
 def _latencies(
@@ -323,6 +320,7 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
     )
     total = _column(steps, "kv_blocks_total")
     usage = _column(steps, "kv_blocks_used") / np.where(total > 0, total, np.nan)
+    step_slot = _slot(t, edges)
     table = {
         "slice": np.arange(count),
         "start": edges[:-1],
@@ -339,8 +337,8 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
         "in_flight_mean": in_system / seconds,
         **_latencies(done_arrival, done_first, done_finish, done_gen, done_slot, count),
         **_engine(t, dur, steps, usage, edges, end),
-        "kv_usage_max": _kv_max(t, usage, edges),
-        "preemptions": _preemptions(records, t, finish, arrival, edges),
+        "kv_usage_max": _kv_max(step_slot, usage, count),
+        "preemptions": _preemptions(records, step_slot, finish, arrival, edges),
     }
     tokens = _column(steps, "batched_tokens")
     if np.isfinite(tokens).any():
@@ -352,10 +350,8 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
     return pd.DataFrame(table)
 
 
-def _kv_max(t: np.ndarray, usage: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def _kv_max(idx: np.ndarray, usage: np.ndarray, n: int) -> np.ndarray:
     """Highest KV use of the rows that start in each window (NaN where none is known)."""
-    n = len(edges) - 1
-    idx = _slot(t, edges)
     known = ~np.isnan(usage)
     out = np.full(n, -np.inf)
     np.maximum.at(out, idx[known], usage[known])
@@ -363,7 +359,7 @@ def _kv_max(t: np.ndarray, usage: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def _preemptions(
-    records: RunRecords, t: np.ndarray, finish: np.ndarray, arrival: np.ndarray, edges
+    records: RunRecords, step_slot: np.ndarray, finish: np.ndarray, arrival: np.ndarray, edges
 ) -> np.ndarray:
     """Where the engine reports them per step, by step time; otherwise each request's
     count at its finish (metrics.total_preemptions' rule, so the slices add up to it)."""
@@ -372,7 +368,7 @@ def _preemptions(
         per_step = _column(steps, "num_preempted")
         known = ~np.isnan(per_step)
         if known.any():
-            return _count(t[known], edges, per_step[known])
+            return np.bincount(step_slot[known], per_step[known], minlength=len(edges) - 1)
     at = np.where(np.isfinite(finish), finish, arrival)
     counts = np.nan_to_num(_column(req, "num_preemptions"), nan=0.0)
     return _count(at, edges, counts)
