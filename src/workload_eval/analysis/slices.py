@@ -68,7 +68,7 @@ class _Ramps:
     def __init__(self, events: np.ndarray, edges: np.ndarray, rows: Rows | None = None) -> None:
         # stable: tied events are added in their order; already sorted (engine steps,
         # arrivals): nothing to reorder
-        in_order = rows is None and bool(np.all(events[1:] >= events[:-1]))
+        in_order = rows is None and _ascending(events)
         if rows is not None:
             self.order = rows[0].of(rows[1])
         else:
@@ -115,8 +115,16 @@ def _slot(times: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(edges, times, side="right") - 1, 0, len(edges) - 2)
 
 
+def _ascending(values: np.ndarray) -> bool:
+    """Sorted, and no NaN (NaN compares false)."""
+    return bool(np.all(values[1:] >= values[:-1]))
+
+
 def _count(times: np.ndarray, edges: np.ndarray, weights: np.ndarray | None = None):
     """Per window, the events (or their weights)."""
+    if weights is None and _ascending(times):  # arrivals: find the edges among the times
+        cuts = np.searchsorted(times, edges[1:-1], side="left")
+        return np.diff(cuts, prepend=0, append=len(times))
     return np.bincount(_slot(times, edges), weights=weights, minlength=len(edges) - 1)
 
 
@@ -250,7 +258,7 @@ def _engine(
     if not len(t):
         return {k: nan for k in ("running_mean", "waiting_mean", "kv_usage_mean", "busy")}
     # pandas' stable sort by time (NaN last); engines write their rows in time order
-    order = None if np.all(t[1:] >= t[:-1]) else np.argsort(t, kind="stable")
+    order = None if _ascending(t) else np.argsort(t, kind="stable")
     pick = (lambda a: a) if order is None else (lambda a: a[order])
     t, dur, usage = pick(t), pick(dur), pick(usage)
     sampled = ~np.isfinite(dur)  # /metrics samples hold until the next one
@@ -277,7 +285,8 @@ def check_width(width: float, *, option: str = "--slice-seconds") -> float:
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
-    return frame[name].to_numpy(dtype=float)
+    """A column as floats; none from a table without rows (it may lack the columns)."""
+    return frame[name].to_numpy(dtype=float) if len(frame) else np.empty(0)
 
 
 def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFrame:
@@ -292,7 +301,7 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
     t, dur = _column(steps, "time"), _column(steps, "duration")
     step_end = t + np.where(np.isnan(dur), 0.0, dur)
     # the largest time seen, NaN left out (fmax skips NaN)
-    end = float(np.fmax.reduce(np.concatenate(([0.0], finish, arrival, step_end))))
+    end = max(float(np.fmax.reduce(v, initial=0.0)) for v in (finish, arrival, step_end))
     count = max(1, math.ceil(end / width - 1e-9))
     edges = np.arange(count + 1) * width
     if end > edges[-2]:  # the last window ends with the run
@@ -300,10 +309,11 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
     seconds = np.diff(edges)
 
     fail_at = np.where(np.isfinite(finish), finish, arrival)[~ok]
-    done_finish, done_arrival = finish[ok], arrival[ok]
-    done_first = _column(req, "first_token_time")[ok]
-    done_gen = _column(req, "generated_tokens")[ok]
-    times = req["token_times"].to_numpy()[ok].tolist() if "token_times" in req else None
+    done = (lambda a: a) if ok.all() else (lambda a: a[ok])  # the completed requests' rows
+    done_finish, done_arrival = done(finish), done(arrival)
+    done_first = done(_column(req, "first_token_time"))
+    done_gen = done(_column(req, "generated_tokens"))
+    times = done(req["token_times"].to_numpy()).tolist() if "token_times" in req else None
     by_finish = _Sorted(finish)  # for the completed and the in-flight requests alike
     output = _token_counts(
         done_gen, done_first, done_finish, times, edges, (by_finish, np.flatnonzero(ok))
@@ -329,7 +339,7 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
         "completed": completed,
         "failed": _count(fail_at, edges).astype(int),
         "prompt_tokens": np.bincount(
-            done_slot, _column(req, "prompt_tokens")[ok], minlength=count
+            done_slot, done(_column(req, "prompt_tokens")), minlength=count
         ).astype(int),
         "output_tokens": output,
         "request_throughput": completed / seconds,
