@@ -120,11 +120,18 @@ def _ascending(values: np.ndarray) -> bool:
     return bool(np.all(values[1:] >= values[:-1]))
 
 
+def _slot_sorted(times: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``_slot`` of times in ascending order (NaN last): from the edges' places among
+    them rather than each time's place among the edges."""
+    cuts = np.searchsorted(times, edges[1:-1], side="left")
+    counts = np.diff(cuts, prepend=0, append=len(times))
+    return np.repeat(np.arange(len(edges) - 1), counts)
+
+
 def _count(times: np.ndarray, edges: np.ndarray, weights: np.ndarray | None = None):
     """Per window, the events (or their weights)."""
     if weights is None and _ascending(times):  # arrivals: find the edges among the times
-        cuts = np.searchsorted(times, edges[1:-1], side="left")
-        return np.diff(cuts, prepend=0, append=len(times))
+        return np.bincount(_slot_sorted(times, edges), minlength=len(edges) - 1)
     return np.bincount(_slot(times, edges), weights=weights, minlength=len(edges) - 1)
 
 
@@ -318,7 +325,9 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
     output = _token_counts(
         done_gen, done_first, done_finish, times, edges, (by_finish, np.flatnonzero(ok))
     )
-    done_slot = _slot(done_finish, edges)
+    finish_slot = np.empty(len(finish), dtype=np.intp)
+    finish_slot[by_finish.order] = _slot_sorted(finish[by_finish.order], edges)
+    done_slot = done(finish_slot)
     completed = np.bincount(done_slot, minlength=count).astype(int)
     known = np.isfinite(finish) & np.isfinite(arrival)
     (in_system,) = _held(
@@ -330,7 +339,7 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
     )
     total = _column(steps, "kv_blocks_total")
     usage = _column(steps, "kv_blocks_used") / np.where(total > 0, total, np.nan)
-    step_slot = _slot(t, edges)
+    step_slot = _slot_sorted(t, edges) if _ascending(t) else _slot(t, edges)
     table = {
         "slice": np.arange(count),
         "start": edges[:-1],
