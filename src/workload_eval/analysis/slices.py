@@ -80,12 +80,26 @@ class _Ramps:
     def sum(self, weights: np.ndarray) -> np.ndarray:
         """sum over events e <= T of w (T - e), at every edge T (sorted cumulative sums)."""
         w = weights if self.order is None else weights[self.order]
-        # both running sums in one complex cumsum: its parts add independently (the same
-        # additions, in the same order) and one pass costs what one real cumsum does
-        both = np.zeros(len(w) + 1, dtype=complex)
-        both.real[1:], both.imag[1:] = w, w * self.events
-        cum = np.cumsum(both)[self.at]
-        return cum.real * self.edges - cum.imag
+        return self.at_edges(*_running_sums([w, w * self.events]))
+
+    def at_edges(self, cw: np.ndarray, cwe: np.ndarray) -> np.ndarray:
+        return cw[self.at] * self.edges - cwe[self.at]
+
+
+def _running_sums(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Each array's running sums after a 0, two arrays to one complex cumsum: its parts
+    add independently (the same additions in the same order), and one pass costs what a
+    real cumsum does (the additions wait on each other, not on memory)."""
+    out = []
+    for i in range(0, len(arrays), 2):
+        pair = arrays[i : i + 2]
+        both = np.zeros(len(pair[0]) + 1, dtype=complex)
+        both.real[1:] = pair[0]
+        if len(pair) == 2:
+            both.imag[1:] = pair[1]
+        cum = np.cumsum(both)
+        out += [cum.real, cum.imag][: len(pair)]
+    return out
 
 
 def _spread(
@@ -149,20 +163,37 @@ def _held(
     """Per window, the integral of each value held over each [start, end] (rows where it
     is unknown left out). The values known on every row share one sort of the bounds."""
     span = ends > starts
-    shared: tuple[_Ramps, _Ramps] | None = None
-    out = []
-    for v in values:
+    out: list[np.ndarray] = [np.empty(0)] * len(values)
+    together = []  # the values known on every row
+    for i, v in enumerate(values):
         keep = span & np.isfinite(v)
         if np.array_equal(keep, span):
-            if shared is None:
-                fall = _Ramps(ends[span], edges, _subset(ends_from, span))
-                shared = _Ramps(starts[span], edges), fall
-            rise, fall = shared
-        else:
-            fall = _Ramps(ends[keep], edges, _subset(ends_from, keep))
-            rise = _Ramps(starts[keep], edges)
-        out.append(np.diff(rise.sum(v[keep]) - fall.sum(v[keep])))
+            together.append(i)
+            continue
+        fall = _Ramps(ends[keep], edges, _subset(ends_from, keep))
+        out[i] = np.diff(_Ramps(starts[keep], edges).sum(v[keep]) - fall.sum(v[keep]))
+    if together:
+        rise, fall = (
+            _Ramps(starts[span], edges),
+            _Ramps(ends[span], edges, _subset(ends_from, span)),
+        )
+        weights = [values[i][span] for i in together]
+        for i, held in zip(together, _held_together(rise, fall, weights), strict=True):
+            out[i] = held
     return out
+
+
+def _held_together(rise: _Ramps, fall: _Ramps, weights: list[np.ndarray]) -> list[np.ndarray]:
+    if rise.order is not None or fall.order is not None:
+        return [np.diff(rise.sum(w) - fall.sum(w)) for w in weights]
+    # bounds in row order (engine steps): the weights' running sums serve both ramps, and
+    # all the running sums go two to a pass
+    chains = [c for w in weights for c in (w, w * rise.events, w * fall.events)]
+    sums = _running_sums(chains)
+    return [
+        np.diff(rise.at_edges(cw, cws) - fall.at_edges(cw, cwe))
+        for cw, cws, cwe in zip(sums[::3], sums[1::3], sums[2::3], strict=True)
+    ]
 
 
 def _none_streamed(times: list[object]) -> bool:
