@@ -43,12 +43,26 @@ LATENCY_COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
 }
 
 
+def _stable_argsort(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` in ~2/3 of its time: the default sort, then
+    its ties (equal values; NaN with NaN) back in row order by a stable sort of their run
+    numbers, which numpy radix-sorts as 16-bit keys."""
+    if len(values) > 1 << 16:
+        return np.argsort(values, kind="stable")
+    order = np.argsort(values)
+    ranked = values[order]
+    same = (ranked[1:] == ranked[:-1]) | (np.isnan(ranked[1:]) & np.isnan(ranked[:-1]))
+    run = np.empty(len(values), dtype=np.uint16)
+    run[order] = np.concatenate(([0], np.cumsum(~same)))
+    return np.argsort(run, kind="stable")
+
+
 class _Sorted:
     """A column's stable sort, kept to hand out the stable sort of any subset of its rows
     without sorting again (a stable sort keeps a subset's relative order)."""
 
     def __init__(self, values: np.ndarray) -> None:
-        self.order = np.argsort(values, kind="stable")
+        self.order = _stable_argsort(values)
 
     def of(self, rows: np.ndarray) -> np.ndarray:
         """``np.argsort(values[rows], kind="stable")``, for increasing row indices."""
@@ -72,7 +86,7 @@ class _Ramps:
         if rows is not None:
             self.order = rows[0].of(rows[1])
         else:
-            self.order = None if in_order else np.argsort(events, kind="stable")
+            self.order = None if in_order else _stable_argsort(events)
         self.events = events if in_order else events[self.order]
         self.at = np.searchsorted(self.events, edges, side="right")
         self.edges = edges
@@ -296,7 +310,7 @@ def _engine(
     if not len(t):
         return {k: nan for k in ("running_mean", "waiting_mean", "kv_usage_mean", "busy")}
     # pandas' stable sort by time (NaN last); engines write their rows in time order
-    order = None if _ascending(t) else np.argsort(t, kind="stable")
+    order = None if _ascending(t) else _stable_argsort(t)
     pick = (lambda a: a) if order is None else (lambda a: a[order])
     t, dur, usage = pick(t), pick(dur), pick(usage)
     sampled = ~np.isfinite(dur)  # /metrics samples hold until the next one
@@ -322,6 +336,13 @@ def check_width(width: float, *, option: str = "--slice-seconds") -> float:
     return float(width)
 
 
+def _completed(status: pd.Series) -> np.ndarray:
+    """status == "ok" as a numpy mask (missing: not ok). The array's own comparison: the
+    Series' wraps the same answer in ~0.1 ms of pandas."""
+    same = status.array == "ok"
+    return same if isinstance(same, np.ndarray) else same.to_numpy(dtype=bool, na_value=False)
+
+
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     """A column as floats; none from a table without rows (it may lack the columns)."""
     return frame[name].to_numpy(dtype=float) if len(frame) else np.empty(0)
@@ -335,7 +356,7 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
     width = check_width(width)
     req, steps = records.requests, records.steps
     finish, arrival = _column(req, "finish_time"), _column(req, "arrival_time")
-    ok = req["status"].eq("ok").to_numpy(dtype=bool, na_value=False)
+    ok = _completed(req["status"])
     t, dur = _column(steps, "time"), _column(steps, "duration")
     step_end = t + np.where(np.isnan(dur), 0.0, dur)
     # the largest time seen, NaN left out (fmax skips NaN)
@@ -391,8 +412,10 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
         "preemptions": _preemptions(records, step_slot, finish, arrival, edges),
     }
     tokens = _column(steps, "batched_tokens")
-    if np.isfinite(tokens).any():
-        keep = np.isfinite(tokens)
+    keep = np.isfinite(tokens)
+    if keep.all() and len(tokens):
+        table["engine_tokens"] = _spread(t, t + np.nan_to_num(dur), tokens, edges)
+    elif keep.any():
         d = np.nan_to_num(dur)
         table["engine_tokens"] = _spread(t[keep], t[keep] + d[keep], tokens[keep], edges)
     else:
