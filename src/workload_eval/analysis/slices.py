@@ -171,42 +171,65 @@ def _held(
     starts: np.ndarray,
     ends: np.ndarray,
     edges: np.ndarray,
-    *values: np.ndarray,
+    *values: np.ndarray | None,
     ends_from: Rows | None = None,
 ) -> list[np.ndarray]:
     """Per window, the integral of each value held over each [start, end] (rows where it
-    is unknown left out). The values known on every row share one sort of the bounds."""
+    is unknown left out; None: 1 on every row, the time covered). The values known on
+    every row share one sort of the bounds."""
     span = ends > starts
     out: list[np.ndarray] = [np.empty(0)] * len(values)
     together = []  # the values known on every row
     for i, v in enumerate(values):
-        keep = span & np.isfinite(v)
-        if np.array_equal(keep, span):
+        keep = span if v is None else span & np.isfinite(v)
+        if v is None or np.array_equal(keep, span):
             together.append(i)
             continue
         fall = _Ramps(ends[keep], edges, _subset(ends_from, keep))
         out[i] = np.diff(_Ramps(starts[keep], edges).sum(v[keep]) - fall.sum(v[keep]))
     if together:
-        rise, fall = (
-            _Ramps(starts[span], edges),
-            _Ramps(ends[span], edges, _subset(ends_from, span)),
-        )
-        weights = [values[i][span] for i in together]
+        rise = _Ramps(starts[span], edges)
+        fall = _Ramps(ends[span], edges, _subset(ends_from, span))
+        weights = [None if values[i] is None else values[i][span] for i in together]
         for i, held in zip(together, _held_together(rise, fall, weights), strict=True):
             out[i] = held
     return out
 
 
-def _held_together(rise: _Ramps, fall: _Ramps, weights: list[np.ndarray]) -> list[np.ndarray]:
-    if rise.order is not None or fall.order is not None:
-        return [np.diff(rise.sum(w) - fall.sum(w)) for w in weights]
-    # bounds in row order (engine steps): the weights' running sums serve both ramps, and
-    # all the running sums go two to a pass
-    chains = [c for w in weights for c in (w, w * rise.events, w * fall.events)]
+def _held_together(
+    rise: _Ramps, fall: _Ramps, weights: list[np.ndarray | None]
+) -> list[np.ndarray]:
+    """``_held`` of several weightings of the same bounds: all their running sums go two
+    to a pass; the running sums of ones are the counts; bounds in the same order (engine
+    steps) share the weights' running sums."""
+    chains: list[np.ndarray] = []
+
+    def chain(values: np.ndarray) -> int:
+        chains.append(values)
+        return len(chains) - 1
+
+    plan = []
+    for w in weights:
+        if w is None:  # w (T - e) with w = 1
+            cw_rise = cw_fall = None
+            cws, cwe = chain(rise.events), chain(fall.events)
+        else:
+            w_rise = w if rise.order is None else w[rise.order]
+            w_fall = w if fall.order is None else w[fall.order]
+            cw_rise = chain(w_rise)
+            same = rise.order is None and fall.order is None
+            cw_fall = cw_rise if same else chain(w_fall)
+            cws, cwe = chain(w_rise * rise.events), chain(w_fall * fall.events)
+        plan.append((cw_rise, cws, cw_fall, cwe))
     sums = _running_sums(chains)
+    counts = np.arange(len(rise.events) + 1, dtype=float)
+
+    def cum(k: int | None) -> np.ndarray:
+        return counts if k is None else sums[k]
+
     return [
-        np.diff(rise.at_edges(cw, cws) - fall.at_edges(cw, cwe))
-        for cw, cws, cwe in zip(sums[::3], sums[1::3], sums[2::3], strict=True)
+        np.diff(rise.at_edges(cum(a), sums[b]) - fall.at_edges(cum(c), sums[d]))
+        for a, b, c, d in plan
     ]
 
 
@@ -319,7 +342,7 @@ def _engine(
     width = np.diff(edges)
     running = pick(steps["num_running"].to_numpy(dtype=float))
     waiting = pick(steps["num_waiting"].to_numpy(dtype=float))
-    covered, *held = _held(t, ends, edges, np.ones(len(t)), running, waiting, usage)
+    covered, *held = _held(t, ends, edges, None, running, waiting, usage)
     seen = np.where(covered > 0, covered, math.nan)  # never observed: unknown
     return {
         "running_mean": held[0] / seen,
@@ -386,7 +409,7 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
         arrival[known],
         finish[known],
         edges,
-        np.ones(int(known.sum())),
+        None,
         ends_from=(by_finish, np.flatnonzero(known)),
     )
     total = _column(steps, "kv_blocks_total")
