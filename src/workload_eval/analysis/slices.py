@@ -269,18 +269,19 @@ def _token_counts(
     return out
 
 
-def _quantiles(values: np.ndarray, slot: np.ndarray, n: int, qs: tuple[float, ...]):
+def _quantiles(values: np.ndarray, slot: np.ndarray, size: np.ndarray, qs: tuple[float, ...]):
     """Per slot, pandas' groupby quantile (linear, NaN left out) bit for bit, for all slots
-    at once: a value sort, then a stable sort by slot (numpy radix-sorts 16-bit keys). NaN
-    rows are dropped first: numpy's fast sort gives way to a slow one when it meets NaN."""
+    at once: a value sort, then a stable sort by slot (numpy radix-sorts 16-bit keys, so
+    ``slot`` comes as uint16 when it fits). NaN rows are dropped first: numpy's fast sort
+    gives way to a slow one when it meets NaN. ``size``: the rows per slot."""
+    n = len(size)
     known = ~np.isnan(values)
     if not known.all():
         values, slot = values[known], slot[known]
+        size = np.bincount(slot, minlength=n)
     order = np.argsort(values)
-    keys = slot[order]
-    order = order[np.argsort(keys.astype(np.uint16) if n <= 1 << 16 else keys, kind="stable")]
+    order = order[np.argsort(slot[order], kind="stable")]
     ranked = values[order]
-    size = np.bincount(slot, minlength=n)
     if not len(ranked):
         return np.full((len(qs), n), math.nan)
     start = np.cumsum(size) - size
@@ -313,13 +314,15 @@ def _latencies(
     # a column's name: pandas looks an array key up as a column name first, and the
     # failed lookup's message prints the whole array (~3 ms at 1000 rows).
     grouped = pd.DataFrame({**per, "slice": slot}).groupby("slice")
+    size = np.bincount(slot, minlength=n)
+    keys = slot.astype(np.uint16) if n <= 1 << 16 else slot
     cols: dict[str, np.ndarray] = {}
     for name, (column, pcts) in LATENCY_COLUMNS.items():
         if name != "normalized_latency":
             mean = grouped[column].mean()
             cols[f"{name}_mean"] = np.full(n, math.nan)
             cols[f"{name}_mean"][mean.index.to_numpy()] = mean.to_numpy()
-        got = _quantiles(per[column], slot, n, tuple(p / 100 for p in pcts))
+        got = _quantiles(per[column], keys, size, tuple(p / 100 for p in pcts))
         for p, values in zip(pcts, got, strict=True):
             cols[f"{name}_p{p}"] = values
     return cols
