@@ -451,6 +451,12 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
 
 def _kv_max(idx: np.ndarray, usage: np.ndarray, n: int) -> np.ndarray:
     """Highest KV use of the rows that start in each window (NaN where none is known)."""
+    if _ascending(idx):  # rows in time order: a window's rows are one run
+        size = np.bincount(idx, minlength=n)
+        out = np.full(n, math.nan)
+        seen = size > 0
+        out[seen] = np.fmax.reduceat(usage, (np.cumsum(size) - size)[seen])  # NaN left out
+        return out
     known = ~np.isnan(usage)
     out = np.full(n, -np.inf)
     np.maximum.at(out, idx[known], usage[known])
