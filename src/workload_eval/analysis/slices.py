@@ -30,6 +30,19 @@ import math
 import numpy as np
 import pandas as pd
 
+from workload_eval.analysis.windows import (
+    Rows,
+    SortedColumn,
+    ascending,
+    count,
+    group_quantiles,
+    held,
+    slots,
+    slots_of_sorted,
+    spread,
+    stable_argsort,
+    subset,
+)
 from workload_eval.contracts import RunRecords
 from workload_eval.errors import UserError
 
@@ -41,196 +54,6 @@ LATENCY_COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
     "e2e_latency": ("e2e_latency", (50, 95, 99)),
     "normalized_latency": ("normalized_latency", (95,)),
 }
-
-
-def _stable_argsort(values: np.ndarray) -> np.ndarray:
-    """``np.argsort(values, kind="stable")`` in ~2/3 of its time: the default sort, then
-    its ties (equal values; NaN with NaN) back in row order by a stable sort of their run
-    numbers, which numpy radix-sorts as 16-bit keys."""
-    if len(values) > 1 << 16:
-        return np.argsort(values, kind="stable")
-    order = np.argsort(values)
-    ranked = values[order]
-    same = (ranked[1:] == ranked[:-1]) | (np.isnan(ranked[1:]) & np.isnan(ranked[:-1]))
-    run = np.empty(len(values), dtype=np.uint16)
-    run[order] = np.concatenate(([0], np.cumsum(~same)))
-    return np.argsort(run, kind="stable")
-
-
-class _Sorted:
-    """A column's stable sort, kept to hand out the stable sort of any subset of its rows
-    without sorting again (a stable sort keeps a subset's relative order)."""
-
-    def __init__(self, values: np.ndarray) -> None:
-        self.order = _stable_argsort(values)
-
-    def of(self, rows: np.ndarray) -> np.ndarray:
-        """``np.argsort(values[rows], kind="stable")``, for increasing row indices."""
-        position = np.full(len(self.order), -1)
-        position[rows] = np.arange(len(rows))
-        sub = position[self.order]
-        return sub[sub >= 0]
-
-
-# where a subset of a column comes from: the column's sort and the subset's rows in it
-Rows = tuple[_Sorted, np.ndarray]
-
-
-class _Ramps:
-    """Events sorted once, for the ramp sums of several weightings of them."""
-
-    def __init__(self, events: np.ndarray, edges: np.ndarray, rows: Rows | None = None) -> None:
-        # stable: tied events are added in their order; already sorted (engine steps,
-        # arrivals): nothing to reorder
-        in_order = rows is None and _ascending(events)
-        if rows is not None:
-            self.order = rows[0].of(rows[1])
-        else:
-            self.order = None if in_order else _stable_argsort(events)
-        self.events = events if in_order else events[self.order]
-        self.at = np.searchsorted(self.events, edges, side="right")
-        self.edges = edges
-
-    def sum(self, weights: np.ndarray) -> np.ndarray:
-        """sum over events e <= T of w (T - e), at every edge T (sorted cumulative sums)."""
-        w = weights if self.order is None else weights[self.order]
-        return self.at_edges(*_running_sums([w, w * self.events]))
-
-    def at_edges(self, cw: np.ndarray, cwe: np.ndarray) -> np.ndarray:
-        return cw[self.at] * self.edges - cwe[self.at]
-
-
-def _running_sums(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """Each array's running sums after a 0, two arrays to one complex cumsum: its parts
-    add independently (the same additions in the same order), and one pass costs what a
-    real cumsum does (the additions wait on each other, not on memory)."""
-    out = []
-    for i in range(0, len(arrays), 2):
-        pair = arrays[i : i + 2]
-        both = np.zeros(len(pair[0]) + 1, dtype=complex)
-        both.real[1:] = pair[0]
-        if len(pair) == 2:
-            both.imag[1:] = pair[1]
-        cum = np.cumsum(both)
-        out += [cum.real, cum.imag][: len(pair)]
-    return out
-
-
-def _spread(
-    starts: np.ndarray,
-    ends: np.ndarray,
-    amounts: np.ndarray,
-    edges: np.ndarray,
-    ends_from: Rows | None = None,
-):
-    """Per window, the part of each amount spread evenly over its [start, end] (an empty
-    interval puts it all at its start). ``ends_from``: the ends' column, sorted already."""
-    span = ends - starts
-    point = ~(span > 0)
-    out = np.zeros(len(edges) - 1)
-    if point.any():
-        out += _count(starts[point], edges, amounts[point])
-    if (~point).any():
-        rate = amounts[~point] / span[~point]
-        fall = _Ramps(ends[~point], edges, _subset(ends_from, ~point))
-        area = _Ramps(starts[~point], edges).sum(rate) - fall.sum(rate)
-        out += np.diff(area)
-    return out
-
-
-def _slot(times: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Each time's window; the run's end falls in the last one."""
-    return np.clip(np.searchsorted(edges, times, side="right") - 1, 0, len(edges) - 2)
-
-
-def _ascending(values: np.ndarray) -> bool:
-    """Sorted, and no NaN (NaN compares false)."""
-    return bool(np.all(values[1:] >= values[:-1]))
-
-
-def _slot_sorted(times: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """``_slot`` of times in ascending order (NaN last): from the edges' places among
-    them rather than each time's place among the edges."""
-    cuts = np.searchsorted(times, edges[1:-1], side="left")
-    counts = np.diff(cuts, prepend=0, append=len(times))
-    return np.repeat(np.arange(len(edges) - 1), counts)
-
-
-def _count(times: np.ndarray, edges: np.ndarray, weights: np.ndarray | None = None):
-    """Per window, the events (or their weights)."""
-    if weights is None and _ascending(times):  # arrivals: find the edges among the times
-        return np.bincount(_slot_sorted(times, edges), minlength=len(edges) - 1)
-    return np.bincount(_slot(times, edges), weights=weights, minlength=len(edges) - 1)
-
-
-def _subset(rows: Rows | None, keep: np.ndarray) -> Rows | None:
-    return None if rows is None else (rows[0], rows[1][keep])
-
-
-def _held(
-    starts: np.ndarray,
-    ends: np.ndarray,
-    edges: np.ndarray,
-    *values: np.ndarray | None,
-    ends_from: Rows | None = None,
-) -> list[np.ndarray]:
-    """Per window, the integral of each value held over each [start, end] (rows where it
-    is unknown left out; None: 1 on every row, the time covered). The values known on
-    every row share one sort of the bounds."""
-    span = ends > starts
-    out: list[np.ndarray] = [np.empty(0)] * len(values)
-    together = []  # the values known on every row
-    for i, v in enumerate(values):
-        keep = span if v is None else span & np.isfinite(v)
-        if v is None or np.array_equal(keep, span):
-            together.append(i)
-            continue
-        fall = _Ramps(ends[keep], edges, _subset(ends_from, keep))
-        out[i] = np.diff(_Ramps(starts[keep], edges).sum(v[keep]) - fall.sum(v[keep]))
-    if together:
-        rise = _Ramps(starts[span], edges)
-        fall = _Ramps(ends[span], edges, _subset(ends_from, span))
-        weights = [None if values[i] is None else values[i][span] for i in together]
-        for i, held in zip(together, _held_together(rise, fall, weights), strict=True):
-            out[i] = held
-    return out
-
-
-def _held_together(
-    rise: _Ramps, fall: _Ramps, weights: list[np.ndarray | None]
-) -> list[np.ndarray]:
-    """``_held`` of several weightings of the same bounds: all their running sums go two
-    to a pass; the running sums of ones are the counts; bounds in the same order (engine
-    steps) share the weights' running sums."""
-    chains: list[np.ndarray] = []
-
-    def chain(values: np.ndarray) -> int:
-        chains.append(values)
-        return len(chains) - 1
-
-    plan = []
-    for w in weights:
-        if w is None:  # w (T - e) with w = 1
-            cw_rise = cw_fall = None
-            cws, cwe = chain(rise.events), chain(fall.events)
-        else:
-            w_rise = w if rise.order is None else w[rise.order]
-            w_fall = w if fall.order is None else w[fall.order]
-            cw_rise = chain(w_rise)
-            same = rise.order is None and fall.order is None
-            cw_fall = cw_rise if same else chain(w_fall)
-            cws, cwe = chain(w_rise * rise.events), chain(w_fall * fall.events)
-        plan.append((cw_rise, cws, cw_fall, cwe))
-    sums = _running_sums(chains)
-    counts = np.arange(len(rise.events) + 1, dtype=float)
-
-    def cum(k: int | None) -> np.ndarray:
-        return counts if k is None else sums[k]
-
-    return [
-        np.diff(rise.at_edges(cum(a), sums[b]) - fall.at_edges(cum(c), sums[d]))
-        for a, b, c, d in plan
-    ]
 
 
 def _none_streamed(times: list[object]) -> bool:
@@ -261,38 +84,12 @@ def _token_counts(
         )
         if exact.any():
             stamps = [np.asarray(times[i], dtype=float) for i in np.flatnonzero(exact)]
-            out += _count(np.concatenate(stamps), edges)
+            out += count(np.concatenate(stamps), edges)
     rest = ~exact & (gen > 0)
     first_at = np.where(np.isfinite(first[rest]), first[rest], finish[rest])
-    out += _count(first_at, edges)
-    out += _spread(first_at, finish[rest], gen[rest] - 1, edges, _subset(finish_from, rest))
+    out += count(first_at, edges)
+    out += spread(first_at, finish[rest], gen[rest] - 1, edges, subset(finish_from, rest))
     return out
-
-
-def _quantiles(values: np.ndarray, slot: np.ndarray, size: np.ndarray, qs: tuple[float, ...]):
-    """Per slot, pandas' groupby quantile (linear, NaN left out) bit for bit, for all slots
-    at once: a value sort, then a stable sort by slot (numpy radix-sorts 16-bit keys, so
-    ``slot`` comes as uint16 when it fits). NaN rows are dropped first: numpy's fast sort
-    gives way to a slow one when it meets NaN. ``size``: the rows per slot."""
-    n = len(size)
-    known = ~np.isnan(values)
-    if not known.all():
-        values, slot = values[known], slot[known]
-        size = np.bincount(slot, minlength=n)
-    order = np.argsort(values)
-    order = order[np.argsort(slot[order], kind="stable")]
-    ranked = values[order]
-    if not len(ranked):
-        return np.full((len(qs), n), math.nan)
-    start = np.cumsum(size) - size
-    pos = np.array(qs)[:, None] * (size - 1).astype(float)  # a row per q
-    i = pos.astype(np.int64)  # truncates, as pandas does
-    frac = pos % 1
-    last = len(ranked) - 1
-    val = ranked[np.clip(start + i, 0, last)]
-    nxt = ranked[np.clip(start + np.minimum(i + 1, size - 1), 0, last)]
-    got = np.where(frac == 0.0, val, val + (nxt - val) * frac)
-    return np.where(size > 0, got, math.nan)
 
 
 def _latencies(
@@ -322,7 +119,7 @@ def _latencies(
             mean = grouped[column].mean()
             cols[f"{name}_mean"] = np.full(n, math.nan)
             cols[f"{name}_mean"][mean.index.to_numpy()] = mean.to_numpy()
-        got = _quantiles(per[column], keys, size, tuple(p / 100 for p in pcts))
+        got = group_quantiles(per[column], keys, size, tuple(p / 100 for p in pcts))
         for p, values in zip(pcts, got, strict=True):
             cols[f"{name}_p{p}"] = values
     return cols
@@ -336,7 +133,7 @@ def _engine(
     if not len(t):
         return {k: nan for k in ("running_mean", "waiting_mean", "kv_usage_mean", "busy")}
     # pandas' stable sort by time (NaN last); engines write their rows in time order
-    order = None if _ascending(t) else _stable_argsort(t)
+    order = None if ascending(t) else stable_argsort(t)
     pick = (lambda a: a) if order is None else (lambda a: a[order])
     t, dur, usage = pick(t), pick(dur), pick(usage)
     sampled = ~np.isfinite(dur)  # /metrics samples hold until the next one
@@ -345,12 +142,12 @@ def _engine(
     width = np.diff(edges)
     running = pick(steps["num_running"].to_numpy(dtype=float))
     waiting = pick(steps["num_waiting"].to_numpy(dtype=float))
-    covered, *held = _held(t, ends, edges, None, running, waiting, usage)
+    covered, *integrals = held(t, ends, edges, None, running, waiting, usage)
     seen = np.where(covered > 0, covered, math.nan)  # never observed: unknown
     return {
-        "running_mean": held[0] / seen,
-        "waiting_mean": held[1] / seen,
-        "kv_usage_mean": held[2] / seen,
+        "running_mean": integrals[0] / seen,
+        "waiting_mean": integrals[1] / seen,
+        "kv_usage_mean": integrals[2] / seen,
         "busy": nan if sampled.all() else covered / width,
     }
 
@@ -387,8 +184,8 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
     step_end = t + np.where(np.isnan(dur), 0.0, dur)
     # the largest time seen, NaN left out (fmax skips NaN)
     end = max(float(np.fmax.reduce(v, initial=0.0)) for v in (finish, arrival, step_end))
-    count = max(1, math.ceil(end / width - 1e-9))
-    edges = np.arange(count + 1) * width
+    windows = max(1, math.ceil(end / width - 1e-9))
+    edges = np.arange(windows + 1) * width
     if end > edges[-2]:  # the last window ends with the run
         edges[-1] = end
     seconds = np.diff(edges)
@@ -399,16 +196,16 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
     done_first = done(_column(req, "first_token_time"))
     done_gen = done(_column(req, "generated_tokens"))
     times = done(req["token_times"].to_numpy()).tolist() if "token_times" in req else None
-    by_finish = _Sorted(finish)  # for the completed and the in-flight requests alike
+    by_finish = SortedColumn(finish)  # for the completed and the in-flight requests alike
     output = _token_counts(
         done_gen, done_first, done_finish, times, edges, (by_finish, np.flatnonzero(ok))
     )
     finish_slot = np.empty(len(finish), dtype=np.intp)
-    finish_slot[by_finish.order] = _slot_sorted(finish[by_finish.order], edges)
+    finish_slot[by_finish.order] = slots_of_sorted(finish[by_finish.order], edges)
     done_slot = done(finish_slot)
-    completed = np.bincount(done_slot, minlength=count).astype(int)
+    completed = np.bincount(done_slot, minlength=windows).astype(int)
     known = np.isfinite(finish) & np.isfinite(arrival)
-    (in_system,) = _held(
+    (in_system,) = held(
         arrival[known],
         finish[known],
         edges,
@@ -417,41 +214,41 @@ def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFra
     )
     total = _column(steps, "kv_blocks_total")
     usage = _column(steps, "kv_blocks_used") / np.where(total > 0, total, np.nan)
-    step_slot = _slot_sorted(t, edges) if _ascending(t) else _slot(t, edges)
+    step_slot = slots_of_sorted(t, edges) if ascending(t) else slots(t, edges)
     table = {
-        "slice": np.arange(count),
+        "slice": np.arange(windows),
         "start": edges[:-1],
         "end": edges[1:],
-        "arrivals": _count(arrival[np.isfinite(arrival)], edges).astype(int),
+        "arrivals": count(arrival[np.isfinite(arrival)], edges).astype(int),
         "completed": completed,
-        "failed": _count(fail_at, edges).astype(int),
+        "failed": count(fail_at, edges).astype(int),
         "prompt_tokens": np.bincount(
-            done_slot, done(_column(req, "prompt_tokens")), minlength=count
+            done_slot, done(_column(req, "prompt_tokens")), minlength=windows
         ).astype(int),
         "output_tokens": output,
         "request_throughput": completed / seconds,
         "output_token_throughput": output / seconds,
         "in_flight_mean": in_system / seconds,
-        **_latencies(done_arrival, done_first, done_finish, done_gen, done_slot, count),
+        **_latencies(done_arrival, done_first, done_finish, done_gen, done_slot, windows),
         **_engine(t, dur, steps, usage, edges, end),
-        "kv_usage_max": _kv_max(step_slot, usage, count),
+        "kv_usage_max": _kv_max(step_slot, usage, windows),
         "preemptions": _preemptions(records, step_slot, finish, arrival, edges),
     }
     tokens = _column(steps, "batched_tokens")
     keep = np.isfinite(tokens)
     if keep.all() and len(tokens):
-        table["engine_tokens"] = _spread(t, t + np.nan_to_num(dur), tokens, edges)
+        table["engine_tokens"] = spread(t, t + np.nan_to_num(dur), tokens, edges)
     elif keep.any():
         d = np.nan_to_num(dur)
-        table["engine_tokens"] = _spread(t[keep], t[keep] + d[keep], tokens[keep], edges)
+        table["engine_tokens"] = spread(t[keep], t[keep] + d[keep], tokens[keep], edges)
     else:
-        table["engine_tokens"] = np.full(count, math.nan)
+        table["engine_tokens"] = np.full(windows, math.nan)
     return pd.DataFrame(table)
 
 
 def _kv_max(idx: np.ndarray, usage: np.ndarray, n: int) -> np.ndarray:
     """Highest KV use of the rows that start in each window (NaN where none is known)."""
-    if _ascending(idx):  # rows in time order: a window's rows are one run
+    if ascending(idx):  # rows in time order: a window's rows are one run
         size = np.bincount(idx, minlength=n)
         out = np.full(n, math.nan)
         seen = size > 0
@@ -476,7 +273,7 @@ def _preemptions(
             return np.bincount(step_slot[known], per_step[known], minlength=len(edges) - 1)
     at = np.where(np.isfinite(finish), finish, arrival)
     counts = np.nan_to_num(_column(req, "num_preemptions"), nan=0.0)
-    return _count(at, edges, counts)
+    return count(at, edges, counts)
 
 
 def slice_summary(slices: pd.DataFrame, width: float) -> dict[str, float | int | None]:
