@@ -13,16 +13,18 @@ import math
 from pydantic import JsonValue
 
 from workload_eval.contracts import RunRecords
+from workload_eval.request_columns import pandas_sum
 
 
 def in_flight_mean(records: RunRecords, seconds: float) -> float:
     """Mean number of completed requests between their send and their finish over the run's
     ``seconds`` (Little's law: total time in flight / run time); NaN for an empty run."""
     req = records.requests
-    done = req[req["status"] == "ok"]
-    if done.empty or not seconds > 0:
+    ok = (req["status"] == "ok").to_numpy(dtype=bool)
+    if not ok.any() or not seconds > 0:
         return math.nan
-    return float((done["finish_time"] - done["send_time"]).sum() / seconds)
+    finish, send = req["finish_time"].to_numpy(dtype=float), req["send_time"].to_numpy(dtype=float)
+    return pandas_sum(finish[ok] - send[ok]) / seconds
 
 
 def load_summary(records: RunRecords, seconds: float) -> dict[str, JsonValue]:

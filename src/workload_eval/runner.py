@@ -55,6 +55,7 @@ from workload_eval.engines.base import (
     report_model,
 )
 from workload_eval.errors import UserError
+from workload_eval.gc_pause import collector_off
 from workload_eval.inputs import read_text
 from workload_eval.limits import Seed
 from workload_eval.metrics import Summary, summarize
@@ -188,7 +189,8 @@ def execute(
     )
     if "prompt_token_ids" in df.columns and not engine.uses_token_ids(spec.engine_config):
         df = df.drop(columns=["prompt_token_ids"])
-    schedule = build_schedule(spec.schedule, df, seed=spec.seed)
+    with collector_off():  # two objects per request, none cyclic: see gc_pause
+        schedule = build_schedule(spec.schedule, df, seed=spec.seed)
     records = engine.run(schedule, spec.engine_config, progress=progress)
     with interrupts.deferred() as held:  # what the engine returned is kept whatever comes
         report = records.report

@@ -26,6 +26,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from workload_eval.analysis.quantiles import linear_percentiles
+
 CONFIDENCE_LEVEL = 0.95  # two-sided level of every interval in summaries, tables and figures
 NUM_BATCHES = 20  # Schmeiser (1982): 10 to 30 batches
 MIN_BATCHES = 5  # fewer batches than this: no interval (t on < 4 degrees of freedom is wide)
@@ -122,10 +124,51 @@ def num_batches(n: int, percentile: float | None) -> int:
     return k if k >= MIN_BATCHES else 0
 
 
-def _estimate(values: np.ndarray, percentile: float | None, axis: int | None = None) -> np.ndarray:
-    if percentile is None:
-        return np.mean(values, axis=axis)
-    return np.percentile(values, percentile, axis=axis)
+def _batch_estimates(
+    values: np.ndarray, k: int, percentiles: Sequence[float | None]
+) -> list[np.ndarray]:
+    """Each statistic (a percentile, or None: the mean) of ``k`` equal batches of ``values``
+    (the percentiles from one sort of the batch matrix: analysis.quantiles)."""
+    size = len(values) // k
+    # equal batches; the few values left over at the start (the warm-up end) are dropped
+    batches = values[len(values) - k * size :].reshape(k, size)
+    pcts = [p for p in percentiles if p is not None]
+    by_pct = dict(zip(pcts, linear_percentiles(batches, pcts), strict=True)) if pcts else {}
+    return [np.mean(batches, axis=1) if p is None else by_pct[p] for p in percentiles]
+
+
+def _centers(values: np.ndarray, percentiles: Sequence[float | None]) -> list[float]:
+    """Whole-sample estimates of each statistic (one percentile call for all of them)."""
+    pcts = [p for p in percentiles if p is not None]
+    by_pct = dict(zip(pcts, linear_percentiles(values, pcts), strict=True)) if pcts else {}
+    return [float(np.mean(values)) if p is None else float(by_pct[p]) for p in percentiles]
+
+
+def _interval(estimates: np.ndarray, center: float, k: int, level: float) -> Interval:
+    spread = np.asarray(estimates) - center
+    half = t_quantile(level, k - 1) * math.sqrt(float(np.sum(spread**2)) / (k - 1) / k)
+    return Interval(center - half, center + half, k)
+
+
+def _intervals(
+    values: np.ndarray,
+    percentiles: Sequence[float | None],
+    points: Sequence[float | None],
+    level: float,
+) -> list[Interval | None]:
+    """The interval of each statistic (None: too few values); statistics that need the same
+    number of batches share one batch matrix."""
+    ks = [num_batches(len(values), p) for p in percentiles]
+    todo = [i for i, k in enumerate(ks) if k and points[i] is None]
+    computed = dict(zip(todo, _centers(values, [percentiles[i] for i in todo]), strict=True))
+    out: list[Interval | None] = [None] * len(percentiles)
+    for k in sorted(set(ks) - {0}):
+        rows = [i for i, ki in enumerate(ks) if ki == k]
+        estimates = _batch_estimates(values, k, [percentiles[i] for i in rows])
+        for i, est in zip(rows, estimates, strict=True):
+            center = points[i]
+            out[i] = _interval(est, computed[i] if center is None else center, k, level)
+    return out
 
 
 def sectioning(
@@ -137,17 +180,7 @@ def sectioning(
 ) -> Interval | None:
     """The interval of the mean (``percentile=None``) or a percentile of ``values`` (in
     arrival order, NaN already dropped); ``point`` is the whole-sample estimate if known."""
-    v = np.asarray(values, dtype=float)
-    k = num_batches(len(v), percentile)
-    if k == 0:
-        return None
-    center = float(_estimate(v, percentile)) if point is None else point
-    size = len(v) // k
-    # equal batches; the few values left over at the start (the warm-up end) are dropped
-    batches = v[len(v) - k * size :].reshape(k, size)
-    spread = np.asarray(_estimate(batches, percentile, axis=1)) - center
-    half = t_quantile(level, k - 1) * math.sqrt(float(np.sum(spread**2)) / (k - 1) / k)
-    return Interval(center - half, center + half, k)
+    return _intervals(np.asarray(values, dtype=float), [percentile], [point], level)[0]
 
 
 def family_intervals(
@@ -163,10 +196,11 @@ def family_intervals(
     ``batches`` (if given) receives each interval's batch count, by statistic."""
     v = np.asarray(values, dtype=float)
     v = v[~np.isnan(v)]
+    stats = [("mean", None), *((f"p{p}", float(p)) for p in percentiles)]
+    known = [(points or {}).get(f"{prefix}_{stat}") for stat, _ in stats]
+    cis = _intervals(v, [pct for _, pct in stats], known, level)
     out: dict[str, float | None] = {}
-    for stat, pct in (("mean", None), *((f"p{p}", float(p)) for p in percentiles)):
-        known = (points or {}).get(f"{prefix}_{stat}")
-        ci = sectioning(v, pct, level=level, point=known)
+    for (stat, _), ci in zip(stats, cis, strict=True):
         out[f"{prefix}_{stat}_ci_low"] = ci.low if ci else None
         out[f"{prefix}_{stat}_ci_high"] = ci.high if ci else None
         if ci is not None and batches is not None:

@@ -97,9 +97,16 @@ def in_flight_series(arrivals: np.ndarray, finishes: np.ndarray, edges: np.ndarr
 
 def steady_window(requests: pd.DataFrame) -> SteadyWindow:
     """The steady-state window of a run from its requests table (see the module doc)."""
-    known = requests[np.isfinite(requests["finish_time"].to_numpy(dtype=float))]
-    arrivals = requests["arrival_time"].to_numpy(dtype=float)
-    arrivals = arrivals[np.isfinite(arrivals)]
+    return window_of(
+        requests["arrival_time"].to_numpy(dtype=float),
+        requests["finish_time"].to_numpy(dtype=float),
+    )
+
+
+def window_of(arrival_time: np.ndarray, finish_time: np.ndarray) -> SteadyWindow:
+    """:func:`steady_window` from the requests' arrival and finish times (NaN: unknown)."""
+    known = np.isfinite(finish_time)
+    arrivals = arrival_time[np.isfinite(arrival_time)]
     if len(arrivals) == 0:
         return SteadyWindow(False, reason="no requests")
     first, last = float(arrivals.min()), float(arrivals.max())
@@ -108,11 +115,7 @@ def steady_window(requests: pd.DataFrame) -> SteadyWindow:
     if len(arrivals) < MIN_REQUESTS:
         return SteadyWindow(False, reason=f"fewer than {MIN_REQUESTS} arrivals")
     edges = np.linspace(first, last, NUM_BINS + 1)
-    series = in_flight_series(
-        known["arrival_time"].to_numpy(dtype=float),
-        known["finish_time"].to_numpy(dtype=float),
-        edges,
-    )
+    series = in_flight_series(arrival_time[known], finish_time[known], edges)
     found = mser_truncation(series)
     if found is None:
         return SteadyWindow(False, reason="too few bins")
@@ -129,4 +132,11 @@ def steady_window(requests: pd.DataFrame) -> SteadyWindow:
     return SteadyWindow(True, start, last, truncated_batches=d, batches=m)
 
 
-__all__ = ["METHOD", "SteadyWindow", "in_flight_series", "mser_truncation", "steady_window"]
+__all__ = [
+    "METHOD",
+    "SteadyWindow",
+    "in_flight_series",
+    "mser_truncation",
+    "steady_window",
+    "window_of",
+]

@@ -46,7 +46,8 @@ def build_schedule(spec: ScheduleSpec, df: pd.DataFrame, seed: int = 0) -> Sched
             )
         limits.check_request_count(len(times), what=f"schedule {spec.kind}")
         reqs = to_requests(df.iloc[: len(times)])
-        items = [ScheduledRequest(r, float(t)) for r, t in zip(reqs, times, strict=True)]
+        as_floats = np.asarray(times, dtype=float).tolist()
+        items = [ScheduledRequest(r, t) for r, t in zip(reqs, as_floats, strict=True)]
         if df.attrs.get("serialize_turns"):
             serialize_turns(items)
     return Schedule(kind=spec.kind, items=items, params=params)

@@ -19,12 +19,12 @@ from workload_eval.contracts import RunRecords, Schedule
 from workload_eval.engines.base import Engine, EngineConfig, validate_options
 from workload_eval.engines.openai import loadgen, ray_workers, workers
 from workload_eval.engines.openai.cache_hygiene import CacheWatch
-from workload_eval.engines.openai.gc_pause import gc_paused
 from workload_eval.engines.openai.options import OpenAIOptions
 from workload_eval.engines.openai.plan import RequestPlan
 from workload_eval.engines.openai.prometheus import Timeline, sample_metrics
 from workload_eval.engines.openai.records import build_records
 from workload_eval.engines.openai.stream import Ask, Client
+from workload_eval.gc_pause import gc_paused
 
 if TYPE_CHECKING:
     from tqdm import tqdm

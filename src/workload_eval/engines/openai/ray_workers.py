@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 from workload_eval.engines.openai import loadgen
-from workload_eval.engines.openai.gc_pause import gc_paused
 from workload_eval.engines.openai.plan import RequestPlan
 from workload_eval.engines.openai.worker import serve
 from workload_eval.engines.openai.worker_wire import (
@@ -29,6 +28,7 @@ from workload_eval.engines.openai.worker_wire import (
 )
 from workload_eval.engines.openai.workers import merge, split
 from workload_eval.errors import UserError
+from workload_eval.gc_pause import gc_paused
 
 perf = time.perf_counter
 # s between "every actor holds its share" and the first send: the go call reaches each

@@ -25,9 +25,9 @@ from typing import BinaryIO
 
 from workload_eval.contracts import Request, Schedule, ScheduledRequest
 from workload_eval.engines.openai import loadgen
-from workload_eval.engines.openai.gc_pause import gc_paused
 from workload_eval.engines.openai.stream import Ask, Client
 from workload_eval.engines.openai.worker_wire import Share, decode_share, outcome_line, summary_line
+from workload_eval.gc_pause import gc_paused
 
 _LENGTH = struct.Struct("<Q")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +40,7 @@ from workload_eval.engines.sim.sequence import (
     StepLog,
 )
 from workload_eval.errors import UserError
+from workload_eval.gc_pause import collector_off
 from workload_eval.models import ModelSpec
 
 
@@ -63,15 +63,8 @@ class SimEngine(Engine):
     def run(
         self, schedule: Schedule, config: EngineConfig, *, progress: bool = False
     ) -> RunRecords:
-        # The run allocates many small acyclic objects; cyclic-GC passes would cost about
-        # half of its time, so the collector pauses for the run (reference counting still frees).
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_off():  # many small acyclic objects: see gc_pause
             return self._run(schedule, config, progress)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
 
     def _run(self, schedule: Schedule, config: EngineConfig, progress: bool) -> RunRecords:
         setup = check_config(config, self.perf)
@@ -123,7 +116,7 @@ class SimEngine(Engine):
         except KeyboardInterrupt:  # Ctrl-C: keep what was simulated (Engine.run's contract)
             interrupted, end = True, float(np.nanmax(table.finish, initial=0.0))
         unfinished = "interrupted (Ctrl-C)" if interrupted else "not finished by the simulator"
-        for gid, status in enumerate(table.status):
+        for gid, status in enumerate(table.status if PENDING in table.status else ()):
             if status == PENDING:  # without Ctrl-C, defensive: the loop drains every queue
                 table.status[gid], table.error[gid] = FAILED, unfinished
 

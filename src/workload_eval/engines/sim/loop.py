@@ -63,9 +63,9 @@ class _Stages:
         self.roots: list[list[tuple[float, int]]] = [
             [(self.offset[g], g) for g in roots] for roots in graph.stage_roots
         ]
-        self.children: dict[int, tuple[int, ...]] = {
-            gid: cs for gid, cs in enumerate(graph.children) if cs
-        }
+        self.children: dict[int, tuple[int, ...]] = (
+            {gid: cs for gid, cs in enumerate(graph.children) if cs} if graph.has_follow_ups else {}
+        )
         # closed loop: the roots no user has taken yet, in order (the first N start at once)
         self.users = schedule.concurrency
         self.queue: list[int] = []
