@@ -226,5 +226,6 @@ def group_quantiles(values: np.ndarray, slot: np.ndarray, size: np.ndarray, qs: 
     last = len(ranked) - 1
     val = ranked[np.clip(start + i, 0, last)]
     nxt = ranked[np.clip(start + np.minimum(i + 1, size - 1), 0, last)]
-    got = np.where(frac == 0.0, val, val + (nxt - val) * frac)
+    with np.errstate(invalid="ignore"):  # inf - inf next to an infinity: NaN, as pandas
+        got = np.where(frac == 0.0, val, val + (nxt - val) * frac)
     return np.where(size > 0, got, math.nan)
