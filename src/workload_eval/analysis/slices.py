@@ -137,8 +137,10 @@ def _engine(
     pick = (lambda a: a) if order is None else (lambda a: a[order])
     t, dur, usage = pick(t), pick(dur), pick(usage)
     sampled = ~np.isfinite(dur)  # /metrics samples hold until the next one
-    nxt = np.append(t[1:], end)
-    ends = np.where(sampled, np.maximum(nxt, t), t + np.nan_to_num(dur))
+    if sampled.any():
+        ends = np.where(sampled, np.maximum(np.append(t[1:], end), t), t + np.nan_to_num(dur))
+    else:
+        ends = t + dur
     width = np.diff(edges)
     running = pick(steps["num_running"].to_numpy(dtype=float))
     waiting = pick(steps["num_waiting"].to_numpy(dtype=float))
