@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from workload_eval.analysis.windows import (
+    SlotRows,
     SortedColumn,
     count,
     group_quantiles,
@@ -85,18 +86,27 @@ def test_counts_and_held_values_are_the_plain_sums(seed):
         assert np.array_equal(g, want)
 
 
-@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("seed", range(40))
 def test_group_quantiles_are_pandas_groupby_quantiles(seed):
     rng = np.random.default_rng(seed)
     n, slots_n = int(rng.integers(0, 3000)), int(rng.integers(1, 40))
     values = _awkward(rng, n)
     slot = rng.integers(0, slots_n, n)
+    if seed % 2:  # uneven slots: too many cells to pad, the sort-then-slot path
+        slot[rng.random(n) < 0.9] = 0
     if slots_n > 2:
         slot[slot == 1] = 0  # an empty slot
         values[slot == 2] = math.nan  # a slot with only NaN
+    rows = SlotRows(slot, slots_n)
     qs = (0.5, 0.95, 0.99)
-    got = group_quantiles(values, slot.astype(np.uint16), np.bincount(slot, minlength=slots_n), qs)
+    got = group_quantiles(values, rows, qs)
     grouped = pd.Series(values).groupby(slot)
     for q, row in zip(qs, got, strict=True):
         want = grouped.quantile(q).reindex(range(slots_n)).to_numpy()
         assert np.array_equal(row, want, equal_nan=True)
+
+
+def test_both_quantile_paths_are_taken():
+    even, uneven = np.arange(3000) % 30, np.zeros(3000, dtype=np.intp)
+    uneven[:30] = np.arange(30)
+    assert SlotRows(even, 30).padded and not SlotRows(uneven, 30).padded

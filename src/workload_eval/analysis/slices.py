@@ -32,6 +32,7 @@ import pandas as pd
 
 from workload_eval.analysis.windows import (
     Rows,
+    SlotRows,
     SortedColumn,
     ascending,
     count,
@@ -111,15 +112,14 @@ def _latencies(
     # a column's name: pandas looks an array key up as a column name first, and the
     # failed lookup's message prints the whole array (~3 ms at 1000 rows).
     grouped = pd.DataFrame({**per, "slice": slot}).groupby("slice")
-    size = np.bincount(slot, minlength=n)
-    keys = slot.astype(np.uint16) if n <= 1 << 16 else slot
+    rows = SlotRows(slot, n)
     cols: dict[str, np.ndarray] = {}
     for name, (column, pcts) in LATENCY_COLUMNS.items():
         if name != "normalized_latency":
             mean = grouped[column].mean()
             cols[f"{name}_mean"] = np.full(n, math.nan)
             cols[f"{name}_mean"][mean.index.to_numpy()] = mean.to_numpy()
-        got = group_quantiles(per[column], keys, size, tuple(p / 100 for p in pcts))
+        got = group_quantiles(per[column], rows, tuple(p / 100 for p in pcts))
         for p, values in zip(pcts, got, strict=True):
             cols[f"{name}_p{p}"] = values
     return cols

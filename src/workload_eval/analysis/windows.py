@@ -204,22 +204,41 @@ def _held_together(rise: Ramps, fall: Ramps, weights: list[np.ndarray | None]) -
     ]
 
 
-def group_quantiles(values: np.ndarray, slot: np.ndarray, size: np.ndarray, qs: tuple[float, ...]):
+class SlotRows:
+    """Rows grouped by their slot (window), worked out once for several columns: the rows
+    in slot order (numpy radix-sorts 16-bit keys) and each one's place in its slot."""
+
+    def __init__(self, slot: np.ndarray, n: int) -> None:
+        self.size = np.bincount(slot, minlength=n)
+        self.keys = slot.astype(np.uint16) if n <= 1 << 16 else slot  # each row's slot
+        self.order = np.argsort(self.keys, kind="stable")
+        self.slot = slot[self.order]
+        self.place = np.arange(len(slot)) - (np.cumsum(self.size) - self.size)[self.slot]
+        self.width = int(self.size.max()) if len(slot) else 0
+        # a slot per row of a padded matrix, when padding would not swell it much
+        self.padded = n * self.width <= 4 * len(slot) + 1024
+
+
+def group_quantiles(values: np.ndarray, rows: SlotRows, qs: tuple[float, ...]) -> np.ndarray:
     """Per slot, pandas' groupby quantile (linear, NaN left out) bit for bit, for all slots
-    at once: a value sort, then a stable sort by slot (numpy radix-sorts 16-bit keys, so
-    ``slot`` comes as uint16 when it fits). NaN rows are dropped first: numpy's fast sort
-    gives way to a slow one when it meets NaN. ``size``: the rows per slot."""
-    n = len(size)
-    known = ~np.isnan(values)
-    if not known.all():
-        values, slot = values[known], slot[known]
-        size = np.bincount(slot, minlength=n)
-    order = np.argsort(values)
-    order = order[np.argsort(slot[order], kind="stable")]
-    ranked = values[order]
+    at once (a row per q): each slot's values sorted as one row of a matrix padded with
+    +inf (numpy sorts rows fast; NaN sorts after the padding), or, when slots are too
+    uneven for that, one sort of the values then a stable sort by slot."""
+    n = len(rows.size)
+    nan = np.isnan(values)
+    size = rows.size - np.bincount(rows.keys[nan], minlength=n) if nan.any() else rows.size
+    if rows.padded:
+        ranked = np.full((n, rows.width), np.inf)
+        ranked[rows.slot, rows.place] = values[rows.order]
+        ranked.sort(axis=1)
+        ranked, start = ranked.ravel(), np.arange(n) * rows.width
+    else:
+        known, keys = values[~nan], rows.keys[~nan]  # NaN left out
+        order = np.argsort(known)
+        ranked = known[order[np.argsort(keys[order], kind="stable")]]
+        start = np.cumsum(size) - size
     if not len(ranked):
         return np.full((len(qs), n), math.nan)
-    start = np.cumsum(size) - size
     pos = np.array(qs)[:, None] * (size - 1).astype(float)  # a row per q
     i = pos.astype(np.int64)  # truncates, as pandas does
     frac = pos % 1
