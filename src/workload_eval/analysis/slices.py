@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 
 from workload_eval.analysis.windows import (
-    Rows,
     SlotRows,
     SortedColumn,
+    Subset,
     ascending,
     count,
     group_quantiles,
@@ -73,7 +73,7 @@ def _token_counts(
     finish: np.ndarray,
     times: list[object] | None,
     edges: np.ndarray,
-    finish_from: Rows,
+    finish_from: Subset,
 ) -> np.ndarray:
     """Output tokens per window of the completed requests (see the module doc)."""
     exact = np.zeros(len(gen), dtype=bool)

@@ -45,13 +45,13 @@ class SortedColumn:
 
 
 # where a subset of a column comes from: the column's sort and the subset's rows in it
-Rows = tuple[SortedColumn, np.ndarray]
+Subset = tuple[SortedColumn, np.ndarray]
 
 
 class Ramps:
     """Events sorted once, for the ramp sums of several weightings of them."""
 
-    def __init__(self, events: np.ndarray, edges: np.ndarray, rows: Rows | None = None) -> None:
+    def __init__(self, events: np.ndarray, edges: np.ndarray, rows: Subset | None = None):
         # stable: tied events are added in their order; already sorted (engine steps,
         # arrivals): nothing to reorder
         in_order = rows is None and ascending(events)
@@ -69,6 +69,7 @@ class Ramps:
         return self.at_edges(*running_sums([w, w * self.events]))
 
     def at_edges(self, cw: np.ndarray, cwe: np.ndarray) -> np.ndarray:
+        """The ramp sums from the running sums of w and of w e (in this sort)."""
         return cw[self.at] * self.edges - cwe[self.at]
 
 
@@ -93,7 +94,7 @@ def spread(
     ends: np.ndarray,
     amounts: np.ndarray,
     edges: np.ndarray,
-    ends_from: Rows | None = None,
+    ends_from: Subset | None = None,
 ):
     """Per window, the part of each amount spread evenly over its [start, end] (an empty
     interval puts it all at its start). ``ends_from``: the ends' column, sorted already."""
@@ -135,7 +136,7 @@ def count(times: np.ndarray, edges: np.ndarray, weights: np.ndarray | None = Non
     return np.bincount(slots(times, edges), weights=weights, minlength=len(edges) - 1)
 
 
-def subset(rows: Rows | None, keep: np.ndarray) -> Rows | None:
+def subset(rows: Subset | None, keep: np.ndarray) -> Subset | None:
     """The rows of ``rows`` that ``keep`` keeps (still in the same column's sort)."""
     return None if rows is None else (rows[0], rows[1][keep])
 
@@ -145,7 +146,7 @@ def held(
     ends: np.ndarray,
     edges: np.ndarray,
     *values: np.ndarray | None,
-    ends_from: Rows | None = None,
+    ends_from: Subset | None = None,
 ) -> list[np.ndarray]:
     """Per window, the integral of each value held over each [start, end] (rows where it
     is unknown left out; None: 1 on every row, the time covered). The values known on
