@@ -1,4 +1,6 @@
-"""Crash-safe file writes: write a temp file in the same folder, fsync, then rename.
+"""Crash-safe file writes: write a temp file in the same folder, fsync, then rename (or,
+inside a folder that itself appears by a rename, create each file synced); and the one
+Parquet encoding of every table the package writes (:func:`parquet_bytes`).
 
 What is written is scrubbed of credentials (``redaction``) unless the caller writes data
 that must stay byte-exact (``redact=False``: a dataset cache), and JSON is strict: a
