@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,7 +172,12 @@ class _SweepState:
         self.rows: dict[str, dict[str, Any]] = {}  # the points this sweep ran
         self.index_rows: dict[str, dict[str, Any]] = {}  # every stored point's row, read once
         self.specs: dict[str, Any] = {}
-        self.queue: list[str] = []  # point keys to submit, in order
+        # Point keys to submit. A capacity search's probes go first: each search is a
+        # chain (its next rate waits on this verdict), so they are the sweep's critical
+        # path; fixed points fill the workers in between, and keep the last chains'
+        # tail from idling a core.
+        self.probes: deque[str] = deque()
+        self.fixed: deque[str] = deque()
         self.queued: set[str] = set()
         self.in_flight: set[str] = set()
         self.waiters: dict[str, list[tuple[_Search, float, int]]] = defaultdict(list)
@@ -190,13 +195,13 @@ class _SweepState:
             if self.store.has(p.key):
                 self.reused_keys.add(p.key)
             else:
-                self._enqueue(p.key, p.spec)
+                self._enqueue(p.key, p.spec, probe=False)
         self.searches = [_Search(t, t.make_search()) for t in tasks]
         for s in self.searches:
             self._advance(s)
-        while self.queue or self.executor.pending():
-            while self.queue and self.executor.pending() < self.executor.slots:
-                key = self.queue.pop(0)
+        while self.probes or self.fixed or self.executor.pending():
+            while (self.probes or self.fixed) and self.executor.pending() < self.executor.slots:
+                key = (self.probes or self.fixed).popleft()
                 self.in_flight.add(key)
                 self.executor.submit(key, self.specs[key])
             for outcome in self.executor.wait():
@@ -211,11 +216,11 @@ class _SweepState:
         self._indexed_rows = len(self.rows)
         return self.store.rebuild_index(self.index_rows)
 
-    def _enqueue(self, key: str, spec: Any) -> None:
+    def _enqueue(self, key: str, spec: Any, *, probe: bool = True) -> None:
         if key in self.queued or key in self.in_flight or key in self.failed:
             return
         self.specs[key] = spec
-        self.queue.append(key)
+        (self.probes if probe else self.fixed).append(key)
         self.queued.add(key)
         self.bar.grow(1)
 
