@@ -219,3 +219,33 @@ schedules: [{kind: offline, num_requests: 10}]
     assert list(rebuilt["key"]) == sorted(first.index["key"])
     run = store.load_run(rebuilt["key"].iloc[0])
     assert run.summary["num_requests"] == 10 and len(run.records.requests) == 10
+
+
+def test_a_point_is_stored_whole_or_not_at_all(tmp_path: Path) -> None:
+    """Each file is created and synced inside a hidden folder, the marker last; the folder's
+    rename is what makes the point exist, so a write that fails part-way leaves nothing."""
+    import stat
+
+    from workload_eval.engines.base import EngineConfig
+    from workload_eval.experiments.grid import point_key
+    from workload_eval.runner import RunSpec
+
+    store = ResultStore(tmp_path)
+    spec = RunSpec(engine_config=EngineConfig(model="opt-13b", kv_blocks=200), workload="alpaca")
+    files = {"requests.parquet": b"PAR1 table", "summary.json": b'{"num_requests": 1}\n'}
+    key = store.write_point(spec, files, wall_s=1.5)
+    assert key == point_key(spec) and store.completed_keys() == [key]
+    folder = store.point_dir(key)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name != MARKER} == files
+    marker = json.loads((folder / MARKER).read_text())
+    assert marker["key"] == key and marker["files"] == sorted(files) and marker["wall_s"] == 1.5
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()} == {0o644}
+
+    other = RunSpec(
+        engine_config=EngineConfig(model="opt-13b", kv_blocks=200), workload="alpaca", seed=1
+    )
+    with pytest.raises(FileNotFoundError):
+        store.write_point(other, {"requests.parquet": b"x", "no/such/folder.json": b"{}"})
+    assert not store.has(point_key(other))
+    assert sorted(os.listdir(store.points_dir)) == [key]  # no temp folder left behind

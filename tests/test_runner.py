@@ -286,3 +286,45 @@ def test_openai_engine_replays_chat_sessions(instant_server, data_dir, tokenizer
         prev_finish = turns["finish_time"].to_numpy()[:-1]
         # a later turn is sent only after the previous reply plus the think time
         assert (turns["send_time"].to_numpy()[1:] >= prev_finish + 0.05 - 1e-6).all()
+
+
+@needs_sim
+def test_run_files_are_what_save_run_writes_and_read_back_as_pandas_wrote_them(
+    data_dir, tokenizer_dir, tmp_path
+):
+    """The one rendering of a run's files: save_run writes exactly these bytes, and every
+    table reads back to the frame DataFrame.to_parquet stored before (dtypes included: the
+    text columns, the nullable session_id, the steps' categorical kind)."""
+    import io
+
+    from workload_eval.runner import _table, run_files
+
+    spec = RunSpec(
+        engine_config=EngineConfig(model="opt-13b", kv_blocks=300),
+        workload="sharegpt_chat",
+        schedule=SessionsSchedule(rate=2, num_requests=40, think_time=1.0),
+        data_dir=str(data_dir),
+        tokenizer_dir=str(tokenizer_dir),
+    )
+    result = execute(spec)
+    files = run_files(result)
+    assert list(files) == ["requests.parquet", "steps.parquet", "slices.parquet", "summary.json"]
+    save_run(result, tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+    tables = {
+        "requests.parquet": _table(result.records.requests, REQUEST_COLUMNS),
+        "steps.parquet": _table(result.records.steps, STEP_COLUMNS),
+        "slices.parquet": result.slices,
+    }
+    for name, df in tables.items():
+        before = pd.read_parquet(io.BytesIO(df.to_parquet(index=False)))
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(io.BytesIO(files[name])), before, check_exact=True
+        )
+    requests = pd.read_parquet(io.BytesIO(files["requests.parquet"]))
+    assert str(requests["session_id"].dtype) == "Int64"
+    assert requests["session_id"].notna().all() and requests["turn"].max() > 1
+    assert isinstance(
+        pd.read_parquet(io.BytesIO(files["steps.parquet"]))["kind"].dtype, pd.CategoricalDtype
+    )
+    assert json.loads(files["summary.json"]) == load_run(tmp_path).summary

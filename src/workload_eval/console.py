@@ -224,6 +224,11 @@ class _CountColumn(ProgressColumn):
         return Text(f"{task.completed:,.0f}{total} {self.unit}".rstrip())
 
 
+# Redraws of a progress bar per second: rich's default of 10 costs a sweep's driver ~2% of a
+# core (measured: 17 ms CPU per second at 10, 8 ms at 4); a bar of runs needs no more.
+REDRAWS_PER_S = 4
+
+
 class ProgressBar:
     """The one progress bar of the project: rich, on stderr; a silent no-op when disabled.
 
@@ -248,6 +253,7 @@ class ProgressBar:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=stderr_console(),
+            refresh_per_second=REDRAWS_PER_S,
         )
         self._progress.start()
         self._task = self._progress.add_task(description, total=total)

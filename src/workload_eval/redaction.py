@@ -37,23 +37,28 @@ _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@'\"<>]+@")
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
+# The registered values, a longer one first (one may contain another): kept sorted when one
+# is added, as scrub_text runs on every string written (tens of thousands per sweep).
+_longest_first: tuple[str, ...] = ()
 
 
 def register(secret: str | None) -> None:
     """Remember a value that must never be written (an API key, a URL's password)."""
+    global _longest_first
     if secret:
         with _lock:
             _secrets.add(secret)
+            _longest_first = tuple(sorted(_secrets, key=len, reverse=True))
 
 
 def _registered(min_chars: int) -> list[str]:
-    with _lock:
-        found = [s for s in _secrets if len(s) >= min_chars]
-    return sorted(found, key=len, reverse=True)  # a longer secret first (one may contain another)
+    return [s for s in _longest_first if len(s) >= min_chars]
 
 
 def scrub_text(text: str, *, min_chars: int = MIN_SECRET_CHARS) -> str:
     """``text`` without URL credentials and without any registered secret."""
+    if not _longest_first and "@" not in text:  # nothing registered, no URL credentials
+        return text
     if "@" in text:
         text = _URL_USERINFO.sub(lambda m: m.group(1) + MASK + "@", text)
     for secret in _registered(min_chars):
@@ -97,8 +102,8 @@ def scrub_frame(df: pd.DataFrame) -> pd.DataFrame:
     """A table with every text cell (and list of texts) scrubbed, column names too;
     numbers and lists of numbers are not looked at."""
     out = df
-    for col in df.columns:
-        if not (df[col].dtype == object or pd.api.types.is_string_dtype(df[col].dtype)):
+    for col, dtype in df.dtypes.items():  # numeric columns skipped without building a Series
+        if not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
             continue
         fixed = _scrub_series(df[col])
         if fixed is not None:

@@ -7,6 +7,7 @@ these rows. A row's configuration comes from the typed run record (``runner.RunC
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -166,8 +167,15 @@ def config_columns(config: RunConfig) -> dict[str, Cell]:
     return row
 
 
+@functools.lru_cache(maxsize=4096)  # bounded: keys come from files too
 def _numeric_metric(key: str) -> bool:
     return key in METRIC_COLUMNS or key in _NUMERIC_KEYS or bool(_DISTRIBUTION.match(key))
+
+
+@functools.lru_cache(maxsize=4096)  # bounded: keys come from files too
+def _volatile(key: str) -> bool:
+    """Keys recur across every point of a sweep: each is matched once."""
+    return bool(VOLATILE.search(key))
 
 
 def metric_columns(
@@ -179,7 +187,7 @@ def metric_columns(
     number: a damaged or hand-edited file) is left empty and named in ``problems``."""
     row: dict[str, Cell] = {}
     for k, v in summary.items():
-        if k == "config" or isinstance(v, dict) or VOLATILE.search(k):
+        if k == "config" or isinstance(v, dict) or _volatile(k):
             continue
         bad = (isinstance(v, float) and not math.isfinite(v)) or (
             _numeric_metric(k) and v is not None and (isinstance(v, bool) or not _is_number(v))

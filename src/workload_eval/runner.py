@@ -61,7 +61,7 @@ from workload_eval.limits import Seed
 from workload_eval.metrics import Summary, summarize
 from workload_eval.schedules import OfflineSchedule, ScheduleSpec, build_schedule, request_count
 from workload_eval.slo import GRAMMAR, SLO, parse_slos
-from workload_eval.storage import atomic_write_json, atomic_write_parquet
+from workload_eval.storage import atomic_write_bytes, parquet_bytes, strict_json
 from workload_eval.strict import NoBoolNumbers
 
 SUMMARY_FILE, REQUESTS_FILE, STEPS_FILE = "summary.json", "requests.parquet", "steps.parquet"
@@ -219,14 +219,25 @@ def _table(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     return out[[*columns, *(c for c in out.columns if c not in columns)]]
 
 
-def save_run(result: RunResult, out_dir: str | Path) -> None:
-    """Write the files atomically; summary.json last, so it marks a complete folder."""
-    out = Path(out_dir)
-    atomic_write_parquet(out / REQUESTS_FILE, _table(result.records.requests, REQUEST_COLUMNS))
-    atomic_write_parquet(out / STEPS_FILE, _table(result.records.steps, STEP_COLUMNS))
+def run_files(result: RunResult) -> dict[str, bytes]:
+    """A run's files (name -> bytes, scrubbed), rendered once: :func:`save_run` writes them,
+    sweep workers return them to the store. summary.json comes last (it marks a complete
+    folder, so it is written last)."""
+    files = {
+        REQUESTS_FILE: parquet_bytes(_table(result.records.requests, REQUEST_COLUMNS)),
+        STEPS_FILE: parquet_bytes(_table(result.records.steps, STEP_COLUMNS)),
+    }
     if result.slices is not None:
-        atomic_write_parquet(out / SLICES_FILE, result.slices)
-    atomic_write_json(out / SUMMARY_FILE, result.summary)
+        files[SLICES_FILE] = parquet_bytes(result.slices)
+    files[SUMMARY_FILE] = strict_json(result.summary).encode("utf-8")
+    return files
+
+
+def save_run(result: RunResult, out_dir: str | Path) -> None:
+    """Write the files atomically, in :func:`run_files`' order: summary.json last."""
+    out = Path(out_dir)
+    for name, data in run_files(result).items():
+        atomic_write_bytes(out / name, data)
 
 
 def read_summary(path: Path) -> Summary:
@@ -291,5 +302,6 @@ __all__ = [
     "load_run",
     "read_summary",
     "run_config",
+    "run_files",
     "save_run",
 ]

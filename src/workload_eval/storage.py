@@ -1,4 +1,6 @@
-"""Crash-safe file writes: write a temp file in the same folder, fsync, then rename.
+"""Crash-safe file writes: write a temp file in the same folder, fsync, then rename (or,
+inside a folder that itself appears by a rename, create each file synced); and the one
+Parquet encoding of every table the package writes (:func:`parquet_bytes`).
 
 What is written is scrubbed of credentials (``redaction``) unless the caller writes data
 that must stay byte-exact (``redact=False``: a dataset cache), and JSON is strict: a
@@ -10,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from workload_eval.redaction import finite_json, scrub_frame, scrub_json, scrub_text
 
@@ -23,28 +25,36 @@ from workload_eval.redaction import finite_json, scrub_frame, scrub_json, scrub_
 _FILE_MODE = 0o644
 
 
-@contextmanager
-def _replacing(path: str | Path) -> Iterator[Path]:
-    """A temporary file beside ``path`` for the block to write: synced and renamed over
-    ``path`` when the block succeeds, removed when it fails (a reader never sees half)."""
+def _write_synced(fd: int, data: bytes) -> None:
+    """All of ``data`` to the open file, on disk (fsync) and shareable, then closed."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        os.fchmod(fd, _FILE_MODE)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a temporary file beside ``path``, sync it, rename it over ``path``; removed
+    when anything fails (a reader never sees half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        yield Path(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)
+        _write_synced(fd, data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with _replacing(path) as tmp:
-        tmp.write_bytes(data)
+def write_new_file(path: str | Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist) with ``data``, synced: for files inside a folder
+    that itself appears atomically (a store's point), where a rename per file buys nothing."""
+    _write_synced(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), data)
 
 
 def atomic_write_text(path: str | Path, text: str, *, redact: bool = True) -> None:
@@ -62,11 +72,46 @@ def atomic_write_json(path: str | Path, obj: Any, *, redact: bool = True) -> Non
     atomic_write_bytes(path, strict_json(obj, redact=redact).encode("utf-8"))
 
 
-def atomic_write_parquet(path: str | Path, df: pd.DataFrame, *, redact: bool = True) -> None:
+# How every table the package writes is encoded (pandas' own codec, snappy, as
+# ``DataFrame.to_parquet`` wrote them): dictionary pages only for text columns (numbers gain
+# nothing and cost time), no column statistics (nothing filters on them), and a
+# single-threaded pandas->Arrow conversion (sweep workers already use every core; the
+# threaded one is slower there). Measured on a 16k-request table: 10 ms -> 5 ms, smaller.
+PARQUET_COMPRESSION = "snappy"
+
+
+def parquet_bytes(df: pd.DataFrame, *, redact: bool = True) -> bytes:
+    """``df`` as a Parquet file (no index; the pandas metadata kept, so
+    ``pd.read_parquet`` gives back the same dtypes), scrubbed unless told not to."""
     if redact:
         df = scrub_frame(df)
-    with _replacing(path) as tmp:
-        df.to_parquet(tmp, index=False)
+    table = pa.Table.from_pandas(df, preserve_index=False, nthreads=1)
+    if df.attrs:  # as DataFrame.to_parquet stores them (read_parquet restores them)
+        meta = {**(table.schema.metadata or {}), b"PANDAS_ATTRS": json.dumps(df.attrs).encode()}
+        table = table.replace_schema_metadata(meta)
+    text = [f.name for f in table.schema if _is_text(f.type)]
+    buf = pa.BufferOutputStream()
+    pq.write_table(
+        table,
+        buf,
+        compression=PARQUET_COMPRESSION,
+        use_dictionary=text,
+        write_statistics=False,
+    )
+    return buf.getvalue().to_pybytes()
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_string_view(t)
+        or pa.types.is_dictionary(t)
+    )
+
+
+def atomic_write_parquet(path: str | Path, df: pd.DataFrame, *, redact: bool = True) -> None:
+    atomic_write_bytes(path, parquet_bytes(df, redact=redact))
 
 
 def ensure_writable_dir(path: str | Path, *, option: str = "--out") -> Path:

@@ -30,9 +30,22 @@ import math
 import numpy as np
 import pandas as pd
 
+from workload_eval.analysis.windows import (
+    SlotRows,
+    SortedColumn,
+    Subset,
+    ascending,
+    count,
+    group_quantiles,
+    held,
+    slots,
+    slots_of_sorted,
+    spread,
+    stable_argsort,
+    subset,
+)
 from workload_eval.contracts import RunRecords
 from workload_eval.errors import UserError
-from workload_eval.metrics import completed, request_metrics
 
 SLICE_SECONDS = 10.0  # the issue's default window
 SLICES_FILE = "slices.parquet"
@@ -44,105 +57,99 @@ LATENCY_COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
 }
 
 
-def _ramp_sum(events: np.ndarray, weights: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """sum over events e <= T of w (T - e), at every edge T (sorted cumulative sums)."""
-    order = np.argsort(events, kind="stable")
-    ev, w = events[order], weights[order]
-    cw = np.concatenate(([0.0], np.cumsum(w)))
-    cwe = np.concatenate(([0.0], np.cumsum(w * ev)))
-    k = np.searchsorted(ev, edges, side="right")
-    return cw[k] * edges - cwe[k]
+def _none_streamed(times: list[object]) -> bool:
+    """True when no request has token times. The simulator shares one empty tuple, which
+    ``list.count`` matches by identity at C speed (the per-row check costs ~2 ms on 16k
+    rows); arrays read back from Parquet do not compare with () and take the per-row check."""
+    try:
+        return times.count(()) == len(times)
+    except ValueError:
+        return False
 
 
-def _spread(starts: np.ndarray, ends: np.ndarray, amounts: np.ndarray, edges: np.ndarray):
-    """Per window, the part of each amount spread evenly over its [start, end] (an empty
-    interval puts it all at its start)."""
-    span = ends - starts
-    point = ~(span > 0)
-    out = np.zeros(len(edges) - 1)
-    if point.any():
-        out += _count(starts[point], edges, amounts[point])
-    if (~point).any():
-        rate = amounts[~point] / span[~point]
-        area = _ramp_sum(starts[~point], rate, edges) - _ramp_sum(ends[~point], rate, edges)
-        out += np.diff(area)
-    return out
-
-
-def _count(times: np.ndarray, edges: np.ndarray, weights: np.ndarray | None = None):
-    """Per window, the events (or their weights); the run's end falls in the last window."""
-    idx = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, len(edges) - 2)
-    return np.bincount(idx, weights=weights, minlength=len(edges) - 1)[: len(edges) - 1]
-
-
-def _held(
-    starts: np.ndarray, ends: np.ndarray, values: np.ndarray, edges: np.ndarray
+def _token_counts(
+    gen: np.ndarray,
+    first: np.ndarray,
+    finish: np.ndarray,
+    times: list[object] | None,
+    edges: np.ndarray,
+    finish_from: Subset,
 ) -> np.ndarray:
-    """Per window, the integral of a value held over each [start, end]."""
-    keep = np.isfinite(values) & (ends > starts)
-    s, e, v = starts[keep], ends[keep], values[keep]
-    return np.diff(_ramp_sum(s, v, edges) - _ramp_sum(e, v, edges))
-
-
-def _token_counts(done: pd.DataFrame, edges: np.ndarray) -> np.ndarray:
-    gen = done["generated_tokens"].to_numpy(dtype=float)
-    first = done["first_token_time"].to_numpy(dtype=float)
-    finish = done["finish_time"].to_numpy(dtype=float)
-    exact = np.zeros(len(done), dtype=bool)
+    """Output tokens per window of the completed requests (see the module doc)."""
+    exact = np.zeros(len(gen), dtype=bool)
     out = np.zeros(len(edges) - 1)
-    if "token_times" in done.columns:
-        times = done["token_times"].to_list()
+    if times is not None and not _none_streamed(times):
         exact = np.array(
             [t is not None and len(t) == g > 0 for t, g in zip(times, gen, strict=True)],
             dtype=bool,
         )
         if exact.any():
             stamps = [np.asarray(times[i], dtype=float) for i in np.flatnonzero(exact)]
-            out += _count(np.concatenate(stamps), edges)
+            out += count(np.concatenate(stamps), edges)
     rest = ~exact & (gen > 0)
     first_at = np.where(np.isfinite(first[rest]), first[rest], finish[rest])
-    out += _count(first_at, edges)
-    out += _spread(first_at, finish[rest], gen[rest] - 1, edges)
+    out += count(first_at, edges)
+    out += spread(first_at, finish[rest], gen[rest] - 1, edges, subset(finish_from, rest))
     return out
 
 
-def _latencies(done: pd.DataFrame, edges: np.ndarray) -> pd.DataFrame:
-    per = request_metrics(done)
-    per["slice"] = np.clip(
-        np.searchsorted(edges, done["finish_time"].to_numpy(dtype=float), side="right") - 1,
-        0,
-        len(edges) - 2,
-    )
-    cols: dict[str, pd.Series] = {}
-    grouped = per.groupby("slice")
+def _latencies(
+    arrival: np.ndarray, first: np.ndarray, finish: np.ndarray, gen: np.ndarray, slot, n: int
+) -> dict[str, np.ndarray]:
+    """Latency columns of the requests completed in each window (``slot``: their finish's);
+    metrics.request_metrics' formulas. The means stay pandas' groupby mean: its sum is
+    compensated (Kahan) or pairwise depending on the column, which numpy has no match for."""
+    e2e = finish - arrival
+    ttft = first - arrival
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = {
+            "ttft": ttft,
+            "tpot": np.where(gen > 1, (e2e - ttft) / (gen - 1), math.nan),
+            "e2e_latency": e2e,
+            "normalized_latency": np.where(gen > 0, e2e / gen, math.nan),
+        }
+    # Column by column, as pandas picks its summation per column (NaN, sorted slots). By
+    # a column's name: pandas looks an array key up as a column name first, and the
+    # failed lookup's message prints the whole array (~3 ms at 1000 rows).
+    grouped = pd.DataFrame({**per, "slice": slot}).groupby("slice")
+    rows = SlotRows(slot, n)
+    cols: dict[str, np.ndarray] = {}
     for name, (column, pcts) in LATENCY_COLUMNS.items():
         if name != "normalized_latency":
-            cols[f"{name}_mean"] = grouped[column].mean()
-        for p in pcts:
-            cols[f"{name}_p{p}"] = grouped[column].quantile(p / 100)
-    return pd.DataFrame(cols).reindex(range(len(edges) - 1))
+            mean = grouped[column].mean()
+            cols[f"{name}_mean"] = np.full(n, math.nan)
+            cols[f"{name}_mean"][mean.index.to_numpy()] = mean.to_numpy()
+        got = group_quantiles(per[column], rows, tuple(p / 100 for p in pcts))
+        for p, values in zip(pcts, got, strict=True):
+            cols[f"{name}_p{p}"] = values
+    return cols
 
 
-def _engine(steps: pd.DataFrame, edges: np.ndarray, end: float) -> dict[str, np.ndarray]:
+def _engine(
+    t: np.ndarray, dur: np.ndarray, steps: pd.DataFrame, usage: np.ndarray, edges, end: float
+) -> dict[str, np.ndarray]:
     n = len(edges) - 1
     nan = np.full(n, math.nan)
-    if steps.empty:
+    if not len(t):
         return {k: nan for k in ("running_mean", "waiting_mean", "kv_usage_mean", "busy")}
-    s = steps.sort_values("time", kind="stable")
-    t = s["time"].to_numpy(dtype=float)
-    dur = s["duration"].to_numpy(dtype=float)
+    # pandas' stable sort by time (NaN last); engines write their rows in time order
+    order = None if ascending(t) else stable_argsort(t)
+    pick = (lambda a: a) if order is None else (lambda a: a[order])
+    t, dur, usage = pick(t), pick(dur), pick(usage)
     sampled = ~np.isfinite(dur)  # /metrics samples hold until the next one
-    nxt = np.append(t[1:], end)
-    ends = np.where(sampled, np.maximum(nxt, t), t + np.nan_to_num(dur))
+    if sampled.any():
+        ends = np.where(sampled, np.maximum(np.append(t[1:], end), t), t + np.nan_to_num(dur))
+    else:
+        ends = t + dur
     width = np.diff(edges)
-    covered = _held(t, ends, np.ones(len(t)), edges)
-    total = s["kv_blocks_total"].to_numpy(dtype=float)
-    usage = s["kv_blocks_used"].to_numpy(dtype=float) / np.where(total > 0, total, np.nan)
+    running = pick(steps["num_running"].to_numpy(dtype=float))
+    waiting = pick(steps["num_waiting"].to_numpy(dtype=float))
+    covered, *integrals = held(t, ends, edges, None, running, waiting, usage)
     seen = np.where(covered > 0, covered, math.nan)  # never observed: unknown
     return {
-        "running_mean": _held(t, ends, s["num_running"].to_numpy(dtype=float), edges) / seen,
-        "waiting_mean": _held(t, ends, s["num_waiting"].to_numpy(dtype=float), edges) / seen,
-        "kv_usage_mean": _held(t, ends, usage, edges) / seen,
+        "running_mean": integrals[0] / seen,
+        "waiting_mean": integrals[1] / seen,
+        "kv_usage_mean": integrals[2] / seen,
         "busy": nan if sampled.all() else covered / width,
     }
 
@@ -154,88 +161,121 @@ def check_width(width: float, *, option: str = "--slice-seconds") -> float:
     return float(width)
 
 
+def _completed(status: pd.Series) -> np.ndarray:
+    """status == "ok" as a numpy mask (missing: not ok). The array's own comparison: the
+    Series' wraps the same answer in ~0.1 ms of pandas."""
+    same = status.array == "ok"
+    return same if isinstance(same, np.ndarray) else same.to_numpy(dtype=bool, na_value=False)
+
+
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A column as floats; none from a table without rows (it may lack the columns)."""
+    return frame[name].to_numpy(dtype=float) if len(frame) else np.empty(0)
+
+
 def time_slices(records: RunRecords, width: float = SLICE_SECONDS) -> pd.DataFrame:
-    """The run in windows of ``width`` seconds (see the module doc for every column)."""
+    """The run in windows of ``width`` seconds (see the module doc for every column).
+
+    Works on numpy columns read once (the frames' own indexing and groupby cost more than
+    the arithmetic: this runs for every point of a study)."""
     width = check_width(width)
     req, steps = records.requests, records.steps
-    done = completed(req)
-    finish = req["finish_time"].to_numpy(dtype=float)
-    arrival = req["arrival_time"].to_numpy(dtype=float)
-    step_end = (steps["time"] + steps["duration"].fillna(0)).max() if len(steps) else 0.0
-    end = float(np.nanmax([0.0, *finish, *arrival, step_end]))
-    count = max(1, math.ceil(end / width - 1e-9))
-    edges = np.arange(count + 1) * width
+    finish, arrival = _column(req, "finish_time"), _column(req, "arrival_time")
+    ok = _completed(req["status"])
+    t, dur = _column(steps, "time"), _column(steps, "duration")
+    step_end = t + np.where(np.isnan(dur), 0.0, dur)
+    # the largest time seen, NaN left out (fmax skips NaN)
+    end = max(float(np.fmax.reduce(v, initial=0.0)) for v in (finish, arrival, step_end))
+    windows = max(1, math.ceil(end / width - 1e-9))
+    edges = np.arange(windows + 1) * width
     if end > edges[-2]:  # the last window ends with the run
         edges[-1] = end
     seconds = np.diff(edges)
 
-    failed = req["status"].to_numpy() != "ok"
-    fail_at = np.where(np.isfinite(finish), finish, arrival)[failed]
-    done_finish = done["finish_time"].to_numpy(dtype=float)
-    output = _token_counts(done, edges)
-    table = pd.DataFrame(
-        {
-            "slice": np.arange(count),
-            "start": edges[:-1],
-            "end": edges[1:],
-            "arrivals": _count(arrival[np.isfinite(arrival)], edges).astype(int),
-            "completed": _count(done_finish, edges).astype(int),
-            "failed": _count(fail_at, edges).astype(int),
-            "prompt_tokens": _count(
-                done_finish, edges, done["prompt_tokens"].to_numpy(dtype=float)
-            ).astype(int),
-            "output_tokens": output,
-        }
+    fail_at = np.where(np.isfinite(finish), finish, arrival)[~ok]
+    done = (lambda a: a) if ok.all() else (lambda a: a[ok])  # the completed requests' rows
+    done_finish, done_arrival = done(finish), done(arrival)
+    done_first = done(_column(req, "first_token_time"))
+    done_gen = done(_column(req, "generated_tokens"))
+    times = done(req["token_times"].to_numpy()).tolist() if "token_times" in req else None
+    by_finish = SortedColumn(finish)  # for the completed and the in-flight requests alike
+    output = _token_counts(
+        done_gen, done_first, done_finish, times, edges, (by_finish, np.flatnonzero(ok))
     )
-    table["request_throughput"] = table["completed"] / seconds
-    table["output_token_throughput"] = output / seconds
+    finish_slot = np.empty(len(finish), dtype=np.intp)
+    finish_slot[by_finish.order] = slots_of_sorted(finish[by_finish.order], edges)
+    done_slot = done(finish_slot)
+    completed = np.bincount(done_slot, minlength=windows).astype(int)
     known = np.isfinite(finish) & np.isfinite(arrival)
-    in_system = _held(arrival[known], finish[known], np.ones(int(known.sum())), edges)
-    table["in_flight_mean"] = in_system / seconds
-    table = pd.concat([table, _latencies(done, edges)], axis=1)
-    for key, values in _engine(steps, edges, end).items():
-        table[key] = values
-    table["kv_usage_max"] = _kv_max(steps, edges)
-    table["preemptions"] = _preemptions(records, edges)
-    tokens = steps["batched_tokens"].to_numpy(dtype=float) if len(steps) else np.empty(0)
-    if len(steps) and np.isfinite(tokens).any():
-        t = steps["time"].to_numpy(dtype=float)
-        dur = np.nan_to_num(steps["duration"].to_numpy(dtype=float))
-        keep = np.isfinite(tokens)
-        table["engine_tokens"] = _spread(t[keep], t[keep] + dur[keep], tokens[keep], edges)
-    else:
-        table["engine_tokens"] = math.nan
-    return table
-
-
-def _kv_max(steps: pd.DataFrame, edges: np.ndarray) -> np.ndarray:
-    """Highest KV use of the rows that start in each window."""
-    out = np.full(len(edges) - 1, math.nan)
-    if steps.empty:
-        return out
-    total = steps["kv_blocks_total"].to_numpy(dtype=float)
-    usage = steps["kv_blocks_used"].to_numpy(dtype=float) / np.where(total > 0, total, np.nan)
-    idx = np.clip(
-        np.searchsorted(edges, steps["time"].to_numpy(dtype=float), side="right") - 1,
-        0,
-        len(edges) - 2,
+    (in_system,) = held(
+        arrival[known],
+        finish[known],
+        edges,
+        None,
+        ends_from=(by_finish, np.flatnonzero(known)),
     )
-    series = pd.Series(usage).groupby(idx).max()
-    out[series.index.to_numpy()] = series.to_numpy()
-    return out
+    total = _column(steps, "kv_blocks_total")
+    usage = _column(steps, "kv_blocks_used") / np.where(total > 0, total, np.nan)
+    step_slot = slots_of_sorted(t, edges) if ascending(t) else slots(t, edges)
+    table = {
+        "slice": np.arange(windows),
+        "start": edges[:-1],
+        "end": edges[1:],
+        "arrivals": count(arrival[np.isfinite(arrival)], edges).astype(int),
+        "completed": completed,
+        "failed": count(fail_at, edges).astype(int),
+        "prompt_tokens": np.bincount(
+            done_slot, done(_column(req, "prompt_tokens")), minlength=windows
+        ).astype(int),
+        "output_tokens": output,
+        "request_throughput": completed / seconds,
+        "output_token_throughput": output / seconds,
+        "in_flight_mean": in_system / seconds,
+        **_latencies(done_arrival, done_first, done_finish, done_gen, done_slot, windows),
+        **_engine(t, dur, steps, usage, edges, end),
+        "kv_usage_max": _kv_max(step_slot, usage, windows),
+        "preemptions": _preemptions(records, step_slot, finish, arrival, edges),
+    }
+    tokens = _column(steps, "batched_tokens")
+    keep = np.isfinite(tokens)
+    if keep.all() and len(tokens):
+        table["engine_tokens"] = spread(t, t + np.nan_to_num(dur), tokens, edges)
+    elif keep.any():
+        d = np.nan_to_num(dur)
+        table["engine_tokens"] = spread(t[keep], t[keep] + d[keep], tokens[keep], edges)
+    else:
+        table["engine_tokens"] = np.full(windows, math.nan)
+    return pd.DataFrame(table)
 
 
-def _preemptions(records: RunRecords, edges: np.ndarray) -> np.ndarray:
+def _kv_max(idx: np.ndarray, usage: np.ndarray, n: int) -> np.ndarray:
+    """Highest KV use of the rows that start in each window (NaN where none is known)."""
+    if ascending(idx):  # rows in time order: a window's rows are one run
+        size = np.bincount(idx, minlength=n)
+        out = np.full(n, math.nan)
+        seen = size > 0
+        out[seen] = np.fmax.reduceat(usage, (np.cumsum(size) - size)[seen])  # NaN left out
+        return out
+    known = ~np.isnan(usage)
+    out = np.full(n, -np.inf)
+    np.maximum.at(out, idx[known], usage[known])
+    return np.where(np.bincount(idx[known], minlength=n) > 0, out, math.nan)
+
+
+def _preemptions(
+    records: RunRecords, step_slot: np.ndarray, finish: np.ndarray, arrival: np.ndarray, edges
+) -> np.ndarray:
     """Where the engine reports them per step, by step time; otherwise each request's
     count at its finish (metrics.total_preemptions' rule, so the slices add up to it)."""
     steps, req = records.steps, records.requests
-    if "num_preempted" in steps and steps["num_preempted"].notna().any():
-        s = steps[steps["num_preempted"].notna()]
-        return _count(s["time"].to_numpy(dtype=float), edges, s["num_preempted"].to_numpy(float))
-    finish = req["finish_time"].to_numpy(dtype=float)
-    at = np.where(np.isfinite(finish), finish, req["arrival_time"].to_numpy(dtype=float))
-    counts = req["num_preemptions"].fillna(0).to_numpy(dtype=float)
-    return _count(at, edges, counts)
+    if "num_preempted" in steps:
+        per_step = _column(steps, "num_preempted")
+        known = ~np.isnan(per_step)
+        if known.any():
+            return np.bincount(step_slot[known], per_step[known], minlength=len(edges) - 1)
+    at = np.where(np.isfinite(finish), finish, arrival)
+    counts = np.nan_to_num(_column(req, "num_preemptions"), nan=0.0)
+    return count(at, edges, counts)
 
 
 def slice_summary(slices: pd.DataFrame, width: float) -> dict[str, float | int | None]:

@@ -12,12 +12,10 @@ import json
 import multiprocessing
 import os
 import signal
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from workload_eval import interrupts
@@ -37,30 +35,17 @@ class Outcome:
     user_error: bool = False  # the error is the input's (a UserError), not a crash
 
 
-# A point's files are written once here and read straight back (the store writes them for
-# good): in memory-backed /dev/shm that round trip costs no disk sync.
-_SHM = Path("/dev/shm")
-
-
-def _scratch_dir() -> str | None:
-    """/dev/shm when this machine has a writable one, else the system's temp folder."""
-    return str(_SHM) if _SHM.is_dir() and os.access(_SHM, os.W_OK | os.X_OK) else None
-
-
 def run_point(spec_json: str) -> dict[str, Any]:
     """Execute one RunSpec (JSON text); return its files or an error, never raise."""
     t0 = time.perf_counter()
     try:
-        from workload_eval.runner import RunSpec, execute, save_run
+        from workload_eval.runner import RunSpec, execute, run_files
 
         spec = RunSpec.model_validate_json(spec_json)
         result = execute(spec, progress=False)
         if result.interrupted or result.stop_requested:  # Ctrl-C: stop the sweep, store nothing
             raise KeyboardInterrupt
-        with tempfile.TemporaryDirectory(prefix="we-point-", dir=_scratch_dir()) as tmp:
-            save_run(result, tmp)
-            files = {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir()) if p.is_file()}
-        return {"files": files, "wall_s": time.perf_counter() - t0}
+        return {"files": run_files(result), "wall_s": time.perf_counter() - t0}
     except KeyboardInterrupt:
         raise
     except UserError as e:  # bad input found only when the point ran (a data file's content)

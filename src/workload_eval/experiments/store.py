@@ -28,7 +28,13 @@ from workload_eval.metrics import Summary
 from workload_eval.redaction import scrub_frame
 from workload_eval.results import CONFIG_JSON, point_row, points
 from workload_eval.runner import RunResult, RunSpec, load_run
-from workload_eval.storage import atomic_write_bytes, atomic_write_json, atomic_write_text
+from workload_eval.storage import (
+    atomic_write_bytes,
+    atomic_write_text,
+    parquet_bytes,
+    strict_json,
+    write_new_file,
+)
 
 MARKER = "point.json"
 POINT_FORMAT = "workload-eval-point/1"
@@ -79,23 +85,31 @@ class ResultStore:
         )
 
     def write_point(
-        self, spec: RunSpec, files: Mapping[str, bytes], *, wall_s: float | None = None
+        self,
+        spec: RunSpec,
+        files: Mapping[str, bytes],
+        *,
+        wall_s: float | None = None,
+        key: str | None = None,
     ) -> str:
-        """Store one finished run atomically; returns its key."""
-        key = point_key(spec)
+        """Store one finished run atomically; returns its key (``key``: point_key(spec)
+        when the caller has it already). The files go into a hidden temp folder, each
+        synced, the marker last; renaming the folder is what makes the point exist."""
+        spec_json = run_spec_json(spec)
+        key = key or point_key(spec_json)
         tmp = Path(tempfile.mkdtemp(dir=self.points_dir, prefix=f".tmp-{key}-"))
         try:
             for name, data in files.items():
-                atomic_write_bytes(tmp / name, data)
+                write_new_file(tmp / name, data)
             marker = {
                 "format": POINT_FORMAT,
                 "key": key,
-                "spec": run_spec_json(spec),
+                "spec": spec_json,
                 "files": sorted(files),
                 "wall_s": wall_s,
                 "finished_at": time.time(),
             }
-            atomic_write_json(tmp / MARKER, marker)
+            write_new_file(tmp / MARKER, strict_json(marker).encode("utf-8"))
             os.chmod(tmp, 0o755)  # mkdtemp makes 0700; results are meant to be shared
             final = self.point_dir(key)
             if final.exists() and not (final / MARKER).is_file():
@@ -120,10 +134,11 @@ class ResultStore:
         return load_run(self.point_dir(key))
 
     # -- index -------------------------------------------------------------------------
-    def index_row(self, key: str) -> dict[str, Cell]:
-        """The point's row of the points table (results.point_row); key = its folder name."""
+    def index_row(self, key: str, summary: Summary | None = None) -> dict[str, Cell]:
+        """The point's row of the points table (results.point_row); key = its folder name;
+        ``summary``: its summary.json already parsed (a sweep has it in memory)."""
         path = self.point_dir(key) / "summary.json"
-        return point_row(self.summary(key), key, where=path)
+        return point_row(self.summary(key) if summary is None else summary, key, where=path)
 
     def rebuild_index(self, rows: dict[str, dict[str, Cell]] | None = None) -> pd.DataFrame:
         """Write index.parquet and index.csv from every completed point, sorted by key: the
@@ -145,12 +160,8 @@ class ResultStore:
 
 def write_table(df: pd.DataFrame, stem: Path) -> None:
     """Atomic ``stem.parquet`` + ``stem.csv`` (deterministic bytes for the same frame)."""
-    import io
-
     df = scrub_frame(df)
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    atomic_write_bytes(stem.with_suffix(".parquet"), buf.getvalue())
+    atomic_write_bytes(stem.with_suffix(".parquet"), parquet_bytes(df, redact=False))
     atomic_write_text(stem.with_suffix(".csv"), df.to_csv(index=False, lineterminator="\n"))
 
 

@@ -8,8 +8,9 @@ everything completed.
 
 from __future__ import annotations
 
+import json
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,9 @@ from workload_eval.experiments.executors import Executor, Outcome, SequentialExe
 from workload_eval.experiments.grid import CapacityTask, Point, expand, point_key
 from workload_eval.experiments.spec import ExperimentSpec
 from workload_eval.experiments.store import ResultStore, write_table
+from workload_eval.metrics import Summary
 from workload_eval.results import search_columns
+from workload_eval.runner import SUMMARY_FILE
 from workload_eval.storage import atomic_write_json
 
 if TYPE_CHECKING:
@@ -169,7 +172,12 @@ class _SweepState:
         self.rows: dict[str, dict[str, Any]] = {}  # the points this sweep ran
         self.index_rows: dict[str, dict[str, Any]] = {}  # every stored point's row, read once
         self.specs: dict[str, Any] = {}
-        self.queue: list[str] = []  # point keys to submit, in order
+        # Point keys to submit. A capacity search's probes go first: each search is a
+        # chain (its next rate waits on this verdict), so they are the sweep's critical
+        # path; fixed points fill the workers in between, and keep the last chains'
+        # tail from idling a core.
+        self.probes: deque[str] = deque()
+        self.fixed: deque[str] = deque()
         self.queued: set[str] = set()
         self.in_flight: set[str] = set()
         self.waiters: dict[str, list[tuple[_Search, float, int]]] = defaultdict(list)
@@ -180,36 +188,39 @@ class _SweepState:
         self.ran = 0
         self.interrupted = False
         self._last_index = time.monotonic()
+        self._indexed_rows = 0
 
     def run(self, points: list[Point], tasks: list[CapacityTask]) -> None:
         for p in points:
             if self.store.has(p.key):
                 self.reused_keys.add(p.key)
             else:
-                self._enqueue(p.key, p.spec)
+                self._enqueue(p.key, p.spec, probe=False)
         self.searches = [_Search(t, t.make_search()) for t in tasks]
         for s in self.searches:
             self._advance(s)
-        while self.queue or self.executor.pending():
-            while self.queue and self.executor.pending() < self.executor.slots:
-                key = self.queue.pop(0)
+        while self.probes or self.fixed or self.executor.pending():
+            while (self.probes or self.fixed) and self.executor.pending() < self.executor.slots:
+                key = (self.probes or self.fixed).popleft()
                 self.in_flight.add(key)
                 self.executor.submit(key, self.specs[key])
             for outcome in self.executor.wait():
                 self._finish(outcome)
-            if time.monotonic() - self._last_index > INDEX_EVERY_S:
+            stale = len(self.rows) != self._indexed_rows  # points stored since the last one
+            if stale and time.monotonic() - self._last_index > INDEX_EVERY_S:
                 self.rebuild_index()
                 self._last_index = time.monotonic()
 
     def rebuild_index(self) -> pd.DataFrame:
         self.index_rows.update(self.rows)
+        self._indexed_rows = len(self.rows)
         return self.store.rebuild_index(self.index_rows)
 
-    def _enqueue(self, key: str, spec: Any) -> None:
+    def _enqueue(self, key: str, spec: Any, *, probe: bool = True) -> None:
         if key in self.queued or key in self.in_flight or key in self.failed:
             return
         self.specs[key] = spec
-        self.queue.append(key)
+        (self.probes if probe else self.fixed).append(key)
         self.queued.add(key)
         self.bar.grow(1)
 
@@ -244,22 +255,25 @@ class _SweepState:
         self.in_flight.discard(key)
         self.queued.discard(key)
         spec = self.specs[key]
+        summary: Summary | None = None
         if outcome.error is not None or outcome.files is None:
             self.failed[key] = outcome.error or "no result"
             if outcome.user_error:
                 self.input_errors.add(key)
             label = "failed"
         else:
-            self.store.write_point(spec, outcome.files, wall_s=outcome.wall_s)
-            self.rows[key] = self.store.index_row(key)
+            # Parsed once, from the bytes in hand: the index row and the searches use it.
+            summary = json.loads(outcome.files[SUMMARY_FILE])
+            self.store.write_point(spec, outcome.files, wall_s=outcome.wall_s, key=key)
+            self.rows[key] = self.store.index_row(key, summary)
             self.ran += 1
             label = f"{spec.workload} {spec.schedule.kind}"
         self.bar.advance(description=label)
         for s, rate, seed in self.waiters.pop(key, []):
-            if key in self.failed:
+            if summary is None:
                 s.failed = self.failed[key]
             else:
-                s.search.record(rate, seed, self.store.summary(key))
+                s.search.record(rate, seed, summary)
             self._advance(s)
 
     def _resolved_kv(self, keys: Iterable[str]) -> int | None:
@@ -293,7 +307,7 @@ class _SweepState:
             if s.failed:
                 row["capacity_rate"] = None
             rows.append(row)
-            for r in result.probes.to_dict("records"):
+            for r in result.probes.reindex(columns=["rate", "seed", "passed"]).to_dict("records"):
                 probes.append(
                     {
                         "task": s.task.key,
