@@ -29,6 +29,7 @@ from workload_eval.engines.openai.answers import (
     Event,
     loads,
     parse_object,
+    plain_token,
     read_at_most,
 )
 from workload_eval.engines.openai.loadgen import Outcome, make_session
@@ -114,6 +115,18 @@ class _Answer:
             out.token_times.extend([now] * k)
             out.pieces.append(ev.text)
         self.finished |= ev.finished
+
+    def add_text(self, text: str | None, finished: bool, now: float) -> None:
+        """``add`` for a plain token chunk (answers.plain_token): the same checks, no Event."""
+        if text is not None:
+            out = self.out
+            times = out.token_times
+            if not times:
+                out.first_token_time = now
+            self._within_ask(len(times) + 1, "the server streamed")
+            times.append(now)
+            out.pieces.append(text)
+        self.finished |= finished
 
     def _within_ask(self, tokens: int, what: str) -> None:
         if tokens > self.ask.tokens:
@@ -281,17 +294,19 @@ async def _read_events(resp: aiohttp.ClientResponse, answer: _Answer, ask: Ask) 
         buf += data
         if b"\r" in data:
             buf = bytearray(buf.replace(b"\r\n", b"\n"))
-        while (end := buf.find(b"\n\n")) >= 0:
-            event = bytes(buf[:end])
-            del buf[: end + 2]
-            _event(event, answer, now, limit)
+        start = 0  # events are cut from buf in place, and buf trimmed once per chunk
+        while (end := buf.find(b"\n\n", start)) >= 0:
+            _event(bytes(buf[start:end]), answer, now, limit)
+            start = end + 2
+        if start:
+            del buf[:start]
         if len(buf) > MAX_EVENT_BYTES:
             raise BadAnswer(f"a stream event over {MAX_EVENT_BYTES:,} bytes")
     answer.end_stream()
 
 
 def _event(event: bytes, answer: _Answer, now: float, max_prompt_ids: int) -> None:
-    for line in event.split(b"\n"):
+    for line in event.split(b"\n") if b"\n" in event else (event,):
         if not line.startswith(b"data:"):
             continue  # SSE comments, pings, event names
         payload = line[5:].strip()
@@ -299,6 +314,10 @@ def _event(event: bytes, answer: _Answer, now: float, max_prompt_ids: int) -> No
             answer.done = True
             continue
         obj = loads(payload, "stream event")
+        plain = plain_token(obj, chat=answer.chat)
+        if plain is not None:
+            answer.add_text(*plain, now)
+            continue
         ev = parse_object(obj, chat=answer.chat, streamed=True, max_prompt_ids=max_prompt_ids)
         answer.add(ev, now)
 
