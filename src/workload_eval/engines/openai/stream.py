@@ -100,31 +100,26 @@ class _Answer:
                 self.claimed = c
         if ev.prompt_ids is not None and out.prompt_token_ids is None:
             out.prompt_token_ids = ev.prompt_ids
-        if ev.text is not None:
-            if not out.token_times:
-                out.first_token_time = now
-            k = 1  # vLLM's per-chunk usage says how many tokens a merged chunk carries
-            if ev.usage is not None and ev.usage.completion_tokens is not None:
-                k = ev.usage.completion_tokens - len(out.token_times)
-                if k < 0:
-                    raise BadAnswer(
-                        f"usage.completion_tokens went down to {ev.usage.completion_tokens} "
-                        f"after {len(out.token_times)} streamed tokens"
-                    )
-            self._within_ask(len(out.token_times) + k, "the server streamed")
-            out.token_times.extend([now] * k)
-            out.pieces.append(ev.text)
-        self.finished |= ev.finished
+        k = 1  # vLLM's per-chunk usage says how many tokens a merged chunk carries
+        if ev.text is not None and ev.usage is not None and ev.usage.completion_tokens is not None:
+            k = ev.usage.completion_tokens - len(out.token_times)
+            if k < 0:
+                raise BadAnswer(
+                    f"usage.completion_tokens went down to {ev.usage.completion_tokens} "
+                    f"after {len(out.token_times)} streamed tokens"
+                )
+        self.add_text(ev.text, ev.finished, now, k)
 
-    def add_text(self, text: str | None, finished: bool, now: float) -> None:
-        """``add`` for a plain token chunk (answers.plain_token): the same checks, no Event."""
+    def add_text(self, text: str | None, finished: bool, now: float, tokens: int = 1) -> None:
+        """The text of ``tokens`` tokens (none when ``text`` is None) and whether the choice
+        finished: ``add``'s last step, and all a plain chunk needs (answers.plain_token)."""
         if text is not None:
             out = self.out
             times = out.token_times
             if not times:
                 out.first_token_time = now
-            self._within_ask(len(times) + 1, "the server streamed")
-            times.append(now)
+            self._within_ask(len(times) + tokens, "the server streamed")
+            times.extend([now] * tokens)
             out.pieces.append(text)
         self.finished |= finished
 
