@@ -36,7 +36,7 @@ def to_requests(df: pd.DataFrame, *, first_id: int = 0) -> list[Request]:
     )
     prompts = df["prompt_len"].to_numpy(dtype=np.int64).tolist()
     outputs = df["output_len"].to_numpy(dtype=np.int64).tolist()
-    if ids is sess is turns is hashes is texts is None and not any(shared):
+    if all(c is None for c in (ids, sess, turns, hashes, texts)) and not any(shared):
         # lengths only (the common dataset case): positional construction, a third the cost
         name = str(wl[0]) if wl and wl.count(wl[0]) == n else None
         if name is not None:

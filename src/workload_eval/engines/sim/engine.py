@@ -116,9 +116,10 @@ class SimEngine(Engine):
         except KeyboardInterrupt:  # Ctrl-C: keep what was simulated (Engine.run's contract)
             interrupted, end = True, float(np.nanmax(table.finish, initial=0.0))
         unfinished = "interrupted (Ctrl-C)" if interrupted else "not finished by the simulator"
-        for gid, status in enumerate(table.status if PENDING in table.status else ()):
-            if status == PENDING:  # without Ctrl-C, defensive: the loop drains every queue
-                table.status[gid], table.error[gid] = FAILED, unfinished
+        if PENDING in table.status:  # without Ctrl-C, defensive: the loop drains every queue
+            for gid, status in enumerate(table.status):
+                if status == PENDING:
+                    table.status[gid], table.error[gid] = FAILED, unfinished
 
         report = SimReport(
             options=opts,
