@@ -27,7 +27,14 @@ from workload_eval.analysis.steady import METHOD as STEADY_METHOD
 from workload_eval.analysis.steady import window_of
 from workload_eval.contracts import RunRecords
 from workload_eval.load_summary import load_summary
-from workload_eval.request_columns import RequestColumns, pandas_mean, pandas_sum, token_gaps
+from workload_eval.request_columns import (
+    RequestColumns,
+    normalized_of,
+    pandas_mean,
+    pandas_sum,
+    token_gaps,
+    tpot_of,
+)
 from workload_eval.slo import PERCENTILES, REQUEST_METRICS, SLO, SLOInput, parse_slos, run_level
 
 SLO_KEYS = REQUEST_METRICS  # per-request latencies a bound can apply to (see slo.py)
@@ -52,14 +59,22 @@ def ttft(requests: pd.DataFrame) -> pd.Series:
 
 def tpot(requests: pd.DataFrame) -> pd.Series:
     """Time per output token after the first: (e2e - ttft) / (generated - 1); NaN if < 2."""
-    gen = requests["generated_tokens"].astype(float)
-    return ((e2e_latency(requests) - ttft(requests)) / (gen - 1)).where(gen > 1)
+    per = tpot_of(_floats(e2e_latency(requests)), _floats(ttft(requests)), _generated(requests))
+    return pd.Series(per, index=requests.index)
 
 
 def normalized_latency(requests: pd.DataFrame) -> pd.Series:
     """The seed's metric: (finish - arrival) / generated tokens, seconds per token."""
-    gen = requests["generated_tokens"].astype(float)
-    return (e2e_latency(requests) / gen).where(gen > 0)
+    per = normalized_of(_floats(e2e_latency(requests)), _generated(requests))
+    return pd.Series(per, index=requests.index)
+
+
+def _floats(values: pd.Series) -> np.ndarray:
+    return values.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _generated(requests: pd.DataFrame) -> np.ndarray:
+    return _floats(requests["generated_tokens"])
 
 
 def inter_token_latencies(requests: pd.DataFrame) -> np.ndarray:

@@ -74,22 +74,31 @@ class RequestColumns:
         return self.first_token - self.arrival
 
     def tpot(self) -> np.ndarray:
-        gen = self.generated
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per = (self.e2e_latency() - self.ttft()) / (gen - 1)
-        return np.where(gen > 1, per, np.nan)
+        return tpot_of(self.e2e_latency(), self.ttft(), self.generated)
 
     def normalized_latency(self) -> np.ndarray:
-        gen = self.generated
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per = self.e2e_latency() / gen
-        return np.where(gen > 0, per, np.nan)
+        return normalized_of(self.e2e_latency(), self.generated)
 
     def send_lag(self) -> np.ndarray:
         return self.send - self.arrival
 
     def inter_token_latencies(self) -> np.ndarray:
         return token_gaps(self.token_times, self.token_counts)
+
+
+def tpot_of(e2e: np.ndarray, ttft: np.ndarray, generated: np.ndarray) -> np.ndarray:
+    """Time per output token after the first, (e2e - ttft) / (generated - 1); NaN below 2
+    tokens. The one definition: metrics.tpot, the summary and the time slices use it."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = (e2e - ttft) / (generated - 1)
+    return np.where(generated > 1, per, np.nan)
+
+
+def normalized_of(e2e: np.ndarray, generated: np.ndarray) -> np.ndarray:
+    """The seed's normalized latency, e2e / generated tokens (s/token); NaN with none."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = e2e / generated
+    return np.where(generated > 0, per, np.nan)
 
 
 def token_gaps(token_times: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
@@ -129,4 +138,11 @@ def pandas_mean(values: np.ndarray) -> float:
     return pandas_sum(values) / count if count else math.nan
 
 
-__all__ = ["RequestColumns", "pandas_mean", "pandas_sum", "token_gaps"]
+__all__ = [
+    "RequestColumns",
+    "normalized_of",
+    "pandas_mean",
+    "pandas_sum",
+    "token_gaps",
+    "tpot_of",
+]

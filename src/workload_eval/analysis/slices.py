@@ -46,6 +46,7 @@ from workload_eval.analysis.windows import (
 )
 from workload_eval.contracts import RunRecords
 from workload_eval.errors import UserError
+from workload_eval.request_columns import normalized_of, tpot_of
 
 SLICE_SECONDS = 10.0  # the issue's default window
 SLICES_FILE = "slices.parquet"
@@ -101,13 +102,12 @@ def _latencies(
     compensated (Kahan) or pairwise depending on the column, which numpy has no match for."""
     e2e = finish - arrival
     ttft = first - arrival
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per = {
-            "ttft": ttft,
-            "tpot": np.where(gen > 1, (e2e - ttft) / (gen - 1), math.nan),
-            "e2e_latency": e2e,
-            "normalized_latency": np.where(gen > 0, e2e / gen, math.nan),
-        }
+    per = {
+        "ttft": ttft,
+        "tpot": tpot_of(e2e, ttft, gen),
+        "e2e_latency": e2e,
+        "normalized_latency": normalized_of(e2e, gen),
+    }
     # Column by column, as pandas picks its summation per column (NaN, sorted slots). By
     # a column's name: pandas looks an array key up as a column name first, and the
     # failed lookup's message prints the whole array (~3 ms at 1000 rows).
