@@ -43,7 +43,7 @@ def test_nothing_succeeded_exits_3_with_the_errors_counted(tmp_path, tokenizer_d
     assert code == EXIT_INCOMPLETE == 3
     assert "verdict: INVALID (no request succeeded (17 failed))" in stdout
     assert "17 of 17 requests failed:" in stdout
-    assert "17 x ClientConnectorError: Cannot connect to host" in stdout  # one message, counted
+    assert "17 x ConnectFailed: Cannot connect to host" in stdout  # one message, counted
     assert "no request succeeded: exit 3" in stderr
     requests = pd.read_parquet(out / "requests.parquet")  # written all the same
     assert len(requests) == 17 and (requests["error_side"] == "client").all()

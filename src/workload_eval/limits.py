@@ -196,6 +196,8 @@ MAX_EVENT_BYTES = 4 << 20
 # per-chunk usage is ~300 bytes per token; 4 KiB leaves 10x for verbose servers).
 ANSWER_BASE_BYTES = 4 << 20
 ANSWER_BYTES_PER_TOKEN = 4096
+# An answer's status line and headers (aiohttp allows 8 KiB per line; a server sends ~10 lines).
+MAX_RESPONSE_HEAD_BYTES = 64 << 10
 # What is read of an error answer (HTTP 4xx/5xx) and kept of any error message.
 MAX_ERROR_BODY_BYTES = 64 << 10
 ERROR_CHARS = 300

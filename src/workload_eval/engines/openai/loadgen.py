@@ -55,7 +55,7 @@ class Outcome:
         return "".join(self.pieces)
 
 
-@dataclass
+@dataclass(repr=False)  # a repr of every outcome is never wanted (asyncio makes one at exit)
 class LoadResult:
     """Outcomes in schedule order (None: never sent), each scheduled send time, the run start."""
 
@@ -211,28 +211,6 @@ async def run_open_loop(
     )
 
 
-async def stream_request(
-    session: aiohttp.ClientSession,
-    url: str,
-    body: bytes,
-    out: Outcome,
-    *,
-    chat: bool,
-    headers: dict[str, str] | None = None,
-) -> None:
-    """POST one (chat) completion on ``session`` and read it into ``out`` (kept for
-    callers of the old seam; a run uses ``stream.Client``, which also retries a request
-    that met a stale pooled connection)."""
-    from workload_eval.engines.openai.stream import Ask, Client
-
-    client = Client(session=session)
-    ask = Ask(tokens=asked_tokens(body), body_bytes=len(body))
-    try:
-        await client.send(url, body, out, ask, chat=chat, headers=headers)
-    finally:
-        await client.close(pool=False)
-
-
 def asked_tokens(body: bytes) -> int:
     """max_tokens x n of a request body (the bound its answer is checked against)."""
     p = json.loads(body)
@@ -240,25 +218,6 @@ def asked_tokens(body: bytes) -> int:
     asked = max((t for t in tokens if isinstance(t, int) and not isinstance(t, bool)), default=1)
     n = p.get("n") if isinstance(p.get("n"), int) else 1
     return max(1, asked) * max(1, n)
-
-
-def make_session(
-    max_concurrency: int | None,
-    timeout: float,
-    *,
-    trace_configs: list[aiohttp.TraceConfig] | None = None,
-) -> aiohttp.ClientSession:
-    """One keep-alive pool for the whole run; unlimited connections unless a cap is asked."""
-    connector = aiohttp.TCPConnector(
-        limit=max_concurrency or 0, keepalive_timeout=60, ttl_dns_cache=300
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=timeout),
-        auto_decompress=False,
-        skip_auto_headers=("User-Agent",),
-        trace_configs=trace_configs,
-    )
 
 
 def admin_session() -> aiohttp.ClientSession:

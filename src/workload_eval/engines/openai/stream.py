@@ -20,9 +20,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from types import SimpleNamespace
-
-import aiohttp
 
 from workload_eval.engines.openai.answers import (
     BadAnswer,
@@ -30,9 +27,15 @@ from workload_eval.engines.openai.answers import (
     loads,
     parse_object,
     plain_token,
-    read_at_most,
 )
-from workload_eval.engines.openai.loadgen import Outcome, make_session
+from workload_eval.engines.openai.http_client import (
+    ConnectFailed,
+    HttpError,
+    Pool,
+    StaleConnection,
+    encode_headers,
+)
+from workload_eval.engines.openai.loadgen import Outcome
 from workload_eval.limits import (
     ERROR_CHARS,
     MAX_ERROR_BODY_BYTES,
@@ -44,8 +47,6 @@ from workload_eval.redaction import scrub_server_text
 
 perf = time.perf_counter
 CLIENT, SERVER = "client", "server"
-# Errors of a reused connection before any answer came back: the server had closed it.
-_STALE_ERRORS = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
 def error_text(text: str) -> str:
@@ -69,10 +70,6 @@ class Ask:
     def prompt_limit(self) -> int:
         """Most prompt tokens a server may count: what was sent plus a chat template's."""
         return self.body_bytes + MAX_TEMPLATE_TOKENS
-
-
-class _Stale(Exception):
-    """A reused connection failed before any answer: send again on a fresh one."""
 
 
 class _Answer:
@@ -153,41 +150,16 @@ class _Answer:
 
 
 class Client:
-    """The run's HTTP client: one keep-alive pool, and fresh connections for the retry of a
-    request that met a stale pooled connection."""
+    """The run's HTTP client: one keep-alive pool (``http_client.Pool``), and a fresh
+    connection for the retry of a request that met a stale pooled connection."""
 
-    def __init__(
-        self,
-        max_concurrency: int | None = None,
-        timeout: float = 600.0,
-        *,
-        session: aiohttp.ClientSession | None = None,
-    ) -> None:
-        """A new pool, or ``session`` (then reused connections are not seen: no retry)."""
+    def __init__(self, timeout: float = 600.0) -> None:
         self.timeout = timeout
-        if session is None:
-            trace = aiohttp.TraceConfig()
-            trace.on_connection_reuseconn.append(_mark_reused)
-            session = make_session(max_concurrency, timeout, trace_configs=[trace])
-        self.pool = session
-        self._fresh: aiohttp.ClientSession | None = None
+        self.pool = Pool(timeout)
         self.stale_retries = 0
 
-    def _fresh_session(self) -> aiohttp.ClientSession:
-        if self._fresh is None:
-            self._fresh = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(force_close=True, limit=0),
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                auto_decompress=False,
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._fresh
-
-    async def close(self, *, pool: bool = True) -> None:
-        if pool:
-            await self.pool.close()
-        if self._fresh is not None:
-            await self._fresh.close()
+    async def close(self) -> None:
+        await self.pool.close()
 
     async def send(
         self,
@@ -204,100 +176,99 @@ class Client:
         out.send_time = perf()
         out.attempts = 1
         try:
+            lines = encode_headers(headers)
+            reader = _Reader(_Answer(out, ask, chat), ask)
             try:
-                await self._post(self.pool, url, body, out, ask, chat, headers)
-            except _Stale:
+                await self.pool.post(url, body, lines, reader)
+            except StaleConnection:
                 self.stale_retries += 1
                 out.attempts = 2
-                await self._post(self._fresh_session(), url, body, out, ask, chat, headers)
+                reader = _Reader(_Answer(out, ask, chat), ask)
+                await self.pool.post(url, body, lines, reader, fresh=True)
+            reader.end()
         except asyncio.CancelledError:
             raise
         except TimeoutError:
             fail(out, SERVER, "timeout")
         except BadAnswer as e:
             fail(out, SERVER, f"bad answer: {e}")
-        except (aiohttp.ClientConnectorError, aiohttp.InvalidURL) as e:
+        except ConnectFailed as e:
             fail(out, CLIENT, f"{type(e).__name__}: {e}")
-        except aiohttp.ClientError as e:  # the server closed, reset or garbled the answer
+        except HttpError as e:  # the server closed, reset or garbled the answer
             fail(out, SERVER, f"{type(e).__name__}: {e}")
         except Exception as e:  # the client's own failure: never lose the record
             fail(out, CLIENT, f"client error: {type(e).__name__}: {e}")
 
-    async def _post(
-        self,
-        session: aiohttp.ClientSession,
-        url: str,
-        body: bytes,
-        out: Outcome,
-        ask: Ask,
-        chat: bool,
-        headers: dict[str, str] | None,
-    ) -> None:
-        ctx = SimpleNamespace(reused=False)  # set by the pool's trace when it reuses one
-        answered = False
-        try:
-            # a redirect is an answer (HTTP 3xx): never followed, with the key, elsewhere
-            async with session.post(
-                url, data=body, headers=headers, trace_request_ctx=ctx, allow_redirects=False
-            ) as resp:
-                answered = True
-                await _read(resp, out, ask, chat)
-        except _STALE_ERRORS as e:
-            if ctx.reused and not answered and session is self.pool:
-                raise _Stale from e
-            raise
 
+class _Reader:
+    """Reads one answer as its bytes arrive (an ``http_client.Sink``): server-sent events,
+    a whole JSON answer, or an error body; each bounded."""
 
-async def _mark_reused(
-    session: aiohttp.ClientSession, ctx: SimpleNamespace, params: object
-) -> None:
-    ctx.trace_request_ctx.reused = True
+    __slots__ = ("answer", "ask", "budget", "buf", "mode", "received", "status")
 
+    def __init__(self, answer: _Answer, ask: Ask) -> None:
+        self.answer, self.ask = answer, ask
+        self.mode = ""
+        self.status = 0
+        self.buf = bytearray()
+        self.received = 0
+        self.budget = answer_budget(ask.tokens)
 
-async def _read(resp: aiohttp.ClientResponse, out: Outcome, ask: Ask, chat: bool) -> None:
-    if resp.status != 200:
-        raw = await read_at_most(resp.content, MAX_ERROR_BODY_BYTES)
-        fail(out, SERVER, f"HTTP {resp.status}: {raw.decode('utf-8', 'replace')}")
-        return
-    answer = _Answer(out, ask, chat)
-    ctype = resp.content_type
-    if ctype == "text/event-stream":
-        await _read_events(resp, answer, ask)
-    elif ctype == "application/json" or ctype.endswith("+json"):
-        budget = answer_budget(ask.tokens)
-        raw = await read_at_most(resp.content, budget + 1)
-        if len(raw) > budget:
-            raise BadAnswer(f"answer over {budget:,} bytes for {ask.tokens:,} tokens")
-        obj = loads(raw, "answer")
-        answer.whole(parse_object(obj, chat=chat, streamed=False, max_prompt_ids=ask.prompt_limit))
-    else:
-        raise BadAnswer(f"content type {ctype!r} (expected text/event-stream or application/json)")
+    def start(self, status: int, content_type: str) -> None:
+        self.status = status
+        if status != 200:
+            self.mode = "error"
+        elif content_type == "text/event-stream":
+            self.mode = "events"
+        elif content_type == "application/json" or content_type.endswith("+json"):
+            self.mode = "json"
+        else:
+            raise BadAnswer(
+                f"content type {content_type!r} (expected text/event-stream or application/json)"
+            )
 
-
-async def _read_events(resp: aiohttp.ClientResponse, answer: _Answer, ask: Ask) -> None:
-    """Server-sent events, one timestamp per network chunk (given to every token in it,
-    as vLLM's own benchmark client does)."""
-    budget = answer_budget(ask.tokens)
-    limit = ask.prompt_limit
-    received = 0
-    buf = bytearray()
-    async for data in resp.content.iter_any():
-        now = perf()
-        received += len(data)
-        if received > budget:
-            raise BadAnswer(f"answer over {budget:,} bytes for {ask.tokens:,} tokens")
+    def feed(self, data: bytes, now: float) -> bool:
+        buf = self.buf
+        if self.mode == "error":
+            buf += data[: MAX_ERROR_BODY_BYTES - len(buf)]
+            return len(buf) < MAX_ERROR_BODY_BYTES
+        self.received += len(data)
+        if self.received > self.budget:
+            raise BadAnswer(f"answer over {self.budget:,} bytes for {self.ask.tokens:,} tokens")
         buf += data
-        if b"\r" in data:
-            buf = bytearray(buf.replace(b"\r\n", b"\n"))
+        if self.mode == "events":
+            self._events(now)
+        return True
+
+    def _events(self, now: float) -> None:
+        """Every complete event in the buffer; one timestamp per network chunk (given to
+        every token in it, as vLLM's own benchmark client does)."""
+        buf = self.buf
+        if b"\r" in buf:
+            buf = self.buf = bytearray(buf.replace(b"\r\n", b"\n"))
         start = 0  # events are cut from buf in place, and buf trimmed once per chunk
         while (end := buf.find(b"\n\n", start)) >= 0:
-            _event(bytes(buf[start:end]), answer, now, limit)
+            _event(bytes(buf[start:end]), self.answer, now, self.ask.prompt_limit)
             start = end + 2
         if start:
             del buf[:start]
         if len(buf) > MAX_EVENT_BYTES:
             raise BadAnswer(f"a stream event over {MAX_EVENT_BYTES:,} bytes")
-    answer.end_stream()
+
+    def end(self) -> None:
+        """The answer is complete (or, for an error body, enough was read)."""
+        answer = self.answer
+        if self.mode == "error":
+            text = bytes(self.buf).decode("utf-8", "replace")
+            fail(answer.out, SERVER, f"HTTP {self.status}: {text}")
+        elif self.mode == "events":
+            answer.end_stream()
+        else:
+            obj = loads(bytes(self.buf), "answer")
+            parsed = parse_object(
+                obj, chat=answer.chat, streamed=False, max_prompt_ids=self.ask.prompt_limit
+            )
+            answer.whole(parsed)
 
 
 def _event(event: bytes, answer: _Answer, now: float, max_prompt_ids: int) -> None:

@@ -41,7 +41,7 @@ def share_schedule(share: Share) -> Schedule:
 async def serve(share: Share, t0: float, write: Callable[[bytes], None]) -> None:
     """Send the share's bodies at ``t0 + at`` and ``write`` one result line per request."""
     schedule = share_schedule(share)
-    client = Client(None, share.request_timeout)
+    client = Client(share.request_timeout)
     bodies = [body for _, _, body in share.items]
 
     async def send(k: int, out: loadgen.Outcome) -> None:
