@@ -61,7 +61,7 @@ def loadgen_report(
     n_ok = sum(1 for o in res.outcomes if o is not None and o.status == "ok")
     reasons += counts.reasons(plan, n_ok, len(res.outcomes))
     return LoadgenReport(
-        client="workload_eval.engines.openai.loadgen (aiohttp)",
+        client="workload_eval.engines.openai.loadgen (http_client: asyncio + httptools)",
         workers=res.workers,
         requests=len(res.outcomes),
         sent=int(sent.sum()),

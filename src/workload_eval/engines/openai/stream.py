@@ -246,12 +246,28 @@ class _Reader:
         buf = self.buf
         if b"\r" in buf:
             buf = self.buf = bytearray(buf.replace(b"\r\n", b"\n"))
-        start = 0  # events are cut from buf in place, and buf trimmed once per chunk
-        while (end := buf.find(b"\n\n", start)) >= 0:
-            _event(bytes(buf[start:end]), self.answer, now, self.ask.prompt_limit)
-            start = end + 2
-        if start:
-            del buf[:start]
+        end = buf.rfind(b"\n\n")
+        if end >= 0:  # the complete events, cut from buf at once
+            block = bytes(buf[:end])
+            del buf[: end + 2]
+            answer, limit = self.answer, self.ask.prompt_limit
+            for event in block.split(b"\n\n"):
+                if event[:6] != b"data: " or b"\n" in event:
+                    _event(event, answer, now, limit)  # comments, names, several lines
+                    continue
+                payload = event[6:].strip()  # the usual event: one data line
+                if payload == b"[DONE]":
+                    answer.done = True
+                    continue
+                obj = loads(payload, "stream event")
+                plain = plain_token(obj, chat=answer.chat)
+                if plain is not None:
+                    answer.add_text(*plain, now)
+                else:
+                    answer.add(
+                        parse_object(obj, chat=answer.chat, streamed=True, max_prompt_ids=limit),
+                        now,
+                    )
         if len(buf) > MAX_EVENT_BYTES:
             raise BadAnswer(f"a stream event over {MAX_EVENT_BYTES:,} bytes")
 
