@@ -252,22 +252,10 @@ class _Reader:
             del buf[: end + 2]
             answer, limit = self.answer, self.ask.prompt_limit
             for event in block.split(b"\n\n"):
-                if event[:6] != b"data: " or b"\n" in event:
-                    _event(event, answer, now, limit)  # comments, names, several lines
-                    continue
-                payload = event[6:].strip()  # the usual event: one data line
-                if payload == b"[DONE]":
-                    answer.done = True
-                    continue
-                obj = loads(payload, "stream event")
-                plain = plain_token(obj, chat=answer.chat)
-                if plain is not None:
-                    answer.add_text(*plain, now)
+                if event[:6] == b"data: " and b"\n" not in event:  # the usual: one data line
+                    _data(event[6:], answer, now, limit)
                 else:
-                    answer.add(
-                        parse_object(obj, chat=answer.chat, streamed=True, max_prompt_ids=limit),
-                        now,
-                    )
+                    _event(event, answer, now, limit)  # comments, names, several lines
         if len(buf) > MAX_EVENT_BYTES:
             raise BadAnswer(f"a stream event over {MAX_EVENT_BYTES:,} bytes")
 
@@ -289,19 +277,24 @@ class _Reader:
 
 def _event(event: bytes, answer: _Answer, now: float, max_prompt_ids: int) -> None:
     for line in event.split(b"\n") if b"\n" in event else (event,):
-        if not line.startswith(b"data:"):
-            continue  # SSE comments, pings, event names
-        payload = line[5:].strip()
-        if payload == b"[DONE]":
-            answer.done = True
-            continue
-        obj = loads(payload, "stream event")
-        plain = plain_token(obj, chat=answer.chat)
-        if plain is not None:
-            answer.add_text(*plain, now)
-            continue
-        ev = parse_object(obj, chat=answer.chat, streamed=True, max_prompt_ids=max_prompt_ids)
-        answer.add(ev, now)
+        if line.startswith(b"data:"):  # not: SSE comments, pings, event names
+            _data(line[5:], answer, now, max_prompt_ids)
+
+
+def _data(payload: bytes, answer: _Answer, now: float, max_prompt_ids: int) -> None:
+    """One event's data: the end mark, the usual chunk (fast), or any other chunk."""
+    payload = payload.strip()
+    if payload == b"[DONE]":
+        answer.done = True
+        return
+    obj = loads(payload, "stream event")
+    plain = plain_token(obj, chat=answer.chat)
+    if plain is not None:
+        answer.add_text(*plain, now)
+        return
+    answer.add(
+        parse_object(obj, chat=answer.chat, streamed=True, max_prompt_ids=max_prompt_ids), now
+    )
 
 
 __all__ = ["CLIENT", "SERVER", "Ask", "Client", "error_text", "fail"]
