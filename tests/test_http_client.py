@@ -120,6 +120,16 @@ def test_chunked_answers_reuse_one_connection():
     serve(_send(chunked), run)
 
 
+def test_garbage_after_a_whole_answer_leaves_the_answer_and_drops_the_connection():
+    async def run(url: str, pool: Pool) -> None:
+        sink = Collect()
+        await pool.post(url, b"{}", b"", sink)
+        assert (sink.status, sink.body) == (200, b"{}") and not pool.idle_connections()
+
+    whole = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    serve(_send(whole + b"SMTP ready\r\n\r\n"), run)
+
+
 def test_connection_close_is_honoured():
     async def run(url: str, pool: Pool) -> None:
         for _ in range(2):

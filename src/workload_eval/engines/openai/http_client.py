@@ -194,8 +194,10 @@ class _Exchange:
             self.fail(self.refusal or HttpError(str(e)))
             return
         except httptools.HttpParserError as e:
-            self.fail(HttpError(f"malformed HTTP answer: {e}"))
-            return
+            if not self.complete:
+                self.fail(HttpError(f"malformed HTTP answer: {e}"))
+                return
+            self.keep_alive = False  # garbage after a whole answer: the answer stands
         if not self.headers_done and self.head_bytes > MAX_RESPONSE_HEAD_BYTES:
             self.fail(HttpError(f"answer's head over {MAX_RESPONSE_HEAD_BYTES:,} bytes"))
         elif self.complete or self.stopped:
