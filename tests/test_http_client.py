@@ -169,7 +169,7 @@ def test_silence_times_out_by_the_deadline():
         t = time.perf_counter()
         with pytest.raises(TimeoutError):
             await pool.post(url, b"{}", b"", Collect())
-        assert 0.3 <= time.perf_counter() - t < 10
+        assert 0.25 <= time.perf_counter() - t < 10  # the deadline, not the 30 s of silence
 
     serve(silent, run)
 
