@@ -8,6 +8,9 @@ framings and faults a well-behaved server rarely produces: an answer framed by t
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -56,9 +59,14 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     return head + await reader.readexactly(length)
 
 
-def serve(answer: Answer, run: Callable[[str, Pool], Awaitable[None]]) -> list:
+def serve(
+    answer: Answer,
+    run: Callable[[str, Pool], Awaitable[None]],
+    *,
+    tls: tuple[ssl.SSLContext, ssl.SSLContext | None] | None = None,
+) -> list:
     """Serve ``answer`` to every request on 127.0.0.1 while ``run(url, pool)`` runs;
-    returns the raw requests the server saw."""
+    returns the raw requests the server saw. ``tls``: (the server's context, the pool's)."""
     seen: list[bytes] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -74,11 +82,13 @@ def serve(answer: Answer, run: Callable[[str, Pool], Awaitable[None]]) -> list:
             writer.close()
 
     async def main() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        server_tls, pool_tls = tls or (None, None)
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
         port = server.sockets[0].getsockname()[1]
-        pool = Pool(timeout=5)
+        pool = Pool(timeout=5, tls=pool_tls)
+        scheme = "https" if tls else "http"
         try:
-            await run(f"http://127.0.0.1:{port}/v1/completions", pool)
+            await run(f"{scheme}://127.0.0.1:{port}/v1/completions", pool)
         finally:
             await pool.close()
             server.close()
@@ -246,3 +256,67 @@ def test_the_alarm_rings_at_its_latest_time(timerfd: bool, monkeypatch):
         return rang
 
     assert len(asyncio.run(main())) == 2
+
+
+def _self_signed(tmp_path) -> tuple[ssl.SSLContext, str]:
+    """A server context with a fresh self-signed certificate for 127.0.0.1, and its path."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_path, key_path)
+    return server, str(cert_path)
+
+
+def test_https_answers_come_over_a_verified_connection(tmp_path):
+    server_tls, cert = _self_signed(tmp_path)
+
+    async def run(url: str, pool: Pool) -> None:
+        for _ in range(2):
+            sink = Collect()
+            await pool.post(url, b"{}", b"", sink)
+            assert (sink.status, sink.body) == (200, b"{}")
+        assert pool.connections_made == 1
+
+    whole = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    trusted = ssl.create_default_context(cafile=cert)
+    serve(_send(whole), run, tls=(server_tls, trusted))
+
+
+def test_an_https_server_nobody_vouches_for_is_refused(tmp_path):
+    server_tls, _ = _self_signed(tmp_path)
+
+    async def run(url: str, pool: Pool) -> None:
+        with pytest.raises(ConnectFailed, match="certificate verify failed"):
+            await pool.post(url, b"{}", b"", Collect())
+
+    whole = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    serve(_send(whole), run, tls=(server_tls, None))  # the system's trust store

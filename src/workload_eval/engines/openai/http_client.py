@@ -268,12 +268,13 @@ class Pool:
     """Keep-alive connections per origin, and fresh ones on demand; every request has one
     deadline (``timeout`` seconds), connecting included."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, tls: ssl.SSLContext | None = None) -> None:
+        """``tls``: how https servers are verified (default: the system's trust store)."""
         self.timeout = timeout
         self.idle: dict[tuple[str, int, bool], list[_Connection]] = {}
         self.busy: set[_Connection] = set()
         self.connections_made = 0
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls
 
     async def post(
         self, url: str, body: bytes, headers: bytes, sink: Sink, *, fresh: bool = False
