@@ -64,9 +64,11 @@ def serve(
     run: Callable[[str, Pool], Awaitable[None]],
     *,
     tls: tuple[ssl.SSLContext, ssl.SSLContext | None] | None = None,
+    closes: list[str] | None = None,
 ) -> list:
     """Serve ``answer`` to every request on 127.0.0.1 while ``run(url, pool)`` runs;
-    returns the raw requests the server saw. ``tls``: (the server's context, the pool's)."""
+    returns the raw requests the server saw. ``tls``: (the server's context, the pool's);
+    ``closes`` gets "client" for each connection the client closed between requests."""
     seen: list[bytes] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -76,7 +78,10 @@ def serve(
                 seen.append(request)
                 if not await answer(request, writer):
                     break
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except asyncio.IncompleteReadError as e:
+            if closes is not None and not e.partial:
+                closes.append("client")
+        except ConnectionError:
             pass
         finally:
             writer.close()
@@ -138,6 +143,21 @@ def test_garbage_after_a_whole_answer_leaves_the_answer_and_drops_the_connection
 
     whole = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
     serve(_send(whole + b"SMTP ready\r\n\r\n"), run)
+
+
+def test_a_fresh_connection_is_closed_after_its_answer():
+    async def run(url: str, pool: Pool) -> None:
+        await pool.post(url, b"{}", b"", Collect(), fresh=True)
+        assert pool.connections_made == 1 and not pool.idle_connections()
+        for _ in range(100):  # until the server's reader has seen the close
+            if closes:
+                break
+            await asyncio.sleep(0.01)
+
+    closes: list[str] = []
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    serve(_send(ok), run, closes=closes)  # the server would keep it open
+    assert closes == ["client"]
 
 
 def test_connection_close_is_honoured():

@@ -304,7 +304,9 @@ class Pool:
         finally:
             timer.cancel()
             self.busy.discard(conn)
-        if not conn.closed and not fresh:
+        if fresh:
+            conn.close()  # a retry's own connection: never pooled, never left open
+        elif not conn.closed:
             conn.idle_since = loop.time()
             self.idle.setdefault(t.origin, []).append(conn)
 
