@@ -29,6 +29,7 @@ from workload_eval.engines.openai.http_client import (
 from workload_eval.limits import MAX_RESPONSE_HEAD_BYTES
 
 Answer = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]  # -> keep the connection
+JSON_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"  # a whole answer: "{}"
 
 
 class Collect:
@@ -141,8 +142,7 @@ def test_garbage_after_a_whole_answer_leaves_the_answer_and_drops_the_connection
         await pool.post(url, b"{}", b"", sink)
         assert (sink.status, sink.body) == (200, b"{}") and not pool.idle_connections()
 
-    whole = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
-    serve(_send(whole + b"SMTP ready\r\n\r\n"), run)
+    serve(_send(JSON_OK + b"SMTP ready\r\n\r\n"), run)
 
 
 def test_a_fresh_connection_is_closed_after_its_answer():
@@ -155,8 +155,7 @@ def test_a_fresh_connection_is_closed_after_its_answer():
             await asyncio.sleep(0.01)
 
     closes: list[str] = []
-    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
-    serve(_send(ok), run, closes=closes)  # the server would keep it open
+    serve(_send(JSON_OK), run, closes=closes)  # the server would keep it open
     assert closes == ["client"]
 
 
@@ -326,9 +325,8 @@ def test_https_answers_come_over_a_verified_connection(tmp_path):
             assert (sink.status, sink.body) == (200, b"{}")
         assert pool.connections_made == 1
 
-    whole = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
     trusted = ssl.create_default_context(cafile=cert)
-    serve(_send(whole), run, tls=(server_tls, trusted))
+    serve(_send(JSON_OK), run, tls=(server_tls, trusted))
 
 
 def test_an_https_server_nobody_vouches_for_is_refused(tmp_path):
@@ -338,5 +336,4 @@ def test_an_https_server_nobody_vouches_for_is_refused(tmp_path):
         with pytest.raises(ConnectFailed, match="certificate verify failed"):
             await pool.post(url, b"{}", b"", Collect())
 
-    whole = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
-    serve(_send(whole), run, tls=(server_tls, None))  # the system's trust store
+    serve(_send(JSON_OK), run, tls=(server_tls, None))  # the system's trust store

@@ -37,7 +37,8 @@ _FORBIDDEN_IN_HEADERS = ("\r", "\n", "\0")
 
 
 class HttpError(Exception):
-    """The exchange failed on the server's side; the message says how."""
+    """The exchange failed, on the server's side unless a subclass says otherwise; the
+    message says how."""
 
 
 class ConnectFailed(HttpError):
@@ -191,39 +192,41 @@ class _Exchange:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as e:  # the sink refused the answer
-            self.fail(self.refusal or HttpError(str(e)))
+            self.end(self.refusal or HttpError(str(e)))
             return
         except httptools.HttpParserError as e:
             if not self.complete:
-                self.fail(HttpError(f"malformed HTTP answer: {e}"))
+                self.end(HttpError(f"malformed HTTP answer: {e}"))
                 return
             self.keep_alive = False  # garbage after a whole answer: the answer stands
         if not self.headers_done and self.head_bytes > MAX_RESPONSE_HEAD_BYTES:
-            self.fail(HttpError(f"answer's head over {MAX_RESPONSE_HEAD_BYTES:,} bytes"))
+            self.end(HttpError(f"answer's head over {MAX_RESPONSE_HEAD_BYTES:,} bytes"))
         elif self.complete or self.stopped:
-            keep = self.complete and not self.stopped and self.keep_alive
-            self.conn.finished(self, keep)
-            if not self.future.done():
-                self.future.set_result(None)
+            self.end(keep=self.complete and not self.stopped and self.keep_alive)
 
     def lost(self, exc: Exception | None) -> None:
         """The connection closed under this exchange."""
         if self.headers_done and not self.framed:
             self.complete = True  # an answer framed by the close (no length, not chunked)
-            if not self.future.done():
-                self.future.set_result(None)
+            self.end()
         elif not self.began and self.reused:
-            self.fail(StaleConnection("reused connection closed before any answer"))
+            self.end(StaleConnection("reused connection closed before any answer"))
         elif not self.began:
             reason = f" ({exc})" if exc is not None else ""
-            self.fail(HttpError(f"server closed the connection before answering{reason}"))
+            self.end(HttpError(f"server closed the connection before answering{reason}"))
         else:
-            self.fail(HttpError("server closed the connection mid-answer"))
+            self.end(HttpError("server closed the connection mid-answer"))
 
-    def fail(self, exc: BaseException) -> None:
-        self.conn.finished(self, keep=False)
-        if not self.future.done():
-            self.future.set_exception(exc)
+    def end(self, failure: BaseException | None = None, *, keep: bool = False) -> None:
+        """The exchange is over (``failure``: how it failed): the connection is kept for
+        the next request when ``keep``, else closed; the waiting request is told once."""
+        self.conn.finished(self, keep)
+        if self.future.done():
+            return
+        if failure is None:
+            self.future.set_result(None)
+        else:
+            self.future.set_exception(failure)
 
 
 class _Connection(asyncio.Protocol):
@@ -352,7 +355,7 @@ class Pool:
 
 
 def _time_out(exchange: _Exchange) -> None:
-    exchange.fail(TimeoutError())
+    exchange.end(TimeoutError())
 
 
 __all__ = [

@@ -57,7 +57,7 @@ class Outcome:
         return "".join(self.pieces)
 
 
-@dataclass(repr=False)  # a repr of every outcome is never wanted (asyncio makes one at exit)
+@dataclass
 class LoadResult:
     """Outcomes in schedule order (None: never sent), each scheduled send time, the run start."""
 

@@ -154,7 +154,6 @@ class Client:
     connection for the retry of a request that met a stale pooled connection."""
 
     def __init__(self, timeout: float = 600.0) -> None:
-        self.timeout = timeout
         self.pool = Pool(timeout)
         self.stale_retries = 0
 
